@@ -125,7 +125,8 @@ func runOnce(ctx context.Context, c Command, timeout time.Duration, allow []int)
 	// and a pipe would add copying to the command's time.
 	var tail tailBuffer
 	cmd.Stderr = &tail
-	// A grandchild holding stderr open must not stall Wait after a kill.
+	// Neither a process ignoring the kill nor a grandchild keeping stderr open
+	// may stall Wait for long; either turns into an error instead.
 	cmd.WaitDelay = time.Second
 
 	t0 := time.Now()

@@ -170,8 +170,8 @@ func TestTailBuffer(t *testing.T) {
 	}
 }
 
-// lookPath skips the test when a tool the real runs need is missing.
-func lookPath(t *testing.T, names ...string) {
+// needTools skips the test when a tool the real runs need is missing.
+func needTools(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
@@ -181,7 +181,7 @@ func lookPath(t *testing.T, names ...string) {
 }
 
 func TestRunSideBySide(t *testing.T) {
-	lookPath(t, "true", "sh")
+	needTools(t, "true", "sh")
 	r, err := Run(context.Background(), Spec{
 		Title: "tiny",
 		Commands: []Command{
@@ -218,7 +218,7 @@ func TestRunSideBySide(t *testing.T) {
 }
 
 func TestRunFailingCommand(t *testing.T) {
-	lookPath(t, "true", "sh")
+	needTools(t, "true", "sh")
 	_, err := Run(context.Background(), Spec{
 		Commands: []Command{
 			{Name: "ok", Argv: []string{"true"}},
@@ -237,7 +237,7 @@ func TestRunFailingCommand(t *testing.T) {
 }
 
 func TestRunFalse(t *testing.T) {
-	lookPath(t, "false")
+	needTools(t, "false")
 	spec := Spec{Commands: []Command{{Name: "false", Argv: []string{"false"}}}, Runs: 1}
 	_, err := Run(context.Background(), spec)
 	if err == nil || !strings.Contains(err.Error(), "false exited with code 1") {
@@ -260,7 +260,7 @@ func TestRunMissingProgram(t *testing.T) {
 }
 
 func TestRunTimeoutAndCancel(t *testing.T) {
-	lookPath(t, "sleep")
+	needTools(t, "sleep")
 	sleep := []Command{{Name: "sleep", Argv: []string{"sleep", "10"}}}
 
 	start := time.Now()
@@ -297,7 +297,7 @@ func TestRunValidates(t *testing.T) {
 }
 
 func TestRunRotatesOrder(t *testing.T) {
-	lookPath(t, "sh")
+	needTools(t, "sh")
 	dir := t.TempDir()
 	logTo := func(name string) Command {
 		return Command{Name: name, Argv: []string{"sh", "-c", "echo " + name + " >>order"}, Dir: dir}
