@@ -70,8 +70,9 @@ func (e *ServicesLineError) Error() string {
 const maxLineErrors = 5
 
 // ParseServices reads a file in /etc/services format (services(5)):
-// "name port/protocol [aliases…] [# comment]". Malformed lines are skipped
-// and reported in the returned error; the good lines are returned all the same.
+// "name port/protocol [aliases…] [# comment]". Lines for protocols other
+// than tcp, udp, sctp and dccp are skipped. Malformed lines are skipped and
+// reported in the returned error; the good lines are returned all the same.
 func ParseServices(rd io.Reader) ([]ServicesEntry, error) {
 	var (
 		out  []ServicesEntry
@@ -88,6 +89,9 @@ func ParseServices(rd io.Reader) ([]ServicesEntry, error) {
 			continue
 		}
 		e, reason := servicesEntry(fields)
+		if reason == "" && e.Name == "" {
+			continue
+		}
 		if reason != "" {
 			bad++
 			if len(errs) < maxLineErrors {
@@ -119,9 +123,14 @@ func servicesEntry(fields []string) (ServicesEntry, string) {
 	if err != nil {
 		return ServicesEntry{}, "bad port number"
 	}
+	if protoStr == "" {
+		return ServicesEntry{}, "no protocol after the slash"
+	}
 	proto, err := ParseProto(protoStr)
 	if err != nil || proto == AnyProto {
-		return ServicesEntry{}, "unknown protocol"
+		// A well-formed line for a protocol portkit does not model, such
+		// as AppleTalk's ddp in Debian's file.
+		return ServicesEntry{}, ""
 	}
 	return ServicesEntry{Name: fields[0], Aliases: fields[2:], Port: uint16(port), Proto: proto}, ""
 }

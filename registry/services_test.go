@@ -22,7 +22,7 @@ func TestParseServices(t *testing.T) {
 	if !errors.As(err, &le) || le.Line != 8 {
 		t.Fatalf("error = %v, want the first bad line, 8", err)
 	}
-	for _, want := range []string{"line 9", "line 10", "line 11", "bad port number", "unknown protocol"} {
+	for _, want := range []string{"line 9", "line 10", "line 12", "bad port number", "no protocol after the slash"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

@@ -1,0 +1,111 @@
+// Package cli is portkit's command line: one file per subcommand, each a
+// function of (ctx, args, streams) that parses flags and prints; the work is
+// done by the library packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portkit/portkit/internal/output"
+)
+
+// Streams are a command's standard streams and environment.
+type Streams struct {
+	In     io.Reader
+	Out    io.Writer
+	Err    io.Writer
+	Getenv func(string) string
+	// LookupEnv tells an unset variable from an empty one.
+	LookupEnv func(string) (string, bool)
+}
+
+// OSStreams returns the process's own streams and environment.
+func OSStreams() Streams {
+	return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}
+}
+
+// env is the shared state of one invocation: the streams and the global
+// flags. It lives for one call of Main.
+type env struct {
+	Streams
+	json bool
+}
+
+// printer returns the stdout printer for the chosen format.
+func (e *env) printer() *output.Printer {
+	f := output.Human
+	if e.json {
+		f = output.JSON
+	}
+	return output.New(e.Out, f, e.Getenv)
+}
+
+// warnf writes a diagnostic to stderr.
+func (e *env) warnf(format string, args ...any) {
+	fmt.Fprintf(e.Err, "portkit: "+format+"\n", args...)
+}
+
+// Main runs portkit with args (without the program name) and returns the
+// exit code.
+func Main(ctx context.Context, args []string, s Streams) int {
+	e := &env{Streams: s}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	cmd, err := root.ExecuteContextC(ctx)
+	code := ExitCode(err)
+	if err != nil && ctx.Err() != nil {
+		code = ExitInterrupted
+	}
+	var ee *exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.err == nil:
+		// Already reported by the command.
+	case code == ExitUsage && !isCommandError(err):
+		e.warnf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
+	default:
+		e.warnf("%v", err)
+	}
+	return code
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "portkit",
+		Short: "Everything you do with network ports, in one tool",
+		Long: `portkit answers what a port number means (the IANA registry), and will grow
+to cover who holds a port, free ports, waiting for ports, scanning,
+forwarding and port knocking.
+
+Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
+or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
+		Example: `  portkit lookup 5432
+  portkit lookup https://example.com:8443/ --json`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
+	root.AddCommand(newLookup(e), newVersion(e))
+	return root
+}
+
+// runE adapts a command body to cobra, marking its errors as the command's
+// own so they are not mistaken for usage errors.
+func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := fn(cmd, args); err != nil {
+			return &commandError{err}
+		}
+		return nil
+	}
+}

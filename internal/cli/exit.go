@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strconv"
+)
+
+// Exit codes, one table for every command.
+const (
+	ExitOK          = 0   // success, positive answer
+	ExitNegative    = 1   // negative answer: nothing found, port free, target not open; other failures
+	ExitUsage       = 2   // bad usage or bad input
+	ExitPartial     = 3   // partial failure
+	ExitTimeout     = 124 // timed out (wait), as timeout(1) and wait-for-it
+	ExitInterrupted = 130 // interrupted by a signal
+)
+
+// exitError carries an exit code. With a nil err the command has already
+// said all there is to say on stderr.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return "exit status " + strconv.Itoa(e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// commandError marks an error as coming from a command's body rather than
+// from cobra's parsing of the command line.
+type commandError struct{ err error }
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
+func isCommandError(err error) bool {
+	var ce *commandError
+	return errors.As(err, &ce)
+}
+
+// badInput is implemented by the library errors that blame the user's input.
+type badInput interface{ BadInput() bool }
+
+// ExitCode maps an error to portkit's exit code. It is the only place that
+// does.
+func ExitCode(err error) int {
+	var (
+		ee *exitError
+		bi badInput
+	)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &bi) && bi.BadInput():
+		return ExitUsage
+	case errors.Is(err, context.DeadlineExceeded):
+		return ExitTimeout
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case !isCommandError(err):
+		return ExitUsage // cobra: unknown command or flag, wrong arguments
+	}
+	return ExitNegative
+}

@@ -1,0 +1,57 @@
+package output
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestTablePiped(t *testing.T) {
+	var b bytes.Buffer
+	p := New(&b, Human, func(string) string { return "" })
+	if p.TTY() {
+		t.Fatal("a buffer is not a terminal")
+	}
+	tb := p.Table("PORT", "SERVICE", "DESCRIPTION")
+	tb.Row("22", "ssh", "The Secure Shell (SSH) Protocol")
+	tb.StyledRow(Cell{"5432", Bold}, Cell{"postgresql", Green}, Cell{"line one\nline\ttwo", Plain})
+	if err := tb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := "PORT  SERVICE     DESCRIPTION\n" +
+		"22    ssh         The Secure Shell (SSH) Protocol\n" +
+		"5432  postgresql  line one line two\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestColourAndCut(t *testing.T) {
+	p := &Printer{color: true, width: 12}
+	if got := p.paint("x", Red); got != "\x1b[31mx\x1b[0m" {
+		t.Errorf("paint = %q", got)
+	}
+	if got := cut("abcdefgh", 5); got != "abcd…" {
+		t.Errorf("cut = %q", got)
+	}
+	if got := cut("abc", 5); got != "abc" {
+		t.Errorf("cut short = %q", got)
+	}
+	var b bytes.Buffer
+	p.w = &b
+	tb := p.Table("A", "B")
+	tb.Row("1", "a long description")
+	tb.Flush()
+	if want := "\x1b[1mA\x1b[0m  \x1b[1mB\x1b[0m\n1  a long d…\n"; b.String() != want {
+		t.Errorf("got %q want %q", b.String(), want)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	var b bytes.Buffer
+	p := New(&b, JSON, func(string) string { return "" })
+	p.JSON(map[string]any{"a": "<b>"})
+	p.Line([]int{1})
+	if want := "{\n  \"a\": \"<b>\"\n}\n[1]\n"; b.String() != want {
+		t.Errorf("got %q want %q", b.String(), want)
+	}
+}
