@@ -202,8 +202,8 @@ func TestLookupURL(t *testing.T) {
 
 func TestReferenceList(t *testing.T) {
 	for in, want := range map[string][]string{
-		"[RFC5321][RFC6409]": {"RFC5321", "RFC6409"},
-		"":                   nil,
+		"[RFC5321][RFC6409]":              {"RFC5321", "RFC6409"},
+		"":                                nil,
 		"[ISO/IEC 13818-6 MPEG-2 DSM-CC]": {"ISO/IEC 13818-6 MPEG-2 DSM-CC"},
 		"plain text":                      {"plain text"},
 		"[open":                           {"open"},
