@@ -19,11 +19,7 @@ func (r *Registry) AppendByPort(dst []Service, port uint16, proto Proto) []Servi
 			dst = append(dst, r.service(i))
 		}
 	}
-	for i := range r.overlay {
-		if s := &r.overlay[i]; s.Port == port && s.Proto.matches(proto) {
-			dst = append(dst, *s)
-		}
-	}
+	dst = r.appendLocal(dst, r.localPort(port), func(e *ServicesEntry, _ string) bool { return e.Proto.matches(proto) })
 	if len(dst) == n {
 		dst = append(dst, unassigned(port, port, proto))
 	}
@@ -67,11 +63,9 @@ func (r *Registry) AppendByRange(dst []Service, lo, hi uint16, proto Proto) []Se
 			}
 		}
 	}
-	for i := range r.overlay {
-		if s := &r.overlay[i]; lo <= s.Port && s.Port <= hi && s.Proto.matches(proto) {
-			dst = append(dst, *s)
-		}
-	}
+	dst = r.appendLocal(dst, r.local, func(e *ServicesEntry, _ string) bool {
+		return lo <= e.Port && e.Port <= hi && e.Proto.matches(proto)
+	})
 	slices.SortStableFunc(dst[n:], func(a, b Service) int { return cmp.Compare(a.Port, b.Port) })
 	return dst
 }
@@ -87,10 +81,10 @@ func (r *Registry) AppendByName(dst []Service, name string, proto Proto) []Servi
 			dst = append(dst, r.service(i))
 		}
 	}
-	for i := range r.overlay {
-		if s := &r.overlay[i]; strings.EqualFold(s.Name, name) && s.Proto.matches(proto) {
-			dst = append(dst, *s)
-		}
+	i, _ := slices.BinarySearchFunc(r.localNames, name, func(l localName, n string) int { return table.CompareFold(l.name, n) })
+	for ; i < len(r.localNames) && strings.EqualFold(r.localNames[i].name, name); i++ {
+		l := r.localNames[i]
+		dst = r.appendLocalName(dst, &r.local[l.entry], l.alias, func(e *ServicesEntry, _ string) bool { return e.Proto.matches(proto) })
 	}
 	return dst
 }
@@ -114,13 +108,9 @@ func (r *Registry) AppendSearch(dst []Service, word string, proto Proto) []Servi
 			dst = append(dst, r.service(i))
 		}
 	}
-	for i := range r.overlay {
-		s := &r.overlay[i]
-		if s.Proto.matches(proto) && (containsFold(s.Name, word) || containsFold(s.Description, word)) {
-			dst = append(dst, *s)
-		}
-	}
-	return dst
+	return r.appendLocal(dst, r.local, func(e *ServicesEntry, n string) bool {
+		return e.Proto.matches(proto) && (containsFold(n, word) || containsFold(e.Comment, word))
+	})
 }
 
 // containsFold reports whether sub is in s, ignoring ASCII case, without
@@ -150,7 +140,9 @@ func (r *Registry) names(yield func(name string, port int)) {
 			prev = n
 		}
 	}
-	for i := range r.overlay {
-		yield(r.overlay[i].Name, int(r.overlay[i].Port))
+	for _, e := range r.local {
+		for _, n := range append([]string{e.Name}, e.Aliases...) {
+			yield(n, int(e.Port))
+		}
 	}
 }

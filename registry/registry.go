@@ -164,8 +164,9 @@ func (s *Service) ReferenceList() []string {
 // Registry answers lookups. Its zero value is not usable; use New or Open.
 // A Registry is safe for concurrent use.
 type Registry struct {
-	t       *table.Table
-	overlay []Service // local names IANA lacks, sorted by port
+	t          *table.Table
+	local      []ServicesEntry // the overlay, sorted by port
+	localNames []localName     // the overlay's names, sorted ignoring case
 }
 
 // New returns a registry of IANA's data alone.

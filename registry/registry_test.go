@@ -258,3 +258,26 @@ func BenchmarkByName(b *testing.B) {
 		b.Fatal(names(buf))
 	}
 }
+
+// BenchmarkByPortLocal is ByPort with this system's services file as the
+// overlay, which every lookup also scans.
+func BenchmarkByPortLocal(b *testing.B) {
+	r, err := Open(Options{Services: ServicesFile})
+	if r.local == nil {
+		b.Skipf("no usable %s: %v", ServicesFile, err)
+	}
+	buf := make([]Service, 0, 16)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = r.AppendByPort(buf[:0], 5432, AnyProto)
+	}
+}
+
+func BenchmarkOpenLocal(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := Open(Options{Services: ServicesFile}); r.local == nil {
+			b.Skipf("no usable %s", ServicesFile)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portkit/portkit/registry/internal/table"
 )
 
 // ServicesFile is where Unix systems keep their local services database.
@@ -37,10 +39,10 @@ func Open(opts Options) (*Registry, error) {
 		return r, err
 	}
 	defer f.Close()
-	entries, perr := ParseServices(f)
-	r.overlay = r.missing(entries)
-	if perr != nil {
-		return r, fmt.Errorf("%s: %w", opts.Services, perr)
+	r.local, err = ParseServices(f)
+	r.indexLocal()
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", opts.Services, err)
 	}
 	return r, nil
 }
@@ -135,29 +137,89 @@ func servicesEntry(fields []string) (ServicesEntry, string) {
 	return ServicesEntry{Name: fields[0], Aliases: fields[2:], Port: uint16(port), Proto: proto}, ""
 }
 
-// missing returns the overlay rows for the names in entries that IANA does
-// not already have on that port and protocol, each once, sorted by port.
-func (r *Registry) missing(entries []ServicesEntry) []Service {
-	var out, buf []Service
-	for _, e := range entries {
-		covers := func(s Service) bool { return s.HasPort && s.Port <= e.Port && e.Port <= s.PortEnd }
-		for k, name := range append([]string{e.Name}, e.Aliases...) {
-			buf = r.AppendByName(buf[:0], name, e.Proto)
-			if slices.ContainsFunc(buf, covers) {
-				continue
-			}
-			dup := func(s Service) bool { return strings.EqualFold(s.Name, name) && s.Proto == e.Proto && covers(s) }
-			if slices.ContainsFunc(out, dup) {
-				continue
-			}
-			s := Service{Name: name, Port: e.Port, PortEnd: e.Port, HasPort: true, Proto: e.Proto,
-				Source: EtcServices, Description: e.Comment}
-			if k > 0 {
-				s.AliasOf = e.Name
-			}
-			out = append(out, s)
+// localName is one name of the overlay: an entry's name (alias 0) or its
+// alias number alias.
+type localName struct {
+	name         string
+	entry, alias int
+}
+
+// indexLocal sorts the overlay by port and indexes its names, so lookups by
+// port and by name stay binary searches with an overlay too.
+func (r *Registry) indexLocal() {
+	slices.SortStableFunc(r.local, func(a, b ServicesEntry) int { return cmp.Compare(a.Port, b.Port) })
+	r.localNames = r.localNames[:0]
+	for i, e := range r.local {
+		r.localNames = append(r.localNames, localName{e.Name, i, 0})
+		for k, a := range e.Aliases {
+			r.localNames = append(r.localNames, localName{a, i, k + 1})
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Service) int { return cmp.Compare(a.Port, b.Port) })
-	return out
+	slices.SortFunc(r.localNames, func(a, b localName) int {
+		if c := table.CompareFold(a.name, b.name); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.entry, b.entry), cmp.Compare(a.alias, b.alias))
+	})
+}
+
+// localPort returns the overlay entries on port.
+func (r *Registry) localPort(port uint16) []ServicesEntry {
+	i, _ := slices.BinarySearchFunc(r.local, port, func(e ServicesEntry, p uint16) int { return cmp.Compare(e.Port, p) })
+	j := i
+	for j < len(r.local) && r.local[j].Port == port {
+		j++
+	}
+	return r.local[i:j]
+}
+
+// appendLocal appends the overlay rows for the names that keep selects
+// among entries, leaving out those IANA already registers on that port and
+// protocol, and listing each once. The overlay is compared with IANA at
+// query time, not when the registry opens, so a question pays only for the
+// lines it is about.
+func (r *Registry) appendLocal(dst []Service, entries []ServicesEntry, keep func(e *ServicesEntry, name string) bool) []Service {
+	for i := range entries {
+		e := &entries[i]
+		for k := 0; k <= len(e.Aliases); k++ {
+			dst = r.appendLocalName(dst, e, k, keep)
+		}
+	}
+	return dst
+}
+
+// appendLocalName appends the row for alias k of e (0: its name).
+func (r *Registry) appendLocalName(dst []Service, e *ServicesEntry, k int, keep func(e *ServicesEntry, name string) bool) []Service {
+	name := e.Name
+	if k > 0 {
+		name = e.Aliases[k-1]
+	}
+	if !keep(e, name) || r.ianaHas(name, e.Port, e.Proto) {
+		return dst
+	}
+	for _, s := range dst {
+		if s.Source == EtcServices && s.Port == e.Port && s.Proto == e.Proto && strings.EqualFold(s.Name, name) {
+			return dst // the file repeats itself
+		}
+	}
+	s := Service{Name: name, Port: e.Port, PortEnd: e.Port, HasPort: true, Proto: e.Proto,
+		Source: EtcServices, Description: e.Comment}
+	if k > 0 {
+		s.AliasOf = e.Name
+	}
+	return append(dst, s)
+}
+
+// ianaHas reports whether IANA registers name on port for proto. It reads
+// only the fixed part of the records, as it runs for every line of the
+// overlay when a registry opens.
+func (r *Registry) ianaHas(name string, port uint16, proto Proto) bool {
+	from, to := r.t.Named(name)
+	for k := from; k < to; k++ {
+		lo, hi, p, hasPort := r.t.RecordHeader(r.t.NameAt(k))
+		if hasPort && lo <= port && port <= hi && Proto(p).matches(proto) {
+			return true
+		}
+	}
+	return false
 }

@@ -85,7 +85,14 @@ func FuzzParseServices(f *testing.F) {
 			}
 		}
 		// Building an overlay from anything parsed must not fail either.
-		New().missing(entries)
+		r := New()
+		r.local = entries
+		r.indexLocal()
+		for _, e := range entries {
+			r.AppendByPort(nil, e.Port, e.Proto)
+			r.AppendByName(nil, e.Name, AnyProto)
+		}
+		r.AppendSearch(nil, "a", AnyProto)
 	})
 }
 
