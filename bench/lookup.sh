@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Benchmark of `portkit lookup` (issue 2): the whole process against
+# `getent services`, side by side in one run, and the registry's in-process
+# lookups. Targets: portkit within 3x of getent's wall time; a lookup by port
+# and by name under 1 µs with 0 allocations. Figures go to docs/BENCHMARKS.md.
+#
+#   bash bench/lookup.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-41}
+command -v getent >/dev/null || { echo "lookup.sh: getent (libc-bin) is needed" >&2; exit 2; }
+
+mkdir -p bin
+CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
+go build -o bin/sidebyside ./bench/cmd/sidebyside
+go build -o bin/gobench ./bench/cmd/gobench
+
+status=0
+bin/sidebyside -title "lookup by port: portkit lookup 5432 vs getent services 5432" \
+	-runs "$runs" -warmup 5 \
+	-cmd "portkit=bin/portkit lookup 5432" -cmd "getent=getent services 5432" \
+	-md docs/BENCHMARKS.md -section lookup-port -max-ratio 'portkit/getent<=3' || status=1
+
+bin/sidebyside -title "lookup by name: portkit lookup postgresql vs getent services postgresql" \
+	-runs "$runs" -warmup 5 \
+	-cmd "portkit=bin/portkit lookup postgresql" -cmd "getent=getent services postgresql" \
+	-md docs/BENCHMARKS.md -section lookup-name -max-ratio 'portkit/getent<=3' || status=1
+
+gocmd="go test -run '^\$' -bench 'ByPort\$|ByName\$|ByPortLocal' -benchmem -count 1 ./registry"
+eval "$gocmd" | bin/gobench -title "registry lookups in process" -command "$gocmd" \
+	-max-ns 1000 -max-allocs 0 -md docs/BENCHMARKS.md -section lookup-go || status=1
+
+exit $status
