@@ -173,7 +173,7 @@ func newLookupRow(query string, a registry.Answer, s registry.Service, policy ho
 		r.Status = "unassigned"
 	case s.Reserved():
 		r.Status = "reserved"
-	case s.Name == "":
+	case s.Name == "" && (strings.EqualFold(s.Description, "De-registered") || strings.EqualFold(s.Description, "Removed")):
 		r.Status = strings.ToLower(s.Description)
 	}
 	if !s.HasPort {
@@ -220,7 +220,10 @@ func printLookup(e *env, rows []lookupRow) error {
 			}
 		}
 		service, style := r.Service, output.Bold
-		if service == "" {
+		switch {
+		case service == "" && r.Status == "assigned":
+			service, style = "-", output.Plain // IANA rows that assign a port without a name
+		case service == "":
 			service, style = "("+r.Status+")", output.Dim
 		}
 		if r.AliasOf != "" {

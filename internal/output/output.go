@@ -87,6 +87,10 @@ type Cell struct {
 	Style Style
 }
 
+// minCut is the least room worth cutting the last column to; with less, it
+// is left whole for the terminal to wrap.
+const minCut = 20
+
 // Table collects rows and writes them aligned on Flush.
 type Table struct {
 	p      *Printer
@@ -111,7 +115,8 @@ func (t *Table) StyledRow(cells ...Cell) { t.rows = append(t.rows, cells) }
 
 // Flush writes the table. Columns are separated by two spaces. On a
 // terminal the last column is cut to the terminal's width, since it is the
-// free-text one; piped output is never cut.
+// free-text one, when at least minCut columns are left for it; piped output
+// is never cut.
 func (t *Table) Flush() error {
 	head := make([]Cell, len(t.header))
 	for i, h := range t.header {
@@ -133,8 +138,8 @@ func (t *Table) Flush() error {
 		for i, c := range r {
 			text := c.Text
 			last := i == len(r)-1
-			if last && t.p.width > 0 {
-				text = cut(text, t.p.width-col)
+			if room := t.p.width - col; last && room >= minCut {
+				text = cut(text, room)
 			}
 			b.WriteString(t.p.paint(text, c.Style))
 			if !last {

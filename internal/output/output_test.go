@@ -26,7 +26,7 @@ func TestTablePiped(t *testing.T) {
 }
 
 func TestColourAndCut(t *testing.T) {
-	p := &Printer{color: true, width: 12}
+	p := &Printer{color: true, width: 23}
 	if got := p.paint("x", Red); got != "\x1b[31mx\x1b[0m" {
 		t.Errorf("paint = %q", got)
 	}
@@ -39,9 +39,9 @@ func TestColourAndCut(t *testing.T) {
 	var b bytes.Buffer
 	p.w = &b
 	tb := p.Table("A", "B")
-	tb.Row("1", "a long description")
+	tb.Row("1", "a long description, longer than the terminal")
 	tb.Flush()
-	if want := "\x1b[1mA\x1b[0m  \x1b[1mB\x1b[0m\n1  a long d…\n"; b.String() != want {
+	if want := "\x1b[1mA\x1b[0m  \x1b[1mB\x1b[0m\n1  a long description,…\n"; b.String() != want {
 		t.Errorf("got %q want %q", b.String(), want)
 	}
 }
