@@ -82,20 +82,23 @@ func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "portkit",
 		Short: "Everything you do with network ports, in one tool",
-		Long: `portkit answers what a port number means (the IANA registry), and will grow
-to cover who holds a port, free ports, waiting for ports, scanning,
-forwarding and port knocking.
+		Long: `portkit does what you do with network ports: what a port number means (the
+IANA registry), a free port to use, whether a target answers, and waiting
+until it does. Who holds a port, scanning, forwarding and port knocking are
+on their way.
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
 		Example: `  portkit lookup 5432
-  portkit lookup https://example.com:8443/ --json`,
+  portkit free
+  portkit check localhost:5432
+  portkit wait db:5432 -- ./app`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.AddCommand(newLookup(e), newVersion(e))
+	root.AddCommand(newLookup(e), newFree(e), newCheck(e), newWait(e), newVersion(e))
 	return root
 }
 

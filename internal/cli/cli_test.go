@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -45,6 +47,11 @@ func statusMain() {
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"listen":       cmdListen,
+			"listen-after": cmdListenAfter,
+			"closedport":   cmdClosedPort,
+		},
 		Setup: func(env *testscript.Env) error {
 			// Scripts see IANA's data alone unless they name an overlay.
 			env.Setenv(servicesEnv, "")
@@ -71,4 +78,79 @@ func TestExitCode(t *testing.T) {
 			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
+}
+
+// setAddr publishes a listener's address to the script as $NAME
+// (127.0.0.1:port) and $NAME_PORT.
+func setAddr(ts *testscript.TestScript, name string, addr net.Addr) {
+	ts.Setenv(name, addr.String())
+	ts.Setenv(name+"_PORT", strconv.Itoa(addr.(*net.TCPAddr).Port))
+}
+
+// cmdListen: `listen NAME` opens a TCP listener on 127.0.0.1:0 that accepts
+// and holds connections until the script ends.
+func cmdListen(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: listen NAME")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	go acceptAll(l)
+	setAddr(ts, args[0], l.Addr())
+}
+
+func acceptAll(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+	}
+}
+
+// cmdClosedPort: `closedport NAME` names a loopback port nothing listens on
+// (one just closed), so connecting to it is refused.
+func cmdClosedPort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: closedport NAME")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	setAddr(ts, args[0], l.Addr())
+	ts.Check(l.Close())
+}
+
+// cmdListenAfter: `listen-after DURATION NAME` names a free loopback port
+// now and starts listening on it after DURATION, for wait to see it appear.
+func cmdListenAfter(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: listen-after DURATION NAME")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	addr := l.Addr()
+	ts.Check(l.Close())
+	setAddr(ts, args[1], addr)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	ts.Defer(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		select {
+		case <-time.After(d):
+		case <-stop:
+			return
+		}
+		l, err := net.Listen("tcp", addr.String())
+		if err != nil {
+			return // the script's wait then fails and says why
+		}
+		go acceptAll(l)
+		<-stop
+		l.Close()
+	}()
 }

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portkit/portkit/internal/output"
+	"github.com/portkit/portkit/probe"
+)
+
+// probeRow is a probe result as --json writes it.
+type probeRow struct {
+	Target     string `json:"target"`
+	Kind       string `json:"kind"`
+	Status     string `json:"status"`
+	Address    string `json:"address,omitempty"`
+	LatencyUS  int64  `json:"latency_us"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+func newProbeRow(r probe.Result) probeRow {
+	row := probeRow{Target: r.Target.String(), Kind: r.Target.Kind.String(), Status: r.Status.String(),
+		Address: r.Addr, LatencyUS: r.Latency.Microseconds(), HTTPStatus: r.HTTPStatus}
+	if r.Err != nil {
+		row.Reason = r.Err.Error()
+	}
+	return row
+}
+
+// parseTargets reads every target; the first bad one is the error.
+func parseTargets(args []string) ([]probe.Target, error) {
+	targets := make([]probe.Target, 0, len(args))
+	for _, a := range args {
+		t, err := probe.ParseTarget(a)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// httpFlags are the options check and wait share for HTTP targets.
+type httpFlags struct {
+	status   []int
+	insecure bool
+}
+
+func (h *httpFlags) add(cmd *cobra.Command) {
+	cmd.Flags().IntSliceVar(&h.status, "status", nil, "HTTP status `CODES` that count as ready (default any 2xx)")
+	cmd.Flags().BoolVarP(&h.insecure, "insecure", "k", false, "do not verify https certificates")
+}
+
+func (h *httpFlags) options(timeout time.Duration) probe.CheckOptions {
+	return probe.CheckOptions{Timeout: timeout, Status: h.status, InsecureSkipVerify: h.insecure}
+}
+
+func newCheck(e *env) *cobra.Command {
+	var (
+		timeout time.Duration
+		hf      httpFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "check TARGET...",
+		Short: "Check once whether targets answer: open, closed, filtered or unresolvable",
+		Long: `Try each TARGET once, all in parallel, and say whether it is open (connected),
+closed (refused), filtered (no answer in time), unresolvable, or an error,
+with the connect latency. A host name is resolved and every address tried.
+
+TARGET is host:port or [v6]:port (TCP), unix:/path (a Unix socket), or an
+http(s):// URL (open when the status is 2xx, or one of --status).
+
+Exit status: 0 when every target is open, 1 otherwise, 2 on a bad target.`,
+		Example: `  portkit check localhost:5432
+  portkit check db:5432 cache:6379 unix:/run/app.sock
+  portkit check https://localhost:8443/health --status 200,204 -k --json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			targets, err := parseTargets(args)
+			if err != nil {
+				return err
+			}
+			results := checkAll(cmd.Context(), targets, hf.options(timeout))
+			if err := printProbe(e, results); err != nil {
+				return err
+			}
+			if err := cmd.Context().Err(); err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.Status != probe.Open {
+					return &exitError{code: ExitNegative}
+				}
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().DurationVarP(&timeout, "timeout", "t", probe.DefaultTimeout, "limit for each target")
+	hf.add(cmd)
+	return cmd
+}
+
+func checkAll(ctx context.Context, targets []probe.Target, opts probe.CheckOptions) []probe.Result {
+	results := make([]probe.Result, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { results[i] = probe.Check(ctx, t, opts) })
+	}
+	wg.Wait()
+	return results
+}
+
+func printProbe(e *env, results []probe.Result) error {
+	p := e.printer()
+	if p.Format() == output.JSON {
+		rows := make([]probeRow, len(results))
+		for i, r := range results {
+			rows[i] = newProbeRow(r)
+		}
+		return p.JSON(rows)
+	}
+	t := p.Table("TARGET", "STATUS", "ADDRESS", "LATENCY", "REASON")
+	for _, r := range results {
+		row := newProbeRow(r)
+		style := output.Red
+		if r.Status == probe.Open {
+			style = output.Green
+		}
+		t.StyledRow(
+			output.Cell{Text: row.Target},
+			output.Cell{Text: row.Status, Style: style},
+			output.Cell{Text: orDash(row.Address)},
+			output.Cell{Text: latency(r.Latency)},
+			output.Cell{Text: orDash(row.Reason)},
+		)
+	}
+	return t.Flush()
+}
+
+func latency(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return d.Round(time.Millisecond).String()
+}

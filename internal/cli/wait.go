@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portkit/portkit/probe"
+)
+
+func newWait(e *env) *cobra.Command {
+	var (
+		timeout, interval time.Duration
+		closed, quiet     bool
+		hf                httpFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "wait TARGET... [-- CMD ARGS...]",
+		Short: "Wait until targets answer (or stop answering), then run a command",
+		Long: `Wait until every TARGET answers, all in parallel, trying each again every
+--interval and resolving host names afresh each time. With --closed, wait
+until every TARGET stops answering instead. After "--", run CMD once they
+are ready and exit with its status.
+
+TARGET is host:port or [v6]:port (TCP), unix:/path (a Unix socket), or an
+http(s):// URL (ready when the status is 2xx, or one of --status).
+
+Exit status: 0 when ready (or CMD's status), 124 on timeout naming each
+target not ready and why, 2 on a bad target, 130 when interrupted.`,
+		Example: `  portkit wait db:5432 -- ./app
+  portkit wait --timeout 60s localhost:5432 localhost:6379
+  portkit wait http://localhost:8080/health --status 200
+  portkit wait --closed localhost:8080`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			targetArgs, command := args, []string(nil)
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				targetArgs, command = args[:dash], args[dash:]
+				if len(command) == 0 {
+					return &exitError{code: ExitUsage, err: errors.New("wait: no command after --")}
+				}
+			}
+			if len(targetArgs) == 0 {
+				return &exitError{code: ExitUsage, err: errors.New("wait: no TARGET before --")}
+			}
+			targets, err := parseTargets(targetArgs)
+			if err != nil {
+				return err
+			}
+			for _, d := range []struct {
+				name string
+				v    time.Duration
+			}{{"--timeout", timeout}, {"--interval", interval}} {
+				if d.v < 0 {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("%s %v: must not be negative", d.name, d.v)}
+				}
+			}
+			start := time.Now()
+			results, err := probe.Wait(cmd.Context(), targets, probe.WaitOptions{
+				Check: hf.options(0), Interval: interval, Timeout: timeout, Closed: closed,
+			})
+			var we *probe.WaitError
+			if errors.As(err, &we) {
+				for _, r := range we.NotReady {
+					e.warnf("%s: not %s: %s", r.Target, readyWord(closed), reasonOf(r))
+				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %v", time.Since(start).Round(time.Millisecond))}
+				}
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			if command != nil {
+				if !quiet {
+					for _, r := range results {
+						e.warnf("%s is %s after %v", r.Target, readyWord(closed), time.Since(start).Round(time.Millisecond))
+					}
+				}
+				return runAfter(cmd.Context(), e, command)
+			}
+			if quiet {
+				return nil
+			}
+			return printProbe(e, results)
+		}),
+	}
+	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 30*time.Second, "give up after this long (0: never)")
+	cmd.Flags().DurationVarP(&interval, "interval", "i", probe.DefaultInterval, "pause between attempts")
+	cmd.Flags().BoolVar(&closed, "closed", false, "wait until the targets stop answering")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when ready")
+	hf.add(cmd)
+	return cmd
+}
+
+func readyWord(closed bool) string {
+	if closed {
+		return "closed"
+	}
+	return "open"
+}
+
+func reasonOf(r probe.Result) string {
+	if r.Err != nil {
+		return r.Status.String() + ": " + r.Err.Error()
+	}
+	return r.Status.String()
+}
+
+// runAfter runs the command given after "--" with portkit's streams and
+// returns its exit status as portkit's.
+func runAfter(ctx context.Context, e *env, argv []string) error {
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = e.In, e.Out, e.Err
+	if err := c.Start(); err != nil {
+		return &exitError{code: 127, err: fmt.Errorf("run %s: %w", strings.Join(argv, " "), err)}
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		return childStatus(err)
+	case <-ctx.Done():
+		// Pass the interrupt on and let the command finish its own way.
+		_ = c.Process.Signal(os.Interrupt)
+		return childStatus(<-done)
+	}
+}
+
+func childStatus(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code := ee.ExitCode()
+		if code < 0 {
+			code = 128 + signalNumber(ee)
+		}
+		return &exitError{code: code}
+	}
+	return err
+}

@@ -1,0 +1,75 @@
+// Package portspec parses the port lists and ranges that portkit's commands
+// take.
+package portspec
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/portkit/portkit/registry"
+)
+
+// Range is an inclusive range of ports.
+type Range struct{ Lo, Hi uint16 }
+
+func (r Range) String() string {
+	if r.Lo == r.Hi {
+		return fmt.Sprint(r.Lo)
+	}
+	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+}
+
+// Error is a spec that cannot be read; Part is the piece that is wrong.
+type Error struct {
+	Input  string
+	Part   string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Part != "" && e.Part != e.Input {
+		return fmt.Sprintf("bad port spec %q: %q: %s", e.Input, e.Part, e.Reason)
+	}
+	return fmt.Sprintf("bad port spec %q: %s", e.Input, e.Reason)
+}
+
+// BadInput marks the error as the user's input being wrong.
+func (e *Error) BadInput() bool { return true }
+
+// ParsePort reads one port number, 0–65535.
+func ParsePort(s string) (uint16, error) {
+	p, err := registry.ParsePort(strings.TrimSpace(s))
+	if err != nil {
+		return 0, &Error{Input: s, Part: s, Reason: reason(err)}
+	}
+	return p, nil
+}
+
+// ParseRange reads "A-B" (inclusive, A <= B) or a single port "A".
+func ParseRange(s string) (Range, error) {
+	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	bad := func(part, why string) (Range, error) { return Range{}, &Error{Input: s, Part: part, Reason: why} }
+	a, err := registry.ParsePort(lo)
+	if err != nil {
+		return bad(lo, reason(err))
+	}
+	if !isRange {
+		return Range{a, a}, nil
+	}
+	b, err := registry.ParsePort(hi)
+	if err != nil {
+		return bad(hi, reason(err))
+	}
+	if b < a {
+		return bad(s, "range ends before it starts")
+	}
+	return Range{a, b}, nil
+}
+
+// reason is the why of a registry input error, without its own framing.
+func reason(err error) string {
+	if ie, ok := err.(*registry.InputError); ok {
+		return ie.Reason
+	}
+	return err.Error()
+}
