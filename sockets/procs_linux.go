@@ -1,0 +1,487 @@
+package sockets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// clockTicks is USER_HZ, the unit of the start time in /proc/PID/stat. The
+// kernel fixes it at 100 on every architecture Go runs on (sysconf
+// _SC_CLK_TCK, which would need cgo, returns the same).
+const clockTicks = 100
+
+// findProcesses fills in the Processes and Hidden fields of entries from the
+// descriptors under root/PID/fd.
+//
+// It does only the work the question needs, as reading descriptors is most
+// of the cost of who-holds-this-port (some microseconds each, in the
+// kernel). Sockets are looked for first in the processes of their owners'
+// uids, where they almost always are, newest first, and the search stops as
+// soon as each socket has a process (unless all is set). Only then are other
+// processes looked into: a socket can outlive its creator in a child that
+// changed uid. A few workers read processes side by side; each descriptor
+// costs one readlinkat and no allocation.
+func findProcesses(ctx context.Context, root string, entries []Entry, all bool) error {
+	s := search{entries: entries, want: make(map[uint64]int, len(entries)), all: all}
+	var owners []uint32
+	for i := range entries {
+		if ino := entries[i].Inode; ino != 0 {
+			s.want[ino] = i
+			if uid := entries[i].UID; !slices.Contains(owners, uid) {
+				owners = append(owners, uid)
+			}
+		}
+	}
+	s.missing = len(s.want)
+	if s.missing == 0 {
+		return nil
+	}
+	pids, err := pidsByOwner(root, owners)
+	if err != nil {
+		return err
+	}
+	if err := s.run(ctx, root, pids); err != nil {
+		return err
+	}
+
+	// Workers find holders in no particular order.
+	var holders []int
+	for i := range entries {
+		slices.SortFunc(entries[i].Processes, func(a, b Process) int { return a.PID - b.PID })
+		for _, p := range entries[i].Processes {
+			holders = append(holders, p.PID)
+		}
+	}
+	slices.Sort(holders)
+	holders = slices.Compact(holders)
+	procs, err := readProcesses(ctx, root, holders)
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.Inode != 0 && len(e.Processes) == 0 {
+			e.Hidden = s.denied.Load()
+			continue
+		}
+		kept := e.Processes[:0]
+		for _, p := range e.Processes {
+			if proc, ok := procs[p.PID]; ok { // else it exited while we looked
+				kept = append(kept, proc)
+			}
+		}
+		e.Processes = kept
+	}
+	return nil
+}
+
+// pidsByOwner lists the processes under root: those whose uid is one of
+// owners first, and in each group the newest (highest pid) first, as the
+// holder of a port someone asks about was most often started recently. A
+// process's directory belongs to its effective uid (to root for one that
+// made itself undumpable, which then sorts with root's).
+func pidsByOwner(root string, owners []uint32) ([]int, error) {
+	d, err := os.Open(root)
+	if err != nil {
+		return nil, pathError(err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, pathError(err)
+	}
+	first := make([]int, 0, len(names))
+	var rest []int
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid <= 0 {
+			continue // not a process: /proc/net, /proc/self, …
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(root+"/"+name, &st); err != nil {
+			continue // exited since the listing
+		}
+		if slices.Contains(owners, st.Uid) {
+			first = append(first, pid)
+		} else {
+			rest = append(rest, pid)
+		}
+	}
+	newestFirst := func(a, b int) int { return b - a }
+	slices.SortFunc(first, newestFirst)
+	slices.SortFunc(rest, newestFirst)
+	return append(first, rest...), nil
+}
+
+// maxWorkers bounds the processes read at once: past the number of CPUs
+// more only contend.
+const maxWorkers = 4
+
+// parallel calls fn(w, i) for each i in [0, n), about in order, on a few
+// workers numbered w, until stop is set (fn's error sets it too) or ctx
+// ends. It returns when every worker has.
+func parallel(ctx context.Context, n int, stop *atomic.Bool, fn func(w, i int) error) error {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, workers(n))
+	)
+	for w := range errs {
+		wg.Go(func() {
+			for !stop.Load() && ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(w, i); err != nil {
+					errs[w] = err
+					stop.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+func workers(n int) int { return min(runtime.GOMAXPROCS(0), maxWorkers, n) }
+
+// search is one search for the processes holding sockets, shared by its
+// workers.
+type search struct {
+	entries []Entry        // Processes guarded by mu
+	want    map[uint64]int // socket inode → index in entries; read-only
+	all     bool           // find every holder, not just the first
+
+	mu      sync.Mutex
+	missing int // wanted sockets that no process was found for yet
+
+	done   atomic.Bool // every socket has a holder and one is enough
+	denied atomic.Bool // some process's descriptors were not ours to read
+}
+
+// run reads the descriptors of pids, in about that order, until done.
+func (s *search) run(ctx context.Context, root string, pids []int) error {
+	readers := make([]fdReader, workers(len(pids)))
+	for w := range readers {
+		readers[w] = fdReader{search: s, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
+	}
+	return parallel(ctx, len(pids), &s.done, func(w, i int) error {
+		return readers[w].read(root, pids[i])
+	})
+}
+
+// found records that process pid holds the socket of entries[i].
+func (s *search) found(i, pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := &s.entries[i]
+	if slices.ContainsFunc(e.Processes, func(p Process) bool { return p.PID == pid }) {
+		return // the same socket on another descriptor
+	}
+	if len(e.Processes) == 0 {
+		s.missing--
+	}
+	e.Processes = append(e.Processes, Process{PID: pid})
+	if s.missing == 0 && !s.all {
+		s.done.Store(true)
+	}
+}
+
+// fdReader is one worker's buffers.
+type fdReader struct {
+	*search
+	dirents []byte // getdents buffer
+	link    []byte // readlink buffer: "socket:[4294967295]" is 19 bytes
+}
+
+// read looks through the descriptors of process pid for wanted sockets.
+func (f *fdReader) read(root string, pid int) error {
+	dir := root + "/" + strconv.Itoa(pid) + "/fd"
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return f.fdError(dir, err)
+	}
+	defer syscall.Close(fd)
+	for {
+		n, err := syscall.ReadDirent(fd, f.dirents)
+		if err != nil {
+			return f.fdError(dir, err)
+		}
+		if n <= 0 {
+			return nil
+		}
+		for b := f.dirents[:n]; len(b) > 0; {
+			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
+			// then the name, NUL-terminated within reclen.
+			const nameOff = 19
+			reclen := int(ne.Uint16(b[16:]))
+			if reclen <= nameOff || reclen > len(b) {
+				return &OpError{Op: "getdents", Path: dir, Err: fmt.Errorf("dirent of %d bytes in %d", reclen, len(b))}
+			}
+			name := b[nameOff:reclen]
+			b = b[reclen:]
+			if name[0] == '.' {
+				continue
+			}
+			m, err := readlinkat(fd, &name[0], f.link)
+			if err == syscall.EACCES {
+				// The directory opened but its links are not ours to
+				// read (an LSM, or a target with more privileges than
+				// root here): none of them will be.
+				f.denied.Store(true)
+				return nil
+			}
+			if err != nil {
+				continue // closed since the listing
+			}
+			if i, ok := f.want[socketInode(f.link[:m])]; ok {
+				f.found(i, pid)
+				if f.done.Load() {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// fdError sorts the errors of reading a process's fd directory: a process
+// that exited is no error, one that is not ours to look into makes the
+// sockets not found hidden rather than absent.
+func (f *fdReader) fdError(dir string, err error) error {
+	switch err {
+	case syscall.EACCES, syscall.EPERM:
+		f.denied.Store(true)
+		return nil
+	case syscall.ENOENT, syscall.ESRCH:
+		return nil
+	}
+	return &OpError{Op: "read", Path: dir, Err: err}
+}
+
+// readlinkat reads the link name (NUL-terminated) in directory dirfd into
+// buf. Unlike syscall.Readlink it takes the name where it lies, in the
+// getdents buffer, and allocates nothing.
+func readlinkat(dirfd int, name *byte, buf []byte) (int, error) {
+	n, _, errno := syscall.Syscall6(syscall.SYS_READLINKAT, uintptr(dirfd),
+		uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// socketInode returns the inode in a descriptor's link "socket:[12345]", or
+// 0 for a descriptor that is not a socket.
+func socketInode(link []byte) uint64 {
+	const prefix = "socket:["
+	if len(link) < len(prefix)+2 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
+		return 0
+	}
+	ino, _ := parseDec(link[len(prefix):len(link)-1], 64)
+	return ino
+}
+
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
+// readProcesses reads what Process says of each of pids, on a few workers,
+// leaving out the processes that have exited.
+func readProcesses(ctx context.Context, root string, pids []int) (map[int]Process, error) {
+	if len(pids) == 0 {
+		return nil, nil
+	}
+	var f fileReader
+	boot, err := bootTime(&f, root+"/stat")
+	if err != nil {
+		return nil, err
+	}
+	procs := make([]Process, len(pids))
+	readers := make([]fileReader, workers(len(pids)))
+	var stop atomic.Bool
+	err = parallel(ctx, len(pids), &stop, func(w, i int) error {
+		p, err := readProcess(&readers[w], root, pids[i], boot)
+		if gone(err) {
+			return nil // PID stays 0
+		}
+		procs[i] = p
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int]Process, len(procs))
+	users := map[uint32]string{}
+	for _, p := range procs {
+		if p.PID == 0 {
+			continue
+		}
+		var ok bool
+		if p.User, ok = users[p.UID]; !ok {
+			p.User = userName(p.UID)
+			users[p.UID] = p.User
+		}
+		m[p.PID] = p
+	}
+	return m, nil
+}
+
+func readProcess(f *fileReader, root string, pid int, boot time.Time) (Process, error) {
+	dir := root + "/" + strconv.Itoa(pid)
+	p := Process{PID: pid}
+	b, err := f.read(dir + "/stat")
+	if err != nil {
+		return p, err
+	}
+	if p.Name, p.StartTicks, err = parseStat(b); err != nil {
+		return p, &OpError{Op: "parse", Path: dir + "/stat", Err: err}
+	}
+	p.StartTime = boot.Add(time.Duration(p.StartTicks) * (time.Second / clockTicks))
+	if b, err = f.read(dir + "/status"); err != nil {
+		return p, err
+	}
+	if p.UID, err = parseStatusUID(b); err != nil {
+		return p, &OpError{Op: "parse", Path: dir + "/status", Err: err}
+	}
+	// Empty for kernel threads and zombies; cgroup is absent in some
+	// sandboxes. Neither is worth failing for.
+	if b, err := f.read(dir + "/cmdline"); err == nil {
+		p.Cmdline = parseCmdline(b)
+	}
+	if b, err := f.read(dir + "/cgroup"); err == nil {
+		p.Container = containerID(b)
+	}
+	return p, nil
+}
+
+// userName is the name of uid, or uid in decimal where it has none.
+func userName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
+}
+
+// fileReader reads small files under /proc into a buffer it reuses, with
+// four system calls a file: os.ReadFile spends as many again (fstat,
+// registering with the poller) on each.
+type fileReader struct{ buf []byte }
+
+// read returns the content of path, valid until the next read.
+func (f *fileReader) read(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &OpError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for {
+		if n == len(f.buf) {
+			f.buf = slices.Grow(f.buf, max(4<<10, len(f.buf)))
+			f.buf = f.buf[:cap(f.buf)]
+		}
+		m, err := syscall.Read(fd, f.buf[n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return nil, &OpError{Op: "read", Path: path, Err: err}
+		case m == 0:
+			return f.buf[:n], nil
+		}
+		n += m
+	}
+}
+
+// parseStat returns the name (comm) and the start time in clock ticks
+// (field 22) from /proc/PID/stat. The name is in parentheses and may hold
+// spaces and parentheses itself, so the fields are counted from the last
+// ')'.
+func parseStat(b []byte) (name string, startTicks uint64, err error) {
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return "", 0, errors.New("no (comm) field")
+	}
+	var f [20][]byte // fields 3 (state) to 22 (starttime)
+	if n := splitFields(b[end+1:], f[:]); n < len(f) {
+		return "", 0, fmt.Errorf("%d fields after comm, want at least %d", n, len(f))
+	}
+	ticks, ok := parseDec(f[19], 64)
+	if !ok {
+		return "", 0, fmt.Errorf("start time %q is not a decimal number", f[19])
+	}
+	return string(b[open+1 : end]), ticks, nil
+}
+
+// parseStatusUID returns the effective uid from /proc/PID/status, whose
+// "Uid:" line holds the real, effective, saved and filesystem uids.
+func parseStatusUID(b []byte) (uint32, error) {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		var f [2][]byte
+		if splitFields(rest, f[:]) == 2 {
+			if uid, ok := parseDec(f[1], 32); ok {
+				return uint32(uid), nil
+			}
+		}
+		return 0, fmt.Errorf("malformed %q", line)
+	}
+	return 0, errors.New("no Uid line")
+}
+
+// parseCmdline splits /proc/PID/cmdline, NUL-terminated arguments.
+func parseCmdline(b []byte) []string {
+	b = bytes.TrimRight(b, "\x00") // setproctitle pads with NULs
+	if len(b) == 0 {
+		return nil
+	}
+	var args []string
+	for arg := range bytes.SplitSeq(b, []byte{0}) {
+		args = append(args, string(arg))
+	}
+	return args
+}
+
+// bootTime reads the boot time ("btime", in seconds since the epoch) from
+// /proc/stat.
+func bootTime(f *fileReader, path string) (time.Time, error) {
+	b, err := f.read(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if rest, ok := bytes.CutPrefix(line, []byte("btime ")); ok {
+			if sec, ok := parseDec(bytes.TrimSpace(rest), 63); ok {
+				return time.Unix(int64(sec), 0), nil
+			}
+			break
+		}
+	}
+	return time.Time{}, &OpError{Op: "parse", Path: path, Err: errors.New("no btime line")}
+}

@@ -1,0 +1,116 @@
+package sockets
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+func newLister(t *Table) lister {
+	root := t.ProcRoot
+	if root == "" {
+		root = "/proc"
+	}
+	return linuxLister{root: root, noNetlink: t.NoNetlink}
+}
+
+type linuxLister struct {
+	root      string
+	noNetlink bool
+}
+
+func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry, error) {
+	var nl *diagConn
+	if !l.noNetlink {
+		c, err := dialDiag()
+		switch {
+		case err == nil:
+			nl = c
+			defer c.close()
+		case !netlinkUnavailable(err):
+			return nil, err
+		}
+	}
+	var out []Entry
+	for _, req := range reqs {
+		var err error
+		if nl != nil {
+			n := len(out)
+			out, err = nl.dump(ctx, req, out)
+			if err == nil {
+				continue
+			}
+			if !netlinkUnavailable(err) {
+				return nil, err
+			}
+			// This table from /proc/net instead: a kernel may lack one
+			// handler (udp_diag) and have the others.
+			out = out[:n]
+		}
+		if out, err = l.readProcNet(req, out); err != nil {
+			return nil, err
+		}
+	}
+	if q.WithProcesses {
+		if err := findProcesses(ctx, l.root, out, q.AllProcesses); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// netlinkUnavailable reports whether err says that sock_diag cannot be used
+// here (a kernel without it, a sandbox that forbids it) rather than that it
+// failed.
+func netlinkUnavailable(err error) bool {
+	for _, errno := range []syscall.Errno{
+		syscall.EPROTONOSUPPORT, syscall.EAFNOSUPPORT, syscall.ENOSYS, // no netlink or no sock_diag
+		syscall.ENOENT, syscall.EOPNOTSUPP, // no handler for this protocol or family
+		syscall.EPERM, syscall.EACCES, // seccomp, LSMs
+	} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// readProcNet appends the sockets of req's table in root/net, the text
+// form of the table that netlink gives in binary.
+func (l linuxLister) readProcNet(req request, out []Entry) ([]Entry, error) {
+	path := filepath.Join(l.root, "net", procNetName(req))
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil // a kernel without IPv6
+	}
+	if err != nil {
+		return out, pathError(err)
+	}
+	defer f.Close()
+	out, err = parseProcNet(f, req, binary.NativeEndian, out)
+	if err != nil {
+		return out, &OpError{Op: "parse", Path: path, Err: err}
+	}
+	return out, nil
+}
+
+func procNetName(req request) string {
+	if req.family == IPv6 {
+		return req.proto.String() + "6"
+	}
+	return req.proto.String()
+}
+
+// pathError turns an *fs.PathError into an *OpError, so that callers have
+// one error type to look for.
+func pathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &OpError{Op: pe.Op, Path: pe.Path, Err: pe.Err}
+	}
+	return err
+}
