@@ -73,3 +73,25 @@ func reason(err error) string {
 	}
 	return err.Error()
 }
+
+// PortProto is a port with an optional protocol: "3000", "53/udp".
+type PortProto struct {
+	Port  uint16
+	Proto registry.Proto // AnyProto when none was given
+}
+
+// ParsePortProto reads "PORT" or "PORT/PROTO".
+func ParsePortProto(s string) (PortProto, error) {
+	portStr, protoStr, hasProto := strings.Cut(strings.TrimSpace(s), "/")
+	port, err := registry.ParsePort(portStr)
+	if err != nil {
+		return PortProto{}, &Error{Input: s, Part: portStr, Reason: reason(err)}
+	}
+	pp := PortProto{Port: port}
+	if hasProto {
+		if pp.Proto, err = registry.ParseProto(protoStr); err != nil || pp.Proto == registry.AnyProto {
+			return PortProto{}, &Error{Input: s, Part: protoStr, Reason: "unknown protocol (want tcp, udp, sctp or dccp)"}
+		}
+	}
+	return pp, nil
+}

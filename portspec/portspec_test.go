@@ -32,3 +32,17 @@ func FuzzParseRange(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePortProto(t *testing.T) {
+	good := map[string]PortProto{"3000": {3000, 0}, "53/udp": {53, 2}, "22/TCP": {22, 1}}
+	for in, want := range good {
+		if got, err := ParsePortProto(in); err != nil || got != want {
+			t.Errorf("ParsePortProto(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "70000", "80/", "80/xyz", "80/any", "-1", "/tcp"} {
+		if _, err := ParsePortProto(in); err == nil {
+			t.Errorf("ParsePortProto(%q) accepted", in)
+		}
+	}
+}

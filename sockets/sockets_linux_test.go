@@ -2,6 +2,8 @@ package sockets
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -296,5 +298,19 @@ func BenchmarkListListeners(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+func TestProcessSelf(t *testing.T) {
+	var tb Table
+	p, err := tb.Process(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PID != os.Getpid() || p.StartTicks == 0 || p.Name == "" {
+		t.Errorf("Process(self) = %+v", p)
+	}
+	if _, err := tb.Process(1 << 30); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Process(no such pid) error = %v, want fs.ErrNotExist", err)
 	}
 }

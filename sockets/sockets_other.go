@@ -18,3 +18,6 @@ func (unsupported) list(context.Context, []request, Query) ([]Entry, error) {
 
 func (unsupported) Error() string { return "listing sockets is not supported on " + runtime.GOOS }
 func (unsupported) Unwrap() error { return errors.ErrUnsupported }
+
+// Process returns an error wrapping errors.ErrUnsupported.
+func (t *Table) Process(pid int) (Process, error) { return Process{}, unsupported{} }

@@ -2,6 +2,36 @@
 
 package cli
 
-import "os/exec"
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+)
 
 func signalNumber(*exec.ExitError) int { return 0 }
+
+var signalNames = map[string]syscall.Signal{
+	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
+	"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM,
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 {
+		return syscall.Signal(n), nil
+	}
+	if sig, ok := signalNames[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
+		return sig, nil
+	}
+	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--signal %q: no such signal (try TERM, INT, HUP or KILL)", s)}
+}
+
+func signalName(sig syscall.Signal) string {
+	for n, s := range signalNames {
+		if s == sig {
+			return n
+		}
+	}
+	return strconv.Itoa(int(sig))
+}

@@ -3,8 +3,13 @@
 package cli
 
 import (
+	"fmt"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // signalNumber is the signal that ended a child, for the shell's 128+N.
@@ -13,4 +18,27 @@ func signalNumber(ee *exec.ExitError) int {
 		return int(ws.Signal())
 	}
 	return 0
+}
+
+// parseSignal reads a signal by name (TERM, SIGTERM, any case) or number.
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--signal %q: no such signal (try TERM, INT, HUP, KILL or a number)", s)}
+}
+
+// signalName is the short name of sig: TERM, KILL.
+func signalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return strings.TrimPrefix(n, "SIG")
+	}
+	return strconv.Itoa(int(sig))
 }

@@ -1,6 +1,6 @@
 // Command sidebyside times a portkit command and its peers in one run and
-// prints a markdown table, optionally checking ratio targets and updating a
-// section of a markdown file.
+// prints a markdown table, optionally checking ratio and peak-memory targets
+// and updating a section of a markdown file.
 //
 // Exit codes: 0 success, 1 a run failed or a target was missed, 2 bad usage.
 package main
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/signal"
 	"slices"
@@ -22,19 +23,39 @@ import (
 	"github.com/portkit/portkit/bench/harness"
 )
 
-const usage = `usage: sidebyside -cmd NAME=COMMAND [-cmd NAME=COMMAND ...] [-title T] [-runs N] [-warmup N] [-timeout D] [-allow-exit 0,1] [-md FILE -section NAME] [-max-ratio A/B<=X ...]`
+const usage = `usage: sidebyside -cmd NAME=COMMAND [-cmd NAME=COMMAND ...] [-title T] [-runs N] [-warmup N] [-timeout D] [-allow-exit 0,1] [-md FILE -section NAME] [-max-ratio A/B<=X ...] [-max-rss NAME<=MiB ...]`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if ctx.Err() != nil {
+		dieOfInterrupt()
+	}
 	os.Exit(code)
+}
+
+// dieOfInterrupt ends the process by SIGINT itself rather than by an exit
+// code. A shell script waiting for a command when ctrl-C is pressed carries
+// on, and skips its INT trap, if the command exits normally: bash takes that
+// as the command having handled the interrupt. Dying of it stops the bench
+// script too, so that it cleans up instead of starting its next benchmark.
+func dieOfInterrupt() {
+	signal.Reset(os.Interrupt)
+	if p, err := os.FindProcess(os.Getpid()); err == nil && p.Signal(os.Interrupt) == nil {
+		// Delivery is all but immediate; should another thread take it, allow
+		// it a moment.
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The signal is ignored (a background job) or cannot be sent (Windows).
+	os.Exit(130)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		spec    harness.Spec
 		targets []target
+		rssCaps []rssTarget
 		mdFile  string
 		section string
 	)
@@ -73,13 +94,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		targets = append(targets, t)
 		return nil
 	})
+	fl.Func("max-rss", "target `NAME<=MiB`: peak RSS of NAME, the largest of its runs, at most that many MiB (repeatable)", func(v string) error {
+		t, err := parseRSSTarget(v)
+		if err != nil {
+			return err
+		}
+		rssCaps = append(rssCaps, t)
+		return nil
+	})
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if err := checkUsage(fl.Args(), spec, targets, mdFile, section); err != nil {
+	if err := checkUsage(fl.Args(), spec, targets, rssCaps, mdFile, section); err != nil {
 		fmt.Fprintf(stderr, "sidebyside: %v\n%s\n", err, usage)
 		return 2
 	}
@@ -90,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	md, pass := report.Markdown(), true
-	if len(targets) > 0 {
+	if len(targets) > 0 || len(rssCaps) > 0 {
 		md += "\n"
 	}
 	for _, t := range targets {
@@ -102,6 +131,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			pass = false
 		}
 		md += fmt.Sprintf("- target %s/%s <= %s: %s (ratio %.2f)\n", t.a, t.b, strconv.FormatFloat(t.max, 'g', -1, 64), verdict, ratio)
+	}
+	for _, t := range rssCaps {
+		line, ok := t.check(report)
+		pass = pass && ok
+		md += line
 	}
 	fmt.Fprint(stdout, md)
 
@@ -119,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // checkUsage catches what the flags cannot check one at a time, before any
 // time is spent running commands.
-func checkUsage(rest []string, spec harness.Spec, targets []target, mdFile, section string) error {
+func checkUsage(rest []string, spec harness.Spec, targets []target, rssCaps []rssTarget, mdFile, section string) error {
 	switch {
 	case len(rest) > 0:
 		return fmt.Errorf("unexpected argument %q; commands go in -cmd", rest[0])
@@ -135,6 +169,11 @@ func checkUsage(rest []string, spec harness.Spec, targets []target, mdFile, sect
 			if !hasCommand(spec.Commands, name) {
 				return fmt.Errorf("-max-ratio names %q, which no -cmd defines", name)
 			}
+		}
+	}
+	for _, t := range rssCaps {
+		if !hasCommand(spec.Commands, t.name) {
+			return fmt.Errorf("-max-rss names %q, which no -cmd defines", t.name)
 		}
 	}
 	return nil
@@ -189,6 +228,40 @@ func parseTarget(v string) (target, error) {
 	}
 	t.max = maxv
 	return t, nil
+}
+
+// rssTarget is a -max-rss check: the peak RSS of command name, over all its
+// measured runs, is at most maxMiB.
+type rssTarget struct {
+	name   string
+	maxMiB float64
+}
+
+func parseRSSTarget(v string) (rssTarget, error) {
+	name, x, ok := strings.Cut(v, "<=")
+	t := rssTarget{name: strings.TrimSpace(name)}
+	maxv, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+	if !ok || t.name == "" || err != nil || !(maxv > 0) || math.IsInf(maxv, 1) {
+		return t, errors.New("want NAME<=MiB with MiB a positive number")
+	}
+	t.maxMiB = maxv
+	return t, nil
+}
+
+// check returns the report line for t and whether it passed. A peak the
+// platform does not report fails: a memory target nobody measured is not met.
+func (t rssTarget) check(r *harness.Report) (string, bool) {
+	limit := strconv.FormatFloat(t.maxMiB, 'g', -1, 64)
+	i := slices.IndexFunc(r.Stats, func(s harness.Stats) bool { return s.Command.Name == t.name })
+	if i < 0 || r.Stats[i].PeakRSS <= 0 {
+		return fmt.Sprintf("- target %s peak RSS <= %s MiB: FAIL (not reported)\n", t.name, limit), false
+	}
+	mib := float64(r.Stats[i].PeakRSS) / (1 << 20)
+	verdict, ok := "PASS", mib <= t.maxMiB
+	if !ok {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("- target %s peak RSS <= %s MiB: %s (%.1f MiB)\n", t.name, limit, verdict, mib), ok
 }
 
 // writeSection puts md into the named section of file, creating the file if

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -76,6 +77,55 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
+func TestParseRSSTarget(t *testing.T) {
+	tests := []struct {
+		in   string
+		want rssTarget
+		ok   bool
+	}{
+		{"portkit<=30", rssTarget{"portkit", 30}, true},
+		{" a <= 1.5 ", rssTarget{"a", 1.5}, true},
+		{"a<30", rssTarget{}, false},
+		{"<=30", rssTarget{}, false},
+		{"a<=x", rssTarget{}, false},
+		{"a<=0", rssTarget{}, false},
+		{"a<=-1", rssTarget{}, false},
+		{"a<=NaN", rssTarget{}, false},
+		{"a<=Inf", rssTarget{}, false},
+	}
+	for _, tt := range tests {
+		got, err := parseRSSTarget(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("parseRSSTarget(%q) = %+v, %v; want %+v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestRSSTargetCheck(t *testing.T) {
+	r := &harness.Report{Stats: []harness.Stats{
+		{Command: harness.Command{Name: "a"}, PeakRSS: 30 << 20},
+		{Command: harness.Command{Name: "b"}, PeakRSS: 30<<20 + 1},
+		{Command: harness.Command{Name: "unknown"}},
+	}}
+	tests := []struct {
+		t    rssTarget
+		line string
+		ok   bool
+	}{
+		{rssTarget{"a", 30}, "- target a peak RSS <= 30 MiB: PASS (30.0 MiB)\n", true},
+		{rssTarget{"b", 30}, "- target b peak RSS <= 30 MiB: FAIL (30.0 MiB)\n", false},
+		{rssTarget{"b", 30.5}, "- target b peak RSS <= 30.5 MiB: PASS (30.0 MiB)\n", true},
+		{rssTarget{"unknown", 30}, "- target unknown peak RSS <= 30 MiB: FAIL (not reported)\n", false},
+		{rssTarget{"missing", 30}, "- target missing peak RSS <= 30 MiB: FAIL (not reported)\n", false},
+	}
+	for _, tt := range tests {
+		line, ok := tt.t.check(r)
+		if line != tt.line || ok != tt.ok {
+			t.Errorf("%+v.check = %q, %v; want %q, %v", tt.t, line, ok, tt.line, tt.ok)
+		}
+	}
+}
+
 func TestParseCodes(t *testing.T) {
 	if got, err := parseCodes("0, 1,3"); err != nil || !slices.Equal(got, []int{0, 1, 3}) {
 		t.Errorf("parseCodes = %v, %v", got, err)
@@ -108,6 +158,8 @@ func TestBadUsage(t *testing.T) {
 		append(ok, "-runs", "0"),
 		append(ok, "-md", "f.md"),
 		append(ok, "-max-ratio", "a/zz<=2"),
+		{"-max-rss", "a"},
+		append(ok, "-max-rss", "zz<=30"),
 	} {
 		code, stdout, stderr := sidebyside(t, args...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, "usage: sidebyside") {
@@ -134,6 +186,18 @@ func TestRunWritesSectionAndTargets(t *testing.T) {
 	doc, err := os.ReadFile(md)
 	if err != nil || !strings.Contains(string(doc), "<!-- bench:tiny -->\n"+stdout+"<!-- /bench:tiny -->\n") {
 		t.Fatalf("%s (err %v):\n%s", md, err, doc)
+	}
+
+	// Linux reports every run's peak RSS; a shell is well under 1000 MiB.
+	if runtime.GOOS == "linux" {
+		code, stdout, stderr = sidebyside(t, append(args, "-max-rss", "sh<=1000")...)
+		if code != 0 || !strings.Contains(stdout, "- target sh peak RSS <= 1000 MiB: PASS (") {
+			t.Fatalf("-max-rss: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
+		}
+		code, stdout, _ = sidebyside(t, append(args, "-max-rss", "sh<=0.001")...)
+		if code != 1 || !strings.Contains(stdout, "- target sh peak RSS <= 0.001 MiB: FAIL (") {
+			t.Errorf("missed -max-rss: exit %d, stdout:\n%s", code, stdout)
+		}
 	}
 
 	// A missed target fails the run but still replaces the section.

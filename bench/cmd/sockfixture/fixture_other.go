@@ -1,0 +1,16 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"io"
+	"time"
+)
+
+// The fixture relies on Pdeathsig and on network namespaces, both Linux.
+var errLinuxOnly = errors.New("sockfixture runs on Linux only")
+
+func runParent(config, io.Writer) error { return errLinuxOnly }
+
+func runChild(int, time.Duration) error { return errLinuxOnly }

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Benchmark of portkit's local socket commands (issue 3): `portkit who PORT`,
+# `portkit ls` and `portkit ls -a` against ss, lsof and fuser, side by side,
+# on a fixture of 400 processes each listening on one loopback port and
+# holding 25 established loopback connections to itself (20,400 TCP sockets).
+#
+# The fixture lives in a network namespace of its own, made and deleted here,
+# so that the host's sockets neither add to the figures nor get disturbed, and
+# its 20,000 ephemeral ports come from the namespace's own range. sidebyside
+# runs inside the namespace, so no timed command pays for `ip netns exec`.
+#
+# Targets: who within 0.25x of ss's wall time; ls and ls -a no slower than ss;
+# portkit's peak RSS at most 30 MiB in each. Figures go to docs/BENCHMARKS.md.
+# Needs root; installs iproute2, lsof and psmisc with apt-get when missing.
+#
+#   bash bench/sockets.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-21}
+procs=400
+conns=25
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "sockets.sh: must run as root: it creates a network namespace (ip netns add)" >&2
+	exit 2
+fi
+
+# The peers, installed only when missing, as .ci/run does.
+need=()
+{ command -v ip && command -v ss; } >/dev/null 2>&1 || need+=(iproute2)
+command -v lsof >/dev/null 2>&1 || need+=(lsof)
+command -v fuser >/dev/null 2>&1 || need+=(psmisc)
+if ((${#need[@]})); then
+	if command -v apt-get >/dev/null 2>&1; then
+		echo "sockets.sh: installing ${need[*]}" >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	fi
+fi
+for tool in ip ss lsof fuser; do
+	command -v "$tool" >/dev/null 2>&1 || {
+		echo "sockets.sh: $tool is needed (Debian packages iproute2, lsof, psmisc)" >&2
+		exit 2
+	}
+done
+
+mkdir -p bin
+CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
+go build -o bin/sidebyside ./bench/cmd/sidebyside
+go build -o bin/sockfixture ./bench/cmd/sockfixture
+
+ns=pkbench-$$
+tmp=$(mktemp -d)
+fixture=
+bench=
+
+# stopjob PID SIGNAL signals a job of this script and gives it 10 s to end
+# before SIGKILL.
+# shellcheck disable=SC2317 # reached through the trap
+stopjob() {
+	[ -n "$1" ] || return 0
+	kill -"$2" "$1" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# Runs on every exit, ctrl-C included: stop sidebyside and the fixture (which
+# kills and reaps its children), kill by pid whatever this run left in the
+# namespace, delete the namespace. Every step tolerates failure so that the
+# next one still runs.
+# shellcheck disable=SC2317 # reached through the trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	# sidebyside kills the command it is timing when interrupted.
+	stopjob "$bench" INT
+	stopjob "$fixture" TERM
+	if [ -e "/run/netns/$ns" ]; then
+		local pids
+		for _ in $(seq 50); do
+			pids=$(ip netns pids "$ns" 2>/dev/null || true)
+			[ -n "$pids" ] || break
+			# shellcheck disable=SC2086 # one pid per word
+			kill -KILL $pids 2>/dev/null || true
+			sleep 0.1
+		done
+		ip netns del "$ns" || { echo "sockets.sh: could not delete network namespace $ns" >&2; rc=1; }
+	fi
+	rm -rf "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ip netns add "$ns"
+ip netns exec "$ns" ip link set lo up
+inns() { ip netns exec "$ns" "$@"; }
+
+# `ip netns exec` replaces itself with the fixture, so $! is the fixture's pid,
+# which cleanup signals. (Through a shell function, $! would be a subshell.)
+ip netns exec "$ns" bin/sockfixture -procs "$procs" -conns "$conns" -ready "$tmp/ready" -max-lifetime 10m &
+fixture=$!
+for _ in $(seq 1200); do # 120 s
+	[ -s "$tmp/ready" ] && break
+	kill -0 "$fixture" 2>/dev/null || { echo "sockets.sh: the fixture died while setting up" >&2; exit 1; }
+	sleep 0.1
+done
+[ -s "$tmp/ready" ] || { echo "sockets.sh: the fixture was not ready within 120 s" >&2; exit 1; }
+[ "$(cat "/proc/$fixture/comm" 2>/dev/null)" = sockfixture ] || { echo "sockets.sh: pid $fixture is not the fixture" >&2; exit 1; }
+
+mapfile -t ports <"$tmp/ready"
+port=${ports[${#ports[@]} / 2]}
+sockets=$(inns ss -tanH | wc -l)
+listening=$(inns ss -tlnH | wc -l)
+owner=$(inns ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 || true)
+echo "fixture: $procs processes x $conns connections; $sockets TCP sockets in namespace $ns, $listening listening;" \
+	"port $port (listener $((${#ports[@]} / 2 + 1)) of ${#ports[@]}, ${owner:-owner not found})"
+measured="$sockets TCP sockets, $listening listeners, $procs processes"
+
+# The commands under test, as sidebyside splits them (blanks, no shell); they
+# hold no quotes, so `read -a` below splits them the same way.
+who_portkit="bin/portkit who $port"
+ls_portkit="bin/portkit ls"
+lsa_portkit="bin/portkit ls -a"
+
+# portkit's socket commands are being written alongside this benchmark: say
+# plainly which one is missing or failing instead of timing an error.
+missing=0
+for line in "$who_portkit" "$ls_portkit" "$lsa_portkit"; do
+	read -ra argv <<<"$line"
+	rc=0
+	inns "${argv[@]}" >"$tmp/out" 2>"$tmp/err" || rc=$?
+	if ((rc != 0)); then
+		echo "sockets.sh: \`$line\` failed (exit $rc) in the namespace; does bin/portkit have this command yet?" >&2
+		sed 's/^/    /' "$tmp/err" | head -5 >&2
+		missing=1
+	elif ! [ -s "$tmp/out" ]; then
+		echo "sockets.sh: \`$line\` printed nothing, though the fixture is running" >&2
+		missing=1
+	fi
+done
+((missing == 0)) || exit 1
+
+# sidebyside runs inside the namespace as a job waited for: a signal to this
+# script then runs the trap at once, not once the section is over. `ip netns
+# exec` replaces itself with sidebyside, so $! is sidebyside.
+sidebyside() {
+	ip netns exec "$ns" bin/sidebyside "$@" &
+	bench=$!
+	local rc=0
+	wait "$bench" || rc=$?
+	bench=
+	return "$rc"
+}
+
+# The peers exit 0 on this port, since it is listened on; any other exit code
+# is a failure worth seeing rather than a figure. The quotes keep ss's filter
+# one argument, as ss expects it.
+status=0
+sidebyside -title "who: the process on port $port among $measured (portkit who vs ss, lsof, fuser)" \
+	-runs "$runs" -warmup 3 \
+	-cmd "portkit=$who_portkit" \
+	-cmd "ss=ss -ltnpH 'sport = :$port'" \
+	-cmd "lsof=lsof -nP -iTCP:$port -sTCP:LISTEN" \
+	-cmd "fuser=fuser -n tcp $port" \
+	-md docs/BENCHMARKS.md -section sockets-who \
+	-max-ratio 'portkit/ss<=0.25' -max-rss 'portkit<=30' || status=1
+
+echo
+sidebyside -title "ls: listening TCP sockets with their processes among $measured (portkit ls vs ss -ltnp)" \
+	-runs "$runs" -warmup 3 \
+	-cmd "portkit=$ls_portkit" -cmd "ss=ss -ltnp" \
+	-md docs/BENCHMARKS.md -section sockets-ls \
+	-max-ratio 'portkit/ss<=1' -max-rss 'portkit<=30' || status=1
+
+echo
+sidebyside -title "ls -a: all TCP sockets with their processes, $measured (portkit ls -a vs ss -tanp)" \
+	-runs "$runs" -warmup 3 \
+	-cmd "portkit=$lsa_portkit" -cmd "ss=ss -tanp" \
+	-md docs/BENCHMARKS.md -section sockets-ls-a \
+	-max-ratio 'portkit/ss<=1' -max-rss 'portkit<=30' || status=1
+
+# Figures taken on a fixture that lost processes on the way would not
+# describe what the titles say.
+if ! kill -0 "$fixture" 2>/dev/null; then
+	echo "sockets.sh: the fixture died during the benchmark; the figures are not valid" >&2
+	status=1
+fi
+exit $status

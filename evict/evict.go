@@ -1,0 +1,185 @@
+// Package evict frees a port: it signals the processes holding its listening
+// socket, waits, and checks that the port is free afterwards.
+//
+// Only listeners (TCP sockets in LISTEN, bound UDP sockets) are considered,
+// so the clients connected to a server are never signalled. Before each
+// signal the process's start time is read again, and on Linux the signal
+// goes through a pidfd opened before that check, so a PID reused by another
+// process in the meantime is never hit. PID 1 and the calling process are
+// refused.
+package evict
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/portkit/portkit/sockets"
+)
+
+// Target is a port to free, for TCP, UDP or both (Proto 0).
+type Target struct {
+	Port  uint16
+	Proto sockets.Proto
+}
+
+func (t Target) String() string {
+	if t.Proto == 0 {
+		return fmt.Sprint(t.Port)
+	}
+	return fmt.Sprintf("%d/%v", t.Port, t.Proto)
+}
+
+// Options tune Port. The zero value sends SIGTERM, waits up to 5 s, and
+// leaves holders that outlive it alone.
+type Options struct {
+	Signal  syscall.Signal // the first signal; zero means SIGTERM
+	Timeout time.Duration  // wait after a signal for the port to be free; zero means 5 s
+	Force   bool           // send SIGKILL to holders still there after Timeout
+	DryRun  bool           // find and report the holders, signal nothing
+	// Table lists sockets and reads processes; nil means the running system.
+	Table *sockets.Table
+	// Poll is how often the port is checked while waiting; zero means 50 ms.
+	Poll time.Duration
+}
+
+// Action is a signal sent, or refused, to one holder.
+type Action struct {
+	Process sockets.Process
+	Signal  syscall.Signal
+	// Err is why the signal was not sent: a *RefusedError, or the error of
+	// the system call. A holder that exited before it was signalled is not
+	// an error.
+	Err error
+}
+
+// Report says what Port found and did.
+type Report struct {
+	Target  Target
+	Sockets []sockets.Entry   // the listeners found first
+	Holders []sockets.Process // their processes, each once
+	// HiddenUIDs are the owners of listeners whose process could not be
+	// seen for want of permission; they cannot be signalled.
+	HiddenUIDs []uint32
+	Actions    []Action
+	WasFree    bool // nothing listened on the port to begin with
+	Free       bool // nothing listens on the port now
+}
+
+// RefusedError is a holder Port will not signal.
+type RefusedError struct {
+	PID    int
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("pid %d: %s", e.PID, e.Reason) }
+
+// ErrPIDReused is a holder whose PID now names another process.
+var ErrPIDReused = errors.New("the process exited and its pid was reused; not signalled")
+
+// Port frees t's port as Options say.
+func Port(ctx context.Context, t Target, opts Options) (Report, error) {
+	tb := opts.Table
+	if tb == nil {
+		tb = &sockets.Table{}
+	}
+	rep := Report{Target: t}
+	entries, err := listeners(ctx, tb, t, true)
+	if err != nil {
+		return rep, err
+	}
+	rep.Sockets = entries
+	if len(entries) == 0 {
+		rep.WasFree, rep.Free = true, true
+		return rep, nil
+	}
+	for _, e := range entries {
+		if len(e.Processes) == 0 && !slices.Contains(rep.HiddenUIDs, e.UID) {
+			rep.HiddenUIDs = append(rep.HiddenUIDs, e.UID)
+		}
+		for _, p := range e.Processes {
+			if !slices.ContainsFunc(rep.Holders, func(h sockets.Process) bool { return h.PID == p.PID }) {
+				rep.Holders = append(rep.Holders, p)
+			}
+		}
+	}
+	if opts.DryRun {
+		return rep, nil
+	}
+	sig := opts.Signal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	rep.signalAll(tb, rep.Holders, sig)
+	if rep.Free, err = waitFree(ctx, tb, t, timeout, opts.Poll); err != nil || rep.Free || !opts.Force {
+		return rep, err
+	}
+	rep.signalAll(tb, rep.Holders, syscall.SIGKILL)
+	// SIGKILL cannot be caught; the kernel closes the sockets as the
+	// process dies, which takes moments, not seconds.
+	rep.Free, err = waitFree(ctx, tb, t, min(timeout, 2*time.Second), opts.Poll)
+	return rep, err
+}
+
+// signalAll sends sig to each holder, recording what happened.
+func (rep *Report) signalAll(tb *sockets.Table, holders []sockets.Process, sig syscall.Signal) {
+	for _, p := range holders {
+		var err error
+		switch p.PID {
+		case 1:
+			err = &RefusedError{PID: 1, Reason: "refusing to signal pid 1 (init)"}
+		case os.Getpid():
+			err = &RefusedError{PID: p.PID, Reason: "refusing to signal portkit itself"}
+		default:
+			err = sendSignal(tb, p, sig)
+		}
+		if errors.Is(err, errGone) {
+			continue // exited already: nothing to do, nothing to report
+		}
+		rep.Actions = append(rep.Actions, Action{Process: p, Signal: sig, Err: err})
+	}
+}
+
+// errGone is a holder that exited before it could be signalled.
+var errGone = errors.New("process exited")
+
+// listeners lists the listening sockets on t's port.
+func listeners(ctx context.Context, tb *sockets.Table, t Target, withProcs bool) ([]sockets.Entry, error) {
+	return tb.List(ctx, sockets.Query{
+		Protos: t.Proto, Port: t.Port, States: sockets.Listen | sockets.Close,
+		WithProcesses: withProcs, AllProcesses: withProcs,
+	})
+}
+
+// waitFree polls until nothing listens on t's port or timeout passes.
+func waitFree(ctx context.Context, tb *sockets.Table, t Target, timeout, poll time.Duration) (bool, error) {
+	if poll <= 0 {
+		poll = 50 * time.Millisecond
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		entries, err := listeners(ctx, tb, t, false)
+		if err != nil {
+			return false, err
+		}
+		if len(entries) == 0 {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}

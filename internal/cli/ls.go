@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portkit/portkit/internal/output"
+	"github.com/portkit/portkit/portspec"
+	"github.com/portkit/portkit/sockets"
+)
+
+func newLs(e *env) *cobra.Command {
+	var (
+		all, tcp, udp, v4, v6, noProcs bool
+		portIn                         string
+	)
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List listening TCP and bound UDP sockets with their processes",
+		Long: `List this machine's listening TCP sockets and bound UDP sockets, IPv4 and
+IPv6, with the process holding each (pid, name, user) and the port's
+service name. -a lists every state, established connections included.
+
+Without root, other users' processes cannot be seen: their sockets are
+listed with their owner and marked (hidden).`,
+		Example: `  portkit ls
+  portkit ls --tcp -4
+  portkit ls -a --port 5432
+  portkit ls --json`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			q := sockets.Query{WithProcesses: !noProcs}
+			if tcp {
+				q.Protos |= sockets.TCP
+			}
+			if udp {
+				q.Protos |= sockets.UDP
+			}
+			if v4 {
+				q.Families |= sockets.IPv4
+			}
+			if v6 {
+				q.Families |= sockets.IPv6
+			}
+			if all {
+				q.States = sockets.AllStates
+			}
+			if portIn != "" {
+				p, err := portspec.ParsePort(portIn)
+				if err != nil {
+					return fmt.Errorf("--port: %w", err)
+				}
+				q.Port = p
+			}
+			entries, err := sockets.List(cmd.Context(), q)
+			if errors.Is(err, errors.ErrUnsupported) {
+				return &exitError{code: ExitNegative, err: err}
+			}
+			if err != nil {
+				return err
+			}
+			slices.SortStableFunc(entries, func(a, b sockets.Entry) int {
+				return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Local.Port(), b.Local.Port()),
+					a.Local.Addr().Compare(b.Local.Addr()), cmp.Compare(a.Remote.Port(), b.Remote.Port()))
+			})
+			v := newSocketView()
+			rows := make([]socketRow, len(entries))
+			for i, en := range entries {
+				rows[i] = v.row(en)
+			}
+			hiddenNote(e, rows)
+			return printLs(e, rows, all)
+		}),
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "every state, not only listening")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "TCP only")
+	cmd.Flags().BoolVar(&udp, "udp", false, "UDP only")
+	cmd.Flags().BoolVarP(&v4, "ipv4", "4", false, "IPv4 only")
+	cmd.Flags().BoolVarP(&v6, "ipv6", "6", false, "IPv6 only")
+	cmd.Flags().StringVar(&portIn, "port", "", "only sockets on local `PORT`")
+	cmd.Flags().BoolVar(&noProcs, "no-processes", false, "do not look up processes (faster)")
+	return cmd
+}
+
+func printLs(e *env, rows []socketRow, all bool) error {
+	p := e.printer()
+	if p.Format() == output.JSON {
+		return p.JSON(rows)
+	}
+	head := []string{"PROTO", "LOCAL", "STATE", "SERVICE", "PID", "USER", "PROCESS"}
+	if all {
+		head = []string{"PROTO", "LOCAL", "REMOTE", "STATE", "SERVICE", "PID", "USER", "PROCESS"}
+	}
+	t := p.Table(head...)
+	for _, r := range rows {
+		pids, names := pidsText(r)
+		cells := []output.Cell{{Text: r.Protocol}, {Text: r.Local, Style: output.Bold}}
+		if all {
+			cells = append(cells, output.Cell{Text: orDash(r.Remote)})
+		}
+		nameStyle := output.Plain
+		if r.Hidden {
+			nameStyle = output.Dim
+		}
+		cells = append(cells, output.Cell{Text: r.State}, output.Cell{Text: orDash(r.Service)},
+			output.Cell{Text: pids}, output.Cell{Text: r.User}, output.Cell{Text: names, Style: nameStyle})
+		t.StyledRow(cells...)
+	}
+	return t.Flush()
+}
