@@ -67,13 +67,7 @@ listed with their owner and marked (hidden).`,
 				return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Local.Port(), b.Local.Port()),
 					a.Local.Addr().Compare(b.Local.Addr()), cmp.Compare(a.Remote.Port(), b.Remote.Port()))
 			})
-			v := newSocketView()
-			rows := make([]socketRow, len(entries))
-			for i, en := range entries {
-				rows[i] = v.row(en)
-			}
-			hiddenNote(e, rows)
-			return printLs(e, rows, all)
+			return printLs(e, newSocketView(), entries, all)
 		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "every state, not only listening")
@@ -86,17 +80,21 @@ listed with their owner and marked (hidden).`,
 	return cmd
 }
 
-func printLs(e *env, rows []socketRow, all bool) error {
+// printLs turns each entry into a row as it prints it: a listing of every
+// socket on a busy host is tens of thousands of rows, not worth holding twice.
+func printLs(e *env, v *socketView, entries []sockets.Entry, all bool) error {
+	hiddenNote(e, v, entries)
 	p := e.printer()
 	if p.Format() == output.JSON {
-		return p.JSON(rows)
+		return p.JSONArray(len(entries), func(i int) any { return v.row(entries[i]) })
 	}
 	head := []string{"PROTO", "LOCAL", "STATE", "SERVICE", "PID", "USER", "PROCESS"}
 	if all {
 		head = []string{"PROTO", "LOCAL", "REMOTE", "STATE", "SERVICE", "PID", "USER", "PROCESS"}
 	}
 	t := p.Table(head...)
-	for _, r := range rows {
+	for _, en := range entries {
+		r := v.row(en)
 		pids, names := pidsText(r)
 		cells := []output.Cell{{Text: r.Protocol}, {Text: r.Local, Style: output.Bold}}
 		if all {

@@ -111,18 +111,18 @@ func (v *socketView) user(uid uint32) string {
 	return name
 }
 
-// hiddenNote says why some sockets show no process, once, on stderr.
-func hiddenNote(e *env, rows []socketRow) {
-	var uids []string
-	for _, r := range rows {
-		if r.Hidden && !contains(uids, r.User) {
-			uids = append(uids, r.User)
+// hiddenNote says, once, on stderr, why some sockets show no process.
+func hiddenNote(e *env, v *socketView, entries []sockets.Entry) {
+	var users []string
+	for _, en := range entries {
+		if u := v.user(en.UID); en.Hidden && !contains(users, u) {
+			users = append(users, u)
 		}
 	}
-	if len(uids) == 0 {
+	if len(users) == 0 {
 		return
 	}
-	who := "user " + strings.Join(uids, ", ")
+	who := "user " + strings.Join(users, ", ")
 	if os.Geteuid() == 0 {
 		e.warnf("the process of some sockets (owned by %s) cannot be seen, even as root (another PID namespace or a restricted /proc)", who)
 		return

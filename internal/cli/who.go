@@ -30,7 +30,10 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
   portkit who 8080 --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			var rows []socketRow
+			var (
+				rows []socketRow
+				all  []sockets.Entry
+			)
 			v := newSocketView()
 			code := ExitOK
 			for _, a := range args {
@@ -43,7 +46,7 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
 					return err
 				}
 				entries, err := sockets.List(cmd.Context(), sockets.Query{
-					Protos: proto, Port: pp.Port, States: sockets.Listen | sockets.Close, WithProcesses: true, AllProcesses: true,
+					Protos: proto, Port: pp.Port, States: sockets.Listen | sockets.Close, WithProcesses: true,
 				})
 				if errors.Is(err, errors.ErrUnsupported) {
 					return &exitError{code: ExitNegative, err: err}
@@ -58,8 +61,9 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
 				for _, en := range entries {
 					rows = append(rows, v.row(en))
 				}
+				all = append(all, entries...)
 			}
-			hiddenNote(e, rows)
+			hiddenNote(e, v, all)
 			if err := printWho(e, rows); err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@
 package output
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"os"
@@ -58,6 +60,37 @@ func (p *Printer) JSON(v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// JSONArray writes n elements, made one at a time by at, as one indented
+// JSON array, the same document JSON writes for a slice, without holding
+// the whole of it in memory: a listing of every socket can run to tens of
+// megabytes of JSON.
+func (p *Printer) JSONArray(n int, at func(i int) any) error {
+	if n == 0 {
+		_, err := io.WriteString(p.w, "[]\n")
+		return err
+	}
+	b := bufio.NewWriterSize(p.w, 32<<10)
+	var elem bytes.Buffer
+	enc := json.NewEncoder(&elem)
+	enc.SetIndent("  ", "  ")
+	enc.SetEscapeHTML(false)
+	b.WriteString("[\n")
+	for i := 0; i < n; i++ {
+		elem.Reset()
+		if err := enc.Encode(at(i)); err != nil {
+			return err
+		}
+		b.WriteString("  ")
+		b.Write(bytes.TrimSuffix(elem.Bytes(), []byte("\n")))
+		if i < n-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
+	return b.Flush()
 }
 
 // Line writes v as one line of JSON Lines.
@@ -132,7 +165,9 @@ func (t *Table) Flush() error {
 			}
 		}
 	}
-	var b strings.Builder
+	// Written through a small buffer rather than built whole: a listing of
+	// 20,000 sockets would otherwise hold its whole text in memory twice.
+	b := bufio.NewWriterSize(t.p.w, 32<<10)
 	for _, r := range rows {
 		col := 0
 		for i, c := range r {
@@ -144,14 +179,15 @@ func (t *Table) Flush() error {
 			b.WriteString(t.p.paint(text, c.Style))
 			if !last {
 				pad := widths[i] - utf8.RuneCountInString(text) + 2
-				b.WriteString(strings.Repeat(" ", pad))
+				for ; pad > 0; pad-- {
+					b.WriteByte(' ')
+				}
 				col += widths[i] + 2
 			}
 		}
 		b.WriteByte('\n')
 	}
-	_, err := io.WriteString(t.p.w, b.String())
-	return err
+	return b.Flush()
 }
 
 func (p *Printer) paint(s string, st Style) string {

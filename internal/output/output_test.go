@@ -55,3 +55,18 @@ func TestJSON(t *testing.T) {
 		t.Errorf("got %q want %q", b.String(), want)
 	}
 }
+
+func TestJSONArray(t *testing.T) {
+	rows := []map[string]any{{"a": 1, "b": []int{2}}, {"a": "<x>"}}
+	var want, got bytes.Buffer
+	New(&want, JSON, func(string) string { return "" }).JSON(rows)
+	New(&got, JSON, func(string) string { return "" }).JSONArray(len(rows), func(i int) any { return rows[i] })
+	if got.String() != want.String() {
+		t.Errorf("JSONArray wrote\n%s\nJSON writes\n%s", got.String(), want.String())
+	}
+	got.Reset()
+	New(&got, JSON, func(string) string { return "" }).JSONArray(0, nil)
+	if got.String() != "[]\n" {
+		t.Errorf("empty array: %q", got.String())
+	}
+}
