@@ -28,8 +28,9 @@ const usage = `usage: sidebyside -cmd NAME=COMMAND [-cmd NAME=COMMAND ...] [-tit
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil // before stop, which cancels ctx too
 	stop()
-	if ctx.Err() != nil {
+	if interrupted {
 		dieOfInterrupt()
 	}
 	os.Exit(code)
