@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +18,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if kind := os.Getenv(childEnv); kind != "" {
+		os.Exit(childMain(kind))
+	}
 	testscript.Main(m, map[string]func(){
 		"portkit": func() { os.Exit(Main(context.Background(), os.Args[1:], OSStreams())) },
 		"status":  statusMain,
@@ -51,6 +58,21 @@ func TestScripts(t *testing.T) {
 			"listen":       cmdListen,
 			"listen-after": cmdListenAfter,
 			"closedport":   cmdClosedPort,
+			"listen-udp":   cmdListenUDP,
+			"listen6":      cmdListen6,
+			"serve":        cmdServe,
+			"client":       cmdClient,
+			"alive":        cmdAlive,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "ipv6" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			l, err := net.Listen("tcp6", "[::1]:0")
+			if err == nil {
+				l.Close()
+			}
+			return err == nil, nil
 		},
 		Setup: func(env *testscript.Env) error {
 			// Scripts see IANA's data alone unless they name an overlay.
@@ -80,11 +102,37 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-// setAddr publishes a listener's address to the script as $NAME
-// (127.0.0.1:port) and $NAME_PORT.
+// setAddr publishes a socket's address to the script as $NAME
+// (127.0.0.1:port), $NAME_PORT, and $NAME_PID, the pid holding it.
 func setAddr(ts *testscript.TestScript, name string, addr net.Addr) {
-	ts.Setenv(name, addr.String())
-	ts.Setenv(name+"_PORT", strconv.Itoa(addr.(*net.TCPAddr).Port))
+	ap := netip.MustParseAddrPort(addr.String())
+	ts.Setenv(name, ap.String())
+	ts.Setenv(name+"_PORT", strconv.Itoa(int(ap.Port())))
+	ts.Setenv(name+"_PID", strconv.Itoa(os.Getpid()))
+}
+
+// cmdListenUDP: `listen-udp NAME` binds a UDP socket on 127.0.0.1:0.
+func cmdListenUDP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: listen-udp NAME")
+	}
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { c.Close() })
+	setAddr(ts, args[0], c.LocalAddr())
+}
+
+// cmdListen6: `listen6 NAME` listens on TCP [::1]:0; scripts check
+// [ipv6] first.
+func cmdListen6(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: listen6 NAME")
+	}
+	l, err := net.Listen("tcp6", "[::1]:0")
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	go acceptAll(l)
+	setAddr(ts, args[0], l.Addr())
 }
 
 // cmdListen: `listen NAME` opens a TCP listener on 127.0.0.1:0 that accepts
@@ -153,4 +201,96 @@ func cmdListenAfter(ts *testscript.TestScript, neg bool, args []string) {
 		<-stop
 		l.Close()
 	}()
+}
+
+// childEnv makes the test binary one of the child processes below, for
+// scripts and tests that need a socket held by another process.
+const childEnv = "PORTKIT_TEST_CHILD"
+
+// childMain: "serve" listens on 127.0.0.1:0 and prints its port; "client"
+// connects to $PORTKIT_TEST_ADDR and prints "connected"; "portkit" runs
+// portkit with the arguments after the program name. With
+// $PORTKIT_TEST_UID each first drops root for that uid (and gid).
+func childMain(kind string) int {
+	if uid := os.Getenv("PORTKIT_TEST_UID"); uid != "" {
+		if err := dropTo(uid); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 3
+		}
+	}
+	switch kind {
+	case "serve":
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 3
+		}
+		go acceptAll(l)
+		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	case "client":
+		c, err := net.Dial("tcp", os.Getenv("PORTKIT_TEST_ADDR"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 3
+		}
+		defer c.Close()
+		fmt.Println("connected")
+	case "portkit":
+		return Main(context.Background(), os.Args[1:], OSStreams())
+	default:
+		return 3
+	}
+	// Held until killed, or until the test binary's run is long over.
+	time.Sleep(2 * time.Minute)
+	return 0
+}
+
+// startChild starts the test binary as a child of kind and returns it
+// with the first line it prints.
+func startChild(ts *testscript.TestScript, kind string, env ...string) (*exec.Cmd, string) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), append(env, childEnv+"="+kind)...)
+	out, err := cmd.StdoutPipe()
+	ts.Check(err)
+	ts.Check(cmd.Start())
+	ts.Defer(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		ts.Fatalf("%s child: %v", kind, err)
+	}
+	return cmd, strings.TrimSpace(line)
+}
+
+// cmdServe: `serve NAME` starts a child process listening on 127.0.0.1:0;
+// $NAME, $NAME_PORT and $NAME_PID name it.
+func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: serve NAME")
+	}
+	cmd, port := startChild(ts, "serve")
+	ts.Setenv(args[0], "127.0.0.1:"+port)
+	ts.Setenv(args[0]+"_PORT", port)
+	ts.Setenv(args[0]+"_PID", strconv.Itoa(cmd.Process.Pid))
+}
+
+// cmdClient: `client NAME ADDR` starts a child process connected to ADDR;
+// $NAME_PID names it.
+func cmdClient(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: client NAME ADDR")
+	}
+	cmd, _ := startChild(ts, "client", "PORTKIT_TEST_ADDR="+args[1])
+	ts.Setenv(args[0]+"_PID", strconv.Itoa(cmd.Process.Pid))
+}
+
+// cmdAlive: `alive PID` succeeds while PID runs (a zombie is not running).
+func cmdAlive(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: alive PID")
+	}
+	stat, err := os.ReadFile("/proc/" + args[0] + "/stat")
+	alive := err == nil && !strings.HasPrefix(strings.TrimSpace(string(stat[bytes.LastIndexByte(stat, ')')+1:])), "Z")
+	if alive == neg {
+		ts.Fatalf("pid %s alive: %v", args[0], alive)
+	}
 }
