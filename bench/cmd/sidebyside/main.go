@@ -28,7 +28,17 @@ const usage = `usage: sidebyside -cmd NAME=COMMAND [-cmd NAME=COMMAND ...] [-tit
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	interrupted := ctx.Err() != nil // before stop, which cancels ctx too
+	// Checked before stop, which cancels ctx too. A ctrl-C reaches the timed
+	// command as well, whose death can end run before the signal has made
+	// its way to ctx: a failed run waits a moment for it.
+	interrupted := ctx.Err() != nil
+	if !interrupted && code != 0 {
+		select {
+		case <-ctx.Done():
+			interrupted = true
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	stop()
 	if interrupted {
 		dieOfInterrupt()
