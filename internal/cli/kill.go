@@ -10,7 +10,6 @@ import (
 
 	"github.com/portkit/portkit/evict"
 	"github.com/portkit/portkit/internal/output"
-	"github.com/portkit/portkit/portspec"
 )
 
 // killRow is one port's eviction as --json writes it.
@@ -67,21 +66,14 @@ holders to signal), 1 otherwise.`,
 			if timeout <= 0 {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("--timeout %v: must be positive", timeout)}
 			}
-			var targets []evict.Target
-			for _, a := range args {
-				pp, err := portspec.ParsePortProto(a)
-				if err != nil {
-					return err
-				}
-				proto, err := socketsProto(pp.Proto, a)
-				if err != nil {
-					return err
-				}
-				targets = append(targets, evict.Target{Port: pp.Port, Proto: proto})
+			ports, err := parsePortArgs(args)
+			if err != nil {
+				return err
 			}
 			var rows []killRow
 			code := ExitOK
-			for _, t := range targets {
+			for _, pa := range ports {
+				t := evict.Target{Port: pa.port, Proto: pa.proto}
 				rep, err := evict.Port(cmd.Context(), t, evict.Options{Signal: sig, Timeout: timeout, Force: force, DryRun: dryRun})
 				if errors.Is(err, errors.ErrUnsupported) {
 					return &exitError{code: ExitNegative, err: err}

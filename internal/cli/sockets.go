@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portkit/portkit/portspec"
 	"github.com/portkit/portkit/registry"
 	"github.com/portkit/portkit/sockets"
 )
@@ -170,4 +171,29 @@ func socketsProto(p registry.Proto, input string) (sockets.Proto, error) {
 		return sockets.UDP, nil
 	}
 	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%q: only tcp and udp sockets are listed", input)}
+}
+
+// portArg is a PORT[/PROTO] argument of who and kill.
+type portArg struct {
+	input string
+	port  uint16
+	proto sockets.Proto // 0: TCP and UDP
+}
+
+// parsePortArgs reads every argument before any is acted on, so a bad one
+// stops the command before it has done anything.
+func parsePortArgs(args []string) ([]portArg, error) {
+	out := make([]portArg, 0, len(args))
+	for _, a := range args {
+		pp, err := portspec.ParsePortProto(a)
+		if err != nil {
+			return nil, err
+		}
+		proto, err := socketsProto(pp.Proto, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, portArg{input: a, port: pp.Port, proto: proto})
+	}
+	return out, nil
 }

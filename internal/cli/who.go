@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portkit/portkit/internal/output"
-	"github.com/portkit/portkit/portspec"
 	"github.com/portkit/portkit/sockets"
 )
 
@@ -30,23 +29,19 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
   portkit who 8080 --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			ports, err := parsePortArgs(args)
+			if err != nil {
+				return err
+			}
 			var (
 				rows []socketRow
 				all  []sockets.Entry
 			)
 			v := newSocketView()
 			code := ExitOK
-			for _, a := range args {
-				pp, err := portspec.ParsePortProto(a)
-				if err != nil {
-					return err
-				}
-				proto, err := socketsProto(pp.Proto, a)
-				if err != nil {
-					return err
-				}
+			for _, pa := range ports {
 				entries, err := sockets.List(cmd.Context(), sockets.Query{
-					Protos: proto, Port: pp.Port, States: sockets.Listen | sockets.Close, WithProcesses: true,
+					Protos: pa.proto, Port: pa.port, States: sockets.Listen | sockets.Close, WithProcesses: true,
 				})
 				if errors.Is(err, errors.ErrUnsupported) {
 					return &exitError{code: ExitNegative, err: err}
@@ -55,7 +50,7 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
 					return err
 				}
 				if len(entries) == 0 {
-					e.warnf("%s: free, nothing listens on it", a)
+					e.warnf("%s: free, nothing listens on it", pa.input)
 					code = ExitNegative
 				}
 				for _, en := range entries {
