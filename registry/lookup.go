@@ -146,3 +146,24 @@ func (r *Registry) names(yield func(name string, port int)) {
 		}
 	}
 }
+
+// PortName returns the name of the service on port for proto: the first
+// named row, IANA's before the local overlay's; "" when no row has a name.
+// It does not allocate.
+func (r *Registry) PortName(port uint16, proto Proto) string {
+	from, to := r.t.Covering(port)
+	for k := from; k < to; k++ {
+		i := r.t.Cover(k)
+		if _, _, p, _ := r.t.RecordHeader(i); Proto(p).matches(proto) {
+			if n := r.t.Name(i); n != "" {
+				return n
+			}
+		}
+	}
+	var buf [4]Service
+	local := r.appendLocal(buf[:0], r.localPort(port), func(e *ServicesEntry, _ string) bool { return e.Proto.matches(proto) })
+	if len(local) > 0 {
+		return local[0].Name
+	}
+	return ""
+}

@@ -281,3 +281,19 @@ func BenchmarkOpenLocal(b *testing.B) {
 		}
 	}
 }
+
+func TestPortName(t *testing.T) {
+	r, _ := Open(Options{Services: "testdata/services"})
+	for _, tt := range []struct {
+		port  uint16
+		proto Proto
+		want  string
+	}{{22, TCP, "ssh"}, {53, UDP, "domain"}, {4, TCP, ""}, {6379, UDP, ""}, {47999, TCP, "portkit-test"}, {60000, TCP, ""}} {
+		if got := r.PortName(tt.port, tt.proto); got != tt.want {
+			t.Errorf("PortName(%d, %v) = %q, want %q", tt.port, tt.proto, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { r.PortName(5432, TCP) }); n != 0 {
+		t.Errorf("PortName allocates %v times", n)
+	}
+}

@@ -57,7 +57,6 @@ type socketRow struct {
 type socketView struct {
 	reg   *registry.Registry
 	users map[uint32]string
-	buf   []registry.Service
 }
 
 func newSocketView() *socketView {
@@ -91,13 +90,7 @@ func (v *socketView) service(port uint16, proto sockets.Proto) string {
 	if proto == sockets.UDP {
 		p = registry.UDP
 	}
-	v.buf = v.reg.AppendByPort(v.buf[:0], port, p)
-	for _, s := range v.buf {
-		if s.Name != "" {
-			return s.Name
-		}
-	}
-	return ""
+	return v.reg.PortName(port, p)
 }
 
 func (v *socketView) user(uid uint32) string {

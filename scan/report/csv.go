@@ -1,0 +1,41 @@
+package report
+
+import (
+	"encoding/csv"
+	"io"
+	"strconv"
+
+	"github.com/portkit/portkit/scan"
+)
+
+// csvWriter writes a header and one row per result, each flushed as it
+// comes, like JSON Lines.
+type csvWriter struct {
+	w     *csv.Writer
+	opts  Options
+	names namer
+}
+
+func newCSV(w io.Writer, opts Options) *csvWriter {
+	return &csvWriter{w: csv.NewWriter(w), opts: opts, names: namer{reg: opts.Registry}}
+}
+
+func (c *csvWriter) Begin(ScanInfo) error {
+	return c.write("ip", "port", "protocol", "state", "service", "rtt_us", "reason")
+}
+
+func (c *csvWriter) Result(r scan.Result) error {
+	if !c.opts.shown(&r) {
+		return nil
+	}
+	return c.write(r.IP.String(), strconv.Itoa(int(r.Port)), r.Proto.String(), r.State.String(),
+		c.names.name(r.Port, r.Proto), strconv.FormatInt(r.RTT.Microseconds(), 10), r.Reason)
+}
+
+func (c *csvWriter) End(Summary) error { return nil }
+
+func (c *csvWriter) write(fields ...string) error {
+	c.w.Write(fields)
+	c.w.Flush()
+	return c.w.Error()
+}

@@ -1,0 +1,63 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// grepWriter writes nmap's grepable format (-oG): a line per host for its
+// status and one for its ports, fields separated by tabs, ports by ", ",
+// between a "# … scan initiated" and a "# … done at" comment. Hosts are
+// grouped and written at End (see the package comment).
+type grepWriter struct {
+	w io.Writer
+	grouped
+}
+
+func newGrep(w io.Writer, opts Options) *grepWriter {
+	return &grepWriter{w: w, grouped: newGrouped(opts)}
+}
+
+func (g *grepWriter) Begin(info ScanInfo) error {
+	_, err := fmt.Fprintf(g.w, "# portkit %s scan initiated %s as: %s\n",
+		info.Version, ctime(info.Start), oneLine.Replace(strings.Join(info.Args, " ")))
+	return err
+}
+
+// oneLine keeps an argument from ending the header's comment line.
+var oneLine = strings.NewReplacer("\n", " ", "\r", " ")
+
+// grepField keeps a port's sub-field from breaking the line's syntax: "/"
+// separates sub-fields (nmap writes "|" in its place), ", " ports, a tab
+// fields.
+var grepField = strings.NewReplacer("/", "|", ",", " ", "\t", " ", "\n", " ", "\r", " ")
+
+func (g *grepWriter) End(s Summary) error {
+	b := bufio.NewWriter(g.w)
+	for _, h := range g.hosts.sorted() {
+		status := "Unknown"
+		if h.up {
+			status = "Up"
+		}
+		fmt.Fprintf(b, "Host: %s ()\tStatus: %s\n", h.addr, status)
+		fmt.Fprintf(b, "Host: %s ()\tPorts: ", h.addr)
+		for i, r := range h.ports {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			// port/state/protocol/owner/service/rpc info/version/
+			b.WriteString(strconv.Itoa(int(r.Port)) + "/" + r.State.String() + "/" + r.Proto.String() +
+				"//" + grepField.Replace(g.names.name(r.Port, r.Proto)) + "///")
+		}
+		b.WriteByte('\n')
+	}
+	word := "done"
+	if s.Exit != Success {
+		word = string(s.Exit)
+	}
+	fmt.Fprintf(b, "# portkit %s at %s -- %s\n", word, ctime(s.End), done(s))
+	return b.Flush()
+}

@@ -1,0 +1,166 @@
+package report
+
+import (
+	"encoding/xml"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// xmlWriter writes nmap's XML format (the -oX of nmap.dtd, output version
+// 1.05), so that tools that read nmap's reports read portkit's. The header
+// is written at Begin; hosts are grouped and written at End (see the
+// package comment).
+type xmlWriter struct {
+	w   io.Writer
+	enc *xml.Encoder
+	grouped
+}
+
+// scanner is nmaprun's scanner attribute. nmap.dtd enumerates it as "nmap"
+// alone, and the report is meant to validate against that DTD unchanged and
+// load into the tools that read nmap's XML; portkit names itself in the
+// args attribute (the command line, "portkit scan …") and in the summary.
+const scanner = "nmap"
+
+func newXML(w io.Writer, opts Options) *xmlWriter {
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	return &xmlWriter{w: w, enc: enc, grouped: newGrouped(opts)}
+}
+
+type xmlScanInfo struct {
+	XMLName     xml.Name `xml:"scaninfo"`
+	Type        string   `xml:"type,attr"`
+	Protocol    string   `xml:"protocol,attr"`
+	NumServices int      `xml:"numservices,attr"`
+	Services    string   `xml:"services,attr"`
+}
+
+type xmlLevel struct {
+	Level int `xml:"level,attr"`
+}
+
+type xmlHost struct {
+	XMLName   xml.Name   `xml:"host"`
+	Status    xmlStatus  `xml:"status"`
+	Address   xmlAddress `xml:"address"`
+	Hostnames struct{}   `xml:"hostnames"`
+	Ports     []xmlPort  `xml:"ports>port"`
+}
+
+type xmlStatus struct {
+	State  string `xml:"state,attr"`
+	Reason string `xml:"reason,attr"`
+	TTL    uint8  `xml:"reason_ttl,attr"`
+}
+
+type xmlAddress struct {
+	Addr string `xml:"addr,attr"`
+	Type string `xml:"addrtype,attr"`
+}
+
+type xmlPort struct {
+	Protocol string      `xml:"protocol,attr"`
+	PortID   uint16      `xml:"portid,attr"`
+	State    xmlState    `xml:"state"`
+	Service  *xmlService `xml:"service"`
+}
+
+type xmlState struct {
+	State  string `xml:"state,attr"`
+	Reason string `xml:"reason,attr"`
+	TTL    uint8  `xml:"reason_ttl,attr"`
+}
+
+// xmlService is a name from the registry: method "table" at confidence 3
+// is what nmap writes for a name it looked up rather than probed.
+type xmlService struct {
+	Name   string `xml:"name,attr"`
+	Method string `xml:"method,attr"`
+	Conf   int    `xml:"conf,attr"`
+}
+
+type xmlRunStats struct {
+	XMLName  xml.Name `xml:"runstats"`
+	Finished struct {
+		Time     int64  `xml:"time,attr"`
+		TimeStr  string `xml:"timestr,attr"`
+		Elapsed  string `xml:"elapsed,attr"`
+		Summary  string `xml:"summary,attr"`
+		Exit     string `xml:"exit,attr"`
+		ErrorMsg string `xml:"errormsg,attr,omitempty"`
+	} `xml:"finished"`
+	Hosts struct {
+		Up    int `xml:"up,attr"`
+		Down  int `xml:"down,attr"`
+		Total int `xml:"total,attr"`
+	} `xml:"hosts"`
+}
+
+func attr(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
+
+// Begin writes the document's header. The encoder's write errors are
+// sticky, so its last call reports any.
+func (x *xmlWriter) Begin(info ScanInfo) error {
+	if _, err := io.WriteString(x.w, xml.Header+"<!DOCTYPE nmaprun>\n"); err != nil {
+		return err
+	}
+	x.enc.EncodeToken(xml.StartElement{Name: xml.Name{Local: "nmaprun"}, Attr: []xml.Attr{
+		attr("scanner", scanner),
+		attr("args", strings.Join(info.Args, " ")),
+		attr("start", strconv.FormatInt(info.Start.Unix(), 10)),
+		attr("startstr", ctime(info.Start)),
+		attr("version", info.Version),
+		attr("xmloutputversion", "1.05"),
+	}})
+	for _, p := range info.Protocols {
+		x.enc.Encode(xmlScanInfo{Type: p.Type, Protocol: p.Proto.String(), NumServices: p.NumPorts, Services: p.Ports})
+	}
+	x.enc.EncodeElement(xmlLevel{}, xml.StartElement{Name: xml.Name{Local: "verbose"}})
+	return x.enc.EncodeElement(xmlLevel{}, xml.StartElement{Name: xml.Name{Local: "debugging"}})
+}
+
+func (x *xmlWriter) End(s Summary) error {
+	for _, h := range x.hosts.sorted() {
+		v := xmlHost{
+			Status:  xmlStatus{State: "unknown", Reason: h.reason, TTL: h.ttl},
+			Address: xmlAddress{Addr: h.addr.String(), Type: "ipv6"},
+			Ports:   make([]xmlPort, len(h.ports)),
+		}
+		if h.up {
+			v.Status.State = "up"
+		}
+		if h.addr.Is4() {
+			v.Address.Type = "ipv4"
+		}
+		for i, r := range h.ports {
+			p := xmlPort{Protocol: r.Proto.String(), PortID: r.Port,
+				State: xmlState{State: r.State.String(), Reason: r.Reason, TTL: r.TTL}}
+			if name := x.names.name(r.Port, r.Proto); name != "" {
+				p.Service = &xmlService{Name: name, Method: "table", Conf: 3}
+			}
+			v.Ports[i] = p
+		}
+		if err := x.enc.Encode(v); err != nil {
+			return err
+		}
+	}
+	var rs xmlRunStats
+	f := &rs.Finished
+	f.Time, f.TimeStr, f.Elapsed = s.End.Unix(), ctime(s.End), seconds(s.Elapsed)
+	f.Summary = "portkit done at " + ctime(s.End) + "; " + done(s)
+	f.Exit = "success"
+	if s.Exit != Success {
+		// nmap.dtd knows only success and error.
+		f.Exit, f.ErrorMsg = "error", string(s.Exit)
+	}
+	rs.Hosts.Up, rs.Hosts.Down, rs.Hosts.Total = s.HostsUp, s.HostsDown, s.HostsTotal
+	x.enc.Encode(rs)
+	x.enc.EncodeToken(xml.EndElement{Name: xml.Name{Local: "nmaprun"}})
+	if err := x.enc.Close(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(x.w, "\n")
+	return err
+}
