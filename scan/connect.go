@@ -1,0 +1,115 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Connect is the connect engine: a full TCP connect per probe, through the
+// operating system, so it needs no privileges and works everywhere. Many
+// connects are in flight at once, each holding one socket, so the number in
+// flight is bounded by the open-file limit: Start raises the soft limit to
+// the hard one (Unix) and the engine reports the bound (Bounded), which the
+// Scanner keeps to and names in Stats when it is the bottleneck.
+//
+// A connect that completes is open ("syn-ack"), one refused is closed
+// ("conn-refused"), a host or network unreachable is filtered
+// ("host-unreach"), and one that does not finish before the Scanner's
+// timeout is silence, for the Scanner to retransmit or give up. Sockets are
+// closed with SO_LINGER 0: an open port gets a reset rather than a FIN, and
+// the scanner leaves no TIME_WAIT behind.
+//
+// On Linux it drives non-blocking sockets with epoll from one goroutine;
+// elsewhere it uses net.Dialer, a goroutine per connect in flight.
+//
+// The zero value is ready. A Connect serves one scan at a time.
+type Connect struct {
+	// Limit bounds the connects in flight; 0 means as many as the
+	// open-file limit allows, less Reserve.
+	Limit int
+	// Reserve is the file descriptors left to the rest of the process;
+	// 0 means 128.
+	Reserve int
+
+	limit int
+	why   string
+	impl  connectImpl
+}
+
+// connectImpl is the per-OS engine.
+type connectImpl interface {
+	start(ctx context.Context, replies chan<- Reply) error
+	send(p Probe, attempt int) error
+	done(p Probe)
+	close() error
+}
+
+// Name is "connect".
+func (c *Connect) Name() string { return "connect" }
+
+// Proto is TCP.
+func (c *Connect) Proto() Proto { return TCP }
+
+// MaxInFlight is the bound on connects in flight, known after Start.
+func (c *Connect) MaxInFlight() (int, string) { return c.limit, c.why }
+
+// Start raises the open-file limit, sets the bound, and starts the engine.
+func (c *Connect) Start(ctx context.Context, replies chan<- Reply) error {
+	reserve := c.Reserve
+	if reserve <= 0 {
+		reserve = 128
+	}
+	n, why, err := fileLimit(reserve)
+	if err != nil {
+		return fmt.Errorf("connect engine: %w", err)
+	}
+	if n < 1 {
+		return fmt.Errorf("connect engine: %s leaves no sockets for probes", why)
+	}
+	c.limit, c.why = n, why
+	if c.Limit > 0 && c.Limit < n {
+		c.limit, c.why = c.Limit, fmt.Sprintf("limit %d", c.Limit)
+	}
+	c.impl = newConnectImpl(c.limit)
+	return c.impl.start(ctx, replies)
+}
+
+// Send starts a connect to p.
+func (c *Connect) Send(p Probe, attempt int) error {
+	if p.Proto != TCP {
+		return fmt.Errorf("connect engine: %v probe", p.Proto)
+	}
+	return c.impl.send(p, attempt)
+}
+
+// Done abandons the connect in flight to p, if any.
+func (c *Connect) Done(p Probe) { c.impl.done(p) }
+
+// Close abandons every connect in flight and stops the engine.
+func (c *Connect) Close() error {
+	if c.impl == nil {
+		return nil
+	}
+	return c.impl.close()
+}
+
+// connectReply is the reply for a connect's outcome.
+func connectReply(p Probe, attempt int, st State, reason string) Reply {
+	return Reply{Probe: p, State: st, Reason: reason, Attempt: attempt}
+}
+
+// zoneIndex is the interface index of an IPv6 zone, or 0.
+func zoneIndex(a netip.Addr) int {
+	z := a.Zone()
+	if z == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(z); err == nil {
+		return ifi.Index
+	}
+	var i int
+	fmt.Sscan(z, &i)
+	return i
+}

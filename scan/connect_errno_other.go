@@ -1,0 +1,11 @@
+//go:build !linux && !windows
+
+package scan
+
+import "syscall"
+
+var (
+	errRefused    = []syscall.Errno{syscall.ECONNREFUSED}
+	errUnreach    = []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH}
+	errProhibited = []syscall.Errno{syscall.EACCES, syscall.EPERM}
+)

@@ -1,0 +1,13 @@
+package scan
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/windows"
+)
+
+var (
+	errRefused    = []syscall.Errno{windows.WSAECONNREFUSED}
+	errUnreach    = []syscall.Errno{windows.WSAEHOSTUNREACH, windows.WSAENETUNREACH}
+	errProhibited = []syscall.Errno{windows.WSAEACCES}
+)

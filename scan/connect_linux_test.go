@@ -1,0 +1,82 @@
+package scan
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fullListener listens on a loopback port with an accept queue of one and
+// fills it, so that the kernel drops every further SYN to the port: a port
+// that never answers, made without a firewall.
+func fullListener(t *testing.T) uint16 {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(sa.(*unix.SockaddrInet4).Port)
+	c, err := net.DialTimeout("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return port
+}
+
+// A probe to a port that never answers is retransmitted, then filtered;
+// its sockets are closed on each timeout, not left to the kernel's own
+// SYN retries.
+func TestConnectSilenceFiltered(t *testing.T) {
+	port := fullListener(t)
+	before := countFDs(t)
+	s := Scanner{
+		Targets: addrList{netip.MustParseAddr("127.0.0.1")},
+		Ports:   portList{{port, TCP}},
+		Retries: 2, InitialRTT: 50 * time.Millisecond, MinRTT: 20 * time.Millisecond,
+	}
+	var c collect
+	st, err := s.Run(t.Context(), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.results) != 1 || c.results[0].State != Filtered || c.results[0].Reason != "no-response" {
+		t.Fatalf("results %+v, want filtered (no-response)", c.results)
+	}
+	if st.Sent != 3 || st.Retransmitted != 2 {
+		t.Errorf("sent %d, retransmitted %d; want 3, 2", st.Sent, st.Retransmitted)
+	}
+	if after := countFDs(t); after > before {
+		t.Errorf("%d files open before the scan, %d after", before, after)
+	}
+}
+
+func countFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}

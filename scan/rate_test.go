@@ -1,0 +1,212 @@
+package scan
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// The bucket is a hard bound: a sender that asks as often as it likes gets
+// no more than rate·t + burst tokens in any stretch of t.
+func TestTokenBucketBound(t *testing.T) {
+	for _, rate := range []float64{1, 10, 999, 1000, 12345, 100000, 1e6} {
+		start := 5 * time.Second
+		b := newTokenBucket(rate, start)
+		// Greedy: ask every microsecond for 1.5 s, and record grant times.
+		var grants []time.Duration
+		for now := start; now < start+1500*time.Millisecond; now += time.Microsecond {
+			for b.take(now) {
+				grants = append(grants, now)
+			}
+		}
+		// Any window of one second holds at most rate + burst grants.
+		limit := int(rate + b.burst)
+		j := 0
+		for i := range grants {
+			for grants[i]-grants[j] >= time.Second {
+				j++
+			}
+			if n := i - j + 1; n > limit {
+				t.Fatalf("rate %v: %d grants within one second, limit %d", rate, n, limit)
+			}
+		}
+		// And it is not far below: 1.5 s at rate, plus the first burst.
+		if want := int(1.5*rate) - 1; len(grants) < want {
+			t.Errorf("rate %v: %d grants in 1.5 s, want at least %d", rate, len(grants), want)
+		}
+	}
+}
+
+func TestTokenBucketWait(t *testing.T) {
+	b := newTokenBucket(1000, 0)
+	for b.take(0) {
+	}
+	w := b.wait(0)
+	if w <= 0 || w > time.Millisecond {
+		t.Fatalf("wait after emptying at 1000/s = %v, want (0, 1ms]", w)
+	}
+	if !b.take(w) {
+		t.Fatalf("no token after waiting %v", w)
+	}
+	// Lowering the rate keeps the bound at the new rate.
+	b.setRate(w, 10)
+	n := 0
+	for now := w; now < w+time.Second; now += time.Millisecond {
+		if b.take(now) {
+			n++
+		}
+	}
+	if n > 10+int(b.burst) {
+		t.Errorf("%d grants in a second at 10/s", n)
+	}
+}
+
+// link is a simulated path for the pacer: a bottleneck of capacity pps with
+// a buffer of buffer seconds (drop-tail), a base round trip, and random
+// loss each way. Pure logic on a fake clock.
+type link struct {
+	capacity float64 // 0: no bottleneck
+	buffer   time.Duration
+	base     time.Duration
+	loss     float64 // each way
+}
+
+type simResult struct {
+	rate    float64 // probes per second over the second half
+	loss    float64 // fraction of attempts unanswered in time, second half
+	minRate float64 // lowest pacer rate in the second half
+}
+
+func simulate(t *testing.T, l link, cap float64, d time.Duration, seed uint64) simResult {
+	t.Helper()
+	const step = time.Millisecond
+	const timeout = 300 * time.Millisecond
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	p := newPacer(cap, 0)
+	b := newTokenBucket(cap, 0)
+
+	type event struct {
+		sent     time.Duration
+		window   uint32
+		answered bool
+	}
+	const slots = 1024 // ms; longer than any delay
+	ring := make([][]event, slots)
+	at := func(when time.Duration, e event) {
+		i := int(when/step) % slots
+		ring[i] = append(ring[i], e)
+	}
+	var busyUntil time.Duration
+	var r simResult
+	r.minRate = cap
+	var sentHalf, lostHalf, doneHalf int
+	for now := time.Duration(0); now < d; now += step {
+		half := now >= d/2
+		slot := int(now/step) % slots
+		for _, e := range ring[slot] {
+			p.outcome(e.window, e.answered)
+			if half && e.sent >= d/2 {
+				doneHalf++
+				if !e.answered {
+					lostHalf++
+				}
+			}
+		}
+		ring[slot] = ring[slot][:0]
+		b.setRate(now, p.rate)
+		if half {
+			r.minRate = min(r.minRate, p.rate)
+		}
+		for b.take(now) {
+			if half {
+				sentHalf++
+			}
+			w := p.sent(now)
+			dropped := rng.Float64() < l.loss
+			arrive := now + l.base
+			if !dropped && l.capacity > 0 {
+				depart := max(now, busyUntil) + time.Duration(float64(time.Second)/l.capacity)
+				if depart-now > l.buffer {
+					dropped = true
+				} else {
+					busyUntil = depart
+					arrive = depart + l.base
+				}
+			}
+			if !dropped && rng.Float64() < l.loss {
+				dropped = true
+			}
+			if dropped || arrive-now > timeout {
+				at(now+timeout, event{sent: now, window: w})
+			} else {
+				at(arrive, event{sent: now, window: w, answered: true})
+			}
+		}
+	}
+	r.rate = float64(sentHalf) / (d / 2).Seconds()
+	if doneHalf > 0 {
+		r.loss = float64(lostHalf) / float64(doneHalf)
+	}
+	return r
+}
+
+func TestPacerRandomLossKeepsRate(t *testing.T) {
+	const cap = 10000
+	for seed := uint64(1); seed <= 3; seed++ {
+		for _, loss := range []float64{0, 0.025, 0.05, 0.10} { // each way
+			r := simulate(t, link{base: 10 * time.Millisecond, loss: loss}, cap, 20*time.Second, seed)
+			if r.rate < 0.9*cap || r.minRate < 0.7*cap {
+				t.Errorf("seed %d, %.1f%% random loss each way: rate %.0f/s (lowest %.0f), want near the cap %d",
+					seed, loss*100, r.rate, r.minRate, cap)
+			}
+		}
+	}
+}
+
+func TestPacerBacksOffAtBottleneck(t *testing.T) {
+	const cap = 10000
+	for seed := uint64(1); seed <= 3; seed++ {
+		for _, c := range []struct {
+			capacity float64
+			loss     float64
+		}{{2500, 0}, {5000, 0}, {2500, 0.05}, {1000, 0.05}} {
+			l := link{capacity: c.capacity, buffer: 50 * time.Millisecond, base: 10 * time.Millisecond, loss: c.loss}
+			r := simulate(t, l, cap, 20*time.Second, seed)
+			// Well below the cap, not collapsed, and with the loss of the
+			// link plus a little.
+			if r.rate > 1.5*c.capacity || r.rate < 0.5*c.capacity {
+				t.Errorf("seed %d, bottleneck %.0f/s, %.0f%% loss: rate %.0f/s, want about the bottleneck",
+					seed, c.capacity, c.loss*100, r.rate)
+			}
+			randomLoss := 1 - (1-c.loss)*(1-c.loss)
+			if r.loss > randomLoss+0.2 {
+				t.Errorf("seed %d, bottleneck %.0f/s, %.0f%% loss: %.0f%% of attempts lost",
+					seed, c.capacity, c.loss*100, r.loss*100)
+			}
+			t.Logf("bottleneck %.0f/s, %.0f%% loss each way: rate %.0f/s, lost %.1f%%", c.capacity, c.loss*100, r.rate, r.loss*100)
+		}
+	}
+}
+
+// A jump in loss that a lower rate does not cure (here: the link itself
+// turns lossier halfway) is taken as the new normal after a few cuts.
+func TestPacerLossStepIsNotCongestion(t *testing.T) {
+	const cap = 10000
+	p := newPacer(cap, 0)
+	rng := rand.New(rand.NewPCG(9, 9))
+	now := time.Duration(0)
+	feed := func(loss float64, d time.Duration) {
+		// Sent at the pacer's rate, resolved at once.
+		for end := now + d; now < end; now += time.Duration(float64(time.Second) / p.rate) {
+			p.outcome(p.sent(now), rng.Float64() >= loss)
+		}
+	}
+	feed(0.05, 5*time.Second)
+	if p.rate != cap {
+		t.Fatalf("rate %.0f under steady 5%% loss, want the cap", p.rate)
+	}
+	feed(0.40, 5*time.Second)
+	if p.rate < 0.9*cap {
+		t.Errorf("rate %.0f after loss rose to 40%% and stayed there whatever the rate, want back near the cap", p.rate)
+	}
+}
