@@ -1,5 +1,8 @@
-// Package portspec parses the port lists and ranges that portkit's commands
-// take.
+// Package portspec parses what portkit's commands are told to look at: port
+// numbers, ranges and lists ("22,80,443", "T:1-1024,U:53", "ssh,https"), the
+// ranked list of commonly open ports behind --top (see TOP.md), and scan
+// targets (addresses, CIDR blocks, nmap-style IPv4 ranges, hostnames, files
+// of them, exclusions), kept as address intervals rather than expanded.
 package portspec
 
 import (
@@ -24,13 +27,32 @@ type Error struct {
 	Input  string
 	Part   string
 	Reason string
+	// File and Line say where Input was read, for specs from a file
+	// (ReadTargetFile, ReadPortsFile); File is empty otherwise.
+	File string
+	Line int
+
+	what string // what Input is: "target", "targets"; "" is a port spec
 }
 
 func (e *Error) Error() string {
-	if e.Part != "" && e.Part != e.Input {
-		return fmt.Sprintf("bad port spec %q: %q: %s", e.Input, e.Part, e.Reason)
+	var b strings.Builder
+	if e.File != "" {
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
 	}
-	return fmt.Sprintf("bad port spec %q: %s", e.Input, e.Reason)
+	what := e.what
+	if what == "" {
+		what = "port spec"
+	}
+	b.WriteString("bad " + what)
+	if e.Input != "" {
+		fmt.Fprintf(&b, " %q", e.Input)
+	}
+	if e.Part != "" && e.Part != e.Input {
+		fmt.Fprintf(&b, ": %q", e.Part)
+	}
+	b.WriteString(": " + e.Reason)
+	return b.String()
 }
 
 // BadInput marks the error as the user's input being wrong.
