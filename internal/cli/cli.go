@@ -98,7 +98,7 @@ or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newVersion(e))
+	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newVersion(e))
 	return root
 }
 

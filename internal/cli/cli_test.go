@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,25 +28,30 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// statusMain runs `status N CMD ARGS...`: CMD with its streams passed
-// through, succeeding only if CMD exits with code N. Scripts use it to pin
-// exit codes, which testscript's `! exec` does not tell apart.
+// statusMain runs `status N[,M...] CMD ARGS...`: CMD with its streams
+// passed through, succeeding only if CMD exits with one of the codes.
+// Scripts use it to pin exit codes, which testscript's `! exec` does not
+// tell apart.
 func statusMain() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: status CODE CMD [ARGS...]")
 		os.Exit(2)
 	}
-	want, err := strconv.Atoi(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "status:", err)
-		os.Exit(2)
+	var want []int
+	for _, c := range strings.Split(os.Args[1], ",") {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "status:", err)
+			os.Exit(2)
+		}
+		want = append(want, n)
 	}
 	cmd := exec.Command(os.Args[2], os.Args[3:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	got := cmd.ProcessState.ExitCode()
-	if got != want {
-		fmt.Fprintf(os.Stderr, "status: %s exited with %d (%v), want %d\n", os.Args[2], got, err, want)
+	if !slices.Contains(want, got) {
+		fmt.Fprintf(os.Stderr, "status: %s exited with %d (%v), want %v\n", os.Args[2], got, err, want)
 		os.Exit(1)
 	}
 	os.Exit(0)
