@@ -57,23 +57,35 @@ func (c *Connect) MaxInFlight() (int, string) { return c.limit, c.why }
 
 // Start raises the open-file limit, sets the bound, and starts the engine.
 func (c *Connect) Start(ctx context.Context, replies chan<- Reply) error {
-	reserve := c.Reserve
-	if reserve <= 0 {
-		reserve = 128
-	}
-	n, why, err := fileLimit(reserve)
-	if err != nil {
-		return fmt.Errorf("connect engine: %w", err)
-	}
-	if n < 1 {
-		return fmt.Errorf("connect engine: %s leaves no sockets for probes", why)
-	}
-	c.limit, c.why = n, why
-	if c.Limit > 0 && c.Limit < n {
-		c.limit, c.why = c.Limit, fmt.Sprintf("limit %d", c.Limit)
+	var err error
+	if c.limit, c.why, err = socketBound("connect", c.Reserve, c.Limit); err != nil {
+		return err
 	}
 	c.impl = newConnectImpl(c.limit)
 	return c.impl.start(ctx, replies)
+}
+
+// socketBound is the bound on the probes in flight of an engine that holds
+// a socket for each (the connect engine, the UDP engine's socket mode), and
+// what sets it: as many as the open-file limit allows, raised to its hard
+// limit, less reserve file descriptors (0 means 128) and those open; or
+// limit, if it is set and lower. It fails when the limit leaves none. name
+// is the engine's, for its errors.
+func socketBound(name string, reserve, limit int) (n int, why string, err error) {
+	if reserve <= 0 {
+		reserve = 128
+	}
+	n, why, err = fileLimit(reserve)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s engine: %w", name, err)
+	}
+	if n < 1 {
+		return 0, "", fmt.Errorf("%s engine: %s leaves no sockets for probes", name, why)
+	}
+	if limit > 0 && limit < n {
+		n, why = limit, fmt.Sprintf("limit %d", limit)
+	}
+	return n, why, nil
 }
 
 // Send starts a connect to p.

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -15,18 +15,23 @@ import (
 // dialConnect is the connect engine where there is no epoll: a goroutine
 // per connect in flight, each a net.Dialer dial that Done cancels.
 type dialConnect struct {
-	ctx     context.Context
-	replies chan<- Reply
-	wg      sync.WaitGroup
-
-	mu       sync.Mutex
-	inflight map[Probe]*dialAttempt
+	ctx      context.Context
+	replies  chan<- Reply
+	inflight inflight[*dialAttempt]
 }
 
 type dialAttempt struct{ cancel context.CancelFunc }
 
+// Close cancels the dial.
+func (a *dialAttempt) Close() error {
+	a.cancel()
+	return nil
+}
+
 func newConnectImpl(limit int) connectImpl {
-	return &dialConnect{inflight: make(map[Probe]*dialAttempt, min(limit, 1<<16))}
+	d := &dialConnect{}
+	d.inflight.init(min(limit, 1<<16))
+	return d
 }
 
 func (d *dialConnect) start(ctx context.Context, replies chan<- Reply) error {
@@ -37,19 +42,11 @@ func (d *dialConnect) start(ctx context.Context, replies chan<- Reply) error {
 func (d *dialConnect) send(p Probe, attempt int) error {
 	ctx, cancel := context.WithCancel(d.ctx)
 	a := &dialAttempt{cancel: cancel}
-	d.mu.Lock()
-	d.inflight[p] = a
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.inflight.put(p, a)
+	d.inflight.wg.Go(func() {
 		defer cancel()
 		st, reason, ok := dial(ctx, p)
-		d.mu.Lock()
-		if d.inflight[p] == a {
-			delete(d.inflight, p)
-		}
-		d.mu.Unlock()
+		d.inflight.forget(p, a)
 		if !ok || ctx.Err() != nil {
 			return
 		}
@@ -59,7 +56,7 @@ func (d *dialConnect) send(p Probe, attempt int) error {
 		case d.replies <- r:
 		case <-d.ctx.Done():
 		}
-	}()
+	})
 	return nil
 }
 
@@ -79,42 +76,19 @@ func dial(ctx context.Context, p Probe) (st State, reason string, ok bool) {
 		return 0, "", false
 	}
 	switch {
-	case isErrno(errno, errRefused):
+	case slices.Contains(errRefused, errno):
 		return Closed, "conn-refused", true
-	case isErrno(errno, errUnreach):
+	case slices.Contains(errUnreach, errno):
 		return Filtered, "host-unreach", true
-	case isErrno(errno, errProhibited):
+	case slices.Contains(errProhibited, errno):
 		return Filtered, "admin-prohibited", true
 	}
 	return 0, "", false
 }
 
-func isErrno(e syscall.Errno, set []syscall.Errno) bool {
-	for _, s := range set {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (d *dialConnect) done(p Probe) {
-	d.mu.Lock()
-	a := d.inflight[p]
-	delete(d.inflight, p)
-	d.mu.Unlock()
-	if a != nil {
-		a.cancel()
-	}
-}
+func (d *dialConnect) done(p Probe) { d.inflight.done(p) }
 
 func (d *dialConnect) close() error {
-	d.mu.Lock()
-	for p, a := range d.inflight {
-		a.cancel()
-		delete(d.inflight, p)
-	}
-	d.mu.Unlock()
-	d.wg.Wait()
+	d.inflight.close()
 	return nil
 }

@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -95,4 +96,32 @@ type Bounded interface {
 // is about to wait, so nothing sits in a batch while the scan is idle.
 type Flusher interface {
 	Flush() error
+}
+
+// HostPacer is implemented by an engine that learns how fast each host may
+// be probed, such as the UDP engine when a target rate-limits its ICMP
+// errors (a faster scan would see closed ports fall silent).
+//
+// The Scanner asks before every attempt it sends to a host, so a pace can
+// be set, changed or lifted at any time. It keeps a token bucket for each
+// host with a pace (in a bounded table), on top of the scan's Rate. An
+// attempt whose host has no token is parked: it stays outstanding, and
+// counts against MaxOutstanding, while the Scanner sends to other hosts,
+// and goes out, in the order it was parked, when the host's next token
+// comes. Only when nothing else can go does the Scanner wait, for the
+// earliest token. Stats.HostsPaced counts the hosts paced.
+type HostPacer interface {
+	// HostRate is the most attempts a second to send to ip; 0 (or less)
+	// means the engine sets no bound of its own. It is called from the
+	// Scanner's goroutine, concurrently with the engine's receivers, and
+	// should be cheap: it is asked for every attempt.
+	HostRate(ip netip.Addr) float64
+}
+
+// ICMPLimitLister is implemented by an engine that measures targets'
+// limits on the ICMP errors they send (the UDP engine). At the end of a
+// scan the Scanner puts the limits in force in Stats.ICMPLimits.
+type ICMPLimitLister interface {
+	// ICMPLimits lists the hosts paced for their limits now.
+	ICMPLimits() []ICMPLimit
 }

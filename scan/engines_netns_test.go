@@ -512,6 +512,60 @@ func TestUDPICMPLimitNetns(t *testing.T) {
 	}
 }
 
+// TestScannerUDPICMPLimitNetns is TestUDPICMPLimitNetns through a
+// Scanner with its defaults, against a target with the kernel's default
+// limits on ICMP errors: the engine finds the limits, the Scanner holds
+// each host to the pace the engine sets, and every closed port is
+// reported closed, every open one open.
+func TestScannerUDPICMPLimitNetns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("paced at the target's ICMP limit: about half a minute")
+	}
+	n := newEngineNet(t)
+	tp := n.serve(t)
+	targets := addrList{nsTarget4, nsTarget6}
+	var ports portList
+	for _, p := range slices.Concat(tp.udpOpen, tp.udpClosed, portSpan(30000, 20)) {
+		ports = append(ports, portList{{p, UDP}}...)
+	}
+	got := map[Probe]Reply{}
+	var stats Stats
+	inNS(t, n.scanner, func() error {
+		udp, err := NewUDP(UDPOptions{Mode: UDPRaw, OnLimit: func(l ICMPLimit) { t.Log(l) }})
+		if err != nil {
+			return err
+		}
+		s := Scanner{Targets: targets, Ports: ports, UDPEngine: udp}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		stats, err = s.Run(ctx, SinkFunc(func(r Result) error {
+			got[r.Probe] = Reply{Probe: r.Probe, State: r.State, Reason: r.Reason}
+			return nil
+		}))
+		return err
+	})
+	t.Logf("%d probes, %d attempts in %v; %d hosts paced (limited %v)",
+		stats.Done, stats.Sent, stats.Elapsed.Round(time.Millisecond), stats.HostsPaced, stats.HostPaceLimited)
+	wants := map[Probe]want{}
+	for _, ip := range targets {
+		for _, p := range ports {
+			wants[Probe{ip, p.port, UDP}] = want{Closed, "port-unreach"}
+			if slices.Contains(tp.udpOpen, p.port) {
+				wants[Probe{ip, p.port, UDP}] = want{Open, "udp-response"}
+			}
+		}
+	}
+	checkAnswers(t, got, wants)
+	limited := map[netip.Addr]bool{}
+	for _, l := range stats.ICMPLimits {
+		t.Logf("at the end: %v", l)
+		limited[l.Host] = true
+	}
+	if !limited[nsTarget4] || stats.HostsPaced == 0 {
+		t.Errorf("%v not paced at the end (%d hosts paced): its limit of one a second went unseen", nsTarget4, stats.HostsPaced)
+	}
+}
+
 // TestScannerSYNUDPNetns runs a Scanner with the SYN and UDP engines over
 // the target, both families: the results the engines' own tests have,
 // with silence made filtered and open|filtered.

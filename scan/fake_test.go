@@ -60,7 +60,7 @@ type fakeEngine struct {
 	// cancelOnDone drops a delayed answer whose attempt was given up, as
 	// the connect engine does by closing its socket.
 	cancelOnDone bool
-	record       bool // keep every (probe, attempt) sent
+	record       bool // keep every (probe, attempt) sent, and when
 
 	ctx     context.Context
 	replies chan<- Reply
@@ -68,6 +68,7 @@ type fakeEngine struct {
 
 	mu       sync.Mutex
 	sent     []Probe
+	sentAt   []time.Time
 	inflight map[Probe]int
 	maxIn    int
 	sends    atomic.Int64
@@ -94,6 +95,7 @@ func (f *fakeEngine) Send(p Probe, attempt int) error {
 	f.mu.Lock()
 	if f.record {
 		f.sent = append(f.sent, p)
+		f.sentAt = append(f.sentAt, time.Now())
 	}
 	if _, dup := f.inflight[p]; dup {
 		f.mu.Unlock()
@@ -167,6 +169,32 @@ func (f *fakeEngine) sentProbes() []Probe {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.sent)
+}
+
+// sendTimes is when each attempt at a probe to ip was sent, in order.
+func (f *fakeEngine) sendTimes(ip netip.Addr) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ts []time.Time
+	for i, p := range f.sent {
+		if p.IP == ip {
+			ts = append(ts, f.sentAt[i])
+		}
+	}
+	return ts
+}
+
+// pacedFake is a fake engine that sets a pace for hosts (HostPacer), and
+// counts how often it is asked.
+type pacedFake struct {
+	*fakeEngine
+	rate  func(ip netip.Addr) float64
+	asked atomic.Int64
+}
+
+func (p *pacedFake) HostRate(ip netip.Addr) float64 {
+	p.asked.Add(1)
+	return p.rate(ip)
 }
 
 // collect is a Sink that keeps every result.

@@ -42,16 +42,6 @@ func (l ICMPLimit) String() string {
 	return fmt.Sprintf("target %v rate-limits ICMP errors to %s%.3g/s; UDP pace lowered to %.3g probes/s", l.Host, approx, l.Rate, l.Pace)
 }
 
-// HostPacer is implemented by an engine that learns how fast each host may
-// be probed, such as the UDP engine when a target rate-limits its ICMP
-// errors. (Proposed for engine.go: the Scanner would keep a token bucket
-// for each host with a pace, and hold that host's probes to it.)
-type HostPacer interface {
-	// HostRate is the most probes a second to send to ip; 0 means the
-	// engine sets no bound of its own.
-	HostRate(ip netip.Addr) float64
-}
-
 // How icmpWatch judges; see icmpWatch.
 const (
 	// A host's share of closed ports is learned from its first

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -145,6 +146,18 @@ type Stats struct {
 	// RTO is the retransmission timeout at the end.
 	RTO time.Duration
 
+	// HostsPaced is the hosts whose probes were held to a pace their
+	// engine set (HostPacer): for the UDP engine, targets that rate-limit
+	// their ICMP errors. A host whose pace was lifted (or, past 65536 hosts
+	// paced at once, forgotten) and set again counts again. HostPaceLimited is set when waiting on those paces, with
+	// nothing else to send, took most of the scan's time: the targets'
+	// limits, not the rate or the network, held the scan back.
+	HostsPaced      uint64
+	HostPaceLimited bool
+	// ICMPLimits is, at the end of a scan, the limits on ICMP errors the
+	// engines (ICMPLimitLister) found in force, by host; nil if none.
+	ICMPLimits []ICMPLimit
+
 	// Cursor is set when the scan stopped before its end, to resume it.
 	Cursor *Cursor
 }
@@ -172,8 +185,9 @@ func (s *Scanner) Run(ctx context.Context, sink Sink) (Stats, error) {
 	return r.run(ctx)
 }
 
-// pending is one outstanding probe: in flight (heap ≥ 0) or awaiting its
-// retransmission (heap == inQueue). It is all the state the scan keeps.
+// pending is one outstanding probe: in flight (heap ≥ 0), awaiting its
+// retransmission (heap == inQueue), or parked until its host's pace lets it
+// go (heap == parked; see hostPacing). It is all the state the scan keeps.
 type pending struct {
 	probe    Probe
 	index    uint64
@@ -189,6 +203,7 @@ type pending struct {
 const (
 	inQueue = -1 // awaiting retransmission
 	free    = -2
+	parked  = -3 // awaiting a token of its host's pace
 )
 
 type queued struct {
@@ -219,6 +234,7 @@ type run struct {
 	rtt      *rttTable
 	bucket   *tokenBucket
 	pacer    *pacer
+	pace     *hostPacing                  // nil unless an engine is a HostPacer
 	hosts    map[netip.Addr]time.Duration // first probe, for HostTimeout
 	slab     slab[pending]
 	byProbe  map[Probe]int32
@@ -366,6 +382,7 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 			}
 		}
 	}
+	r.pace = newHostPacing(r.tcp, r.udp)
 	if r.s.Rate > 0 {
 		b := newTokenBucket(r.s.Rate, 0)
 		r.bucket = &b
@@ -401,7 +418,9 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 			continue // more to send at once: look at replies and timeouts first
 		}
 
-		// Wait for an answer, a timeout, a token or the end.
+		// Wait for an answer, a timeout, a token or the end: a host's
+		// token only when nothing else can go (a parked probe that waits
+		// for the scan's token waits with everything else).
 		if err := r.flush(); err != nil {
 			return r.stop(), err
 		}
@@ -415,6 +434,8 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 			wait = min(wait, r.bucket.wait(now))
 		case byBusy:
 			wait = min(wait, time.Millisecond)
+		case byHost:
+			wait = min(wait, r.pace.wait(now))
 		}
 		if wait <= 0 {
 			continue
@@ -432,6 +453,9 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 		if r.bounded && (blocked == byInFlight || blocked == byBusy) {
 			r.waitedIn += time.Since(t0)
 		}
+		if blocked == byHost {
+			r.pace.waited += time.Since(t0)
+		}
 	}
 }
 
@@ -442,6 +466,7 @@ const (
 	byRate
 	byInFlight
 	byBusy
+	byHost // only probes parked for their hosts' pace are left to send
 )
 
 // maxBurst is the most probes sent between looks at replies and timeouts.
@@ -455,19 +480,34 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 		if len(r.heap) >= r.maxOut {
 			return byInFlight, nil
 		}
-		slot, idx, ok := r.nextProbe(len(r.byProbe) < r.maxOut)
+		slot, idx, unparked, ok := r.nextProbe(now, len(r.byProbe) < r.maxOut)
 		if !ok {
-			if len(r.byProbe) >= r.maxOut {
+			switch {
+			case r.pace != nil && r.pace.parked > 0:
+				return byHost, nil
+			case len(r.byProbe) >= r.maxOut:
 				return byInFlight, nil
 			}
 			return nothingLeft, nil
 		}
+		// The scan's token is looked for first, and taken last: a probe
+		// its host's pace parks costs none.
 		if r.bucket != nil {
 			r.bucket.setRate(now, r.pacer.rate)
-			if !r.bucket.take(now) {
-				r.unget(slot, idx)
+			if !r.bucket.ready(now) {
+				if unparked {
+					r.repark(slot, now)
+				} else {
+					r.unget(slot, idx)
+				}
 				return byRate, nil
 			}
+		}
+		if r.pace != nil && !r.admit(now, &slot, idx, unparked) {
+			continue // parked, or a duplicate deferred
+		}
+		if r.bucket != nil {
+			r.bucket.take(now)
 		}
 		if slot < 0 {
 			slot = r.alloc(idx)
@@ -529,9 +569,15 @@ func (r *run) timeout(host netip.Addr, attempt int32) time.Duration {
 	return min(rto, r.rtt.scan.max)
 }
 
-// nextProbe is the next thing to send: a slot awaiting retransmission, or
-// if allowNew the index of a new probe (slot −1).
-func (r *run) nextProbe(allowNew bool) (slot int32, idx uint64, ok bool) {
+// nextProbe is the next thing to send: a parked slot whose host's token has
+// come (unparked), a slot awaiting retransmission, or if allowNew the index
+// of a new probe (slot −1).
+func (r *run) nextProbe(now time.Duration, allowNew bool) (slot int32, idx uint64, unparked, ok bool) {
+	if r.pace != nil {
+		if slot, ok := r.unpark(now); ok {
+			return slot, 0, true, true
+		}
+	}
 	for r.queueAt < len(r.queue) {
 		q := r.queue[r.queueAt]
 		r.queueAt++
@@ -539,29 +585,29 @@ func (r *run) nextProbe(allowNew bool) (slot int32, idx uint64, ok bool) {
 			r.queue, r.queueAt = r.queue[:0], 0
 		}
 		if pd := &r.slab.items[q.slot]; pd.gen == q.gen && pd.heap == inQueue {
-			return q.slot, 0, true
+			return q.slot, 0, false, true
 		}
 	}
 	if !allowNew {
-		return -1, 0, false
+		return -1, 0, false, false
 	}
 	if n := len(r.resend); n > 0 {
 		idx, r.resend = r.resend[n-1], r.resend[:n-1]
-		return -1, idx, true
+		return -1, idx, false, true
 	}
 	if r.next < r.total {
 		idx = r.perm.At(r.shard + r.next*r.shards)
 		r.next++
-		return -1, idx, true
+		return -1, idx, false, true
 	}
 	// Duplicates wait for the end, when their twins are likely decided.
 	for i, idx := range r.dups {
 		if _, busy := r.byProbe[r.probe(idx)]; !busy {
 			r.dups = append(r.dups[:i], r.dups[i+1:]...)
-			return -1, idx, true
+			return -1, idx, false, true
 		}
 	}
-	return -1, 0, false
+	return -1, 0, false, false
 }
 
 // unget puts back what nextProbe gave and was not sent.
@@ -613,6 +659,9 @@ func (r *run) alloc(idx uint64) int32 {
 
 func (r *run) release(slot int32) {
 	pd := &r.slab.items[slot]
+	if pd.heap == parked {
+		r.pace.parked--
+	}
 	delete(r.byProbe, pd.probe)
 	pd.gen++
 	pd.heap = free
@@ -637,7 +686,7 @@ func (r *run) drain() error {
 // answer decides the probe a reply answers.
 func (r *run) answer(rep Reply) error {
 	slot, ok := r.byProbe[rep.Probe]
-	if !ok {
+	if !ok || r.slab.items[slot].attempt == 0 { // none, or parked before its first send
 		r.stats.Stray++
 		return nil
 	}
@@ -664,7 +713,7 @@ func (r *run) answer(rep Reply) error {
 	default:
 		rtt = at - pd.first
 	}
-	if rep.Attempt != 0 && rep.Attempt < int(pd.attempt) || pd.heap == inQueue {
+	if rep.Attempt != 0 && rep.Attempt < int(pd.attempt) || pd.heap < 0 {
 		r.stats.Late++
 	}
 	if pd.heap >= 0 {
@@ -750,14 +799,28 @@ func (r *run) snapshot() Stats {
 		st.Pace = r.pacer.rate
 	}
 	st.InFlightLimited = r.bounded && r.waitedIn > st.Elapsed/2
+	if r.pace != nil {
+		st.HostsPaced = r.pace.paced
+		st.HostPaceLimited = r.pace.waited > st.Elapsed/2
+	}
 	return st
 }
 
-func (r *run) finish() Stats { return r.snapshot() }
+// finish is the stats at the end of a scan.
+func (r *run) finish() Stats {
+	st := r.snapshot()
+	for _, e := range []Engine{r.tcp, r.udp} {
+		if l, ok := e.(ICMPLimitLister); ok {
+			st.ICMPLimits = append(st.ICMPLimits, l.ICMPLimits()...)
+		}
+	}
+	slices.SortFunc(st.ICMPLimits, func(a, b ICMPLimit) int { return a.Host.Compare(b.Host) })
+	return st
+}
 
 // stop ends an unfinished scan: the stats, with a cursor to resume from.
 func (r *run) stop() Stats {
-	st := r.snapshot()
+	st := r.finish()
 	c := &Cursor{
 		Version: cursorVersion, Seed: st.Seed, Shard: st.Shard, Shards: st.Shards,
 		Size: r.perm.Len(), Next: r.next,

@@ -496,3 +496,37 @@ func TestScanRandomLossKeepsRate(t *testing.T) {
 	}
 	t.Logf("%d probes, %d attempts in %v: %.0f/s, %d retransmitted", st.Probes, st.Sent, st.Elapsed, st.Rate, st.Retransmitted)
 }
+
+// BenchmarkScanFake is the scheduler alone: 256 hosts × 256 TCP ports
+// through a fake engine that answers every probe at once, without a rate
+// ("free"), under a rate cap too high to bind ("capped"), so that the
+// token bucket and the pacer are on the path, and through an engine that
+// is a HostPacer but paces no host ("hostpacer"). probes/s is the figure.
+func BenchmarkScanFake(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		rate   float64
+		pacing bool
+	}{{"free", 0, false}, {"capped", 1e9, false}, {"hostpacer", 0, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			const n = 256 * 256
+			b.ReportAllocs()
+			for b.Loop() {
+				var eng Engine = &fakeEngine{answer: closedAt(22)}
+				if c.pacing {
+					eng = &pacedFake{fakeEngine: eng.(*fakeEngine), rate: func(netip.Addr) float64 { return 0 }}
+				}
+				s := Scanner{Targets: addrRange{base: 0xc6120000, n: 256}, Ports: portRange{1, 256, TCP},
+					Engine: eng, Rate: c.rate}
+				st, err := s.Run(b.Context(), SinkFunc(func(Result) error { return nil }))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st.Done != n {
+					b.Fatalf("%d done", st.Done)
+				}
+			}
+			b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "probes/s")
+		})
+	}
+}

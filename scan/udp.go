@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"syscall"
 	"time"
 
@@ -65,12 +64,12 @@ type UDPOptions struct {
 // Scanner (HostPacer) to pace the host's probes under it, and tells
 // OnLimit.
 //
-// The engine returned implements HostPacer, and Flusher (raw mode) or
-// Bounded (socket mode), and has a method ICMPLimits() []ICMPLimit listing
-// the hosts paced now. In raw mode it needs what NewSYN needs, and opens its
-// sockets likewise, in the calling thread's network namespace. Sockets
-// cannot see ICMP errors on Windows, where Go turns them off
-// (SIO_UDP_CONNRESET): closed ports end open|filtered there.
+// The engine returned implements HostPacer, ICMPLimitLister (the hosts
+// paced now), and Flusher (raw mode) or Bounded (socket mode). In raw mode
+// it needs what NewSYN needs, and opens its sockets likewise, in the
+// calling thread's network namespace. Sockets cannot see ICMP errors on
+// Windows, where Go turns them off (SIO_UDP_CONNRESET): closed ports end
+// open|filtered there.
 func NewUDP(opts UDPOptions) (Engine, error) {
 	switch opts.Mode {
 	case UDPRaw:
@@ -105,10 +104,7 @@ type udpSockets struct {
 
 	ctx     context.Context
 	replies chan<- Reply
-	wg      sync.WaitGroup
-
-	mu    sync.Mutex
-	conns map[Probe]*net.UDPConn
+	conns   inflight[*net.UDPConn]
 }
 
 func newUDPSockets(opts UDPOptions) *udpSockets {
@@ -116,7 +112,6 @@ func newUDPSockets(opts UDPOptions) *udpSockets {
 		reqLim:  opts.Limit,
 		payload: udpPayload(opts),
 		watch:   newICMPWatch(opts.OnLimit),
-		conns:   make(map[Probe]*net.UDPConn),
 	}
 }
 
@@ -137,16 +132,9 @@ func (u *udpSockets) ICMPLimits() []ICMPLimit { return u.watch.limits() }
 
 // Start raises the open-file limit and sets the bound.
 func (u *udpSockets) Start(ctx context.Context, replies chan<- Reply) error {
-	n, why, err := fileLimit(128)
-	if err != nil {
-		return fmt.Errorf("udp engine: %w", err)
-	}
-	if n < 1 {
-		return fmt.Errorf("udp engine: %s leaves no sockets for probes", why)
-	}
-	u.limit, u.why = n, why
-	if u.reqLim > 0 && u.reqLim < n {
-		u.limit, u.why = u.reqLim, fmt.Sprintf("limit %d", u.reqLim)
+	var err error
+	if u.limit, u.why, err = socketBound("udp", 0, u.reqLim); err != nil {
+		return err
 	}
 	u.ctx, u.replies = ctx, replies
 	return nil
@@ -157,10 +145,7 @@ func (u *udpSockets) Send(p Probe, attempt int) error {
 	if p.Proto != UDP {
 		return fmt.Errorf("udp engine: %v probe", p.Proto)
 	}
-	u.mu.Lock()
-	full := len(u.conns) >= u.limit
-	u.mu.Unlock()
-	if full {
+	if u.conns.len() >= u.limit {
 		return fmt.Errorf("udp engine: %w: %d sockets in flight", ErrBusy, u.limit)
 	}
 	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.IP, p.Port)))
@@ -180,14 +165,12 @@ func (u *udpSockets) Send(p Probe, attempt int) error {
 		}
 		// Answered at once; passed on from a goroutine, as Send must
 		// not block on replies.
-		u.wg.Go(func() { u.deliver(Reply{Probe: p, State: st, Reason: reason, Attempt: attempt, At: time.Now()}) })
+		u.conns.wg.Go(func() { u.deliver(Reply{Probe: p, State: st, Reason: reason, Attempt: attempt, At: time.Now()}) })
 		return nil
 	}
 	u.watch.sent(p.IP, p.Port, time.Now())
-	u.mu.Lock()
-	u.conns[p] = c
-	u.mu.Unlock()
-	u.wg.Go(func() { u.read(p, attempt, c) })
+	u.conns.put(p, c)
+	u.conns.wg.Go(func() { u.read(p, attempt, c) })
 	return nil
 }
 
@@ -198,11 +181,7 @@ func (u *udpSockets) read(p Probe, attempt int, c *net.UDPConn) {
 	var buf [512]byte
 	_, err := c.Read(buf[:])
 	at := time.Now()
-	u.mu.Lock()
-	if u.conns[p] == c {
-		delete(u.conns, p)
-	}
-	u.mu.Unlock()
+	u.conns.forget(p, c)
 	c.Close()
 	st, reason, ok := udpVerdict(err)
 	if !ok {
@@ -252,24 +231,10 @@ func udpBusy(err error) bool {
 }
 
 // Done closes p's socket, if it is still open.
-func (u *udpSockets) Done(p Probe) {
-	u.mu.Lock()
-	c := u.conns[p]
-	delete(u.conns, p)
-	u.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-}
+func (u *udpSockets) Done(p Probe) { u.conns.done(p) }
 
 // Close closes every socket and waits for their goroutines.
 func (u *udpSockets) Close() error {
-	u.mu.Lock()
-	for p, c := range u.conns {
-		c.Close()
-		delete(u.conns, p)
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
+	u.conns.close()
 	return nil
 }
