@@ -222,6 +222,12 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if err := w.End(summary); err != nil {
 		return err
 	}
+	for _, l := range stats.ICMPLimits {
+		e.warnf("%v", l)
+	}
+	if stats.HostPaceLimited {
+		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back")
+	}
 	if stats.InFlightLimited {
 		e.warnf("the open-file limit (%s), not the network, held the scan back; raise it (ulimit -n) to scan faster", stats.InFlightLimitBy)
 	}
