@@ -15,8 +15,8 @@ type SYNOptions struct {
 // socket whose BPF filter passes only what comes to the scan's source
 // port. It keeps no state per probe: the sequence number of each SYN is a
 // keyed hash of its addresses and ports (the key drawn afresh for each
-// engine), plus the attempt, and an answer that does not acknowledge it is
-// ignored. A SYN-ACK is open ("syn-ack"), a RST closed ("reset"), an ICMP
+// engine), the same for every attempt, and an answer that does not
+// acknowledge it is ignored. A SYN-ACK is open ("syn-ack"), a RST closed ("reset"), an ICMP
 // unreachable filtered (its reason, "host-unreach", "admin-prohibited",
 // …); the kernel, which knows nothing of the half-open connection, resets
 // it when the SYN-ACK comes.

@@ -41,7 +41,12 @@ func (e *synEngine) Send(p Probe, attempt int) error {
 		return err
 	}
 	dst := p.IP.Unmap()
-	seq := rawnet.Cookie(e.key, src, dst, e.port, p.Port) + synAttemptCode(attempt)
+	// Every attempt carries the same sequence number. A retransmitted SYN
+	// with another one, reaching a port whose SYN-ACK to the first was lost
+	// (the port sits in SYN-RECV), is answered with a reset (RFC 793's
+	// unacceptable SYN; Linux's tcp_check_req): an open port would read as
+	// closed under loss. The same SYN again draws the SYN-ACK again.
+	seq := rawnet.Cookie(e.key, src, dst, e.port, p.Port)
 	pkt, err := rawnet.AppendTCP(e.buf(), rawnet.TCP{
 		Src:   netip.AddrPortFrom(src, e.port),
 		Dst:   netip.AddrPortFrom(dst, p.Port),
@@ -66,50 +71,10 @@ func (e *synEngine) handle(r *rawnet.Reply, at time.Time) {
 	if !ok {
 		return
 	}
-	attempt, ok := synAttempt(e.key, r)
-	if !ok {
+	if !rawnet.ValidCookie(e.key, r) {
 		e.invalid.Add(1)
 		return
 	}
-	e.deliver(Reply{Probe: p, State: st, Reason: r.Reason(), TTL: r.TTL, Attempt: attempt, At: at})
-}
-
-// synAttempts is how many attempts a SYN's sequence number tells apart:
-// it is the cookie plus the attempt less one, the last code standing for
-// that attempt and all later ones. A forged answer passes one time in
-// 2³²/synAttempts, where rawnet.ValidCookie's exact match passes one in
-// 2³²; in return the Scanner can time the answer to a retransmission.
-const synAttempts = 16
-
-func synAttemptCode(attempt int) uint32 {
-	return uint32(min(max(attempt, 1), synAttempts) - 1)
-}
-
-// synAttempt checks that r answers a SYN of this scan, as
-// rawnet.ValidCookie does, and returns the attempt it answers: 0 for one
-// past synAttempts−1, which the code cannot tell.
-func synAttempt(key [16]byte, r *rawnet.Reply) (attempt int, ok bool) {
-	var code uint32
-	switch r.Proto {
-	case rawnet.ProtoTCP:
-		if r.Flags&rawnet.FlagACK == 0 {
-			return 0, false
-		}
-		code = r.Ack - 1 - rawnet.Cookie(key, r.Dst, r.Src, r.DstPort, r.SrcPort)
-	case rawnet.ProtoICMP, rawnet.ProtoICMPv6:
-		o := &r.Orig
-		if o.Proto != rawnet.ProtoTCP {
-			return 0, false
-		}
-		code = o.Seq - rawnet.Cookie(key, o.Src, o.Dst, o.SrcPort, o.DstPort)
-	default:
-		return 0, false
-	}
-	switch {
-	case code >= synAttempts:
-		return 0, false
-	case code == synAttempts-1:
-		return 0, true
-	}
-	return int(code) + 1, true
+	// Attempt 0: the answer cannot tell which attempt it answers.
+	e.deliver(Reply{Probe: p, State: st, Reason: r.Reason(), TTL: r.TTL, At: at})
 }
