@@ -1,0 +1,31 @@
+package harness
+
+import (
+	"os"
+	"time"
+)
+
+// The helpers below serve benchmarks that run their commands themselves,
+// because they need more of each run than Run keeps (bench/cmd/scanbench
+// scores every run's output), yet want the same statistics and formatting
+// as the other reports.
+
+// Summarize summarises samples taken of c outside Run, as Run does.
+func Summarize(c Command, samples []Sample) Stats { return summarize(c, samples) }
+
+// PeakRSS returns the peak resident set size of the finished process in
+// bytes; 0 where the platform does not report it.
+func PeakRSS(ps *os.ProcessState) int64 { return peakRSS(ps) }
+
+// FormatDuration prints d as the reports do: three significant digits in
+// the largest unit that keeps it at least 1, e.g. "12.3 ms".
+func FormatDuration(d time.Duration) string { return formatDuration(d) }
+
+// FormatRSS prints a byte count in MiB as the reports do, "n/a" for 0.
+func FormatRSS(bytes int64) string { return formatRSS(bytes) }
+
+// FormatRatio prints a ratio as the reports do, "1.23x", "n/a" for NaN.
+func FormatRatio(x float64) string { return formatRatio(x) }
+
+// CodeSpan wraps s as inline code that is safe inside a markdown table cell.
+func CodeSpan(s string) string { return codeSpan(s) }
