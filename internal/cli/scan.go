@@ -209,7 +209,12 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	e.warnf("scanning %d address(es) × %d port(s) with the %s engine, seed %d", targets.Len(), ports.Len(), tcpType, s.Seed)
 
 	prog := newProgress(e, f.noProgress)
-	s.Progress = prog.update
+	// Progress comes about four times a second on the Sink's goroutine:
+	// the time to let buffered results out, even while the scan is idle.
+	s.Progress = func(st scan.Stats) {
+		prog.update(st)
+		w.Flush()
+	}
 	stats, runErr := s.Run(ctx, w)
 	prog.clear()
 

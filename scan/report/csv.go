@@ -8,17 +8,22 @@ import (
 	"github.com/portkit/portkit/scan"
 )
 
-// csvWriter writes a header and one row per result, each flushed as it
-// comes, like JSON Lines.
+// csvWriter writes a header and one row per result through a live buffer,
+// like JSON Lines.
 type csvWriter struct {
+	live  *liveWriter
 	w     *csv.Writer
 	opts  Options
 	names namer
 }
 
 func newCSV(w io.Writer, opts Options) *csvWriter {
-	return &csvWriter{w: csv.NewWriter(w), opts: opts, names: namer{reg: opts.Registry}}
+	live := newLiveWriter(w)
+	return &csvWriter{live: live, w: csv.NewWriter(live), opts: opts, names: namer{reg: opts.Registry}}
 }
+
+// Flush writes out the buffered rows.
+func (c *csvWriter) Flush() error { return c.live.Flush() }
 
 func (c *csvWriter) Begin(ScanInfo) error {
 	return c.write("ip", "port", "protocol", "state", "service", "rtt_us", "reason")
@@ -32,7 +37,7 @@ func (c *csvWriter) Result(r scan.Result) error {
 		c.names.name(r.Port, r.Proto), strconv.FormatInt(r.RTT.Microseconds(), 10), r.Reason)
 }
 
-func (c *csvWriter) End(Summary) error { return nil }
+func (c *csvWriter) End(Summary) error { return c.live.Flush() }
 
 func (c *csvWriter) write(fields ...string) error {
 	c.w.Write(fields)

@@ -109,3 +109,6 @@ func (j *jsonWriter) put(v any) error {
 	_, err := j.w.Write(j.buf.Bytes()[:j.buf.Len()-1])
 	return err
 }
+
+// Flush writes out the results buffered so far; the document stays open.
+func (j *jsonWriter) Flush() error { return j.w.Flush() }

@@ -28,6 +28,11 @@ type Writer interface {
 	scan.Sink
 	Begin(info ScanInfo) error
 	End(summary Summary) error
+	// Flush writes out what a streaming format holds in its buffer. The
+	// streaming formats flush by themselves at most a tenth of a second
+	// after a result; a caller that knows the scan is idle (the Scanner's
+	// Progress callback) calls Flush so nothing waits for the next result.
+	Flush() error
 }
 
 // ScanInfo is what a report's header says of the scan.

@@ -149,8 +149,9 @@ func TestServiceName(t *testing.T) {
 	}
 }
 
-// TestStreaming checks that the streaming formats write each result as it
-// comes, before End.
+// TestStreaming checks that the streaming formats write each result out by
+// a Flush, before End (the CLI flushes from the Scanner's progress calls),
+// and by themselves once liveLatency has passed.
 func TestStreaming(t *testing.T) {
 	for _, format := range []string{"jsonl", "csv"} {
 		t.Run(format, func(t *testing.T) {
@@ -162,9 +163,13 @@ func TestStreaming(t *testing.T) {
 			if err := w.Begin(info); err != nil {
 				t.Fatal(err)
 			}
+			w.Flush()
 			header := strings.Count(b.String(), "\n")
 			for i, r := range results {
 				if err := w.Result(r); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Flush(); err != nil {
 					t.Fatal(err)
 				}
 				lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
@@ -176,6 +181,20 @@ func TestStreaming(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLiveWriterFlushesByTime(t *testing.T) {
+	var b bytes.Buffer
+	l := newLiveWriter(&b)
+	l.Write([]byte("a\n"))
+	if b.Len() != 0 {
+		t.Fatal("flushed at once")
+	}
+	l.last = l.last.Add(-liveLatency)
+	l.Write([]byte("b\n"))
+	if b.String() != "a\nb\n" {
+		t.Fatalf("after liveLatency: %q", b.String())
 	}
 }
 
