@@ -23,9 +23,8 @@
 #   scan-loss   as scan-full with nftables in the target namespace dropping 5%
 #               of TCP packets each way. Targets: every open port found and
 #               at most 10 s, every run. nmap takes 4–8 minutes a run here,
-#               so it runs once, after the other tools' rounds, -sS and -sT
-#               at the same time (each capped at 10 minutes; --slow-apart
-#               runs them one after the other); --quick runs portkit only.
+#               so it runs once, after the other tools' rounds, each run
+#               capped at 10 minutes; --quick runs portkit only.
 #
 # Two things keep the comparison fair to masscan. Segmentation offload is
 # turned off on the veth ends (ethtool -K tso off gso off): with it on, masscan
@@ -35,17 +34,17 @@
 # libpcap receive thread notices the end of its final wait only when a packet
 # arrives, and on a silent link one run went on for 7 minutes.
 #
-# The default run takes about 12 minutes, 8 of them nmap under loss (19
-# with --slow-apart); --quick about 3. nmap waits on its timers nearly all
-# the time there: alone, -sS took 419 and 442 s and -sT 233 and 480 s;
-# together 421 and 474 s. Exits 1 when a target is missed, after writing every
-# section. Needs root; installs nmap, masscan, nftables and ethtool with
-# apt-get when missing.
+# The default run takes about 19 minutes, 15 of them nmap under loss;
+# --quick about 3. --slow-together runs nmap -sS and -sT under loss at the
+# same time, which saves about 7 minutes but may slow -sT, whose time varies
+# widely anyway: alone, -sS took 419 and 442 s and -sT 233 and 480 s (51 s
+# of CPU); together, -sS 421 and 391 s and -sT 474 s and over 600 s (killed
+# at the limit).
 #
-#   bash bench/scan.sh [--quick | --slow-apart] [--seed N] [--rate PPS] [RUNS]
+#   bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/scan.sh [--quick | --slow-apart] [--seed N] [--rate PPS] [RUNS]"
+usage="usage: bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [RUNS]"
 args=("$@")
 runs=5
 quick=0
@@ -55,7 +54,7 @@ rate=20000
 while (($#)); do
 	case $1 in
 	--quick) quick=1 lossflags+=(-quick) ;;
-	--slow-apart) lossflags+=(-slow-apart) ;;
+	--slow-together) lossflags+=(-slow-together) ;;
 	--seed) seed=${2:?$usage}; shift ;;
 	--rate) rate=${2:?$usage}; shift ;;
 	-h | --help) echo "$usage"; exit 0 ;;

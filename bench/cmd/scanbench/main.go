@@ -128,7 +128,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fl.DurationVar(&c.timeout, "timeout", 2*time.Minute, "limit of each run")
 	fl.DurationVar(&c.slowTimeout, "slow-timeout", 10*time.Minute, "loss: limit of each run of nmap")
 	fl.IntVar(&c.slowRuns, "slow-runs", 1, "loss: `runs` of nmap (minutes each)")
-	fl.BoolVar(&c.slowApart, "slow-apart", false, "loss: run nmap -sS and -sT one after the other, not at the same time")
+	fl.BoolVar(&c.slowTogether, "slow-together", false, "loss: run nmap -sS and -sT at the same time, not one after the other (faster; may slow -sT)")
 	fl.BoolVar(&quick, "quick", false, "loss: portkit only, no peers")
 	fl.StringVar(&c.adapter, "adapter", "", "masscan's --adapter: the scanner's `interface` (masscan is left out without it)")
 	fl.StringVar(&c.adapterIP, "adapter-ip", "198.18.0.1", "masscan's --adapter-ip")

@@ -27,27 +27,27 @@ const (
 
 // config is what every mode is told.
 type config struct {
-	mode        string
-	plan        *scanplan.Plan
-	portkit     string
-	runs        int
-	warmup      int
-	timeout     time.Duration // per run
-	slowTimeout time.Duration // per run of nmap under loss
-	slowRuns    int           // runs of nmap under loss
-	slowApart   bool          // nmap -sS and -sT one after the other, not at once
-	peers       bool          // run nmap and masscan under loss too
-	adapter     string        // masscan's --adapter; masscan is left out without it
-	adapterIP   string
-	routerMAC   string
-	rate        int // sweep and shard
-	seed        uint64
-	shards      int
-	targetNS    string // checked for the loss rule when set
-	command     string // what produced the section, for the notes
-	md, section string
-	tmp         string
-	log         io.Writer
+	mode         string
+	plan         *scanplan.Plan
+	portkit      string
+	runs         int
+	warmup       int
+	timeout      time.Duration // per run
+	slowTimeout  time.Duration // per run of nmap under loss
+	slowRuns     int           // runs of nmap under loss
+	slowTogether bool          // nmap -sS and -sT at the same time, not one after the other
+	peers        bool          // run nmap and masscan under loss too
+	adapter      string        // masscan's --adapter; masscan is left out without it
+	adapterIP    string
+	routerMAC    string
+	rate         int // sweep and shard
+	seed         uint64
+	shards       int
+	targetNS     string // checked for the loss rule when set
+	command      string // what produced the section, for the notes
+	md, section  string
+	tmp          string
+	log          io.Writer
 }
 
 // portkitTool is a portkit scan command; portkit exits 1 when it finds no
@@ -127,14 +127,12 @@ func loss(ctx context.Context, c *config) (*report, error) {
 	switch {
 	case !c.peers:
 		note += "; `--quick`: portkit only, no peers."
-	case c.slowApart:
-		note += fmt.Sprintf("; nmap takes minutes a run here, so it runs %s, after portkit's and masscan's rounds, -sS and -sT one after the other, with a limit of %v a run.",
-			times, c.slowTimeout)
-	default:
+	case c.slowTogether:
 		note += fmt.Sprintf("; nmap takes minutes a run here, so it runs %s, after portkit's and masscan's rounds, with a limit of %v a run, "+
-			"and `nmap -sS` and `nmap -sT` run at the same time as each other, never with anything else, which keeps the whole benchmark near 12 minutes instead of 19. "+
-			"Each spends almost all of its time waiting on its timers (its CPU time is in the table): "+
-			"alone, -sS took 419 and 442 s and -sT 233 and 480 s here; together 421 and 474 s (`--slow-apart` runs them apart).", times, c.slowTimeout)
+			"`nmap -sS` and `nmap -sT` at the same time as each other (`--slow-together`), never with anything else.", times, c.slowTimeout)
+	default:
+		note += fmt.Sprintf("; nmap takes minutes a run here, so it runs %s, after portkit's and masscan's rounds, with a limit of %v a run.",
+			times, c.slowTimeout)
 	}
 	return c.hostBench(ctx, tools, "scan under loss, full range 1–65535 of one host, 5% of TCP packets dropped each way", []string{note})
 }
@@ -164,7 +162,7 @@ func (c *config) hostTools(underLoss bool) []tool {
 
 func (c *config) hostBench(ctx context.Context, tools []tool, title string, notes []string) (*report, error) {
 	r := c.newReport(title, tools)
-	out, err := c.newRunner(hostTruth(c.plan)).runAll(ctx, tools, !c.slowApart)
+	out, err := c.newRunner(hostTruth(c.plan)).runAll(ctx, tools, c.slowTogether)
 	if err != nil {
 		return nil, err
 	}
