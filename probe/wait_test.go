@@ -115,7 +115,13 @@ func TestWaitClosed(t *testing.T) {
 
 func TestWaitClosedTimeout(t *testing.T) {
 	l := listen(t)
-	_, err := probe.Wait(t.Context(), []probe.Target{target(t, l.Addr().String())}, probe.WaitOptions{Closed: true, Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond})
+	// Each attempt may take longer than the whole wait: on a loaded machine
+	// a loopback connect can be slower than the default four intervals, and
+	// a timed-out attempt counts as silent, i.e. closed.
+	_, err := probe.Wait(t.Context(), []probe.Target{target(t, l.Addr().String())}, probe.WaitOptions{
+		Closed: true, Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond,
+		Check: probe.CheckOptions{Timeout: 10 * time.Second},
+	})
 	var we *probe.WaitError
 	if !errors.As(err, &we) || !errors.Is(err, context.DeadlineExceeded) || !we.Closed || we.NotReady[0].Status != probe.Open {
 		t.Fatalf("err = %v, want a timeout with the target still open", err)
