@@ -491,8 +491,14 @@ func TestScanRandomLossKeepsRate(t *testing.T) {
 	if st.Answered != st.Probes || uint64(len(m)) != st.Probes {
 		t.Errorf("%d of %d probes answered", st.Answered, st.Probes)
 	}
-	if st.Rate < 0.85*rate || st.Rate > 1.01*rate {
-		t.Errorf("%.0f attempts/s, want near the cap %d", st.Rate, rate)
+	// What random loss must not do is lower the pace: that is the pacer's
+	// decision, checked here. The attempts actually made a second depend on
+	// how busy the machine is, so they are only held to the cap.
+	if st.Pace < 0.85*rate {
+		t.Errorf("pace %.0f/s at the end, want near the cap %d: random loss lowered it", st.Pace, rate)
+	}
+	if st.Rate > 1.01*rate {
+		t.Errorf("%.0f attempts/s, over the cap %d", st.Rate, rate)
 	}
 	t.Logf("%d probes, %d attempts in %v: %.0f/s, %d retransmitted", st.Probes, st.Sent, st.Elapsed, st.Rate, st.Retransmitted)
 }
