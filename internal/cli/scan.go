@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -215,10 +216,20 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		prog.update(st)
 		w.Flush()
 	}
-	stats, runErr := s.Run(ctx, w)
+	// A host is up once it answered at all, open or closed; the set grows
+	// with the hosts that answer, not with the scan.
+	up := map[netip.Addr]struct{}{}
+	sink := scan.SinkFunc(func(r scan.Result) error {
+		if r.State == scan.Open || r.State == scan.Closed {
+			up[r.IP] = struct{}{}
+		}
+		return w.Result(r)
+	})
+	stats, runErr := s.Run(ctx, sink)
 	prog.clear()
 
 	summary := report.Summary{End: time.Now(), Elapsed: time.Since(start), HostsTotal: int(targets.Len()),
+		HostsUp: len(up), HostsDown: int(targets.Len()) - len(up),
 		Open: int(stats.Open), Closed: int(stats.Closed), Filtered: int(stats.Filtered), OpenFiltered: int(stats.OpenFiltered),
 		Exit: report.Success}
 	if stats.Cursor != nil {
