@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,8 +25,14 @@ func TestMain(m *testing.M) {
 		os.Exit(childMain(kind))
 	}
 	testscript.Main(m, map[string]func(){
-		"portkit": func() { os.Exit(Main(context.Background(), os.Args[1:], OSStreams())) },
-		"status":  statusMain,
+		"portkit": func() {
+			// As cmd/portkit does: interrupts cancel the context.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := Main(ctx, os.Args[1:], OSStreams())
+			stop()
+			os.Exit(code)
+		},
+		"status": statusMain,
 	})
 }
 

@@ -129,13 +129,12 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		}
 		cursor = saved.Cursor
 		if len(args) == 0 && f.targetFile == "" {
-			// The saved command line, with this --resume: the scan as it was.
-			again := newScan(e)
-			again.SetContext(ctx)
-			if err := again.Flags().Parse(append(saved.Args, "--resume", f.resume)); err != nil {
+			// The saved command line, parsed into these same flags: the scan
+			// as it was, with this --resume.
+			if err := cmd.Flags().Parse(saved.Args); err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: saved arguments: %w", f.resume, err)}
 			}
-			return runScan(ctx, e, again, flagsOf(again), again.Flags().Args())
+			args = cmd.Flags().Args()
 		}
 	}
 	if len(args) == 0 && f.targetFile == "" {
@@ -257,6 +256,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 			e.warnf("interrupted; continue with: portkit scan --resume %s", f.resumeOut)
 		}
 	}
+	if stats.Cursor != nil && errors.Is(runErr, context.Canceled) {
+		return &exitError{code: ExitInterrupted} // said above, with how to resume
+	}
 	if runErr != nil {
 		return runErr
 	}
@@ -264,38 +266,6 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		return &exitError{code: ExitNegative}
 	}
 	return nil
-}
-
-// flagsOf recovers the scanFlags bound to a scan command's flags.
-func flagsOf(cmd *cobra.Command) *scanFlags {
-	f := &scanFlags{}
-	fl := cmd.Flags()
-	f.ports, _ = fl.GetString("ports")
-	f.top, _ = fl.GetInt("top")
-	f.portsFile, _ = fl.GetString("ports-file")
-	f.targetFile, _ = fl.GetString("input-list")
-	f.exclude, _ = fl.GetStringSlice("exclude")
-	f.excludeFile, _ = fl.GetString("exclude-file")
-	f.v4, _ = fl.GetBool("ipv4")
-	f.v6, _ = fl.GetBool("ipv6")
-	f.syn, _ = fl.GetBool("syn")
-	f.connect, _ = fl.GetBool("connect")
-	f.udp, _ = fl.GetBool("udp")
-	f.tcp, _ = fl.GetBool("tcp")
-	f.rate, _ = fl.GetFloat64("rate")
-	f.retries, _ = fl.GetInt("retries")
-	f.initialRTT, _ = fl.GetDuration("initial-rtt")
-	f.maxRTT, _ = fl.GetDuration("max-rtt")
-	f.hostTimeout, _ = fl.GetDuration("host-timeout")
-	f.seed, _ = fl.GetString("seed")
-	f.shard, _ = fl.GetString("shard")
-	f.resume, _ = fl.GetString("resume")
-	f.resumeOut, _ = fl.GetString("resume-file")
-	f.format, _ = fl.GetString("output")
-	f.out, _ = fl.GetString("out")
-	f.open, _ = fl.GetBool("open")
-	f.noProgress, _ = fl.GetBool("no-progress")
-	return f
 }
 
 func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*portspec.Targets, error) {
