@@ -9,9 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -19,18 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portkit/portkit/internal/netnstest"
 	"github.com/portkit/portkit/scan/internal/rawnet"
-	"golang.org/x/sys/unix"
 )
 
-// The hosts of the engines' root tests, as the benchmarks have them: two
-// network namespaces joined by a veth pair. IPv6 from RFC 5180's
-// benchmarking prefix.
+// The hosts of the engines' root tests, as the benchmarks have them
+// (internal/netnstest).
 var (
-	nsScanner4 = netip.MustParseAddr("198.18.0.1")
-	nsTarget4  = netip.MustParseAddr("198.18.0.2")
-	nsScanner6 = netip.MustParseAddr("2001:2::1")
-	nsTarget6  = netip.MustParseAddr("2001:2::2")
+	nsScanner4 = netnstest.Scanner4
+	nsTarget4  = netnstest.Target4
+	nsScanner6 = netnstest.Scanner6
+	nsTarget6  = netnstest.Target6
 	// In the benchmarking range, but with no route from the scanner.
 	nsUnrouted = netip.MustParseAddr("198.19.0.1")
 )
@@ -38,59 +35,10 @@ var (
 // engineNet is a scanner and a target namespace, named.
 type engineNet struct{ scanner, target string }
 
-var engineNetSeq atomic.Int32
-
-// newEngineNet makes the namespaces and the veth pair between them, with
-// 198.18.0.1/24 and 2001:2::1/64 on the scanner's end, .2 and ::2 on the
-// target's; they are deleted when the test ends, failed or not.
+// newEngineNet makes the pair of namespaces; see netnstest.New.
 func newEngineNet(t testing.TB) engineNet {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces and opens raw sockets")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (iproute2):", err)
-	}
-	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, engineNetSeq.Add(1))
-	n := engineNet{scanner: "pkes" + id, target: "pket" + id}
-	for _, ns := range []string{n.scanner, n.target} {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Skipf("cannot make network namespaces here: ip netns add: %v: %s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	// The veth ends take the namespaces' names; deleting a namespace
-	// deletes its end, and with it the pair.
-	s, g := n.scanner, n.target
-	for _, args := range [][]string{
-		{"link", "add", s, "netns", s, "type", "veth", "peer", "name", g, "netns", g},
-		{"-n", s, "addr", "add", nsScanner4.String() + "/24", "dev", s},
-		{"-n", g, "addr", "add", nsTarget4.String() + "/24", "dev", g},
-		{"-n", s, "addr", "add", nsScanner6.String() + "/64", "dev", s, "nodad"},
-		{"-n", g, "addr", "add", nsTarget6.String() + "/64", "dev", g, "nodad"},
-		{"-n", s, "link", "set", "lo", "up"},
-		{"-n", g, "link", "set", "lo", "up"},
-		{"-n", s, "link", "set", s, "up"},
-		{"-n", g, "link", "set", g, "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	// The kernel tells of the carrier a moment later, and IPv6 does not
-	// answer neighbour solicitations on a link until then.
-	for _, ns := range []string{s, g} {
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", ns).CombinedOutput()
-			if err == nil && strings.Contains(string(out), "state UP") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("link %s not up after 5s: %v: %s", ns, err, out)
-			}
-		}
-	}
-	return n
+	p := netnstest.New(t, "e")
+	return engineNet{scanner: p.Scanner, target: p.Target}
 }
 
 // sysctl sets kernel settings of the target's namespace.
@@ -126,31 +74,8 @@ func (n engineNet) nft(t testing.TB, rules ...string) {
 	}
 }
 
-// inNS runs f on an OS thread of its own in namespace ns: what f opens
-// stays in ns whichever thread uses it later, and a Send that f calls
-// looks routes up in ns. The thread is never returned to the runtime's
-// pool, so nothing else ever runs in ns.
-func inNS(t testing.TB, ns string, f func() error) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- f()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
+// inNS runs f in namespace ns; see netnstest.Run.
+func inNS(t testing.TB, ns string, f func() error) { netnstest.Run(t, ns, f) }
 
 // targetPorts is what the target serves: listeners and UDP echo servers
 // (on both families), ports that are closed, and ports the target's

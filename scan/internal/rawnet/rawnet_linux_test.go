@@ -10,95 +10,36 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portkit/portkit/internal/netnstest"
 )
 
-// The test hosts: two network namespaces joined by a veth pair.
+// The test hosts (internal/netnstest): two network namespaces joined by a
+// veth pair, each end named as its namespace.
 var (
-	scannerIP = netip.MustParseAddr("198.18.0.1")
-	targetIP  = netip.MustParseAddr("198.18.0.2")
+	scannerIP = netnstest.Scanner4
+	targetIP  = netnstest.Target4
 )
 
 type testNet struct {
-	scanner, target string // namespace names
-	scannerLink     string
-	targetLink      string
+	scanner, target         string // namespace names
+	scannerLink, targetLink string
 }
 
-// testNets numbers the test nets of this process, for unique names.
-var testNets atomic.Int32
-
-// newTestNet makes the scanner and target namespaces, joined by a veth
-// pair with 198.18.0.1/24 and 198.18.0.2/24, and removes them (and with
-// them the veth pair) when the test ends.
+// newTestNet makes the namespaces; see netnstest.New.
 func newTestNet(t testing.TB) testNet {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces and raw sockets")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (iproute2):", err)
-	}
-	id := fmt.Sprintf("%d-%d", os.Getpid()%1000000, testNets.Add(1))
-	n := testNet{
-		scanner:     "pkrawscan" + id,
-		target:      "pkrawtgt" + id,
-		scannerLink: "pkrs" + id,
-		targetLink:  "pkrt" + id,
-	}
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	for _, ns := range []string{n.scanner, n.target} {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Skipf("cannot make network namespaces here: ip netns add: %v\n%s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		ip("-n", ns, "link", "set", "lo", "up")
-	}
-	ip("link", "add", n.scannerLink, "netns", n.scanner, "type", "veth", "peer", "name", n.targetLink, "netns", n.target)
-	ip("-n", n.scanner, "addr", "add", scannerIP.String()+"/24", "dev", n.scannerLink)
-	ip("-n", n.target, "addr", "add", targetIP.String()+"/24", "dev", n.targetLink)
-	ip("-n", n.scanner, "link", "set", n.scannerLink, "up")
-	ip("-n", n.target, "link", "set", n.targetLink, "up")
-	return n
+	p := netnstest.New(t, "r")
+	return testNet{scanner: p.Scanner, target: p.Target, scannerLink: p.Scanner, targetLink: p.Target}
 }
 
-// inNetns runs f on a thread of its own in the named network namespace:
-// sockets f opens stay in that namespace, whichever thread uses them
-// later. The thread is never returned to the runtime's pool, so it ends
-// with f and nothing else runs in the namespace.
-func inNetns(t testing.TB, name string, f func() error) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", name, err)
-			return
-		}
-		errc <- f()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
+// inNetns runs f in the named namespace; see netnstest.Run.
+func inNetns(t testing.TB, name string, f func() error) { netnstest.Run(t, name, f) }
 
 // scanEnd is what a scanner opens: a reserved source port, a Sender and
 // a Receiver for that port.
