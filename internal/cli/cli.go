@@ -99,6 +99,17 @@ or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
 	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newVersion(e))
+	// cobra makes the completion command on first use; made here, once the
+	// others are added (it is made only for a root with subcommands), it gets
+	// examples like every other command.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = `  source <(portkit completion bash)
+  portkit completion zsh > "${fpath[1]}/_portkit"
+  portkit completion fish > ~/.config/fish/completions/portkit.fish`
+		}
+	}
 	return root
 }
 

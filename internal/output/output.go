@@ -37,7 +37,7 @@ type Printer struct {
 // TERM); it is a parameter so tests control it.
 func New(w io.Writer, format Format, getenv func(string) string) *Printer {
 	p := &Printer{w: w, format: format}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := w.(*os.File); ok && IsTerminal(f) {
 		p.tty = true
 		if width, _, err := term.GetSize(int(f.Fd())); err == nil {
 			p.width = width
