@@ -83,22 +83,24 @@ func newRoot(e *env) *cobra.Command {
 		Use:   "portkit",
 		Short: "Everything you do with network ports, in one tool",
 		Long: `portkit does what you do with network ports: what a port number means (the
-IANA registry), a free port to use, whether a target answers, and waiting
-until it does. Who holds a port, scanning, forwarding and port knocking are
-on their way.
+IANA registry), who holds a port and how to free it, a free port to use,
+whether a target answers and waiting until it does, scanning hosts for open
+ports, and forwarding a port elsewhere. Port knocking is on its way.
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432
-  portkit wait db:5432 -- ./app`,
+  portkit wait db:5432 -- ./app
+  portkit scan 198.18.0.0/24 --top 100
+  portkit forward :8080 10.1.2.3:80`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newVersion(e))
+	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
 	// others are added (it is made only for a root with subcommands), it gets
 	// examples like every other command.

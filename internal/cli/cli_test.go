@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -77,6 +78,9 @@ func TestScripts(t *testing.T) {
 			"serve":        cmdServe,
 			"client":       cmdClient,
 			"alive":        cmdAlive,
+			"echo-server":  cmdEchoServer,
+			"roundtrip":    cmdRoundTrip,
+			"expand":       cmdExpand,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond != "ipv6" {
@@ -307,4 +311,66 @@ func cmdAlive(ts *testscript.TestScript, neg bool, args []string) {
 	if alive == neg {
 		ts.Fatalf("pid %s alive: %v", args[0], alive)
 	}
+}
+
+// cmdEchoServer: `echo-server NAME` echoes TCP connections on 127.0.0.1:0
+// until each client half-closes.
+func cmdEchoServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: echo-server NAME")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	go echoAll(l)
+	setAddr(ts, args[0], l.Addr())
+}
+
+// echoAll echoes every connection l accepts until its client half-closes.
+func echoAll(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// cmdRoundTrip: `roundtrip ADDR SEND WANT` connects, sends SEND, half-closes
+// and checks that exactly WANT comes back; `! roundtrip ADDR SEND` checks
+// that nothing does.
+func cmdRoundTrip(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 && !(neg && len(args) == 2) {
+		ts.Fatalf("usage: roundtrip ADDR SEND WANT")
+	}
+	c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+	ts.Check(err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(c, args[1])
+	ts.Check(err)
+	c.(*net.TCPConn).CloseWrite()
+	got, _ := io.ReadAll(c)
+	switch {
+	case neg && len(got) > 0:
+		ts.Fatalf("got %q, want nothing", got)
+	case !neg && string(got) != args[2]:
+		ts.Fatalf("got %q, want %q", got, args[2])
+	}
+}
+
+// cmdExpand: `expand FILE` replaces $VAR and ${VAR} in FILE with the
+// script's variables, for files that must name the script's ports.
+func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: expand FILE")
+	}
+	path := ts.MkAbs(args[0])
+	b, err := os.ReadFile(path)
+	ts.Check(err)
+	ts.Check(os.WriteFile(path, []byte(os.Expand(string(b), ts.Getenv)), 0o644))
 }

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -35,3 +36,8 @@ func signalName(sig syscall.Signal) string {
 	}
 	return strconv.Itoa(int(sig))
 }
+
+// reloadSignals: no SIGHUP here, so `forward` has no reload signal.
+func reloadSignals() []os.Signal { return nil }
+
+func isReload(os.Signal) bool { return false }

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -42,3 +43,8 @@ func signalName(sig syscall.Signal) string {
 	}
 	return strconv.Itoa(int(sig))
 }
+
+// reloadSignals are the signals that make `forward` re-read its rules.
+func reloadSignals() []os.Signal { return []os.Signal{syscall.SIGHUP} }
+
+func isReload(s os.Signal) bool { return s == syscall.SIGHUP }

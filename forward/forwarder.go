@@ -1,0 +1,321 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options configure a Forwarder. The zero value works: no logging, private
+// metrics, no drain bound beyond the caller's context.
+type Options struct {
+	// Logger gets one line per listener start and stop and one per
+	// connection or UDP session end.
+	Logger *slog.Logger
+	// Metrics receives the counters; nil keeps them private.
+	Metrics *Metrics
+	// DrainTimeout bounds how long a removed rule's connections may go on
+	// after a reload before they are closed (0: until they end).
+	DrainTimeout time.Duration
+	// PortHolder, when set, names what holds a port that could not be
+	// bound, for the error message (the CLI asks the sockets package).
+	PortHolder func(p Protocol, addr string) string
+}
+
+// Forwarder runs a set of rules. Its methods are safe for concurrent use.
+type Forwarder struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu      sync.Mutex
+	runners map[listenKey]runner
+	closed  bool
+	wg      sync.WaitGroup // draining runners of removed rules
+}
+
+type listenKey struct {
+	proto  Protocol
+	listen string
+}
+
+// runner is one listening socket and the connections or sessions it owns.
+type runner interface {
+	addr() net.Addr
+	// update makes the rule's new settings apply to new connections.
+	update(r Rule)
+	// serve accepts until stop.
+	serve()
+	// stop closes the listener; then drain waits for the connections
+	// until ctx is done and closes what is left.
+	stop()
+	drain(ctx context.Context)
+}
+
+// ListenError is a rule whose port could not be bound.
+type ListenError struct {
+	Rule   string
+	Addr   string
+	Holder string // who holds the port, when known
+	Err    error
+}
+
+func (e *ListenError) Error() string {
+	msg := fmt.Sprintf("rule %s: listen %s: %v", e.Rule, e.Addr, e.Err)
+	if e.Holder != "" {
+		msg += " (held by " + e.Holder + ")"
+	}
+	return msg
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// New returns a Forwarder running no rules; Reload gives it its rules.
+func New(opts Options) *Forwarder {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}}
+}
+
+// ErrClosed is returned by Reload after Shutdown.
+var ErrClosed = errors.New("forwarder shut down")
+
+// Reload makes rules the running set, all or nothing: every rule is checked
+// and every new listener bound before anything changes, so on error the
+// old set runs on untouched. A rule whose protocol and listen address are
+// unchanged keeps its socket and its connections, and its new settings
+// apply to new connections; the listeners of removed rules close and their
+// connections drain for up to Options.DrainTimeout.
+func (f *Forwarder) Reload(rules []Rule) error {
+	rules, err := prepare(rules)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	next := make(map[listenKey]runner, len(rules))
+	var opened []runner
+	for _, r := range rules {
+		k := listenKey{r.Protocol, r.Listen}
+		if old, ok := f.runners[k]; ok {
+			next[k] = old
+			continue
+		}
+		ru, err := f.open(r)
+		if err != nil {
+			for _, o := range opened {
+				o.stop()
+			}
+			return err
+		}
+		opened = append(opened, ru)
+		next[k] = ru
+	}
+	for _, r := range rules {
+		k := listenKey{r.Protocol, r.Listen}
+		if _, kept := f.runners[k]; kept {
+			next[k].update(r)
+		}
+	}
+	for k, old := range f.runners {
+		if _, kept := next[k]; kept {
+			continue
+		}
+		old.stop()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			ctx, cancel := f.drainContext(context.Background())
+			defer cancel()
+			old.drain(ctx)
+		}()
+	}
+	for _, ru := range opened {
+		go ru.serve()
+	}
+	f.runners = next
+	return nil
+}
+
+func (f *Forwarder) drainContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if f.opts.DrainTimeout > 0 {
+		return context.WithTimeout(ctx, f.opts.DrainTimeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// prepare applies defaults and checks the set: each rule valid, names and
+// listeners unique.
+func prepare(rules []Rule) ([]Rule, error) {
+	out := make([]Rule, len(rules))
+	names := map[string]bool{}
+	listens := map[listenKey]string{}
+	for i, r := range rules {
+		if err := r.Validate(); err != nil {
+			return nil, err
+		}
+		r = r.WithDefaults()
+		if names[r.Name] {
+			return nil, &FieldError{Rule: r.Name, Field: "name", Value: r.Name, Err: errors.New("two rules have this name")}
+		}
+		names[r.Name] = true
+		k := listenKey{r.Protocol, r.Listen}
+		if other, dup := listens[k]; dup {
+			return nil, &FieldError{Rule: r.Name, Field: "listen", Value: r.Listen, Err: fmt.Errorf("rule %s listens there too", other)}
+		}
+		listens[k] = r.Name
+		out[i] = r
+	}
+	return out, nil
+}
+
+func (f *Forwarder) open(r Rule) (runner, error) {
+	var (
+		ru  runner
+		err error
+	)
+	switch r.Protocol {
+	case UDP:
+		ru, err = newUDPRunner(f, r)
+	default:
+		ru, err = newTCPRunner(f, r)
+	}
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err // "bind: address already in use"; the address is in ListenError
+		}
+		le := &ListenError{Rule: r.Name, Addr: r.Listen, Err: err}
+		if errors.Is(err, syscall.EADDRINUSE) && f.opts.PortHolder != nil {
+			le.Holder = f.opts.PortHolder(r.Protocol, r.Listen)
+		}
+		return nil, le
+	}
+	f.log.Info("listening", "rule", r.Name, "protocol", string(r.Protocol), "addr", ru.addr().String(), "targets", r.Targets)
+	return ru, nil
+}
+
+// Addr returns the bound address of the rule listening on proto/listen,
+// written as in the rule, or nil: how a caller learns the port of a rule
+// that listens on port 0.
+func (f *Forwarder) Addr(proto Protocol, listen string) net.Addr {
+	if proto == "" {
+		proto = TCP
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ru, ok := f.runners[listenKey{proto, listen}]; ok {
+		return ru.addr()
+	}
+	return nil
+}
+
+// Shutdown stops accepting on every rule, lets open connections finish
+// until ctx is done, then closes what is left. It returns once everything
+// is closed.
+func (f *Forwarder) Shutdown(ctx context.Context) {
+	f.mu.Lock()
+	runners := f.runners
+	f.runners = map[listenKey]runner{}
+	f.closed = true
+	f.mu.Unlock()
+	for _, ru := range runners {
+		ru.stop()
+	}
+	var wg sync.WaitGroup
+	for _, ru := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ru.drain(ctx)
+		}()
+	}
+	wg.Wait()
+	f.wg.Wait()
+}
+
+// clientAddr is the address of a connection's remote end, unmapped so that
+// IPv4 clients of a dual-stack listener match IPv4 prefixes.
+func clientAddr(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// permits applies the rule's allow and deny lists to a client address.
+func (r *Rule) permits(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range r.Deny {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	if len(r.Allow) == 0 {
+		return true
+	}
+	for _, p := range r.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleState is a rule's settings with what goes with them, swapped as one
+// on reload so that a connection sees one consistent version.
+type ruleState struct {
+	rule    Rule
+	targets *targetSet
+	m       *ruleMetrics
+}
+
+// nextState is the state for rule r after old: old itself when a reload
+// changed nothing, so the targets' health is kept.
+func (f *Forwarder) nextState(old *ruleState, r Rule) *ruleState {
+	if old != nil && reflect.DeepEqual(old.rule, r) {
+		return old
+	}
+	ts := newTargetSet(r.Targets, r.Balance)
+	m := f.metrics.rule(r.Name, r.Protocol)
+	m.setTargets(func() []targetHealth {
+		now := time.Now()
+		out := make([]targetHealth, len(ts.addrs))
+		for i, a := range ts.addrs {
+			out[i] = targetHealth{addr: a, up: !ts.isDown(i, now)}
+		}
+		return out
+	})
+	return &ruleState{rule: r, targets: ts, m: m}
+}

@@ -1,0 +1,387 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portkit/portkit/forward/proxyproto"
+)
+
+// How a connection ended, the "end" field of its log line.
+const (
+	endClosed      = "closed"      // both sides finished
+	endIdle        = "idle"        // idle_timeout
+	endError       = "error"       // a read or write failed: a reset, mostly
+	endDialFailed  = "dial failed" // no target answered
+	endDenied      = "denied"      // allow/deny lists
+	endLimit       = "limit"       // max_conns or max_conns_per_source
+	endProxyHeader = "bad proxy header"
+	endShutdown    = "shutdown" // closed by a drain that ran out of time
+)
+
+type tcpRunner struct {
+	f     *Forwarder
+	ln    *net.TCPListener
+	state atomic.Pointer[ruleState]
+
+	ctx    context.Context // cancelled when the drain runs out: ends dials
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	conns     map[*tcpConn]struct{}
+	perSource map[netip.Addr]int
+	active    int
+	wg        sync.WaitGroup
+}
+
+// tcpConn is one forwarded connection, tracked so a drain can close it.
+type tcpConn struct {
+	client  *net.TCPConn
+	mu      sync.Mutex
+	target  *net.TCPConn
+	aborted atomic.Bool
+}
+
+func (c *tcpConn) setTarget(t *net.TCPConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.aborted.Load() {
+		return false
+	}
+	c.target = t
+	return true
+}
+
+// abort closes both sides; the relay sees the errors and ends.
+func (c *tcpConn) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.aborted.Store(true)
+	c.client.Close()
+	if c.target != nil {
+		c.target.Close()
+	}
+}
+
+func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
+	ln, err := net.Listen("tcp", r.Listen)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &tcpRunner{f: f, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
+		conns: map[*tcpConn]struct{}{}, perSource: map[netip.Addr]int{}}
+	t.update(r)
+	return t, nil
+}
+
+func (t *tcpRunner) addr() net.Addr { return t.ln.Addr() }
+
+func (t *tcpRunner) update(r Rule) { t.state.Store(t.f.nextState(t.state.Load(), r)) }
+
+func (t *tcpRunner) serve() {
+	var delay time.Duration
+	for {
+		c, err := t.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: wait instead of spinning,
+			// and say so once per episode.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+				t.f.log.Warn("accept failed", "rule", t.state.Load().rule.Name, "err", err)
+			} else {
+				delay = min(2*delay, time.Second)
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.handle(c)
+		}()
+	}
+}
+
+func (t *tcpRunner) stop() { t.ln.Close() }
+
+func (t *tcpRunner) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	t.cancel()
+	t.mu.Lock()
+	for c := range t.conns {
+		c.abort()
+	}
+	t.mu.Unlock()
+	<-done
+}
+
+// admit counts a connection against the rule's bounds, or refuses it.
+func (t *tcpRunner) admit(r *Rule, c *tcpConn, src netip.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.MaxConns > 0 && t.active >= r.MaxConns {
+		return false
+	}
+	if r.MaxConnsPerSource > 0 && t.perSource[src] >= r.MaxConnsPerSource {
+		return false
+	}
+	t.active++
+	t.perSource[src]++
+	t.conns[c] = struct{}{}
+	return true
+}
+
+func (t *tcpRunner) release(c *tcpConn, src netip.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.active--
+	if t.perSource[src]--; t.perSource[src] <= 0 {
+		delete(t.perSource, src)
+	}
+	delete(t.conns, c)
+}
+
+// connLog is what the end-of-connection line says.
+type connLog struct {
+	client     netip.AddrPort
+	target     string
+	fromClient int64
+	toClient   int64
+	end        string
+	err        error
+}
+
+func (t *tcpRunner) handle(client *net.TCPConn) {
+	st := t.state.Load()
+	r, m := &st.rule, st.m
+	start := time.Now()
+	m.total.Add(1)
+	l := connLog{client: clientAddr(client.RemoteAddr())}
+	defer func() { t.logEnd(r, l, time.Since(start)) }()
+
+	// The address the rules apply to: the peer's, or, behind a trusted
+	// load balancer, the one its PROXY header gives.
+	var (
+		header   proxyproto.Header
+		buffered []byte
+	)
+	if r.AcceptProxyProtocol && prefixesContain(r.TrustedProxies, l.client.Addr()) {
+		var err error
+		header, buffered, err = readProxyHeader(client, r.ConnectTimeout)
+		if err != nil {
+			client.Close()
+			m.denied[deniedProxyHeader].Add(1)
+			l.end, l.err = endProxyHeader, err
+			return
+		}
+		if header.Command == proxyproto.Proxy && header.Source.IsValid() {
+			l.client = header.Source
+		}
+	}
+	if !r.permits(l.client.Addr()) {
+		client.Close()
+		m.denied[deniedACL].Add(1)
+		l.end = endDenied
+		return
+	}
+	c := &tcpConn{client: client}
+	if !t.admit(r, c, l.client.Addr()) {
+		client.Close()
+		m.denied[deniedLimit].Add(1)
+		l.end = endLimit
+		return
+	}
+	defer t.release(c, l.client.Addr())
+	m.active.Add(1)
+	defer m.active.Add(-1)
+
+	target, addr, err := t.dial(st)
+	if err != nil {
+		client.Close()
+		l.end, l.err = endDialFailed, err
+		return
+	}
+	l.target = addr
+	if !c.setTarget(target) {
+		target.Close()
+		l.end = endShutdown
+		return
+	}
+	if r.ProxyProtocol != 0 {
+		if header.Command != proxyproto.Proxy || !header.Source.IsValid() {
+			header = proxyproto.ForConn(client.RemoteAddr(), client.LocalAddr())
+		}
+		if err := sendProxyHeader(target, header, r.ProxyProtocol, buffered); err != nil {
+			client.Close()
+			target.Close()
+			l.end, l.err = endError, err
+			return
+		}
+	} else if len(buffered) > 0 {
+		if _, err := target.Write(buffered); err != nil {
+			client.Close()
+			target.Close()
+			l.end, l.err = endError, err
+			return
+		}
+	}
+	l.fromClient = int64(len(buffered))
+	up, down, end, err := relay(client, target, r.IdleTimeout, m)
+	l.fromClient += up
+	l.toClient = down
+	l.end, l.err = end, err
+	if c.aborted.Load() {
+		l.end, l.err = endShutdown, nil
+	}
+}
+
+// dial connects to the first target that answers, in the rule's order, and
+// keeps the targets' health up to date.
+func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
+	var errs []error
+	for _, i := range st.targets.order(time.Now()) {
+		addr := st.targets.addrs[i]
+		d := net.Dialer{Timeout: st.rule.ConnectTimeout}
+		c, err := d.DialContext(t.ctx, "tcp", addr)
+		if err == nil {
+			if st.targets.succeeded(i) {
+				t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
+			}
+			return c.(*net.TCPConn), addr, nil
+		}
+		if t.ctx.Err() != nil {
+			return nil, "", err
+		}
+		st.m.dialError(addr)
+		backoff := st.targets.failed(i, time.Now())
+		t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in", backoff, "err", err)
+		errs = append(errs, err)
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func (t *tcpRunner) logEnd(r *Rule, l connLog, d time.Duration) {
+	attrs := []any{"rule", r.Name, "protocol", "tcp", "client", l.client.String(), "target", l.target,
+		"bytes_from_client", l.fromClient, "bytes_to_client", l.toClient,
+		"duration", d.Round(time.Microsecond), "end", l.end}
+	if l.err != nil {
+		attrs = append(attrs, "err", l.err.Error())
+	}
+	t.f.log.Info("connection end", attrs...)
+}
+
+// readProxyHeader reads a trusted peer's PROXY header within timeout. It
+// returns the bytes the reader took in beyond the header: the start of the
+// client's stream, for the target.
+func readProxyHeader(c *net.TCPConn, timeout time.Duration) (proxyproto.Header, []byte, error) {
+	c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.SetReadDeadline(time.Time{})
+	br := bufio.NewReaderSize(c, 512)
+	h, err := proxyproto.Read(br)
+	if err != nil {
+		return h, nil, err
+	}
+	rest, _ := br.Peek(br.Buffered())
+	return h, rest, nil
+}
+
+// sendProxyHeader writes the header and any early client bytes to the target
+// in one write.
+func sendProxyHeader(target *net.TCPConn, h proxyproto.Header, version int, rest []byte) error {
+	b, err := h.Format(version)
+	if err != nil {
+		return err
+	}
+	_, err = target.Write(append(b, rest...))
+	return err
+}
+
+// relay moves bytes both ways until both directions end, propagating
+// half-closes. It returns the bytes moved each way and how it ended: the
+// first direction to fail tells the story; the other's error is its echo.
+func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up, down int64, end string, err error) {
+	var watch *idleWatch
+	if idle > 0 {
+		watch = newIdleWatch(client, target, idle)
+	}
+	var (
+		once  sync.Once
+		first = endClosed
+		ferr  error
+	)
+	finish := func(end string, err error) {
+		if end == endClosed {
+			return
+		}
+		once.Do(func() { first, ferr = end, err })
+		client.Close() // wakes the other direction
+		target.Close()
+	}
+	upc := make(chan int64, 1)
+	go func() {
+		n, end, err := pipe(target, client, watch, &m.fromClient)
+		finish(end, err)
+		upc <- n
+	}()
+	down, dend, derr := pipe(client, target, watch, &m.toClient)
+	finish(dend, derr)
+	up = <-upc
+	client.Close()
+	target.Close()
+	return up, down, first, ferr
+}
+
+// pipe copies src to dst until src's EOF, then half-closes dst. With an
+// idle watch it wakes at each idle deadline to ask whether the connection
+// as a whole (either direction) has been quiet that long.
+func pipe(dst, src *net.TCPConn, watch *idleWatch, count *atomic.Int64) (int64, string, error) {
+	var total int64
+	if watch != nil {
+		src.SetReadDeadline(time.Now().Add(watch.idle))
+	}
+	for {
+		n, err := copyTCP(dst, src, watch)
+		total += n
+		count.Add(n)
+		switch {
+		case err == nil:
+			// src said EOF: pass the half-close on.
+			dst.CloseWrite()
+			return total, endClosed, nil
+		case watch != nil && errors.Is(err, os.ErrDeadlineExceeded):
+			expired, next := watch.check()
+			if expired {
+				return total, endIdle, nil
+			}
+			src.SetReadDeadline(next)
+		case errors.Is(err, net.ErrClosed):
+			return total, endClosed, nil // the other direction closed both
+		default:
+			return total, endError, err
+		}
+	}
+}
+
+var _ io.ReaderFrom = (*net.TCPConn)(nil) // the splice path: keep it unwrapped

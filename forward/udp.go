@@ -1,0 +1,267 @@
+package forward
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// How a UDP session ended.
+const (
+	endEvicted = "evicted" // max_sessions reached: the longest-idle session made room
+	endRefused = "refused" // the target answered with ICMP port unreachable
+)
+
+// maxDatagram is the largest UDP payload over IPv4 or IPv6 without jumbograms.
+const maxDatagram = 65535
+
+// udpRunner relays datagrams: one session per client address, each with
+// its own connected socket to a target, so replies need no lookup and a
+// target sees one steady source per client.
+type udpRunner struct {
+	f     *Forwarder
+	conn  *net.UDPConn
+	state atomic.Pointer[ruleState]
+	bufs  sync.Pool // *[]byte of maxDatagram: held only while a datagram is in hand
+
+	mu       sync.Mutex
+	sessions map[netip.AddrPort]*udpSession
+	lru      list.List // of *udpSession, most recently active first
+	wg       sync.WaitGroup
+	served   chan struct{}
+}
+
+type udpSession struct {
+	u      *udpRunner
+	st     *ruleState
+	client netip.AddrPort
+	target string
+	ti     int
+	up     *net.UDPConn
+	elem   *list.Element
+	start  time.Time
+
+	last                 atomic.Int64 // unix nanoseconds of the last datagram either way
+	fromClient, toClient atomic.Int64
+	end                  atomic.Pointer[string]
+}
+
+func newUDPRunner(f *Forwarder, r Rule) (*udpRunner, error) {
+	pc, err := net.ListenPacket("udp", r.Listen)
+	if err != nil {
+		return nil, err
+	}
+	u := &udpRunner{f: f, conn: pc.(*net.UDPConn), sessions: map[netip.AddrPort]*udpSession{},
+		served: make(chan struct{})}
+	u.bufs.New = func() any { b := make([]byte, maxDatagram); return &b }
+	u.update(r)
+	return u, nil
+}
+
+func (u *udpRunner) addr() net.Addr { return u.conn.LocalAddr() }
+
+func (u *udpRunner) update(r Rule) { u.state.Store(u.f.nextState(u.state.Load(), r)) }
+
+func (u *udpRunner) serve() {
+	defer close(u.served)
+	bp := u.bufs.Get().(*[]byte)
+	defer u.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // a transient receive error concerns one datagram only
+		}
+		s := u.session(from)
+		if s == nil {
+			continue
+		}
+		s.touch()
+		_, err = s.up.Write(buf[:n])
+		if errors.Is(err, net.ErrClosed) {
+			// The session ended between the lookup and the write (idle,
+			// evicted): the datagram starts the next one.
+			if s = u.session(from); s == nil {
+				continue
+			}
+			_, err = s.up.Write(buf[:n])
+		}
+		if err != nil {
+			s.fail(err)
+			continue
+		}
+		s.fromClient.Add(int64(n))
+		s.st.m.fromClient.Add(int64(n))
+	}
+}
+
+// session returns the client's session, starting one if the rule lets it.
+func (u *udpRunner) session(from netip.AddrPort) *udpSession {
+	u.mu.Lock()
+	if s := u.sessions[from]; s != nil {
+		u.lru.MoveToFront(s.elem)
+		u.mu.Unlock()
+		return s
+	}
+	u.mu.Unlock()
+
+	st := u.state.Load()
+	client := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if !st.rule.permits(client.Addr()) {
+		st.m.denied[deniedACL].Add(1)
+		return nil
+	}
+	s := &udpSession{u: u, st: st, client: from, start: time.Now()}
+	if err := s.dial(); err != nil {
+		u.f.log.Info("session end", "rule", st.rule.Name, "protocol", "udp", "client", client.String(),
+			"end", endDialFailed, "err", err.Error())
+		return nil
+	}
+	var evict *udpSession
+	u.mu.Lock()
+	if len(u.sessions) >= st.rule.MaxSessions {
+		if back := u.lru.Back(); back != nil {
+			evict = back.Value.(*udpSession)
+			u.removeLocked(evict)
+		}
+	}
+	s.elem = u.lru.PushFront(s)
+	u.sessions[from] = s
+	u.wg.Add(1)
+	u.mu.Unlock()
+	if evict != nil {
+		st.m.evicted.Add(1)
+		evict.close(endEvicted)
+	}
+	st.m.sessions.Add(1)
+	st.m.sessionsTotal.Add(1)
+	go func() {
+		defer u.wg.Done()
+		s.relayReplies()
+	}()
+	return s
+}
+
+func (u *udpRunner) removeLocked(s *udpSession) {
+	if u.sessions[s.client] == s {
+		delete(u.sessions, s.client)
+		u.lru.Remove(s.elem)
+	}
+}
+
+func (s *udpSession) dial() error {
+	var errs []error
+	for _, i := range s.st.targets.order(time.Now()) {
+		addr := s.st.targets.addrs[i]
+		c, err := net.Dial("udp", addr)
+		if err == nil {
+			s.up, s.target, s.ti = c.(*net.UDPConn), addr, i
+			return nil
+		}
+		s.st.m.dialError(addr)
+		s.st.targets.failed(i, time.Now())
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *udpSession) touch() { s.last.Store(time.Now().UnixNano()) }
+
+// fail ends the session after an error on its socket; a refusal marks the
+// target down, so the client's next datagram starts a session elsewhere.
+func (s *udpSession) fail(err error) {
+	end := endError
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		end = endRefused
+		s.st.m.dialError(s.target)
+		backoff := s.st.targets.failed(s.ti, time.Now())
+		s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in", backoff, "err", err)
+	}
+	s.close(end)
+}
+
+// close records why the session ends (the first reason wins), unlists it
+// so the client's next datagram starts a new one, and closes its socket,
+// which ends relayReplies.
+func (s *udpSession) close(end string) {
+	s.end.CompareAndSwap(nil, &end)
+	s.u.mu.Lock()
+	s.u.removeLocked(s)
+	s.u.mu.Unlock()
+	s.up.Close()
+}
+
+func (s *udpSession) relayReplies() {
+	defer s.finish()
+	idle := s.st.rule.IdleTimeout
+	s.up.SetReadDeadline(time.Now().Add(idle))
+	for {
+		n, bp, err := s.readReply()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				quiet := time.Duration(time.Now().UnixNano() - s.last.Load())
+				if quiet >= idle {
+					s.close(endIdle)
+					return
+				}
+				s.up.SetReadDeadline(time.Now().Add(idle - quiet))
+				continue
+			}
+			if !errors.Is(err, net.ErrClosed) {
+				s.fail(err)
+			}
+			return
+		}
+		s.touch()
+		_, werr := s.u.conn.WriteToUDPAddrPort((*bp)[:n], s.client)
+		s.u.bufs.Put(bp)
+		if werr == nil {
+			s.toClient.Add(int64(n))
+			s.st.m.toClient.Add(int64(n))
+		}
+	}
+}
+
+// finish closes the session and writes its log line.
+func (s *udpSession) finish() {
+	s.close(endClosed)
+	s.st.m.sessions.Add(-1)
+	end := endClosed
+	if e := s.end.Load(); e != nil {
+		end = *e
+	}
+	s.u.f.log.Info("session end", "rule", s.st.rule.Name, "protocol", "udp",
+		"client", netip.AddrPortFrom(s.client.Addr().Unmap(), s.client.Port()).String(), "target", s.target,
+		"bytes_from_client", s.fromClient.Load(), "bytes_to_client", s.toClient.Load(),
+		"duration", time.Since(s.start).Round(time.Microsecond), "end", end)
+}
+
+func (u *udpRunner) stop() {
+	u.conn.Close()
+}
+
+// drain ends every session: a UDP rule has no connections to finish, and
+// replies could not reach clients through a closed listener anyway.
+func (u *udpRunner) drain(context.Context) {
+	<-u.served // no session starts after this
+	u.mu.Lock()
+	all := make([]*udpSession, 0, len(u.sessions))
+	for _, s := range u.sessions {
+		all = append(all, s)
+	}
+	u.mu.Unlock()
+	for _, s := range all {
+		s.close(endShutdown)
+	}
+	u.wg.Wait()
+}

@@ -1,0 +1,193 @@
+package forward
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// udpEcho answers each datagram with "echo:" and the datagram.
+func udpEcho(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, maxDatagram)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			c.WriteTo(append([]byte("echo:"), buf[:n]...), from)
+		}
+	}()
+	return c.LocalAddr().String()
+}
+
+func udpAsk(t *testing.T, c net.Conn, msg string) string {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, maxDatagram)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("%q: %v", msg, err)
+	}
+	return string(buf[:n])
+}
+
+func TestUDPSessions(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Name: "dns", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}})
+	var clients []net.Conn
+	for i := range 5 {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+		_ = i
+	}
+	big := strings.Repeat("z", 60000) // far above any MTU: one datagram still
+	for round := range 3 {
+		for i, c := range clients {
+			msg := fmt.Sprintf("client %d round %d", i, round)
+			if got := udpAsk(t, c, msg); got != "echo:"+msg {
+				t.Fatalf("got %q for %q", got, msg)
+			}
+		}
+	}
+	if got := udpAsk(t, clients[0], big); got != "echo:"+big {
+		t.Fatalf("60 kB datagram came back as %d bytes", len(got))
+	}
+	var text bytes.Buffer
+	fx.m.WriteText(&text)
+	for _, want := range []string{
+		`portkit_forward_udp_sessions_active{rule="dns"} 5`,
+		`portkit_forward_udp_sessions_total{rule="dns"} 5`,
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, text.String())
+		}
+	}
+}
+
+// TestUDPEviction: at max_sessions, a new client's session takes the place
+// of the one quiet longest, not of a busy one.
+func TestUDPEviction(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Name: "ev", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, MaxSessions: 2})
+	dial := func() net.Conn {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b, c := dial(), dial(), dial()
+	udpAsk(t, a, "a1")
+	udpAsk(t, b, "b1")
+	udpAsk(t, a, "a2") // b is now the quietest
+	udpAsk(t, c, "c1") // evicts b
+	recs := fx.log.waitLines(t, "session end", 1)
+	if recs[0]["end"] != "evicted" || recs[0]["client"] != b.LocalAddr().String() {
+		t.Fatalf("ended %v, want b (%s) evicted", recs[0], b.LocalAddr())
+	}
+	if recs[0]["bytes_from_client"] != float64(2) || recs[0]["bytes_to_client"] != float64(7) {
+		t.Fatalf("bytes in the log: %v", recs[0])
+	}
+	// b comes back as a new session (evicting a, now the quietest).
+	if got := udpAsk(t, b, "b2"); got != "echo:b2" {
+		t.Fatalf("b after eviction: %q", got)
+	}
+	var text bytes.Buffer
+	fx.m.WriteText(&text)
+	if !strings.Contains(text.String(), `portkit_forward_udp_sessions_evicted_total{rule="ev"} 2`) {
+		t.Fatalf("metrics:\n%s", text.String())
+	}
+}
+
+func TestUDPIdleAndDeny(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, IdleTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	udpAsk(t, c, "hi")
+	if rec := fx.log.waitLines(t, "session end", 1)[0]; rec["end"] != "idle" {
+		t.Fatalf("log: %v", rec)
+	}
+	if got := udpAsk(t, c, "again"); got != "echo:again" {
+		t.Fatalf("after idle end: %q", got)
+	}
+
+	fx2 := newFixture(t, Options{})
+	addr2 := fx2.start(Rule{Name: "d", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, Allow: mustPrefixes("10.0.0.0/8")})
+	d, err := net.Dial("udp", addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Write([]byte("let me in"))
+	d.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := d.Read(make([]byte, 100)); err == nil {
+		t.Fatalf("denied client got %d bytes", n)
+	}
+	var text bytes.Buffer
+	fx2.m.WriteText(&text)
+	if !strings.Contains(text.String(), `portkit_forward_denied_total{rule="d",reason="acl"} 1`) {
+		t.Fatalf("metrics:\n%s", text.String())
+	}
+}
+
+// TestUDPFailover: a target that answers with ICMP port unreachable is
+// marked down and the client's next datagram goes to the next target.
+func TestUDPFailover(t *testing.T) {
+	echo := udpEcho(t)
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.LocalAddr().String()
+	dead.Close()
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{deadAddr, echo}})
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 100)
+	for {
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil {
+			if string(buf[:n]) != "echo:ping" {
+				t.Fatalf("got %q", buf[:n])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never failed over to the live target")
+		}
+	}
+	if rec := fx.log.waitLines(t, "session end", 1)[0]; rec["end"] != "refused" || rec["target"] != deadAddr {
+		t.Fatalf("log: %v", rec)
+	}
+}

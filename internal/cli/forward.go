@@ -1,0 +1,335 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/portkit/portkit/forward"
+	"github.com/portkit/portkit/forward/config"
+	"github.com/portkit/portkit/sockets"
+)
+
+// forwardFlags are the command line's settings: the one rule's options and
+// the process-wide ones a config file may also set.
+type forwardFlags struct {
+	configPath string
+	rule       forward.Rule
+	balance    string
+	proxy      string
+	allow      []string
+	deny       []string
+	trusted    []string
+
+	metrics      string
+	logFormat    string
+	drainTimeout time.Duration
+}
+
+func newForward(e *env) *cobra.Command {
+	var ff forwardFlags
+	cmd := &cobra.Command{
+		Use:   "forward [flags] [PROTO/]LISTEN TARGET... | --config FILE",
+		Short: "Forward a TCP or UDP port to other addresses",
+		Long: `Relay connections arriving on LISTEN to the first TARGET that answers
+(--balance first, the default: failover) or to each in turn (round-robin).
+PROTO is tcp (default) or udp; LISTEN is [host]:port or a bare port (every
+address); TARGET is host:port. TCP bytes move with splice(2) on Linux.
+
+Many rules come from a TOML file with --config FILE (see docs/FORWARD.md);
+nothing starts when any rule is wrong, and the error names the file, the
+line and the key. SIGHUP reloads the file: changed rules take effect for
+new connections, unchanged listeners keep their connections, removed ones
+drain. SIGTERM or SIGINT stops accepting and drains open connections for up
+to --drain-timeout (a second signal closes them at once).
+
+One log line per connection or UDP session end on stderr (text, or JSON
+with --log-format json or --json): client, target, bytes each way,
+duration, how it ended. --metrics ADDR serves Prometheus metrics.
+
+Exit status: 0 after a clean stop, 2 on a bad rule or file, 1 when a port
+cannot be bound (the message names the process holding it).`,
+		Example: `  portkit forward :8080 10.1.2.3:80
+  portkit forward udp/127.0.0.1:5353 [::1]:53
+  portkit forward :443 10.0.0.1:443 10.0.0.2:443 --balance round-robin --proxy-protocol v2
+  portkit forward :5432 db1:5432 db2:5432 --allow 10.0.0.0/8 --max-conns-per-source 20
+  portkit forward --config /etc/portkit/forward.toml --metrics 127.0.0.1:9100`,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return runForward(cmd.Context(), e, cmd.Flags(), &ff, args)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVarP(&ff.configPath, "config", "c", "", "read the rules from this TOML `FILE` (SIGHUP reloads it)")
+	f.StringVar(&ff.balance, "balance", "first", "how to pick a target: first (failover) or round-robin")
+	f.DurationVar(&ff.rule.ConnectTimeout, "connect-timeout", forward.DefaultConnectTimeout, "give up dialling one target after this long")
+	f.DurationVar(&ff.rule.IdleTimeout, "idle-timeout", 0, "close a connection quiet this long both ways (TCP: 0 never; UDP default 60s)")
+	f.IntVar(&ff.rule.MaxConns, "max-conns", 0, "at most this many TCP connections at once (0: no bound)")
+	f.IntVar(&ff.rule.MaxConnsPerSource, "max-conns-per-source", 0, "at most this many TCP connections per client address (0: no bound)")
+	f.IntVar(&ff.rule.MaxSessions, "max-sessions", forward.DefaultMaxSessions, "at most this many UDP sessions; the longest idle makes room")
+	f.StringSliceVar(&ff.allow, "allow", nil, "accept clients only from these `CIDR`s (repeat or comma-separate)")
+	f.StringSliceVar(&ff.deny, "deny", nil, "refuse clients from these `CIDR`s, checked before --allow")
+	f.StringVar(&ff.proxy, "proxy-protocol", "", "send the client's address to the target in a PROXY header: v1 or v2")
+	f.BoolVar(&ff.rule.AcceptProxyProtocol, "accept-proxy-protocol", false, "read a PROXY header (v1 or v2) from --trusted-proxies and use its client address")
+	f.StringSliceVar(&ff.trusted, "trusted-proxies", nil, "load balancers (`CIDR`s) whose PROXY headers are believed")
+	f.StringVar(&ff.metrics, "metrics", "", "serve Prometheus metrics on this `ADDR` (host:port) at /metrics")
+	f.StringVar(&ff.logFormat, "log-format", "text", "log lines as text or json")
+	f.DurationVar(&ff.drainTimeout, "drain-timeout", 30*time.Second, "on stop or rule removal, let connections finish for this long")
+	return cmd
+}
+
+func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFlags, args []string) error {
+	var (
+		rules []forward.Rule
+		file  *config.File
+		err   error
+	)
+	if ff.configPath != "" {
+		if len(args) > 0 {
+			return &exitError{code: ExitUsage, err: errors.New("forward: give rules on the command line or with --config, not both")}
+		}
+		// The rule flags would be silently ignored with a file: refuse them.
+		for _, name := range []string{"balance", "connect-timeout", "idle-timeout", "max-conns", "max-conns-per-source",
+			"max-sessions", "allow", "deny", "proxy-protocol", "accept-proxy-protocol", "trusted-proxies"} {
+			if flags.Changed(name) {
+				return &exitError{code: ExitUsage, err: fmt.Errorf("forward: --%s is a rule setting; with --config put it in the file", name)}
+			}
+		}
+		if file, err = loadRules(ff.configPath); err != nil {
+			return err
+		}
+		rules = file.Rules
+		if !flags.Changed("metrics") {
+			ff.metrics = file.Metrics
+		}
+		if !flags.Changed("log-format") && file.LogFormat != "" {
+			ff.logFormat = file.LogFormat
+		}
+		if !flags.Changed("drain-timeout") && file.DrainTimeout > 0 {
+			ff.drainTimeout = file.DrainTimeout
+		}
+	} else {
+		r, err := ff.commandLineRule(flags, args)
+		if err != nil {
+			return err
+		}
+		rules = []forward.Rule{r}
+	}
+	if e.json {
+		ff.logFormat = "json"
+	}
+	log, err := newLogger(e.Err, ff.logFormat)
+	if err != nil {
+		return err
+	}
+
+	metrics := forward.NewMetrics()
+	fw := forward.New(forward.Options{Logger: log, Metrics: metrics, DrainTimeout: ff.drainTimeout, PortHolder: portHolder})
+	// Signals are caught before the first listener opens, so none is lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, append(reloadSignals(), os.Interrupt, syscall.SIGTERM)...)
+	defer signal.Stop(sigs)
+
+	if err := fw.Reload(rules); err != nil {
+		return forwardStartError(err)
+	}
+	var metricsSrv *http.Server
+	if ff.metrics != "" {
+		if metricsSrv, err = serveMetrics(ff.metrics, metrics, log); err != nil {
+			fw.Shutdown(context.Background())
+			return &exitError{code: ExitNegative, err: fmt.Errorf("forward: --metrics %s: %w", ff.metrics, err)}
+		}
+		defer metricsSrv.Close()
+	}
+
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-ctx.Done():
+			sig = syscall.SIGTERM
+		}
+		if isReload(sig) {
+			reload(fw, ff.configPath, log)
+			continue
+		}
+		log.Info("stopping", "signal", sig.String(), "drain_timeout", ff.drainTimeout)
+		dctx, cancel := context.WithTimeout(context.Background(), ff.drainTimeout)
+		go func() { // a second stop signal ends the drain at once
+			for s := range sigs {
+				if !isReload(s) {
+					cancel()
+					return
+				}
+			}
+		}()
+		fw.Shutdown(dctx)
+		cancel()
+		log.Info("stopped")
+		return nil
+	}
+}
+
+// commandLineRule builds the one rule of `portkit forward [PROTO/]LISTEN
+// TARGET...` from the arguments and the rule flags.
+func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (forward.Rule, error) {
+	if len(args) < 2 {
+		return forward.Rule{}, &exitError{code: ExitUsage, err: errors.New("forward: need LISTEN and at least one TARGET (or --config FILE)")}
+	}
+	r := ff.rule
+	var err error
+	if r.Protocol, r.Listen, err = forward.ParseProtoListen(args[0]); err != nil {
+		return r, err
+	}
+	r.Targets = args[1:]
+	r.Balance = forward.Balance(ff.balance)
+	if ff.proxy != "" {
+		if r.ProxyProtocol, err = forward.ParseProxyVersion(ff.proxy); err != nil {
+			return r, &exitError{code: ExitUsage, err: fmt.Errorf("--proxy-protocol: %w", err)}
+		}
+	}
+	for _, l := range []struct {
+		flag string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"--allow", ff.allow, &r.Allow}, {"--deny", ff.deny, &r.Deny}, {"--trusted-proxies", ff.trusted, &r.TrustedProxies}} {
+		for _, s := range l.in {
+			p, err := forward.ParsePrefix(s)
+			if err != nil {
+				return r, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", l.flag, err)}
+			}
+			*l.out = append(*l.out, p)
+		}
+	}
+	if r.Protocol == forward.UDP {
+		if !flags.Changed("max-sessions") {
+			r.MaxSessions = 0 // the default applies
+		}
+	} else if flags.Changed("max-sessions") {
+		return r, &exitError{code: ExitUsage, err: errors.New("forward: --max-sessions is for udp/ rules")}
+	} else {
+		r.MaxSessions = 0
+	}
+	if err := r.Validate(); err != nil {
+		return r, err
+	}
+	return r.WithDefaults(), nil
+}
+
+func loadRules(path string) (*config.File, error) {
+	file, err := config.Load(path)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("forward: --config %s: %w", path, pe.Err)}
+	}
+	return file, err
+}
+
+// reload re-reads the rules file on SIGHUP; a bad file leaves the running
+// rules as they are.
+func reload(fw *forward.Forwarder, path string, log *slog.Logger) {
+	if path == "" {
+		log.Warn("reload: nothing to reload, the rule is on the command line")
+		return
+	}
+	file, err := loadRules(path)
+	if err == nil {
+		err = fw.Reload(file.Rules)
+	}
+	if err != nil {
+		log.Error("reload failed, the running rules stay", "config", path, "err", err.Error())
+		return
+	}
+	log.Info("reloaded", "config", path, "rules", len(file.Rules))
+}
+
+// forwardStartError gives a bind failure its exit code: the input was fine,
+// the port is taken (1); rule errors are bad input (2).
+func forwardStartError(err error) error {
+	var le *forward.ListenError
+	if errors.As(err, &le) {
+		return &exitError{code: ExitNegative, err: err}
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--log-format %q: want text or json", format)}
+}
+
+func serveMetrics(addr string, m *forward.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	go srv.Serve(ln)
+	return srv, nil
+}
+
+// portHolder names the processes holding a port that could not be bound.
+func portHolder(p forward.Protocol, listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return ""
+	}
+	proto := sockets.TCP
+	if p == forward.UDP {
+		proto = sockets.UDP
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	entries, err := sockets.List(ctx, sockets.Query{Protos: proto, Port: uint16(n),
+		States: sockets.Listen | sockets.Close, WithProcesses: true})
+	if err != nil {
+		return ""
+	}
+	var who []string
+	for _, en := range entries {
+		for _, pr := range en.Processes {
+			who = append(who, fmt.Sprintf("%s pid %d user %s", pr.Name, pr.PID, pr.User))
+		}
+		if len(en.Processes) == 0 && en.Hidden {
+			who = append(who, fmt.Sprintf("a process of uid %d; run as root to see which", en.UID))
+		}
+	}
+	return strings.Join(dedupe(who), ", ")
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	out := s[:0]
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
