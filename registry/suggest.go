@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/portkit/portkit/internal/editdist"
 )
 
 // Suggest returns up to n service names close to name by edit distance
@@ -18,12 +20,12 @@ func (r *Registry) Suggest(name string, n int) []string {
 	name = strings.ToLower(name)
 	limit := max(1, len(name)/3)
 	var best []cand
-	var rows [3][]int
+	var scratch editdist.Scratch
 	r.names(func(other string, port int) {
 		if d := abs(len(other) - len(name)); d > limit {
 			return
 		}
-		d := editDistance(name, strings.ToLower(other), &rows)
+		d := editdist.Distance(name, strings.ToLower(other), &scratch)
 		if d > limit || slices.ContainsFunc(best, func(c cand) bool { return strings.EqualFold(c.name, other) }) {
 			return
 		}
@@ -50,34 +52,4 @@ func abs(x int) int {
 		return -x
 	}
 	return x
-}
-
-// editDistance is the optimal string alignment distance between a and b;
-// rows is scratch space reused across calls.
-func editDistance(a, b string, rows *[3][]int) int {
-	for i := range rows {
-		if cap(rows[i]) < len(b)+1 {
-			rows[i] = make([]int, len(b)+1)
-		}
-		rows[i] = rows[i][:len(b)+1]
-	}
-	prev2, prev, cur := rows[0], rows[1], rows[2]
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }
