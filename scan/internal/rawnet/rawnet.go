@@ -71,13 +71,16 @@ type ReceiverConfig struct {
 	// Snaplen is how many bytes of each packet are kept; zero means
 	// DefaultSnaplen.
 	Snaplen int
-	// Batch is how many packets one system call reads at most; zero
-	// means 64.
+	// Batch is how many packets one system call reads at most, where
+	// the kernel has no receive ring for the Receiver (TPACKET_V3, Linux
+	// 3.2); zero means 64.
 	Batch int
 }
 
-// A Handler receives each reply a Receiver reads, and the time it was read
-// (taken once per batch). r and its Payload are only valid during the call.
+// A Handler receives each reply a Receiver reads, and the time it arrived:
+// the kernel's timestamp from the receive ring, or without a ring the time
+// it was read (taken once per batch). r and its Payload are only valid
+// during the call.
 type Handler func(r *Reply, at time.Time)
 
 // Receiver reads replies to portkit's probes. It needs root or
