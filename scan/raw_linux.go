@@ -15,28 +15,39 @@ import (
 )
 
 // rawCore is what the SYN and UDP engines share, and embed: the reserved
-// source port, the raw sender and the batch it writes, the receiver and its
-// goroutine, the source address for each destination, and the answers
-// learned while sending (no route), passed on by a goroutine of their own
-// since Send must not block on the replies channel. It gives the engines
-// Start, Flush, Done and Close.
+// source port, the raw senders and the batches they write, the receiver
+// and its goroutine, the source address for each destination, and the
+// answers learned while sending (no route), passed on by a goroutine of
+// their own since Send must not block on the replies channel. It gives the
+// engines Start, Flush, Done and Close.
 //
-// The batch and the routes belong to the goroutine that calls Send and
-// Flush; the rest is guarded by mu or atomic.
+// Send fills a batch; a full batch, or any batch at Flush, goes to the
+// sending goroutines, rawSenders of them, each writing one batch at a time
+// with sendmmsg. They are what makes a fast scan fast: on a veth pair or
+// loopback the kernel does the target's whole work on a probe (and routes
+// its answer back) inside the sender's system call, a few microseconds a
+// probe, so one sending thread is held to what one CPU can do, and the
+// Scanner, waiting on it, does nothing meanwhile. With the sends on their
+// own goroutines the Scanner prepares the next batch while the kernel
+// works, and two batches are written at once on two CPUs.
+//
+// The batch being filled and the routes belong to the goroutine that
+// calls Send and Flush; the rest is guarded by mu, channels or atomics.
 type rawCore struct {
 	name string // the engine's, for errors
 	res  *rawnet.Reservation
-	tx   *rawnet.Sender
+	txs  []*rawnet.Sender // one per sending goroutine
 	rx   *rawnet.Receiver
 	port uint16
 	// handle turns what the receiver reads into replies: the engine's.
 	handle rawnet.Handler
 
 	routes map[netip.Prefix]rawRoute
-	pkts   [][]byte // the batch: pkts[:n] are queued
-	dsts   []netip.Addr
-	probes []Probe
-	n      int
+	cur    *rawBatch      // being filled; nil until a free one is taken
+	queue  chan *rawBatch // to the sending goroutines
+	free   chan *rawBatch // written, to be filled again
+	stop   chan struct{}  // closed by Close: the senders return
+	txwg   sync.WaitGroup
 
 	replies chan<- Reply
 	ctx     context.Context
@@ -46,12 +57,13 @@ type rawCore struct {
 
 	mu     sync.Mutex
 	early  []Reply
-	err    error                 // the receiver's failure, for the next Send
+	err    error                 // the receiver's or a sender's failure, for the next Send
 	zones  map[netip.Addr]string // of link-local targets, by address without zone
 	zoned  atomic.Bool           // zones is not empty
 	closed bool
 
-	sent, busy, unroutable atomic.Uint64
+	sent, busy, unroutable    atomic.Uint64
+	dbgSend, dbgIdle, dbgRoom atomic.Int64
 }
 
 // rawRoute is the source address for destinations in a prefix, or why
@@ -68,11 +80,30 @@ const (
 	rawMaxRoutes                 = 1 << 14
 )
 
-// ENOBUFS from a full device queue is waited out this many times, doubling
-// from rawBusyWait, before Flush leaves the rest queued.
+// rawBatch is a batch of packets, pkts[:n], each to dsts[i] for probes[i].
+type rawBatch struct {
+	pkts   [][]byte
+	dsts   []netip.Addr
+	probes []Probe
+	n      int
+}
+
+// rawSenders is the number of goroutines that write batches, and
+// rawBatches the batches: one being filled and one queued for each sender
+// besides the one it writes.
 const (
-	rawBusyTries = 5
-	rawBusyWait  = 50 * time.Microsecond
+	rawSenders = 2
+	rawBatches = 2*rawSenders + 1
+)
+
+// A sender meeting a full device queue (ENOBUFS) waits, from rawBusyWait
+// doubling up to rawBusyMax, and tries again until the batch is written.
+// Send waits up to rawRoomWait for a batch to fill while every one is
+// queued or being written, then says the engine is busy.
+const (
+	rawBusyWait = 50 * time.Microsecond
+	rawBusyMax  = 5 * time.Millisecond
+	rawRoomWait = 20 * time.Millisecond
 )
 
 // openRawCore opens the sockets, in the calling thread's network namespace.
@@ -80,21 +111,31 @@ func openRawCore(name string, port uint16, batch int) (*rawCore, error) {
 	if batch <= 0 {
 		batch = 256
 	}
-	tx, err := rawnet.NewSender()
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return nil, &PrivilegeError{Engine: name, Err: err}
+	var txs []*rawnet.Sender
+	closeTxs := func() {
+		for _, tx := range txs {
+			tx.Close()
 		}
-		return nil, fmt.Errorf("%s engine: %w", name, err)
+	}
+	for range rawSenders {
+		tx, err := rawnet.NewSender()
+		if err != nil {
+			closeTxs()
+			if errors.Is(err, os.ErrPermission) {
+				return nil, &PrivilegeError{Engine: name, Err: err}
+			}
+			return nil, fmt.Errorf("%s engine: %w", name, err)
+		}
+		txs = append(txs, tx)
 	}
 	res, err := rawnet.ReservePort(port)
 	if err != nil {
-		tx.Close()
+		closeTxs()
 		return nil, fmt.Errorf("%s engine: reserve source port %d: %w", name, port, err)
 	}
 	rx, err := rawnet.NewReceiver(rawnet.ReceiverConfig{Port: res.Port})
 	if err != nil {
-		tx.Close()
+		closeTxs()
 		res.Close()
 		if errors.Is(err, os.ErrPermission) {
 			return nil, &PrivilegeError{Engine: name, Err: err}
@@ -102,15 +143,22 @@ func openRawCore(name string, port uint16, batch int) (*rawCore, error) {
 		return nil, fmt.Errorf("%s engine: %w", name, err)
 	}
 	c := &rawCore{
-		name: name, res: res, tx: tx, rx: rx, port: res.Port,
+		name: name, res: res, txs: txs, rx: rx, port: res.Port,
 		routes: make(map[netip.Prefix]rawRoute),
-		pkts:   make([][]byte, batch),
-		dsts:   make([]netip.Addr, batch),
-		probes: make([]Probe, batch),
+		queue:  make(chan *rawBatch, rawBatches),
+		free:   make(chan *rawBatch, rawBatches),
+		stop:   make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 	}
-	for i := range c.pkts {
-		c.pkts[i] = make([]byte, 0, 128)
+	for range rawBatches {
+		b := &rawBatch{pkts: make([][]byte, batch), dsts: make([]netip.Addr, batch), probes: make([]Probe, batch)}
+		for i := range b.pkts {
+			b.pkts[i] = make([]byte, 0, 128)
+		}
+		c.free <- b
+	}
+	for _, tx := range txs {
+		c.txwg.Go(func() { c.sender(tx) })
 	}
 	return c, nil
 }
@@ -212,54 +260,88 @@ func unroutable(err error) string {
 	return ""
 }
 
-// room makes room in the batch for one more packet, or says the engine is
-// busy.
+// room makes room in the batch for one more packet: it hands a full batch
+// to the senders and takes a free one, waiting up to rawRoomWait for one,
+// or says the engine is busy.
 func (c *rawCore) room() error {
-	if c.n < len(c.pkts) {
+	if c.cur != nil && c.cur.n < len(c.cur.pkts) {
 		return nil
 	}
 	if err := c.Flush(); err != nil {
 		return err
 	}
-	if c.n == len(c.pkts) {
+	select {
+	case c.cur = <-c.free:
+		return nil
+	default:
+	}
+	t := time.NewTimer(rawRoomWait)
+	defer t.Stop()
+	select {
+	case c.cur = <-c.free:
+		return nil
+	case <-t.C:
 		return fmt.Errorf("%s engine: %w: the network device's queue is full", c.name, ErrBusy)
 	}
-	return nil
 }
 
 // buf is the buffer for the next packet, to append it to; room must have
 // made room.
-func (c *rawCore) buf() []byte { return c.pkts[c.n][:0] }
+func (c *rawCore) buf() []byte { return c.cur.pkts[c.cur.n][:0] }
 
-// push queues pkt, built in buf, for p, and writes the batch when it is
-// full.
+// push queues pkt, built in buf, for p, and hands the batch to the senders
+// when it is full.
 func (c *rawCore) push(p Probe, pkt []byte) error {
-	c.pkts[c.n], c.dsts[c.n], c.probes[c.n] = pkt, p.IP.Unmap(), p
-	c.n++
-	if c.n < len(c.pkts) {
+	b := c.cur
+	b.pkts[b.n], b.dsts[b.n], b.probes[b.n] = pkt, p.IP.Unmap(), p
+	b.n++
+	if b.n < len(b.pkts) {
 		return nil
 	}
 	return c.Flush()
 }
 
-// Flush writes the batch. A packet the kernel refuses for want of a route
-// or by a local firewall is answered Filtered and skipped; while the
-// device queue is full (ENOBUFS) it waits a little, and then leaves what
-// is left queued for the next Flush.
+// Flush hands the batch being filled, if any, to the senders. It returns
+// a sender's failure, if one failed.
 func (c *rawCore) Flush() error {
-	done, tries := 0, 0
-	defer func() {
-		// Keep the unsent at the front, swapping buffers so each keeps
-		// its capacity.
-		for i := done; i < c.n; i++ {
-			j := i - done
-			c.pkts[j], c.pkts[i] = c.pkts[i], c.pkts[j]
-			c.dsts[j], c.probes[j] = c.dsts[i], c.probes[i]
+	if b := c.cur; b != nil && b.n > 0 {
+		c.cur = nil
+		c.queue <- b // never blocks: it has room for every batch
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// sender writes the batches queued with tx until Close.
+func (c *rawCore) sender(tx *rawnet.Sender) {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case b := <-c.queue:
+			err := c.write(tx, b)
+			b.n = 0
+			c.free <- b // never blocks
+			if err != nil {
+				c.mu.Lock()
+				if c.err == nil {
+					c.err = err
+				}
+				c.mu.Unlock()
+				return
+			}
 		}
-		c.n -= done
-	}()
-	for done < c.n {
-		m, err := c.tx.Send(c.pkts[done:c.n], c.dsts[done:c.n])
+	}
+}
+
+// write writes a batch. A packet the kernel refuses for want of a route or
+// by a local firewall is answered Filtered and skipped; while the device
+// queue is full (ENOBUFS) it waits a little and tries again, until Close.
+func (c *rawCore) write(tx *rawnet.Sender, b *rawBatch) error {
+	done, wait := 0, rawBusyWait
+	for done < b.n {
+		m, err := tx.Send(b.pkts[done:b.n], b.dsts[done:b.n])
 		done += m
 		c.sent.Add(uint64(m))
 		if err == nil {
@@ -267,11 +349,14 @@ func (c *rawCore) Flush() error {
 		}
 		if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOMEM) {
 			c.busy.Add(1)
-			if tries == rawBusyTries {
+			t := time.NewTimer(wait)
+			select {
+			case <-c.stop:
+				t.Stop()
 				return nil
+			case <-t.C:
 			}
-			time.Sleep(rawBusyWait << tries)
-			tries++
+			wait = min(2*wait, rawBusyMax)
 			continue
 		}
 		reason := unroutable(err)
@@ -279,7 +364,7 @@ func (c *rawCore) Flush() error {
 			return fmt.Errorf("%s engine: %w", c.name, err)
 		}
 		c.unroutable.Add(1)
-		c.answerLater(Reply{Probe: c.probes[done], State: Filtered, Reason: reason, At: time.Now()})
+		c.answerLater(Reply{Probe: b.probes[done], State: Filtered, Reason: reason, At: time.Now()})
 		done++
 	}
 	return nil
@@ -385,7 +470,7 @@ func (c *rawCore) rawStats(invalid uint64) rawStats {
 func (c *rawCore) Done(Probe) {}
 
 // Close stops the goroutines and closes the sockets; what is still queued
-// is dropped.
+// is dropped. It is called once.
 func (c *rawCore) Close() error {
 	c.mu.Lock()
 	c.closed = true
@@ -393,10 +478,14 @@ func (c *rawCore) Close() error {
 	if c.cancel != nil {
 		c.cancel()
 	}
+	close(c.stop)
+	c.txwg.Wait()
 	err := c.rx.Close()
 	c.wg.Wait()
-	if e := c.tx.Close(); err == nil {
-		err = e
+	for _, tx := range c.txs {
+		if e := tx.Close(); err == nil {
+			err = e
+		}
 	}
 	if e := c.res.Close(); err == nil {
 		err = e
