@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/netip"
+	"strconv"
 
 	"github.com/portkit/portkit/scan"
 )
@@ -27,6 +28,10 @@ type encoder struct {
 	names namer
 	buf   bytes.Buffer
 	enc   *json.Encoder
+
+	// For strings that need escaping.
+	sbuf bytes.Buffer
+	senc *json.Encoder
 }
 
 func newEncoder(opts Options) *encoder {
@@ -36,14 +41,62 @@ func newEncoder(opts Options) *encoder {
 	return e
 }
 
-// encode replaces the buffer with r's JSON object and a newline.
+// encode replaces the buffer with r's JSON object and a newline: the
+// bytes encoding/json makes of a record (the tests hold them to it), built
+// by hand, as a scan of every port makes tens of thousands of them and
+// reflection was most of the cost of each.
 func (e *encoder) encode(r *scan.Result) error {
 	e.buf.Reset()
-	return e.enc.Encode(record{
-		IP: r.IP, Port: r.Port, Protocol: r.Proto, State: r.State,
-		Service: e.names.name(r.Port, r.Proto),
-		RTT:     r.RTT.Microseconds(), Reason: r.Reason, TTL: r.TTL,
-	})
+	b := e.buf.AvailableBuffer()
+	b = append(b, `{"ip":`...)
+	if r.IP.Zone() == "" {
+		b = append(b, '"')
+		b = r.IP.AppendTo(b) // digits, dots, colons and hex: nothing to escape
+		b = append(b, '"')
+	} else {
+		b = e.appendString(b, r.IP.String())
+	}
+	b = append(b, `,"port":`...)
+	b = strconv.AppendUint(b, uint64(r.Port), 10)
+	b = append(b, `,"protocol":"`...)
+	b = append(b, r.Proto.String()...)
+	b = append(b, `","state":"`...)
+	b = append(b, r.State.String()...)
+	b = append(b, `","service":`...)
+	b = e.appendString(b, e.names.name(r.Port, r.Proto))
+	b = append(b, `,"rtt_us":`...)
+	b = strconv.AppendInt(b, r.RTT.Microseconds(), 10)
+	b = append(b, `,"reason":`...)
+	b = e.appendString(b, r.Reason)
+	if r.TTL != 0 {
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendUint(b, uint64(r.TTL), 10)
+	}
+	b = append(b, "}\n"...)
+	_, err := e.buf.Write(b)
+	return err
+}
+
+// appendString appends s as a JSON string, escaped as encoding/json
+// escapes it (without HTML escaping): printable ASCII other than '"' and
+// '\\' as it is, anything else through encoding/json itself.
+func (e *encoder) appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			if e.senc == nil {
+				e.senc = json.NewEncoder(&e.sbuf)
+				e.senc.SetEscapeHTML(false)
+			}
+			e.sbuf.Reset()
+			if e.senc.Encode(s) != nil {
+				return append(b, `""`...)
+			}
+			return append(b, bytes.TrimSuffix(e.sbuf.Bytes(), []byte("\n"))...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // jsonlWriter writes JSON Lines: one object per result, nothing else,

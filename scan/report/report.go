@@ -122,15 +122,27 @@ func New(format string, w io.Writer, opts Options) (Writer, error) {
 func (o *Options) shown(r *scan.Result) bool { return o.All || r.State == scan.Open }
 
 // namer names the service on a port from the registry; "" when it has no
-// name for it.
-type namer struct{ reg *registry.Registry }
+// name for it. It remembers the names it has looked up (a full-range scan
+// names each port of a host once per host), in a table per protocol of a
+// string per port, made on first use.
+type namer struct {
+	reg   *registry.Registry
+	names [2][]string
+	known [2][]bool
+}
 
 func (n *namer) name(port uint16, proto scan.Proto) string {
-	p := registry.TCP
+	p, i := registry.TCP, 0
 	if proto == scan.UDP {
-		p = registry.UDP
+		p, i = registry.UDP, 1
 	}
-	return n.reg.PortName(port, p)
+	if n.names[i] == nil {
+		n.names[i], n.known[i] = make([]string, 1<<16), make([]bool, 1<<16)
+	}
+	if !n.known[i][port] {
+		n.names[i][port], n.known[i][port] = n.reg.PortName(port, p), true
+	}
+	return n.names[i][port]
 }
 
 // ctime formats t as C's ctime does, the way nmap's headers and footers

@@ -149,6 +149,35 @@ func TestServiceName(t *testing.T) {
 	}
 }
 
+// TestEncodeAsEncodingJSON checks the hand-made JSON of a result against
+// encoding/json's of its record, with names and reasons that need escaping
+// and a zoned address.
+func TestEncodeAsEncodingJSON(t *testing.T) {
+	e := newEncoder(Options{Registry: registry.New()})
+	zoned := result("fe80::1", 80, scan.TCP, scan.Open, time.Millisecond, "syn-ack", 64)
+	zoned.IP = zoned.IP.WithZone(`eth"0\<&>`)
+	for _, r := range []scan.Result{
+		result("198.18.0.2", 22, scan.TCP, scan.Open, 1234567*time.Nanosecond, "syn-ack", 64),
+		result("198.18.0.2", 1023, scan.TCP, scan.Closed, 0, "reset", 0),
+		result("2001:db8::1", 53, scan.UDP, scan.OpenFiltered, 0, "no-response", 0),
+		result("198.18.0.3", 161, scan.UDP, scan.Filtered, 5*time.Second, "a \"quoted\" <reason> & \n\x01 é \u2028 \xff", 255),
+		zoned,
+	} {
+		if err := e.encode(&r); err != nil {
+			t.Fatal(err)
+		}
+		got := e.buf.String()
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		enc.Encode(record{IP: r.IP, Port: r.Port, Protocol: r.Proto, State: r.State,
+			Service: e.names.name(r.Port, r.Proto), RTT: r.RTT.Microseconds(), Reason: r.Reason, TTL: r.TTL})
+		if got != want.String() {
+			t.Errorf("encode(%v:%d)\n got %s\nwant %s", r.IP, r.Port, got, want.String())
+		}
+	}
+}
+
 // TestStreaming checks that the streaming formats write each result out by
 // a Flush, before End (the CLI flushes from the Scanner's progress calls),
 // and by themselves once liveLatency has passed.
