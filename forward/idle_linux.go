@@ -9,8 +9,7 @@ import (
 )
 
 // activity on Linux asks the kernel: TCP_INFO's last_data_recv is the time
-// since the socket last received data. The data path stays io.Copy between
-// the two *net.TCPConn values, which is splice(2).
+// since the socket last received data.
 type activity struct{}
 
 func newActivity() activity { return activity{} }
@@ -32,4 +31,59 @@ func (activity) quietFor(c *net.TCPConn) time.Duration {
 	return time.Duration(info.Last_data_recv) * time.Millisecond
 }
 
-func copyTCP(dst, src *net.TCPConn, _ *idleWatch) (int64, error) { return io.Copy(dst, src) }
+// copyTCP moves src to dst with splice(2) until src's EOF, holding a splice
+// pipe only while bytes are queued: it waits for src in the poller, then
+// has io.Copy (splice, as both ends are *net.TCPConn) move exactly what
+// the kernel has queued. A plain io.Copy would park inside splice with a
+// pipe — two descriptors and a pipe buffer per idle direction, six
+// descriptors per idle connection instead of two — and Go's pipe pool keeps
+// them open until a garbage collection after the connections close.
+func copyTCP(dst, src *net.TCPConn, _ *idleWatch) (int64, error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return io.Copy(dst, src)
+	}
+	var total int64
+	for {
+		queued, err := waitQueued(rc)
+		if err != nil || queued == 0 {
+			return total, err // queued 0 without error: EOF
+		}
+		n, err := io.Copy(dst, &io.LimitedReader{R: src, N: int64(queued)})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// waitQueued waits until the socket has bytes queued, or is at EOF (0), or
+// has failed, and returns how many bytes are queued.
+func waitQueued(rc interface {
+	Read(func(uintptr) bool) error
+}) (int, error) {
+	var (
+		queued int
+		rerr   error
+		peek   [1]byte
+	)
+	err := rc.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false // park in the poller until readable
+		case err != nil:
+			rerr = err
+		case n > 0:
+			queued, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			if err != nil || queued < 1 {
+				queued = 1
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	return queued, rerr
+}

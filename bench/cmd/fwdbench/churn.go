@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// httpRequest is what every churn connection sends; httpResponse is what
+// bench/cmd/fwdtarget answers (keep the two in step).
+const (
+	httpRequest  = "GET / HTTP/1.0\r\nHost: fwdbench\r\n\r\n"
+	httpResponse = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nhello, world\n"
+)
+
+// churnRun is one run of short connections through one path.
+type churnRun struct {
+	ok, failed int64
+	elapsed    time.Duration
+	lat        []time.Duration // sorted, one per completed connection
+	cpu        time.Duration   // the forwarder's; -1 for none
+	firstErr   error
+	limited    bool // stopped by the time limit
+}
+
+func (r churnRun) rate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
+}
+
+// churn makes n connections to addr, conc at a time, each sending one
+// HTTP/1.0 request and reading the response to its end; it stops after n
+// or after limit, whichever comes first. Latency runs from the start of the
+// dial to the end of the response.
+func churn(ctx context.Context, addr string, n, conc int, limit time.Duration) churnRun {
+	var (
+		next, failed atomic.Int64
+		errOnce      sync.Once
+		firstErr     error
+		wg           sync.WaitGroup
+	)
+	lat := make([][]time.Duration, conc)
+	start := time.Now()
+	deadline := start.Add(limit)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 512)
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				t0 := time.Now()
+				err := oneRequest(ctx, addr, buf)
+				if err != nil {
+					if ctx.Err() != nil {
+						return // the time limit, not a failure of this connection
+					}
+					failed.Add(1)
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	r := churnRun{elapsed: time.Since(start), failed: failed.Load(), firstErr: firstErr, cpu: -1}
+	for _, l := range lat {
+		r.lat = append(r.lat, l...)
+	}
+	slices.Sort(r.lat)
+	r.ok = int64(len(r.lat))
+	// Connections cut short by the limit count as neither.
+	r.limited = r.ok+r.failed < int64(n)
+	return r
+}
+
+var errBadResponse = errors.New("unexpected response")
+
+// oneRequest is one short connection.
+func oneRequest(ctx context.Context, addr string, buf []byte) error {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, httpRequest); err != nil {
+		return err
+	}
+	got := 0
+	for {
+		m, err := conn.Read(buf[got:])
+		got += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if got == len(buf) {
+			return errBadResponse
+		}
+	}
+	if !bytes.Equal(buf[:got], []byte(httpResponse)) {
+		return fmt.Errorf("%w: %q", errBadResponse, buf[:min(got, 40)])
+	}
+	return nil
+}
+
+func churnMode(ctx context.Context, c *config) (*section, error) {
+	s := newSection("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat",
+		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, order rotated each round", c.rounds, count(int64(c.conns)), c.concurrency))
+	srv, err := startServer(ctx, c, "-http", local(httpPort))
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	paths := []*path{{name: "direct", port: httpPort}}
+	if c.portkitOK {
+		paths = append(paths, portkitPath(c, "tcp", churnBase+1, httpPort))
+	}
+	// socat listens with a backlog of 5 unless told otherwise: with 50
+	// connections at a time SYNs overflow it and wait for the 1 s
+	// retransmission, which would measure the backlog, not the forwarding.
+	// Go (portkit) listens with net.core.somaxconn, 4096.
+	paths = append(paths, socatPath("tcp", churnBase+2, httpPort, "backlog=4096"))
+	if err := startPaths(ctx, c, "tcp", paths); err != nil {
+		return nil, err
+	}
+	defer stopPaths(paths)
+
+	runs := make([][]churnRun, len(paths))
+	for round := range c.rounds {
+		for _, pi := range rotated(len(paths), round) {
+			p := paths[pi]
+			var before time.Duration
+			if p.p != nil {
+				if p.p.exited() {
+					return nil, p.p.failure("is no longer running")
+				}
+				if before, err = treeCPU(p.p.pid()); err != nil {
+					return nil, err
+				}
+			}
+			r := churn(ctx, p.addr(), c.conns, c.concurrency, c.limit)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if p.p != nil {
+				_ = waitChildless(ctx, p.p.pid(), 10*time.Second)
+				if after, err := treeCPU(p.p.pid()); err == nil {
+					r.cpu = after - before
+				}
+			}
+			fmt.Fprintf(c.stderr, "churn: round %d/%d, %s: %d ok, %d failed in %v: %.0f conn/s, p50 %v, p99 %v\n",
+				round+1, c.rounds, p.name, r.ok, r.failed, r.elapsed.Round(time.Millisecond), r.rate(),
+				percentile(r.lat, 50), percentile(r.lat, 99))
+			runs[pi] = append(runs[pi], r)
+			pause(ctx, time.Second)
+		}
+	}
+	churnReport(s, c, paths, runs)
+	return s, nil
+}
+
+func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
+	s.notes = append(s.notes, fmt.Sprintf("Each connection: connect, send `GET / HTTP/1.0`, read the %d-byte response "+
+		"to the server's close, close. The server is `bench/cmd/fwdtarget -http %s` (one goroutine per connection, "+
+		"the server closes first). Latency runs from the start of connect to the end of the response; each figure is "+
+		"the median over the rounds of that round's value; \"vs direct\" and \"added\" are the medians of the ratio "+
+		"and of the difference to direct within each round. "+
+		"Each run is bounded by %s connections and %v. CPU per connection is the forwarder's user+system time "+
+		"(its forks included) over the run. socat is given `backlog=4096`, the backlog Go listens with: its default of 5 "+
+		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), count(int64(c.conns)), c.limit))
+	if !c.portkitOK {
+		s.fail("portkit rows not run: %s", c.portkitWhy)
+	}
+	// Per round, NaN where a run completed nothing.
+	type agg struct {
+		rate, p50, p99 []float64
+		cpu            float64 // median per connection
+		ok, failed     int64
+	}
+	aggs := make([]agg, len(paths))
+	for pi := range paths {
+		a := &aggs[pi]
+		var cpu []float64
+		for _, r := range runs[pi] {
+			a.ok += r.ok
+			a.failed += r.failed
+			if r.ok == 0 {
+				a.rate, a.p50, a.p99 = append(a.rate, math.NaN()), append(a.p50, math.NaN()), append(a.p99, math.NaN())
+				continue
+			}
+			a.rate = append(a.rate, r.rate())
+			a.p50 = append(a.p50, float64(percentile(r.lat, 50)))
+			a.p99 = append(a.p99, float64(percentile(r.lat, 99)))
+			if r.cpu >= 0 {
+				cpu = append(cpu, float64(r.cpu)/float64(r.ok))
+			}
+		}
+		a.cpu = median(cpu)
+	}
+	asDur := func(x float64) time.Duration {
+		if math.IsNaN(x) {
+			return -1
+		}
+		return time.Duration(x)
+	}
+	medOf := func(xs []float64) float64 {
+		var ok []float64
+		for _, x := range xs {
+			if !math.IsNaN(x) {
+				ok = append(ok, x)
+			}
+		}
+		return median(ok)
+	}
+	t := &table{head: []string{"path", "forwarder command line", "conn/s", "vs direct", "p50", "p99", "added p50", "added p99",
+		"CPU per conn", "completed", "failed"}, align: []string{"", "---"}}
+	for pi, p := range paths {
+		added50, added99 := "–", "–"
+		if pi > 0 {
+			added50, added99 = "n/a", "n/a"
+			if d := pairedDiff(aggs[pi].p50, aggs[0].p50); !math.IsNaN(d) {
+				added50 = signedDur(time.Duration(d))
+			}
+			if d := pairedDiff(aggs[pi].p99, aggs[0].p99); !math.IsNaN(d) {
+				added99 = signedDur(time.Duration(d))
+			}
+		}
+		cpu := "–"
+		if p.argv != nil {
+			cpu = dur(asDur(aggs[pi].cpu))
+		}
+		t.row(p.name, p.cmdLine(), num(medOf(aggs[pi].rate)), fmtRatio(pairedRatio(aggs[pi].rate, aggs[0].rate)),
+			dur(asDur(medOf(aggs[pi].p50))), dur(asDur(medOf(aggs[pi].p99))), added50, added99, cpu,
+			count(aggs[pi].ok), count(aggs[pi].failed))
+	}
+	s.tables = append(s.tables, t.String())
+
+	every := &table{caption: "Every run in the order taken: conn/s, p50 / p99:", head: []string{"path"}}
+	for k := range c.rounds {
+		every.head = append(every.head, fmt.Sprintf("round %d", k+1))
+	}
+	for pi, p := range paths {
+		row := []string{p.name}
+		for _, r := range runs[pi] {
+			cell := fmt.Sprintf("%s, %s / %s", num(r.rate()), dur(percentile(r.lat, 50)), dur(percentile(r.lat, 99)))
+			if r.failed > 0 {
+				cell += fmt.Sprintf(", %s failed (%v)", count(r.failed), r.firstErr)
+			}
+			if r.limited {
+				cell += ", stopped by the time limit"
+			}
+			row = append(row, cell)
+		}
+		every.row(row...)
+	}
+	s.tables = append(s.tables, every.String())
+
+	for pi, p := range paths {
+		for k, r := range runs[pi] {
+			if r.failed > 0 || r.limited {
+				what := fmt.Sprintf("%s failed", count(r.failed))
+				if r.limited {
+					what += fmt.Sprintf(", stopped by the %v limit after %s", c.limit, count(r.ok+r.failed))
+				}
+				if p.name == "portkit" {
+					continue // a target below
+				}
+				s.notes = append(s.notes, fmt.Sprintf("%s round %d: %s (first error: %v).", p.name, k+1, what, r.firstErr))
+			}
+		}
+	}
+	if !c.portkitOK {
+		s.addTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
+		return
+	}
+	pk := 1
+	want := int64(c.conns * c.rounds)
+	s.addTarget(aggs[pk].ok == want, "portkit: every connection completed, in every round",
+		fmt.Sprintf("%s of %s", count(aggs[pk].ok), count(want)))
+}

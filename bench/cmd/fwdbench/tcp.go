@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// tcpRun is one iperf3 run through one path.
+type tcpRun struct {
+	gbps  float64       // receiver side, Gbit/s
+	bytes int64         // received by the server
+	cpu   time.Duration // the forwarder's, with its children's
+	err   error
+}
+
+// cpuPerGB is CPU time per 10^9 bytes moved; -1 when not measured.
+func (r tcpRun) cpuPerGB() time.Duration {
+	if r.err != nil || r.bytes <= 0 || r.cpu < 0 {
+		return -1
+	}
+	return time.Duration(float64(r.cpu) / (float64(r.bytes) / 1e9))
+}
+
+// iperfJSON is the part of `iperf3 -c ... --json` the benchmark reads.
+type iperfJSON struct {
+	End struct {
+		SumReceived struct {
+			Bytes         int64   `json:"bytes"`
+			BitsPerSecond float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+// parseIperf reads iperf3's JSON report.
+func parseIperf(out []byte) (gbps float64, bytes int64, err error) {
+	var r iperfJSON
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, 0, fmt.Errorf("iperf3 output is not its JSON report: %v", err)
+	}
+	if r.Error != "" {
+		return 0, 0, fmt.Errorf("iperf3: %s", r.Error)
+	}
+	if r.End.SumReceived.Bytes <= 0 || r.End.SumReceived.BitsPerSecond <= 0 {
+		return 0, 0, errors.New("iperf3 reports nothing received")
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e9, r.End.SumReceived.Bytes, nil
+}
+
+var streamCounts = []int{1, 8}
+
+func tcpMode(ctx context.Context, c *config) (*section, error) {
+	s := newSection("forward TCP throughput: iperf3 direct, through portkit, socat and rinetd",
+		fmt.Sprintf("%d rounds of %d s iperf3 runs per path and stream count, order rotated each round", c.rounds, c.seconds))
+
+	srv, err := startProc("iperf3-server", []string{"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(iperfPort)}, c.tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	if err := waitListening(ctx, srv, "tcp", iperfPort, 10*time.Second); err != nil {
+		return nil, err
+	}
+
+	paths := []*path{{name: "direct", port: iperfPort}}
+	if c.portkitOK {
+		paths = append(paths, portkitPath(c, "tcp", tcpBase+1, iperfPort))
+	}
+	rinetd, err := rinetdPath(c.tmp, tcpBase+3, iperfPort)
+	if err != nil {
+		return nil, err
+	}
+	paths = append(paths, socatPath("tcp", tcpBase+2, iperfPort), rinetd)
+	if err := startPaths(ctx, c, "tcp", paths); err != nil {
+		return nil, err
+	}
+	defer stopPaths(paths)
+
+	// runs[streams index][path index] in the order taken.
+	runs := make([][][]tcpRun, len(streamCounts))
+	for i := range runs {
+		runs[i] = make([][]tcpRun, len(paths))
+	}
+	batch := 0
+	for round := range c.rounds {
+		for si, streams := range streamCounts {
+			for _, pi := range rotated(len(paths), batch) {
+				p := paths[pi]
+				fmt.Fprintf(c.stderr, "tcp: round %d/%d, %d stream(s), %s\n", round+1, c.rounds, streams, p.name)
+				r := iperfRun(ctx, c, p, streams)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if r.err != nil {
+					fmt.Fprintf(c.stderr, "tcp: %s, %d stream(s): %v\n", p.name, streams, r.err)
+				} else {
+					fmt.Fprintf(c.stderr, "tcp: %s, %d stream(s): %.2f Gbit/s, CPU %v\n", p.name, streams, r.gbps, r.cpu)
+				}
+				runs[si][pi] = append(runs[si][pi], r)
+				pause(ctx, 500*time.Millisecond)
+			}
+			batch++
+		}
+	}
+	tcpReport(s, c, paths, runs)
+	return s, nil
+}
+
+// iperfRun runs one iperf3 client through p and measures the forwarder's
+// CPU over it.
+func iperfRun(ctx context.Context, c *config, p *path, streams int) tcpRun {
+	var before time.Duration
+	if p.p != nil {
+		if p.p.exited() {
+			return tcpRun{err: p.p.failure("is no longer running")}
+		}
+		var err error
+		if before, err = treeCPU(p.p.pid()); err != nil {
+			return tcpRun{err: err}
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Duration(c.seconds+30)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, "iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(p.port),
+		"-t", strconv.Itoa(c.seconds), "-P", strconv.Itoa(streams), "--connect-timeout", "5000", "--json")
+	cmd.WaitDelay = time.Second
+	out, runErr := cmd.Output()
+	r := tcpRun{cpu: -1}
+	var perr error
+	r.gbps, r.bytes, perr = parseIperf(out)
+	switch {
+	case rctx.Err() != nil:
+		r.err = fmt.Errorf("iperf3 did not finish within %d s", c.seconds+30)
+	case perr != nil:
+		r.err = perr
+	case runErr != nil:
+		r.err = fmt.Errorf("iperf3: %v", runErr)
+	}
+	if p.p != nil {
+		// socat's forks exit with their connections; their CPU counts once
+		// socat has waited for them.
+		if err := waitChildless(ctx, p.p.pid(), 10*time.Second); err != nil && r.err == nil {
+			r.err = err
+		}
+		after, err := treeCPU(p.p.pid())
+		if err != nil && r.err == nil {
+			r.err = p.p.failure("died during the run")
+		}
+		r.cpu = after - before
+	}
+	return r
+}
+
+func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
+	idx := map[string]int{}
+	for i, p := range paths {
+		idx[p.name] = i
+	}
+	// gbps[si][pi][k]: round k's figure, NaN for a failed run.
+	gbps := make([][][]float64, len(streamCounts))
+	med := make([][]float64, len(streamCounts))
+	cpu := make([][]time.Duration, len(streamCounts))
+	for si := range streamCounts {
+		gbps[si] = make([][]float64, len(paths))
+		med[si] = make([]float64, len(paths))
+		cpu[si] = make([]time.Duration, len(paths))
+		for pi := range paths {
+			var g, perGB []float64
+			for _, r := range runs[si][pi] {
+				x := math.NaN()
+				if r.err == nil {
+					x = r.gbps
+					g = append(g, r.gbps)
+					if d := r.cpuPerGB(); d >= 0 {
+						perGB = append(perGB, float64(d))
+					}
+				}
+				gbps[si][pi] = append(gbps[si][pi], x)
+			}
+			med[si][pi] = median(g)
+			cpu[si][pi] = -1
+			if len(perGB) > 0 {
+				cpu[si][pi] = time.Duration(median(perGB))
+			}
+		}
+	}
+
+	s.notes = append(s.notes, fmt.Sprintf("Gbit/s is iperf3's receiver-side figure (`iperf3 -c 127.0.0.1 -p PORT -t %d -P N --json`, "+
+		"`end.sum_received`), the median over the rounds; the server is `iperf3 -s -B 127.0.0.1 -p %d`. "+
+		"CPU per GB is the forwarder's user+system time over the run (/proc/PID/stat, its waited-for children included: "+
+		"socat forks one per connection) per 10^9 bytes received. Ratios (\"vs direct\" and the targets) are the median "+
+		"of the ratios within each round, whose runs are the closest in time, so that the machine's changing load "+
+		"bears on both sides alike.", c.seconds, iperfPort))
+	if !c.portkitOK {
+		s.fail("portkit rows not run: %s", c.portkitWhy)
+	}
+
+	t := &table{head: []string{"path", "forwarder command line", "1 stream", "vs direct", "8 streams", "vs direct",
+		"CPU per GB, 1 stream", "CPU per GB, 8 streams"}, align: []string{"", "---"}}
+	for pi, p := range paths {
+		row := []string{p.name, p.cmdLine()}
+		for si := range streamCounts {
+			row = append(row, num(med[si][pi])+" Gbit/s", fmtRatio(pairedRatio(gbps[si][pi], gbps[si][0])))
+		}
+		for si := range streamCounts {
+			row = append(row, perGB(cpu[si][pi], p))
+		}
+		t.row(row...)
+	}
+	s.tables = append(s.tables, t.String())
+
+	// Every run, for judging the noise.
+	every := &table{caption: "Every run in the order taken, Gbit/s (CPU per GB):", head: []string{"path"}}
+	for _, n := range streamCounts {
+		for k := range c.rounds {
+			every.head = append(every.head, fmt.Sprintf("%d×, round %d", n, k+1))
+		}
+	}
+	for pi, p := range paths {
+		row := []string{p.name}
+		for si := range streamCounts {
+			for k := range c.rounds {
+				cell := ""
+				if k < len(runs[si][pi]) {
+					r := runs[si][pi][k]
+					switch {
+					case r.err != nil:
+						cell = errCell(r.err)
+					case r.cpu >= 0:
+						cell = fmt.Sprintf("%s (%s)", num(r.gbps), dur(r.cpuPerGB()))
+					default:
+						cell = num(r.gbps)
+					}
+				}
+				row = append(row, cell)
+			}
+		}
+		every.row(row...)
+	}
+	s.tables = append(s.tables, every.String())
+
+	for pi, p := range paths {
+		for si, n := range streamCounts {
+			for _, r := range runs[si][pi] {
+				if r.err != nil {
+					s.fail("%s, %d stream(s): a run failed: %v", p.name, n, r.err)
+					break
+				}
+			}
+		}
+	}
+	if !c.portkitOK {
+		s.addTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
+		return
+	}
+	pk := idx["portkit"]
+	for si, n := range streamCounts {
+		for _, want := range []struct {
+			peer string
+			min  float64
+		}{{"socat", 1.5}, {"rinetd", 1.2}, {"direct", 0.7}} {
+			peer := gbps[si][idx[want.peer]]
+			x := pairedRatio(gbps[si][pk], peer)
+			var each []string
+			for k := range gbps[si][pk] {
+				each = append(each, num(ratio(gbps[si][pk][k], peer[k])))
+			}
+			s.addTarget(x >= want.min, fmt.Sprintf("portkit/%s >= %s, %d stream(s)", want.peer, num(want.min), n),
+				fmt.Sprintf("ratio %s; by round %s", num(x), strings.Join(each, ", ")))
+		}
+	}
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) {
+		return "n/a"
+	}
+	return num(x) + "×"
+}
+
+func perGB(d time.Duration, p *path) string {
+	if p.argv == nil {
+		return "–"
+	}
+	if d < 0 {
+		return "n/a"
+	}
+	return dur(d)
+}
+
+// parseSizes reads -sizes: "64,1200".
+func parseSizes(v string) ([]int, error) {
+	var sizes []int
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 8 || n > 65000 {
+			return nil, fmt.Errorf("-sizes: %q is not a datagram size from 8 to 65000", f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
