@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,6 +225,16 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		}
 		return w.Result(r)
 	})
+	// The scan's goroutines (the Scanner; the raw engines' senders and
+	// receiver, or the connect engine's workers, one per P) spend most of
+	// their time in system calls, in short ones for the connect workers. A P
+	// per CPU leaves the Scanner waiting for a P that a worker holds through
+	// its syscalls, and the workers waiting for probes: two more Ps than
+	// CPUs made both full-range scans of the benchmark 5–10% faster. The
+	// kernel still shares the CPUs; GOMAXPROCS, if set, is left alone.
+	if e.Getenv("GOMAXPROCS") == "" {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 2))
+	}
 	stats, runErr := s.Run(ctx, sink)
 	prog.clear()
 
