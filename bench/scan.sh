@@ -8,18 +8,24 @@
 # On the target bench/cmd/scanfixture listens on 25–30 TCP ports of
 # 198.18.0.2 drawn from a seed, and on one to three of portkit's top 100
 # ports of about half of 1,024 more addresses, 198.18.4.0/22, made local on
-# the target's loopback and routed there from the scanner. bench/cmd/scanbench
-# runs the scanners inside the scanner's namespace and writes four sections
-# of docs/BENCHMARKS.md:
+# the target's loopback and routed there from the scanner, as is 198.19.0.0/16,
+# where nothing listens. bench/cmd/scanbench runs the scanners inside the
+# scanner's namespace and writes five sections of docs/BENCHMARKS.md:
 #
 #   scan-full   1–65535 of 198.18.0.2: portkit --syn vs nmap -sS and masscan,
-#               portkit --connect vs nmap -sT. Targets: portkit SYN ≤ 1/3 of
-#               nmap -sS's wall time, connect ≤ 1/2 of nmap -sT's; every open
-#               port found and every closed port reported closed, every run.
+#               portkit --connect vs nmap -sT, and scan/internal/synfloor,
+#               the least a SYN scan must do here (the fixture's floor).
+#               Targets: portkit SYN ≤ 1/3 of nmap -sS's wall time, connect
+#               ≤ 1/2 of nmap -sT's; every open port found and every closed
+#               port reported closed, every run.
 #   scan-sweep  198.18.4.0/22 × portkit's top 100 ports, every tool at the
 #               same rate. Target: every open port found, every run.
 #   scan-shard  the sweep in 4 shards with one seed: disjoint, and their union
 #               is the unsharded scan.
+#   scan-rss    portkit --syn --top 100 over 198.19.0.0/16 (6.5 million
+#               probes, every one closed) through the CLI, every result
+#               written as JSON Lines to /dev/null, at --rss-rate (default
+#               100,000/s); not with --quick. Target: peak RSS under 100 MiB.
 #   scan-loss   as scan-full with nftables in the target namespace dropping 5%
 #               of TCP packets each way. Targets: every open port found and
 #               at most 10 s, every run. nmap takes 4–8 minutes a run here,
@@ -34,36 +40,38 @@
 # libpcap receive thread notices the end of its final wait only when a packet
 # arrives, and on a silent link one run went on for 7 minutes.
 #
-# The default run takes about 19 minutes, 15 of them nmap under loss;
+# The default run takes about 21 minutes, 15 of them nmap under loss;
 # --quick about 3. --slow-together runs nmap -sS and -sT under loss at the
 # same time, which saves about 7 minutes but may slow -sT, whose time varies
 # widely anyway: alone, -sS took 419 and 442 s and -sT 233 and 480 s (51 s
 # of CPU); together, -sS 421 and 391 s and -sT 474 s and over 600 s (killed
 # at the limit).
 #
-#   bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [RUNS]
+#   bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [--rss-rate PPS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [RUNS]"
+usage="usage: bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [--rss-rate PPS] [RUNS]"
 args=("$@")
 runs=5
 quick=0
 lossflags=()
 seed=
 rate=20000
+rssrate=100000
 while (($#)); do
 	case $1 in
 	--quick) quick=1 lossflags+=(-quick) ;;
 	--slow-together) lossflags+=(-slow-together) ;;
 	--seed) seed=${2:?$usage}; shift ;;
 	--rate) rate=${2:?$usage}; shift ;;
+	--rss-rate) rssrate=${2:?$usage}; shift ;;
 	-h | --help) echo "$usage"; exit 0 ;;
 	*[!0-9]* | '') echo "scan.sh: unknown argument $1; $usage" >&2; exit 2 ;;
 	*) runs=$1 ;;
 	esac
 	shift
 done
-[[ $seed =~ ^[0-9]*$ && $rate =~ ^[1-9][0-9]*$ ]] || { echo "scan.sh: --seed and --rate take numbers; $usage" >&2; exit 2; }
+[[ $seed =~ ^[0-9]*$ && $rate =~ ^[1-9][0-9]*$ && $rssrate =~ ^[1-9][0-9]*$ ]] || { echo "scan.sh: --seed, --rate and --rss-rate take numbers; $usage" >&2; exit 2; }
 seed=${seed:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -91,6 +99,7 @@ mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
 go build -o bin/scanbench ./bench/cmd/scanbench
 go build -o bin/scanfixture ./bench/cmd/scanfixture
+go build -o bin/synfloor ./scan/internal/synfloor
 
 # The veth ends take the namespaces' names: at most 15 characters.
 sns=pkscs$$
@@ -146,6 +155,9 @@ done
 # as 127.0.0.0/8 is), reached from the scanner through the target's veth.
 ip -n "$tns" route add local 198.18.4.0/22 dev lo
 ip -n "$sns" route add 198.18.4.0/22 via 198.18.0.2
+# The memory benchmark: a /16 where nothing listens, the same way.
+ip -n "$tns" route add local 198.19.0.0/16 dev lo
+ip -n "$sns" route add 198.19.0.0/16 via 198.18.0.2
 for ns in "$sns" "$tns"; do
 	for _ in $(seq 50); do
 		ip -n "$ns" -o link show dev "$ns" | grep -q 'state UP' && break
@@ -200,13 +212,20 @@ scanbench() {
 produced_by="bash bench/scan.sh${args[*]:+ ${args[*]}}"
 status=0
 echo "== scan-full: 1–65535 of 198.18.0.2, no loss, $runs runs"
-scanbench full -runs "$runs" -warmup 1 -section scan-full || status=1
+scanbench full -runs "$runs" -warmup 1 -floor bin/synfloor -section scan-full || status=1
 echo
 echo "== scan-sweep: 198.18.4.0/22 × top 100 at $rate probes/s, $runs runs"
 scanbench sweep -runs "$runs" -warmup 0 -rate "$rate" -section scan-sweep || status=1
 echo
 echo "== scan-shard: the sweep in 4 shards with seed $seed"
 scanbench shard -rate "$rate" -seed "$seed" -shards 4 -section scan-shard || status=1
+echo
+if ((quick)); then
+	echo "== scan-rss: skipped with --quick (6.5 M probes take a minute or two)"
+else
+	echo "== scan-rss: 198.19.0.0/16 × top 100 (6.5 M probes) at $rssrate probes/s, peak RSS"
+	scanbench rss -runs 1 -rate "$rssrate" -rss-prefix 198.19.0.0/16 -rss-top 100 -timeout 10m -section scan-rss || status=1
+fi
 echo
 
 ip netns exec "$tns" nft -f - <<'EOF'

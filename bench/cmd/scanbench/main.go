@@ -8,6 +8,7 @@
 //	scanbench loss  -plan FILE [-quick] [-slow-runs N -slow-timeout D] ...
 //	scanbench sweep -plan FILE -rate PPS ...
 //	scanbench shard -plan FILE -rate PPS -seed N [-shards 4] ...
+//	scanbench rss   -plan FILE -rate PPS [-rss-prefix 198.19.0.0/16 -rss-top 100] ...
 //
 // full and loss scan every port of the plan's host; portkit SYN against
 // `nmap -sS` and masscan, portkit connect against `nmap -sT`. sweep scans the
@@ -15,7 +16,9 @@
 // that --shard I/N with one --seed splits the sweep into disjoint parts whose
 // union is the unsharded scan. Every run's accuracy is reported next to its
 // time: open ports found of those open, closed ports reported closed of those
-// closed (masscan reports no closed ports).
+// closed (masscan reports no closed ports). rss scans a whole prefix where
+// nothing listens (a /16 × the top 100 ports: 6.5 million probes) through
+// the CLI for portkit's peak resident set size.
 //
 // The section is written whatever the targets say. Exit codes: 0 every
 // target met, 1 a target missed, 2 bad usage or a fixture that is not as
@@ -28,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -37,7 +41,7 @@ import (
 	"github.com/portkit/portkit/bench/internal/scanplan"
 )
 
-const usage = `usage: scanbench full|loss|sweep|shard -plan FILE [flags]`
+const usage = `usage: scanbench full|loss|sweep|shard|rss -plan FILE [flags]`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,7 +54,7 @@ func main() {
 }
 
 var modes = map[string]func(context.Context, *config) (*report, error){
-	"full": full, "loss": loss, "sweep": sweep, "shard": shard,
+	"full": full, "loss": loss, "sweep": sweep, "shard": shard, "rss": rss,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -79,9 +83,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scanbench: %v\n", err)
 		return 1
 	}
-	md := r.markdown()
-	if c.mode == "shard" {
+	var md string
+	switch c.mode {
+	case "shard":
 		md = r.shardMarkdown()
+	case "rss":
+		md = r.rssMarkdown()
+	default:
+		md = r.markdown()
 	}
 	fmt.Fprint(stdout, "\n"+md)
 	if c.md != "" {
@@ -110,7 +119,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 			fmt.Fprintln(stderr, usage)
 			return nil, flag.ErrHelp
 		}
-		return nil, errors.New("the first argument must be a mode: full, loss, sweep or shard")
+		return nil, errors.New("the first argument must be a mode: full, loss, sweep, shard or rss")
 	}
 	c := &config{mode: args[0], log: stderr}
 	var planFile string
@@ -123,6 +132,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	}
 	fl.StringVar(&planFile, "plan", "", "the fixture's plan `FILE` (scanfixture -ready)")
 	fl.StringVar(&c.portkit, "portkit", "bin/portkit", "the portkit `binary`")
+	fl.StringVar(&c.floor, "floor", "", "full: the synfloor `binary` (scan/internal/synfloor), timed beside the scanners as the fixture's floor")
 	fl.IntVar(&c.runs, "runs", 5, "measured `rounds`; each runs every command once")
 	fl.IntVar(&c.warmup, "warmup", 1, "unrecorded `rounds` run first")
 	fl.DurationVar(&c.timeout, "timeout", 2*time.Minute, "limit of each run")
@@ -133,7 +143,10 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fl.StringVar(&c.adapter, "adapter", "", "masscan's --adapter: the scanner's `interface` (masscan is left out without it)")
 	fl.StringVar(&c.adapterIP, "adapter-ip", "198.18.0.1", "masscan's --adapter-ip")
 	fl.StringVar(&c.routerMAC, "router-mac", "", "masscan's --router-mac: the target's `MAC`")
-	fl.IntVar(&c.rate, "rate", 20000, "sweep, shard: probes a second, the same for every tool")
+	fl.IntVar(&c.rate, "rate", 20000, "sweep, shard, rss: probes a second, the same for every tool")
+	c.rssPrefix = netip.MustParsePrefix("198.19.0.0/16")
+	fl.TextVar(&c.rssPrefix, "rss-prefix", c.rssPrefix, "rss: the `PREFIX` to scan, routed to the target, where nothing listens")
+	fl.IntVar(&c.rssTop, "rss-top", 100, "rss: scan portkit's top `N` ports")
 	fl.Uint64Var(&c.seed, "seed", 1, "shard: portkit's --seed")
 	fl.IntVar(&c.shards, "shards", 4, "shard: how many shards")
 	fl.StringVar(&c.targetNS, "target-ns", "", "the target's network `namespace`: check that the loss rule is loaded for loss only")
@@ -158,6 +171,8 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("timeouts must be positive")
 	case c.rate < 1 || c.shards < 2:
 		return nil, errors.New("-rate must be at least 1 and -shards at least 2")
+	case c.rssTop < 1 || !c.rssPrefix.IsValid() || c.rssPrefix.Addr().BitLen()-c.rssPrefix.Bits() > 24:
+		return nil, errors.New("-rss-top must be at least 1 and -rss-prefix a prefix of at most 2^24 addresses")
 	case (c.md == "") != (c.section == ""):
 		return nil, errors.New("-md and -section go together")
 	case c.adapter != "" && c.routerMAC == "":

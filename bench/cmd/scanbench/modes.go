@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -30,6 +31,7 @@ type config struct {
 	mode         string
 	plan         *scanplan.Plan
 	portkit      string
+	floor        string // scan/internal/synfloor's binary, for full; "" leaves it out
 	runs         int
 	warmup       int
 	timeout      time.Duration // per run
@@ -40,7 +42,9 @@ type config struct {
 	adapter      string        // masscan's --adapter; masscan is left out without it
 	adapterIP    string
 	routerMAC    string
-	rate         int // sweep and shard
+	rate         int // sweep, shard and rss
+	rssPrefix    netip.Prefix
+	rssTop       int
 	seed         uint64
 	shards       int
 	targetNS     string // checked for the loss rule when set
@@ -109,6 +113,14 @@ func (c *config) hostNote() string {
 		p.Host, len(p.Ports), p.Seed, strings.Join(ports, ", "))
 }
 
+// floorNote says what synfloor is, under the full benchmark's table.
+const floorNote = "synfloor (`scan/internal/synfloor`, built by the script) is the floor of a SYN scan here, not a scanner: " +
+	"one SYN to each port, as fast as two threads' sendmmsg go (one per CPU), every answer read from the same receive ring as portkit's, " +
+	"one result per port written, and nothing else — no retransmission, no timing, no state but a bitmap. " +
+	"On a veth pair the kernel does the target's work on each probe, and brings its answer back, inside the sender's system call, " +
+	"so its time is the kernel's share of any SYN scan in this fixture (with opening and closing the sockets, " +
+	"some 30–40 ms of it waiting for RCU grace periods); a scanner that reads its answers cannot be much faster."
+
 // full: one host, all ports, no loss.
 func full(ctx context.Context, c *config) (*report, error) {
 	tools := c.hostTools(false)
@@ -154,6 +166,12 @@ func (c *config) hostTools(underLoss bool) []tool {
 		}
 	}
 	tools := []tool{syn, nmapS}
+	if c.floor != "" && !underLoss {
+		tools = append(tools, tool{
+			Command: harness.Command{Name: "synfloor", Argv: []string{c.floor, host}}, parse: parsePortkitJSONL,
+			warmup: true, timeout: c.timeout, allowExit: []int{0},
+		})
+	}
 	if m, ok := c.masscanTool("1-65535", 100000, host); ok {
 		tools = append(tools, m)
 	}
@@ -176,6 +194,11 @@ func (c *config) hostBench(ctx context.Context, tools []tool, title string, note
 		r.targetRatio("portkit-connect", "nmap-sT", connectVsNmap, "1/2")
 		r.targetAccuracy("portkit-syn", true)
 		r.targetAccuracy("portkit-connect", true)
+		if c.index(tools, "synfloor") >= 0 {
+			r.notes = append(r.notes, floorNote)
+			r.targets = append(r.targets, fmt.Sprintf("- the floor: synfloor/nmap-sS = %.2f, portkit-syn/synfloor = %.2f",
+				r.ratio("synfloor", "nmap-sS"), r.ratio("portkit-syn", "synfloor")))
+		}
 	} else {
 		r.targetAccuracy("portkit-syn", false)
 		r.targetAccuracy("portkit-connect", false)

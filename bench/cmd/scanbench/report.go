@@ -21,6 +21,7 @@ type report struct {
 	tools    []tool
 	outcomes [][]outcome
 	targets  []string // "- target ...: PASS (...)" lines
+	rssRuns  []rssRun // rss: its runs, in place of outcomes
 	pass     bool
 }
 
