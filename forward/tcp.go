@@ -39,7 +39,8 @@ type tcpRunner struct {
 	conns     map[*tcpConn]struct{}
 	perSource map[netip.Addr]int
 	active    int
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // handlers: added to only by serve
+	served    chan struct{}  // closed when serve returns; then wg only falls
 }
 
 // tcpConn is one forwarded connection, tracked so a drain can close it.
@@ -78,7 +79,7 @@ func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &tcpRunner{f: f, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
-		conns: map[*tcpConn]struct{}{}, perSource: map[netip.Addr]int{}}
+		conns: map[*tcpConn]struct{}{}, perSource: map[netip.Addr]int{}, served: make(chan struct{})}
 	t.update(r)
 	return t, nil
 }
@@ -88,6 +89,7 @@ func (t *tcpRunner) addr() net.Addr { return t.ln.Addr() }
 func (t *tcpRunner) update(r Rule) { t.state.Store(t.f.nextState(t.state.Load(), r)) }
 
 func (t *tcpRunner) serve() {
+	defer close(t.served)
 	var delay time.Duration
 	for {
 		c, err := t.ln.AcceptTCP()
@@ -118,6 +120,7 @@ func (t *tcpRunner) serve() {
 func (t *tcpRunner) stop() { t.ln.Close() }
 
 func (t *tcpRunner) drain(ctx context.Context) {
+	<-t.served // no handler starts after this
 	done := make(chan struct{})
 	go func() {
 		t.wg.Wait()
