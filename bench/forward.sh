@@ -76,6 +76,7 @@ mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
 go build -o bin/fwdbench ./bench/cmd/fwdbench
 go build -o bin/fwdtarget ./bench/cmd/fwdtarget
+go build -o bin/splicefloor ./bench/cmd/splicefloor
 
 # 10,000 connections held through one process take 20,000 sockets there,
 # and more with splice pipes. Raise the open-file limit as far as the
@@ -162,7 +163,7 @@ fwdbench() {
 status=0
 fwdbench about -section forward >/dev/null || status=1
 echo "== forward-tcp: iperf3 throughput and CPU per GB"
-fwdbench tcp "${tcpflags[@]}" -section forward-tcp || status=1
+fwdbench tcp "${tcpflags[@]}" -splicefloor bin/splicefloor -section forward-tcp || status=1
 echo
 echo "== forward-churn: short connections"
 fwdbench churn "${churnflags[@]}" -section forward-churn || status=1

@@ -57,7 +57,7 @@ func parseIperf(out []byte) (gbps float64, bytes int64, err error) {
 var streamCounts = []int{1, 8}
 
 func tcpMode(ctx context.Context, c *config) (*section, error) {
-	s := newSection("forward TCP throughput: iperf3 direct, through portkit, socat and rinetd",
+	s := newSection("forward TCP throughput: iperf3 direct, through portkit, socat and rinetd, and the splice floor",
 		fmt.Sprintf("%d rounds of %d s iperf3 runs per path and stream count, order rotated each round", c.rounds, c.seconds))
 
 	srv, err := startProc("iperf3-server", []string{"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(iperfPort)}, c.tmp)
@@ -78,6 +78,10 @@ func tcpMode(ctx context.Context, c *config) (*section, error) {
 		return nil, err
 	}
 	paths = append(paths, socatPath("tcp", tcpBase+2, iperfPort), rinetd)
+	if c.floor != "" {
+		paths = append(paths, &path{name: "splicefloor", port: tcpBase + 4,
+			argv: []string{c.floor, "-listen", local(tcpBase + 4), "-target", local(iperfPort)}})
+	}
 	if err := startPaths(ctx, c, "tcp", paths); err != nil {
 		return nil, err
 	}
@@ -261,6 +265,20 @@ func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
 		return
 	}
 	pk := idx["portkit"]
+	if fl, ok := idx["splicefloor"]; ok {
+		s.notes = append(s.notes, "splicefloor (`bench/cmd/splicefloor`) is the floor of a forwarder here, not one: "+
+			"two blocking splice(2) loops per connection through a 1 MiB pipe on blocking sockets, no poller, no "+
+			"scheduler, no accounting. What it costs is the kernel's share of moving the bytes through a second TCP "+
+			"connection, which no forwarder avoids; on 2 CPUs that work competes with iperf3's own.")
+		for si, n := range streamCounts {
+			var each []string
+			for k := range gbps[si][pk] {
+				each = append(each, num(ratio(gbps[si][pk][k], gbps[si][fl][k])))
+			}
+			s.notes = append(s.notes, fmt.Sprintf("%d stream(s): splicefloor/direct %s (median of the rounds' ratios); portkit/splicefloor %s (by round %s).",
+				n, num(pairedRatio(gbps[si][fl], gbps[si][idx["direct"]])), num(pairedRatio(gbps[si][pk], gbps[si][fl])), strings.Join(each, ", ")))
+		}
+	}
 	for si, n := range streamCounts {
 		for _, want := range []struct {
 			peer string
