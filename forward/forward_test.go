@@ -616,3 +616,30 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 	}
 	return out
 }
+
+// TestProxyV2InV1Out: a load balancer's v2 header with TLVs, passed on as
+// v1, keeps the client's address and drops what v1 cannot carry.
+func TestProxyV2InV1Out(t *testing.T) {
+	target, got := proxyTarget(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{target}, ProxyProtocol: 1,
+		AcceptProxyProtocol: true, TrustedProxies: mustPrefixes("127.0.0.0/8")})
+	client := netip.MustParseAddrPort("[2001:db8::7]:40000")
+	dst := netip.MustParseAddrPort("[2001:db8::1]:443")
+	hdr, err := proxyproto.Header{Command: proxyproto.Proxy, Transport: proxyproto.TCP6, Source: client, Destination: dst,
+		TLVs: []proxyproto.TLV{{Type: 0x04, Value: []byte("unique-id")}}}.Format(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(append(hdr, "x"...))
+	c.(*net.TCPConn).CloseWrite()
+	r := <-got
+	if r.err != nil || r.h.Version != 1 || r.h.Source != client || r.h.Destination != dst || len(r.h.TLVs) != 0 || r.rest != "x" {
+		t.Fatalf("target saw %+v then %q (%v)", r.h, r.rest, r.err)
+	}
+}

@@ -232,18 +232,30 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		l.end = endShutdown
 		return
 	}
+	// What the target gets before the client's stream: the PROXY header,
+	// then the bytes read along with a header from a load balancer.
+	prefix := buffered
 	if r.ProxyProtocol != 0 {
 		if header.Command != proxyproto.Proxy || !header.Source.IsValid() {
 			header = proxyproto.ForConn(client.RemoteAddr(), client.LocalAddr())
 		}
-		if err := sendProxyHeader(target, header, r.ProxyProtocol, buffered); err != nil {
+		if r.ProxyProtocol == 1 {
+			header.TLVs = nil // a v2 header's extras, which v1 cannot carry
+		}
+		b, err := header.Format(r.ProxyProtocol)
+		if err != nil { // a load balancer's header this version cannot carry (UDP in v1)
+			b, err = proxyproto.ForConn(client.RemoteAddr(), client.LocalAddr()).Format(r.ProxyProtocol)
+		}
+		if err != nil {
 			client.Close()
 			target.Close()
 			l.end, l.err = endError, err
 			return
 		}
-	} else if len(buffered) > 0 {
-		if _, err := target.Write(buffered); err != nil {
+		prefix = append(b, buffered...)
+	}
+	if len(prefix) > 0 {
+		if _, err := target.Write(prefix); err != nil {
 			client.Close()
 			target.Close()
 			l.end, l.err = endError, err
@@ -308,17 +320,6 @@ func readProxyHeader(c *net.TCPConn, timeout time.Duration) (proxyproto.Header, 
 	}
 	rest, _ := br.Peek(br.Buffered())
 	return h, rest, nil
-}
-
-// sendProxyHeader writes the header and any early client bytes to the target
-// in one write.
-func sendProxyHeader(target *net.TCPConn, h proxyproto.Header, version int, rest []byte) error {
-	b, err := h.Format(version)
-	if err != nil {
-		return err
-	}
-	_, err = target.Write(append(b, rest...))
-	return err
 }
 
 // relay moves bytes both ways until both directions end, propagating
