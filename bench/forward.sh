@@ -56,21 +56,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-# command:package pairs; a package is installed only when its command is
-# missing.
-tools="ip:iproute2 iperf3:iperf3 socat:socat rinetd:rinetd"
-missing=()
-for pair in $tools; do
-	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if ((${#missing[@]})) && command -v apt-get >/dev/null 2>&1; then
-	echo "forward.sh: installing ${missing[*]}" >&2
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-for pair in $tools; do
-	command -v "${pair%%:*}" >/dev/null 2>&1 || { echo "forward.sh: ${pair%%:*} is needed (Debian package ${pair#*:})" >&2; exit 2; }
-done
+me=forward.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+tools=(ip:iproute2 iperf3:iperf3 socat:socat rinetd:rinetd)
+install_tools "${tools[@]}"
+require_tools "${tools[@]}"
 
 mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
@@ -91,18 +82,6 @@ fi
 ns=pkfwd$$
 bench=
 
-# halt PID SIGNAL signals a job of this script, waits up to 10 s for it to
-# end, then kills it.
-# shellcheck disable=SC2317 # reached through the trap
-halt() {
-	[ -n "$1" ] || return 0
-	if kill -"$2" "$1" 2>/dev/null; then
-		timeout 10 tail --pid="$1" -f /dev/null || true
-	fi
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
 # Runs on every exit, ctrl-C included: stop fwdbench (which stops the
 # servers and forwarders it started, each in a process group of its own),
 # kill by pid whatever is still running in the namespace, delete it. No step
@@ -112,17 +91,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	halt "$bench" INT
-	if [ -e "/run/netns/$ns" ]; then
-		local pids
-		for _ in $(seq 50); do
-			pids=$(ip netns pids "$ns" 2>/dev/null || true)
-			[ -n "$pids" ] || break
-			# shellcheck disable=SC2086 # one pid per word
-			kill -KILL $pids 2>/dev/null || true
-			sleep 0.1
-		done
-		ip netns del "$ns" || { echo "forward.sh: could not delete network namespace $ns" >&2; rc=1; }
-	fi
+	del_netns "$ns" || rc=1
 	exit "$rc"
 }
 trap cleanup EXIT

@@ -79,21 +79,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-# command:package pairs; a package is installed only when its command is
-# missing. ethtool is optional (see above).
-tools="ip:iproute2 nmap:nmap masscan:masscan nft:nftables ethtool:ethtool"
-missing=()
-for pair in $tools; do
-	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if ((${#missing[@]})) && command -v apt-get >/dev/null 2>&1; then
-	echo "scan.sh: installing ${missing[*]}" >&2
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-for pair in ${tools% *}; do # all but ethtool
-	command -v "${pair%%:*}" >/dev/null 2>&1 || { echo "scan.sh: ${pair%%:*} is needed (Debian package ${pair#*:})" >&2; exit 2; }
-done
+me=scan.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+tools=(ip:iproute2 nmap:nmap masscan:masscan nft:nftables)
+install_tools "${tools[@]}" ethtool:ethtool # ethtool is optional (see above)
+require_tools "${tools[@]}"
 
 mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
@@ -108,18 +99,6 @@ tmp=$(mktemp -d)
 fixture=
 bench=
 
-# halt PID SIGNAL signals a job of this script, waits up to 10 s for it to
-# end, then kills it.
-# shellcheck disable=SC2317 # reached through the trap
-halt() {
-	[ -n "$1" ] || return 0
-	if kill -"$2" "$1" 2>/dev/null; then
-		timeout 10 tail --pid="$1" -f /dev/null || true
-	fi
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
 # Runs on every exit, ctrl-C included: stop scanbench (which kills the
 # scanner it is running) and the fixture, kill whatever else runs in either
 # namespace by pid, and delete both namespaces, which takes the veth pair and
@@ -131,9 +110,7 @@ cleanup() {
 	halt "$bench" INT
 	halt "$fixture" TERM
 	for ns in "$sns" "$tns"; do
-		[ -e "/run/netns/$ns" ] || continue
-		ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
-		ip netns del "$ns" || { echo "scan.sh: could not delete network namespace $ns" >&2; rc=1; }
+		del_netns "$ns" || rc=1
 	done
 	rm -rf "$tmp"
 	exit "$rc"

@@ -25,24 +25,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-# The peers, installed only when missing, as .ci/run does.
-need=()
-{ command -v ip && command -v ss; } >/dev/null 2>&1 || need+=(iproute2)
-command -v lsof >/dev/null 2>&1 || need+=(lsof)
-command -v fuser >/dev/null 2>&1 || need+=(psmisc)
-if ((${#need[@]})); then
-	if command -v apt-get >/dev/null 2>&1; then
-		echo "sockets.sh: installing ${need[*]}" >&2
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-	fi
-fi
-for tool in ip ss lsof fuser; do
-	command -v "$tool" >/dev/null 2>&1 || {
-		echo "sockets.sh: $tool is needed (Debian packages iproute2, lsof, psmisc)" >&2
-		exit 2
-	}
-done
+me=sockets.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+tools=(ip:iproute2 ss:iproute2 lsof:lsof fuser:psmisc)
+install_tools "${tools[@]}"
+require_tools "${tools[@]}"
 
 mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
@@ -54,20 +42,6 @@ tmp=$(mktemp -d)
 fixture=
 bench=
 
-# stopjob PID SIGNAL signals a job of this script and gives it 10 s to end
-# before SIGKILL.
-# shellcheck disable=SC2317 # reached through the trap
-stopjob() {
-	[ -n "$1" ] || return 0
-	kill -"$2" "$1" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
 # Runs on every exit, ctrl-C included: stop sidebyside and the fixture (which
 # kills and reaps its children), kill by pid whatever this run left in the
 # namespace, delete the namespace. Every step tolerates failure so that the
@@ -77,19 +51,9 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	# sidebyside kills the command it is timing when interrupted.
-	stopjob "$bench" INT
-	stopjob "$fixture" TERM
-	if [ -e "/run/netns/$ns" ]; then
-		local pids
-		for _ in $(seq 50); do
-			pids=$(ip netns pids "$ns" 2>/dev/null || true)
-			[ -n "$pids" ] || break
-			# shellcheck disable=SC2086 # one pid per word
-			kill -KILL $pids 2>/dev/null || true
-			sleep 0.1
-		done
-		ip netns del "$ns" || { echo "sockets.sh: could not delete network namespace $ns" >&2; rc=1; }
-	fi
+	halt "$bench" INT
+	halt "$fixture" TERM
+	del_netns "$ns" || rc=1
 	rm -rf "$tmp"
 	exit "$rc"
 }

@@ -1,0 +1,53 @@
+# shellcheck shell=bash
+# Shell functions the benchmark scripts share; sourced, not run. Each script
+# sets `me` (its name, for messages) before sourcing.
+
+# install_tools CMD:PACKAGE... installs, with apt-get, the Debian package of
+# each command that is missing; a package is installed only then.
+install_tools() {
+	local pair absent=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || absent+=("${pair#*:}")
+	done
+	if ((${#absent[@]})) && command -v apt-get >/dev/null 2>&1; then
+		echo "${me:?}: installing ${absent[*]}" >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${absent[@]}" >/dev/null
+	fi
+}
+
+# require_tools CMD:PACKAGE... exits 2 naming the first command missing.
+require_tools() {
+	local pair
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || { echo "${me:?}: ${pair%%:*} is needed (Debian package ${pair#*:})" >&2; exit 2; }
+	done
+}
+
+# halt PID SIGNAL signals a job of the script, waits up to 10 s for it to
+# end, then kills it.
+# shellcheck disable=SC2317 # reached through the scripts' traps
+halt() {
+	[ -n "$1" ] || return 0
+	if kill -"$2" "$1" 2>/dev/null; then
+		timeout 10 tail --pid="$1" -f /dev/null || true
+	fi
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# del_netns NS kills whatever still runs in network namespace NS and deletes
+# it; it fails only when the namespace outlives that.
+# shellcheck disable=SC2317 # reached through the scripts' traps
+del_netns() {
+	[ -e "/run/netns/$1" ] || return 0
+	local pids
+	for _ in $(seq 50); do
+		pids=$(ip netns pids "$1" 2>/dev/null || true)
+		[ -n "$pids" ] || break
+		# shellcheck disable=SC2086 # one pid per word
+		kill -KILL $pids 2>/dev/null || true
+		sleep 0.1
+	done
+	ip netns del "$1" || { echo "${me:?}: could not delete network namespace $1" >&2; return 1; }
+}
