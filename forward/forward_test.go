@@ -643,3 +643,97 @@ func TestProxyV2InV1Out(t *testing.T) {
 		t.Fatalf("target saw %+v then %q (%v)", r.h, r.rest, r.err)
 	}
 }
+
+// TestIdleHalfClosedStuckWriter: the client half-closes and stops reading
+// while the target keeps sending; no direction is reading any more, and
+// the idle timeout must still end the connection.
+func TestIdleHalfClosedStuckWriter(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		chunk := make([]byte, 64<<10)
+		for { // until the forwarder closes it
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{l.Addr().String()}, IdleTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).CloseWrite() // and never read
+	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "idle" {
+		t.Fatalf("log: %v", rec)
+	}
+}
+
+// TestShutdownCutsRemovedDrains: connections of a rule a reload removed
+// drain on their own time, but a Shutdown whose deadline has passed ends
+// them too.
+func TestShutdownCutsRemovedDrains(t *testing.T) {
+	echo, _ := echoServer(t)
+	fx := newFixture(t, Options{DrainTimeout: time.Hour})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "x")
+	io.ReadFull(c, make([]byte, 1))
+	if err := fx.fw.Reload(nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() {
+		fx.fw.Shutdown(ctx)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown waited for a removed rule's drain time")
+	}
+	if n, _ := c.Read(make([]byte, 1)); n != 0 {
+		t.Fatal("removed rule's connection still open")
+	}
+}
+
+// TestFailedReloadKeepsMetrics: a reload that fails to bind changes no
+// rule's settings, the metrics' view of its targets included.
+func TestFailedReloadKeepsMetrics(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	fx := newFixture(t, Options{})
+	fx.start(Rule{Name: "web", Listen: "127.0.0.1:0", Targets: []string{"127.0.0.1:1"}})
+	err = fx.fw.Reload([]Rule{
+		{Name: "web", Listen: "127.0.0.1:0", Targets: []string{"198.18.9.9:80"}},
+		{Name: "clash", Listen: busy.Addr().String(), Targets: []string{"127.0.0.1:1"}},
+	})
+	if err == nil {
+		t.Fatal("reload onto a busy port succeeded")
+	}
+	var text bytes.Buffer
+	fx.m.WriteText(&text)
+	if strings.Contains(text.String(), "198.18.9.9") || strings.Contains(text.String(), "clash") {
+		t.Fatalf("a failed reload shows in the metrics:\n%s", text.String())
+	}
+}

@@ -40,6 +40,10 @@ type Forwarder struct {
 	runners map[listenKey]runner
 	closed  bool
 	wg      sync.WaitGroup // draining runners of removed rules
+	// drains is the parent of removed rules' drains: Shutdown cancels it
+	// when its own context ends, so a stop cuts them short too.
+	drains      context.Context
+	cancelDrain context.CancelFunc
 }
 
 type listenKey struct {
@@ -88,7 +92,8 @@ func New(opts Options) *Forwarder {
 	if m == nil {
 		m = NewMetrics()
 	}
-	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}}
+	drains, cancel := context.WithCancel(context.Background())
+	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}, drains: drains, cancelDrain: cancel}
 }
 
 // ErrClosed is returned by Reload after Shutdown.
@@ -128,11 +133,10 @@ func (f *Forwarder) Reload(rules []Rule) error {
 		opened = append(opened, ru)
 		next[k] = ru
 	}
+	// Every bind succeeded: only now do the rules' settings (and their
+	// metrics) change.
 	for _, r := range rules {
-		k := listenKey{r.Protocol, r.Listen}
-		if _, kept := f.runners[k]; kept {
-			next[k].update(r)
-		}
+		next[listenKey{r.Protocol, r.Listen}].update(r)
 	}
 	for k, old := range f.runners {
 		if _, kept := next[k]; kept {
@@ -142,7 +146,10 @@ func (f *Forwarder) Reload(rules []Rule) error {
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			ctx, cancel := f.drainContext(context.Background())
+			ctx, cancel := f.drains, context.CancelFunc(func() {})
+			if f.opts.DrainTimeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, f.opts.DrainTimeout)
+			}
 			defer cancel()
 			old.drain(ctx)
 		}()
@@ -152,13 +159,6 @@ func (f *Forwarder) Reload(rules []Rule) error {
 	}
 	f.runners = next
 	return nil
-}
-
-func (f *Forwarder) drainContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if f.opts.DrainTimeout > 0 {
-		return context.WithTimeout(ctx, f.opts.DrainTimeout)
-	}
-	return context.WithCancel(ctx)
 }
 
 // prepare applies defaults and checks the set: each rule valid, names and
@@ -248,11 +248,23 @@ func (f *Forwarder) Shutdown(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	// Rules removed by a reload may still be draining on their own time:
+	// the caller's deadline bounds them too.
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			f.cancelDrain()
+		case <-stopped:
+		}
+	}()
 	f.wg.Wait()
+	close(stopped)
+	f.cancelDrain()
 }
 
-// clientAddr is the address of a connection's remote end, unmapped so that
-// IPv4 clients of a dual-stack listener match IPv4 prefixes.
+// clientAddr is the address of a connection's remote end as the rules see
+// it (plainAddr).
 func clientAddr(a net.Addr) netip.AddrPort {
 	var ap netip.AddrPort
 	switch a := a.(type) {
@@ -261,12 +273,18 @@ func clientAddr(a net.Addr) netip.AddrPort {
 	case *net.UDPAddr:
 		ap = a.AddrPort()
 	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return netip.AddrPortFrom(plainAddr(ap.Addr()), ap.Port())
 }
+
+// plainAddr is a as the allow, deny and trusted lists match it: unmapped,
+// so that IPv4 clients of a dual-stack listener match IPv4 prefixes, and
+// without a zone, which netip.Prefix.Contains would never match (a
+// link-local client must not slip past a deny list).
+func plainAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
 
 // permits applies the rule's allow and deny lists to a client address.
 func (r *Rule) permits(a netip.Addr) bool {
-	a = a.Unmap()
+	a = plainAddr(a)
 	for _, p := range r.Deny {
 		if p.Contains(a) {
 			return false
@@ -284,7 +302,7 @@ func (r *Rule) permits(a netip.Addr) bool {
 }
 
 func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {
-	a = a.Unmap()
+	a = plainAddr(a)
 	for _, p := range ps {
 		if p.Contains(a) {
 			return true

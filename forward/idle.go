@@ -6,8 +6,10 @@ import (
 )
 
 // idleWatch decides when a TCP connection has been idle — no bytes in
-// either direction — for its idle timeout. Each direction's read deadline
-// wakes it; check asks how long both sockets have been quiet.
+// either direction — for its idle timeout. One timer per connection wakes
+// it, not the directions' reads: a direction may be done (half-closed) or
+// stuck writing to a peer that stopped reading, and the connection must
+// still end.
 type idleWatch struct {
 	idle           time.Duration
 	client, target *net.TCPConn
@@ -26,4 +28,24 @@ func (w *idleWatch) check() (expired bool, next time.Time) {
 		return true, time.Time{}
 	}
 	return false, time.Now().Add(w.idle - quiet)
+}
+
+// run checks the connection each time it could have become idle, until
+// stop; when it has been, it calls expire once and returns.
+func (w *idleWatch) run(stop <-chan struct{}, expire func()) {
+	t := time.NewTimer(w.idle)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		expired, next := w.check()
+		if expired {
+			expire()
+			return
+		}
+		t.Reset(time.Until(next))
+	}
 }

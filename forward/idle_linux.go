@@ -3,6 +3,7 @@ package forward
 import (
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,10 +39,14 @@ func (activity) quietFor(c *net.TCPConn) time.Duration {
 // pipe — two descriptors and a pipe buffer per idle direction, six
 // descriptors per idle connection instead of two — and Go's pipe pool keeps
 // them open until a garbage collection after the connections close.
-func copyTCP(dst, src *net.TCPConn, _ *idleWatch) (int64, error) {
+//
+// count gets the bytes as each batch is moved, so the metrics are live.
+func copyTCP(dst, src *net.TCPConn, _ *idleWatch, count *atomic.Int64) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
-		return io.Copy(dst, src)
+		n, err := io.Copy(dst, src)
+		count.Add(n)
+		return n, err
 	}
 	var total int64
 	for {
@@ -51,6 +56,7 @@ func copyTCP(dst, src *net.TCPConn, _ *idleWatch) (int64, error) {
 		}
 		n, err := io.Copy(dst, &io.LimitedReader{R: src, N: int64(queued)})
 		total += n
+		count.Add(n)
 		if err != nil {
 			return total, err
 		}

@@ -25,22 +25,29 @@ func (a activity) quietFor(*net.TCPConn) time.Duration {
 	return time.Duration(time.Now().UnixNano() - a.last.Load())
 }
 
+// noteReader counts what it reads and, with an idle watch, notes when.
 type noteReader struct {
-	r    io.Reader
-	last *atomic.Int64
+	r     io.Reader
+	last  *atomic.Int64 // nil without an idle timeout
+	count *atomic.Int64
 }
 
 func (n noteReader) Read(p []byte) (int, error) {
 	k, err := n.r.Read(p)
 	if k > 0 {
-		n.last.Store(time.Now().UnixNano())
+		n.count.Add(int64(k))
+		if n.last != nil {
+			n.last.Store(time.Now().UnixNano())
+		}
 	}
 	return k, err
 }
 
-func copyTCP(dst, src *net.TCPConn, w *idleWatch) (int64, error) {
-	if w == nil {
-		return io.Copy(dst, src)
+// copyTCP copies src to dst; count gets the bytes as they are read.
+func copyTCP(dst, src *net.TCPConn, w *idleWatch, count *atomic.Int64) (int64, error) {
+	var last *atomic.Int64
+	if w != nil {
+		last = w.last
 	}
-	return io.Copy(dst, noteReader{src, w.last})
+	return io.Copy(dst, noteReader{src, last, count})
 }

@@ -127,7 +127,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 		func(r *ruleMetrics) int64 { return r.sessionsTotal.Load() })
 	perRule("portkit_forward_udp_sessions_evicted_total", "counter", "UDP sessions ended early to stay within max_sessions.", UDP,
 		func(r *ruleMetrics) int64 { return r.evicted.Load() })
-	family("portkit_forward_bytes_total", "counter", "Bytes relayed, by direction (TCP bytes are counted as each copy returns).",
+	family("portkit_forward_bytes_total", "counter", "Bytes relayed, by direction.",
 		func(emit func(string, int64)) {
 			for i, r := range rules {
 				emit(labels("rule", names[i], "direction", "client_to_target"), r.fromClient.Load())

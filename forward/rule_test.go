@@ -97,11 +97,12 @@ func TestParsePrefixAndPermits(t *testing.T) {
 			t.Errorf("ParsePrefix(%q) accepted", bad)
 		}
 	}
-	r := Rule{Allow: mustPrefixes("10.0.0.0/8", "2001:db8::/32"), Deny: mustPrefixes("10.9.0.0/16")}
+	r := Rule{Allow: mustPrefixes("10.0.0.0/8", "2001:db8::/32", "fe80::/10"), Deny: mustPrefixes("10.9.0.0/16", "fe80::/16")}
 	for addr, want := range map[string]bool{
 		"10.1.1.1": true, "10.9.1.1": false, "192.0.2.1": false, "2001:db8::5": true,
 		"::ffff:10.1.1.1": true, // a v4 client of a dual-stack socket
 		"::ffff:10.9.0.1": false,
+		"fe80::1%eth0":    false, // a zone must not hide a client from the lists
 	} {
 		if got := r.permits(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("permits(%s) = %v, want %v", addr, got, want)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,7 +79,6 @@ func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &tcpRunner{f: f, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
 		conns: map[*tcpConn]struct{}{}, perSource: map[netip.Addr]int{}, served: make(chan struct{})}
-	t.update(r)
 	return t, nil
 }
 
@@ -200,7 +198,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 			return
 		}
 		if header.Command == proxyproto.Proxy && header.Source.IsValid() {
-			l.client = header.Source
+			l.client = netip.AddrPortFrom(plainAddr(header.Source.Addr()), header.Source.Port())
 		}
 	}
 	if !r.permits(l.client.Addr()) {
@@ -263,6 +261,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		}
 	}
 	l.fromClient = int64(len(buffered))
+	m.fromClient.Add(l.fromClient)
 	up, down, end, err := relay(client, target, r.IdleTimeout, m)
 	l.fromClient += up
 	l.toClient = down
@@ -326,10 +325,6 @@ func readProxyHeader(c *net.TCPConn, timeout time.Duration) (proxyproto.Header, 
 // half-closes. It returns the bytes moved each way and how it ended: the
 // first direction to fail tells the story; the other's error is its echo.
 func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up, down int64, end string, err error) {
-	var watch *idleWatch
-	if idle > 0 {
-		watch = newIdleWatch(client, target, idle)
-	}
 	var (
 		once  sync.Once
 		first = endClosed
@@ -343,6 +338,17 @@ func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up,
 		client.Close() // wakes the other direction
 		target.Close()
 	}
+	var watch *idleWatch
+	stop, watched := make(chan struct{}), make(chan struct{})
+	if idle > 0 {
+		watch = newIdleWatch(client, target, idle)
+		go func() {
+			defer close(watched)
+			watch.run(stop, func() { finish(endIdle, nil) })
+		}()
+	} else {
+		close(watched)
+	}
 	upc := make(chan int64, 1)
 	go func() {
 		n, end, err := pipe(target, client, watch, &m.fromClient)
@@ -352,39 +358,25 @@ func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up,
 	down, dend, derr := pipe(client, target, watch, &m.toClient)
 	finish(dend, derr)
 	up = <-upc
+	close(stop)
+	<-watched
 	client.Close()
 	target.Close()
 	return up, down, first, ferr
 }
 
-// pipe copies src to dst until src's EOF, then half-closes dst. With an
-// idle watch it wakes at each idle deadline to ask whether the connection
-// as a whole (either direction) has been quiet that long.
+// pipe copies src to dst until src's EOF, then half-closes dst.
 func pipe(dst, src *net.TCPConn, watch *idleWatch, count *atomic.Int64) (int64, string, error) {
-	var total int64
-	if watch != nil {
-		src.SetReadDeadline(time.Now().Add(watch.idle))
-	}
-	for {
-		n, err := copyTCP(dst, src, watch)
-		total += n
-		count.Add(n)
-		switch {
-		case err == nil:
-			// src said EOF: pass the half-close on.
-			dst.CloseWrite()
-			return total, endClosed, nil
-		case watch != nil && errors.Is(err, os.ErrDeadlineExceeded):
-			expired, next := watch.check()
-			if expired {
-				return total, endIdle, nil
-			}
-			src.SetReadDeadline(next)
-		case errors.Is(err, net.ErrClosed):
-			return total, endClosed, nil // the other direction closed both
-		default:
-			return total, endError, err
-		}
+	n, err := copyTCP(dst, src, watch, count)
+	switch {
+	case err == nil:
+		// src said EOF: pass the half-close on.
+		dst.CloseWrite()
+		return n, endClosed, nil
+	case errors.Is(err, net.ErrClosed):
+		return n, endClosed, nil // the other direction closed both
+	default:
+		return n, endError, err
 	}
 }
 

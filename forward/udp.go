@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 const (
 	endEvicted = "evicted" // max_sessions reached: the longest-idle session made room
 	endRefused = "refused" // the target answered with ICMP port unreachable
+	endReload  = "reload"  // a reload denied the client or dropped the target
 )
 
 // maxDatagram is the largest UDP payload over IPv4 or IPv6 without jumbograms.
@@ -61,13 +63,33 @@ func newUDPRunner(f *Forwarder, r Rule) (*udpRunner, error) {
 	u := &udpRunner{f: f, conn: pc.(*net.UDPConn), sessions: map[netip.AddrPort]*udpSession{},
 		served: make(chan struct{})}
 	u.bufs.New = func() any { b := make([]byte, maxDatagram); return &b }
-	u.update(r)
 	return u, nil
 }
 
 func (u *udpRunner) addr() net.Addr { return u.conn.LocalAddr() }
 
-func (u *udpRunner) update(r Rule) { u.state.Store(u.f.nextState(u.state.Load(), r)) }
+// update makes r's settings apply to new sessions. A session is open-ended
+// while its client keeps sending, so the ones the new rule would not start
+// — a client now denied, a target no longer listed — end here.
+func (u *udpRunner) update(r Rule) {
+	old := u.state.Load()
+	st := u.f.nextState(old, r)
+	u.state.Store(st)
+	if old == nil || st == old {
+		return
+	}
+	var stale []*udpSession
+	u.mu.Lock()
+	for _, s := range u.sessions {
+		if !r.permits(s.client.Addr()) || !slices.Contains(r.Targets, s.target) {
+			stale = append(stale, s)
+		}
+	}
+	u.mu.Unlock()
+	for _, s := range stale {
+		s.close(endReload)
+	}
+}
 
 func (u *udpRunner) serve() {
 	defer close(u.served)
@@ -116,7 +138,7 @@ func (u *udpRunner) session(from netip.AddrPort) *udpSession {
 	u.mu.Unlock()
 
 	st := u.state.Load()
-	client := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	client := netip.AddrPortFrom(plainAddr(from.Addr()), from.Port())
 	if !st.rule.permits(client.Addr()) {
 		st.m.denied[deniedACL].Add(1)
 		return nil
@@ -163,7 +185,10 @@ func (s *udpSession) dial() error {
 	var errs []error
 	for _, i := range s.st.targets.order(time.Now()) {
 		addr := s.st.targets.addrs[i]
-		c, err := net.Dial("udp", addr)
+		// On the receive loop: a host name's lookup holds every session
+		// up, so it gets the rule's connect timeout.
+		d := net.Dialer{Timeout: s.st.rule.ConnectTimeout}
+		c, err := d.Dial("udp", addr)
 		if err == nil {
 			s.up, s.target, s.ti = c.(*net.UDPConn), addr, i
 			return nil
@@ -205,6 +230,7 @@ func (s *udpSession) relayReplies() {
 	defer s.finish()
 	idle := s.st.rule.IdleTimeout
 	s.up.SetReadDeadline(time.Now().Add(idle))
+	answered := false
 	for {
 		n, bp, err := s.readReply()
 		if err != nil {
@@ -223,6 +249,19 @@ func (s *udpSession) relayReplies() {
 			return
 		}
 		s.touch()
+		if !answered {
+			answered = true
+			if s.st.targets.succeeded(s.ti) {
+				s.u.f.log.Info("target up", "rule", s.st.rule.Name, "target", s.target)
+			}
+		}
+		// A reply makes the session as recent as a request does: eviction
+		// takes the one quiet longest both ways.
+		s.u.mu.Lock()
+		if s.u.sessions[s.client] == s {
+			s.u.lru.MoveToFront(s.elem)
+		}
+		s.u.mu.Unlock()
 		_, werr := s.u.conn.WriteToUDPAddrPort((*bp)[:n], s.client)
 		s.u.bufs.Put(bp)
 		if werr == nil {
@@ -241,7 +280,7 @@ func (s *udpSession) finish() {
 		end = *e
 	}
 	s.u.f.log.Info("session end", "rule", s.st.rule.Name, "protocol", "udp",
-		"client", netip.AddrPortFrom(s.client.Addr().Unmap(), s.client.Port()).String(), "target", s.target,
+		"client", netip.AddrPortFrom(plainAddr(s.client.Addr()), s.client.Port()).String(), "target", s.target,
 		"bytes_from_client", s.fromClient.Load(), "bytes_to_client", s.toClient.Load(),
 		"duration", time.Since(s.start).Round(time.Microsecond), "end", end)
 }

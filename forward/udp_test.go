@@ -191,3 +191,82 @@ func TestUDPFailover(t *testing.T) {
 		t.Fatalf("log: %v", rec)
 	}
 }
+
+// TestUDPEvictionCountsReplies: a session that only receives (a client
+// subscribed to a stream) is not the quietest; one that sent once is.
+func TestUDPEvictionCountsReplies(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() { // "stream" subscribes the sender to a datagram every 20 ms; anything else is echoed
+		buf := make([]byte, 100)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if string(buf[:n]) != "stream" {
+				pc.WriteTo(buf[:n], from)
+				continue
+			}
+			go func() {
+				for range 200 {
+					if _, err := pc.WriteTo([]byte("tick"), from); err != nil {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+		}
+	}()
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{pc.LocalAddr().String()}, MaxSessions: 2})
+	dial := func() net.Conn {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	sub, once, late := dial(), dial(), dial()
+	if got := udpAsk(t, sub, "stream"); got != "tick" {
+		t.Fatalf("subscriber got %q", got)
+	}
+	udpAsk(t, once, "ping")            // more recent than the subscriber's request,
+	time.Sleep(200 * time.Millisecond) // but the ticks keep the subscriber fresher
+	udpAsk(t, late, "hello")
+	rec := fx.log.waitLines(t, "session end", 1)[0]
+	if rec["end"] != "evicted" || rec["client"] != once.LocalAddr().String() {
+		t.Fatalf("evicted %v, want the one-off client %s", rec, once.LocalAddr())
+	}
+}
+
+// TestUDPReloadEndsDeniedSessions: a session lives as long as its client
+// sends, so a reload that denies the client ends it.
+func TestUDPReloadEndsDeniedSessions(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	rule := Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}}
+	addr := fx.start(rule)
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	udpAsk(t, c, "before")
+	rule.Deny = mustPrefixes("127.0.0.0/8")
+	if err := fx.fw.Reload([]Rule{rule}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := fx.log.waitLines(t, "session end", 1)[0]; rec["end"] != "reload" {
+		t.Fatalf("log: %v", rec)
+	}
+	c.Write([]byte("after"))
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 100)); err == nil {
+		t.Fatalf("denied client still answered (%d bytes)", n)
+	}
+}

@@ -143,16 +143,16 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 	signal.Notify(sigs, append(reloadSignals(), os.Interrupt, syscall.SIGTERM)...)
 	defer signal.Stop(sigs)
 
-	if err := fw.Reload(rules); err != nil {
-		return forwardStartError(err)
-	}
-	var metricsSrv *http.Server
+	// The metrics address first: a failure then leaves nothing to undo.
 	if ff.metrics != "" {
-		if metricsSrv, err = serveMetrics(ff.metrics, metrics, log); err != nil {
-			fw.Shutdown(context.Background())
+		srv, err := serveMetrics(ff.metrics, metrics, log)
+		if err != nil {
 			return &exitError{code: ExitNegative, err: fmt.Errorf("forward: --metrics %s: %w", ff.metrics, err)}
 		}
-		defer metricsSrv.Close()
+		defer srv.Close()
+	}
+	if err := fw.Reload(rules); err != nil {
+		return forwardStartError(err)
 	}
 
 	for {
@@ -169,11 +169,16 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		log.Info("stopping", "signal", sig.String(), "drain_timeout", ff.drainTimeout)
 		dctx, cancel := context.WithTimeout(context.Background(), ff.drainTimeout)
 		go func() { // a second stop signal ends the drain at once
-			for s := range sigs {
-				if !isReload(s) {
+			for {
+				select {
+				case s := <-sigs:
+					if isReload(s) {
+						continue
+					}
 					cancel()
-					return
+				case <-dctx.Done():
 				}
+				return
 			}
 		}()
 		fw.Shutdown(dctx)
