@@ -154,6 +154,26 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
+// serveOnce accepts one connection on 127.0.0.1:0 and hands it to serve,
+// which it closes after; it returns the address.
+func serveOnce(t *testing.T, serve func(c *net.TCPConn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c.(*net.TCPConn))
+	}()
+	return l.Addr().String()
+}
+
 func TestTCPEchoAndLog(t *testing.T) {
 	echo, _ := echoServer(t)
 	fx := newFixture(t, Options{})
@@ -178,43 +198,26 @@ func TestTCPEchoAndLog(t *testing.T) {
 // sending side, and only then gets the answer, which needs the half-close
 // passed through to the target and the other direction kept open.
 func TestHalfClose(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	asker := serveOnce(t, func(c *net.TCPConn) {
 		b, _ := io.ReadAll(c) // until the client's FIN arrives through the forwarder
 		time.Sleep(50 * time.Millisecond)
 		io.WriteString(c, "got "+string(rune('0'+len(b)%10))+" "+strings.ToUpper(string(b)))
-	}()
+	})
 	fx := newFixture(t, Options{})
-	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{l.Addr().String()}})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{asker}})
 	if got := roundTrip(t, addr, "question"); got != "got 8 QUESTION" {
 		t.Fatalf("answer %q", got)
 	}
 	// And the other way: the target shuts first, the client still sends.
-	l2, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l2.Close()
 	got := make(chan string, 1)
-	go func() {
-		c, err := l2.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	banner := serveOnce(t, func(c *net.TCPConn) {
 		io.WriteString(c, "banner")
-		c.(*net.TCPConn).CloseWrite()
+		c.CloseWrite()
 		b, _ := io.ReadAll(c)
 		got <- string(b)
-	}()
+	})
 	fx2 := newFixture(t, Options{})
-	addr2 := fx2.start(Rule{Listen: "127.0.0.1:0", Targets: []string{l2.Addr().String()}})
+	addr2 := fx2.start(Rule{Listen: "127.0.0.1:0", Targets: []string{banner}})
 	c, err := net.Dial("tcp", addr2)
 	if err != nil {
 		t.Fatal(err)
@@ -342,24 +345,32 @@ func TestMaxConnsPerSource(t *testing.T) {
 // proxyTarget accepts one connection, reads its PROXY header and returns
 // the header and the bytes after it.
 func proxyTarget(t *testing.T) (string, <-chan proxyResult) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	ch := make(chan proxyResult, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	addr := serveOnce(t, func(c *net.TCPConn) {
 		br := bufio.NewReader(c)
 		h, err := proxyproto.Read(br)
 		rest, _ := io.ReadAll(br)
 		ch <- proxyResult{h, string(rest), err}
-	}()
-	return l.Addr().String(), ch
+	})
+	return addr, ch
+}
+
+// viaBalancer connects to addr as a load balancer would: the header in
+// the given version and the client's first bytes in one write, then a
+// half-close.
+func viaBalancer(t *testing.T, addr string, h proxyproto.Header, version int, payload string) {
+	t.Helper()
+	hdr, err := h.Format(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Write(append(hdr, payload...))
+	c.(*net.TCPConn).CloseWrite()
 }
 
 type proxyResult struct {
@@ -405,17 +416,7 @@ func TestAcceptProxyProtocol(t *testing.T) {
 		Allow: []netip.Prefix{netip.MustParsePrefix("198.18.7.0/24")}})
 	client := netip.MustParseAddrPort("198.18.7.9:40000")
 	dst := netip.MustParseAddrPort("198.18.0.1:443")
-	hdr, err := proxyproto.Header{Command: proxyproto.Proxy, Transport: proxyproto.TCP4, Source: client, Destination: dst}.Format(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write(append(hdr, "early bytes"...))
-	c.(*net.TCPConn).CloseWrite()
+	viaBalancer(t, addr, proxyproto.Header{Command: proxyproto.Proxy, Transport: proxyproto.TCP4, Source: client, Destination: dst}, 1, "early bytes")
 	r := <-got
 	if r.err != nil || r.h.Source != client || r.h.Destination != dst || r.rest != "early bytes" {
 		t.Fatalf("target saw %+v then %q (%v)", r.h, r.rest, r.err)
@@ -626,18 +627,8 @@ func TestProxyV2InV1Out(t *testing.T) {
 		AcceptProxyProtocol: true, TrustedProxies: mustPrefixes("127.0.0.0/8")})
 	client := netip.MustParseAddrPort("[2001:db8::7]:40000")
 	dst := netip.MustParseAddrPort("[2001:db8::1]:443")
-	hdr, err := proxyproto.Header{Command: proxyproto.Proxy, Transport: proxyproto.TCP6, Source: client, Destination: dst,
-		TLVs: []proxyproto.TLV{{Type: 0x04, Value: []byte("unique-id")}}}.Format(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write(append(hdr, "x"...))
-	c.(*net.TCPConn).CloseWrite()
+	viaBalancer(t, addr, proxyproto.Header{Command: proxyproto.Proxy, Transport: proxyproto.TCP6, Source: client, Destination: dst,
+		TLVs: []proxyproto.TLV{{Type: 0x04, Value: []byte("unique-id")}}}, 2, "x")
 	r := <-got
 	if r.err != nil || r.h.Version != 1 || r.h.Source != client || r.h.Destination != dst || len(r.h.TLVs) != 0 || r.rest != "x" {
 		t.Fatalf("target saw %+v then %q (%v)", r.h, r.rest, r.err)
@@ -648,26 +639,16 @@ func TestProxyV2InV1Out(t *testing.T) {
 // while the target keeps sending; no direction is reading any more, and
 // the idle timeout must still end the connection.
 func TestIdleHalfClosedStuckWriter(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	streamer := serveOnce(t, func(c *net.TCPConn) {
 		chunk := make([]byte, 64<<10)
 		for { // until the forwarder closes it
 			if _, err := c.Write(chunk); err != nil {
 				return
 			}
 		}
-	}()
+	})
 	fx := newFixture(t, Options{})
-	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{l.Addr().String()}, IdleTimeout: 300 * time.Millisecond})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{streamer}, IdleTimeout: 300 * time.Millisecond})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
