@@ -1,50 +1,20 @@
 package scan
 
 import (
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/portkit/portkit/internal/silentport"
 )
-
-// fullListener listens on a loopback port with an accept queue of one and
-// fills it, so that the kernel drops every further SYN to the port: a port
-// that never answers, made without a firewall.
-func fullListener(t *testing.T) uint16 {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(sa.(*unix.SockaddrInet4).Port)
-	c, err := net.DialTimeout("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return port
-}
 
 // A probe to a port that never answers is retransmitted, then filtered;
 // its sockets are closed on each timeout, not left to the kernel's own
 // SYN retries.
 func TestConnectSilenceFiltered(t *testing.T) {
-	port := fullListener(t)
+	port := silentport.New(t).Port()
 	before := countFDs(t)
 	s := Scanner{
 		Targets: addrList{netip.MustParseAddr("127.0.0.1")},
