@@ -124,11 +124,7 @@ func echoServer(t *testing.T) (addr string, accepted func() int) {
 // roundTrip sends msg, half-closes, and returns everything read back.
 func roundTrip(t *testing.T, addr, msg string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "tcp", addr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, msg); err != nil {
 		t.Fatal(err)
@@ -139,6 +135,17 @@ func roundTrip(t *testing.T, addr, msg string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// dial connects to addr, closing the connection when t ends.
+func dial(t *testing.T, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }
@@ -218,11 +225,7 @@ func TestHalfClose(t *testing.T) {
 	})
 	fx2 := newFixture(t, Options{})
 	addr2 := fx2.start(Rule{Listen: "127.0.0.1:0", Targets: []string{banner}})
-	c, err := net.Dial("tcp", addr2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "tcp", addr2)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	b, err := io.ReadAll(c) // the target's FIN reaches the client
 	if err != nil || string(b) != "banner" {
@@ -319,11 +322,7 @@ func TestMaxConnsPerSource(t *testing.T) {
 	echo, _ := echoServer(t)
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}, MaxConnsPerSource: 1})
-	first, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
+	first := dial(t, "tcp", addr)
 	io.WriteString(first, "a") // proves the first is through before the second
 	first.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
@@ -364,10 +363,7 @@ func viaBalancer(t *testing.T, addr string, h proxyproto.Header, version int, pa
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, "tcp", addr)
 	t.Cleanup(func() { c.Close() })
 	c.Write(append(hdr, payload...))
 	c.(*net.TCPConn).CloseWrite()
@@ -384,10 +380,7 @@ func TestSendProxyProtocol(t *testing.T) {
 		target, got := proxyTarget(t)
 		fx := newFixture(t, Options{})
 		addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{target}, ProxyProtocol: v})
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, "tcp", addr)
 		io.WriteString(c, "payload")
 		c.(*net.TCPConn).CloseWrite()
 		r := <-got
@@ -424,10 +417,7 @@ func TestAcceptProxyProtocol(t *testing.T) {
 
 	// A trusted peer without a header is refused; a garbled one too.
 	for _, bad := range []string{"GET / HTTP/1.0\r\n\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n"} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, "tcp", addr)
 		io.WriteString(c, bad)
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if n, _ := c.Read(make([]byte, 1)); n != 0 {
@@ -451,11 +441,7 @@ func TestIdleTimeout(t *testing.T) {
 	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}, IdleTimeout: 300 * time.Millisecond})
 
 	// A connection that talks more often than the timeout lives on past it.
-	busy, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := dial(t, "tcp", addr)
 	busy.SetDeadline(time.Now().Add(10 * time.Second))
 	for range 10 {
 		if _, err := io.WriteString(busy, "."); err != nil {
@@ -467,11 +453,7 @@ func TestIdleTimeout(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// A quiet one is closed.
-	quiet, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer quiet.Close()
+	quiet := dial(t, "tcp", addr)
 	quiet.SetDeadline(time.Now().Add(10 * time.Second))
 	if n, err := quiet.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("quiet connection: %d, %v", n, err)
@@ -494,16 +476,8 @@ func TestReloadKeepsConnections(t *testing.T) {
 	}
 	keepAddr := fx.fw.Addr(TCP, keep.Listen).String()
 	goneAddr := fx.fw.Addr(TCP, gone.Listen).String()
-	live, err := net.Dial("tcp", keepAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Close()
-	draining, err := net.Dial("tcp", goneAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer draining.Close()
+	live := dial(t, "tcp", keepAddr)
+	draining := dial(t, "tcp", goneAddr)
 	for _, c := range []net.Conn{live, draining} {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "1")
@@ -561,11 +535,7 @@ func TestShutdownLeavesNothing(t *testing.T) {
 		Rule{Listen: "127.0.0.1:0", Protocol: UDP, Targets: []string{"127.0.0.1:9"}})
 	var conns []net.Conn
 	for range 20 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, "tcp", addr)
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "x")
 		io.ReadFull(c, make([]byte, 1))
@@ -649,11 +619,7 @@ func TestIdleHalfClosedStuckWriter(t *testing.T) {
 	})
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{streamer}, IdleTimeout: 300 * time.Millisecond})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "tcp", addr)
 	c.(*net.TCPConn).CloseWrite() // and never read
 	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "idle" {
 		t.Fatalf("log: %v", rec)
@@ -667,11 +633,7 @@ func TestShutdownCutsRemovedDrains(t *testing.T) {
 	echo, _ := echoServer(t)
 	fx := newFixture(t, Options{DrainTimeout: time.Hour})
 	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "tcp", addr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "x")
 	io.ReadFull(c, make([]byte, 1))

@@ -49,14 +49,8 @@ func TestUDPSessions(t *testing.T) {
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Name: "dns", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}})
 	var clients []net.Conn
-	for i := range 5 {
-		c, err := net.Dial("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		clients = append(clients, c)
-		_ = i
+	for range 5 {
+		clients = append(clients, dial(t, "udp", addr))
 	}
 	big := strings.Repeat("z", 60000) // far above any MTU: one datagram still
 	for round := range 3 {
@@ -88,15 +82,7 @@ func TestUDPEviction(t *testing.T) {
 	echo := udpEcho(t)
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Name: "ev", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, MaxSessions: 2})
-	dial := func() net.Conn {
-		c, err := net.Dial("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	a, b, c := dial(), dial(), dial()
+	a, b, c := dial(t, "udp", addr), dial(t, "udp", addr), dial(t, "udp", addr)
 	udpAsk(t, a, "a1")
 	udpAsk(t, b, "b1")
 	udpAsk(t, a, "a2") // b is now the quietest
@@ -123,11 +109,7 @@ func TestUDPIdleAndDeny(t *testing.T) {
 	echo := udpEcho(t)
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, IdleTimeout: 200 * time.Millisecond})
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "udp", addr)
 	udpAsk(t, c, "hi")
 	if rec := fx.log.waitLines(t, "session end", 1)[0]; rec["end"] != "idle" {
 		t.Fatalf("log: %v", rec)
@@ -138,11 +120,7 @@ func TestUDPIdleAndDeny(t *testing.T) {
 
 	fx2 := newFixture(t, Options{})
 	addr2 := fx2.start(Rule{Name: "d", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, Allow: mustPrefixes("10.0.0.0/8")})
-	d, err := net.Dial("udp", addr2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := dial(t, "udp", addr2)
 	d.Write([]byte("let me in"))
 	d.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if n, err := d.Read(make([]byte, 100)); err == nil {
@@ -167,11 +145,7 @@ func TestUDPFailover(t *testing.T) {
 	dead.Close()
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{deadAddr, echo}})
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "udp", addr)
 	deadline := time.Now().Add(10 * time.Second)
 	buf := make([]byte, 100)
 	for {
@@ -223,15 +197,7 @@ func TestUDPEvictionCountsReplies(t *testing.T) {
 	}()
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{pc.LocalAddr().String()}, MaxSessions: 2})
-	dial := func() net.Conn {
-		c, err := net.Dial("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	sub, once, late := dial(), dial(), dial()
+	sub, once, late := dial(t, "udp", addr), dial(t, "udp", addr), dial(t, "udp", addr)
 	if got := udpAsk(t, sub, "stream"); got != "tick" {
 		t.Fatalf("subscriber got %q", got)
 	}
@@ -251,11 +217,7 @@ func TestUDPReloadEndsDeniedSessions(t *testing.T) {
 	fx := newFixture(t, Options{})
 	rule := Rule{Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}}
 	addr := fx.start(rule)
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, "udp", addr)
 	udpAsk(t, c, "before")
 	rule.Deny = mustPrefixes("127.0.0.0/8")
 	if err := fx.fw.Reload([]Rule{rule}); err != nil {
