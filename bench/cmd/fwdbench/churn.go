@@ -252,13 +252,10 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 	}
 	s.tables = append(s.tables, t.String())
 
-	every := &table{caption: "Every run in the order taken: conn/s, p50 / p99:", head: []string{"path"}}
-	for k := range c.rounds {
-		every.head = append(every.head, fmt.Sprintf("round %d", k+1))
-	}
-	for pi, p := range paths {
-		row := []string{p.name}
-		for _, r := range runs[pi] {
+	s.tables = append(s.tables, everyRun("Every run in the order taken: conn/s, p50 / p99:", paths, []string{""}, c.rounds,
+		func(pi, _ int) int { return len(runs[pi]) },
+		func(pi, _, k int) string {
+			r := runs[pi][k]
 			cell := fmt.Sprintf("%s, %s / %s", num(r.rate()), dur(percentile(r.lat, 50)), dur(percentile(r.lat, 99)))
 			if r.failed > 0 {
 				cell += fmt.Sprintf(", %s failed (%v)", count(r.failed), r.firstErr)
@@ -266,11 +263,8 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 			if r.limited {
 				cell += ", stopped by the time limit"
 			}
-			row = append(row, cell)
-		}
-		every.row(row...)
-	}
-	s.tables = append(s.tables, every.String())
+			return cell
+		}))
 
 	for pi, p := range paths {
 		for k, r := range runs[pi] {

@@ -119,3 +119,19 @@ func TestTableAndSection(t *testing.T) {
 		t.Error("a failed target left the section passing")
 	}
 }
+
+func TestEveryRun(t *testing.T) {
+	paths := []*path{{name: "direct"}, {name: "portkit"}}
+	runs := map[string][]string{"direct/1×": {"a", "b"}, "direct/8×": {"c", "d"}, "portkit/1×": {"e"}, "portkit/8×": {"f", "g"}}
+	groups := []string{"1×", "8×"}
+	key := func(pi, gi int) string { return paths[pi].name + "/" + groups[gi] }
+	got := everyRun("Every run:", paths, groups, 2,
+		func(pi, gi int) int { return len(runs[key(pi, gi)]) },
+		func(pi, gi, k int) string { return runs[key(pi, gi)][k] })
+	for _, want := range []string{"Every run:", "| path | 1×, round 1 | 1×, round 2 | 8×, round 1 | 8×, round 2 |",
+		"| direct | a | b | c | d |", "| portkit | e |  | f | g |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+}

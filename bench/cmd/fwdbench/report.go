@@ -93,6 +93,37 @@ type table struct {
 
 func (t *table) row(cells ...string) { t.rows = append(t.rows, cells) }
 
+// everyRun is the table of every run in the order taken, for judging the
+// noise: a row per path, a column per group (a stream count, a datagram
+// size; "" for none) and round. taken(pi, gi) is how many runs path pi
+// made in group gi; cell(pi, gi, k) writes run k of them.
+func everyRun(caption string, paths []*path, groups []string, rounds int, taken func(pi, gi int) int, cell func(pi, gi, k int) string) string {
+	t := &table{caption: caption, head: []string{"path"}}
+	for _, g := range groups {
+		for k := range rounds {
+			h := fmt.Sprintf("round %d", k+1)
+			if g != "" {
+				h = g + ", " + h
+			}
+			t.head = append(t.head, h)
+		}
+	}
+	for pi, p := range paths {
+		row := []string{p.name}
+		for gi := range groups {
+			for k := range rounds {
+				c := ""
+				if k < taken(pi, gi) {
+					c = cell(pi, gi, k)
+				}
+				row = append(row, c)
+			}
+		}
+		t.row(row...)
+	}
+	return t.String()
+}
+
 func (t *table) String() string {
 	var b strings.Builder
 	if t.caption != "" {

@@ -221,34 +221,22 @@ func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
 	s.tables = append(s.tables, t.String())
 
 	// Every run, for judging the noise.
-	every := &table{caption: "Every run in the order taken, Gbit/s (CPU per GB):", head: []string{"path"}}
+	var groups []string
 	for _, n := range streamCounts {
-		for k := range c.rounds {
-			every.head = append(every.head, fmt.Sprintf("%d×, round %d", n, k+1))
-		}
+		groups = append(groups, fmt.Sprintf("%d×", n))
 	}
-	for pi, p := range paths {
-		row := []string{p.name}
-		for si := range streamCounts {
-			for k := range c.rounds {
-				cell := ""
-				if k < len(runs[si][pi]) {
-					r := runs[si][pi][k]
-					switch {
-					case r.err != nil:
-						cell = errCell(r.err)
-					case r.cpu >= 0:
-						cell = fmt.Sprintf("%s (%s)", num(r.gbps), dur(r.cpuPerGB()))
-					default:
-						cell = num(r.gbps)
-					}
-				}
-				row = append(row, cell)
+	s.tables = append(s.tables, everyRun("Every run in the order taken, Gbit/s (CPU per GB):", paths, groups, c.rounds,
+		func(pi, si int) int { return len(runs[si][pi]) },
+		func(pi, si, k int) string {
+			switch r := runs[si][pi][k]; {
+			case r.err != nil:
+				return errCell(r.err)
+			case r.cpu >= 0:
+				return fmt.Sprintf("%s (%s)", num(r.gbps), dur(r.cpuPerGB()))
+			default:
+				return num(r.gbps)
 			}
-		}
-		every.row(row...)
-	}
-	s.tables = append(s.tables, every.String())
+		}))
 
 	for pi, p := range paths {
 		for si, n := range streamCounts {

@@ -315,34 +315,23 @@ func udpReport(s *section, c *config, sizes []int, paths []*path, runs [][][]udp
 	}
 	s.tables = append(s.tables, t.String())
 
-	every := &table{caption: "Every run in the order taken: replies/s (lost of sent):", head: []string{"path"}}
+	var groups []string
 	for _, size := range sizes {
-		for k := range c.rounds {
-			every.head = append(every.head, fmt.Sprintf("%d B, round %d", size, k+1))
-		}
+		groups = append(groups, fmt.Sprintf("%d B", size))
 	}
-	for pi, p := range paths {
-		row := []string{p.name}
-		for si := range sizes {
-			for k := range c.rounds {
-				cell := ""
-				if k < len(runs[si][pi]) {
-					r := runs[si][pi][k]
-					if r.err != nil {
-						cell = errCell(r.err)
-					} else {
-						cell = fmt.Sprintf("%s (%s of %s)", num(r.rate()), count(r.sent-r.replies), count(r.sent))
-						if r.limited {
-							cell += ", time limit"
-						}
-					}
-				}
-				row = append(row, cell)
+	s.tables = append(s.tables, everyRun("Every run in the order taken: replies/s (lost of sent):", paths, groups, c.rounds,
+		func(pi, si int) int { return len(runs[si][pi]) },
+		func(pi, si, k int) string {
+			r := runs[si][pi][k]
+			if r.err != nil {
+				return errCell(r.err)
 			}
-		}
-		every.row(row...)
-	}
-	s.tables = append(s.tables, every.String())
+			cell := fmt.Sprintf("%s (%s of %s)", num(r.rate()), count(r.sent-r.replies), count(r.sent))
+			if r.limited {
+				cell += ", time limit"
+			}
+			return cell
+		}))
 	for pi, p := range paths {
 		for si := range sizes {
 			for _, r := range runs[si][pi] {
