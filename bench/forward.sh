@@ -51,14 +51,10 @@ while (($#)); do
 	shift
 done
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "forward.sh: must run as root: it creates a network namespace (ip netns add)" >&2
-	exit 2
-fi
-
 me=forward.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+require_root "it creates a network namespace (ip netns add)"
 tools=(ip:iproute2 iperf3:iperf3 socat:socat rinetd:rinetd)
 install_tools "${tools[@]}"
 require_tools "${tools[@]}"

@@ -2,6 +2,14 @@
 # Shell functions the benchmark scripts share; sourced, not run. Each script
 # sets `me` (its name, for messages) before sourcing.
 
+# require_root WHY exits 2 unless the script runs as root, saying why it must.
+require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "${me:?}: must run as root: $1" >&2
+		exit 2
+	fi
+}
+
 # install_tools CMD:PACKAGE... installs, with apt-get, the Debian package of
 # each command that is missing; a package is installed only then.
 install_tools() {

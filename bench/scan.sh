@@ -74,14 +74,10 @@ done
 [[ $seed =~ ^[0-9]*$ && $rate =~ ^[1-9][0-9]*$ && $rssrate =~ ^[1-9][0-9]*$ ]] || { echo "scan.sh: --seed, --rate and --rss-rate take numbers; $usage" >&2; exit 2; }
 seed=${seed:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "scan.sh: must run as root: it creates network namespaces and sends raw packets" >&2
-	exit 2
-fi
-
 me=scan.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+require_root "it creates network namespaces and sends raw packets"
 tools=(ip:iproute2 nmap:nmap masscan:masscan nft:nftables)
 install_tools "${tools[@]}" ethtool:ethtool # ethtool is optional (see above)
 require_tools "${tools[@]}"

@@ -20,14 +20,10 @@ runs=${1:-21}
 procs=400
 conns=25
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "sockets.sh: must run as root: it creates a network namespace (ip netns add)" >&2
-	exit 2
-fi
-
 me=sockets.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+require_root "it creates a network namespace (ip netns add)"
 tools=(ip:iproute2 ss:iproute2 lsof:lsof fuser:psmisc)
 install_tools "${tools[@]}"
 require_tools "${tools[@]}"
