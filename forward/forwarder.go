@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -282,33 +283,15 @@ func clientAddr(a net.Addr) netip.AddrPort {
 // link-local client must not slip past a deny list).
 func plainAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
 
-// permits applies the rule's allow and deny lists to a client address.
+// permits applies the rule's allow and deny lists to a client address:
+// deny wins; a non-empty allow list refuses everyone outside it.
 func (r *Rule) permits(a netip.Addr) bool {
-	a = plainAddr(a)
-	for _, p := range r.Deny {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	if len(r.Allow) == 0 {
-		return true
-	}
-	for _, p := range r.Allow {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return !prefixesContain(r.Deny, a) && (len(r.Allow) == 0 || prefixesContain(r.Allow, a))
 }
 
 func prefixesContain(ps []netip.Prefix, a netip.Addr) bool {
 	a = plainAddr(a)
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // ruleState is a rule's settings with what goes with them, swapped as one

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -324,17 +325,6 @@ func portHolder(p forward.Protocol, listen string) string {
 			who = append(who, fmt.Sprintf("a process of uid %d; run as root to see which", en.UID))
 		}
 	}
-	return strings.Join(dedupe(who), ", ")
-}
-
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	out := s[:0]
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
+	slices.Sort(who) // a process holding both the IPv4 and IPv6 socket is named once
+	return strings.Join(slices.Compact(who), ", ")
 }
