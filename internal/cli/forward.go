@@ -67,8 +67,12 @@ cannot be bound (the message names the process holding it).`,
 		Example: `  portkit forward :8080 10.1.2.3:80
   portkit forward udp/127.0.0.1:5353 [::1]:53
   portkit forward :443 10.0.0.1:443 10.0.0.2:443 --balance round-robin --proxy-protocol v2
-  portkit forward :5432 db1:5432 db2:5432 --allow 10.0.0.0/8 --max-conns-per-source 20
-  portkit forward --config /etc/portkit/forward.toml --metrics 127.0.0.1:9100`,
+  portkit forward :5432 db1:5432 db2:5432 --allow 10.0.0.0/8 --deny 10.9.0.0/16 --max-conns-per-source 20
+  portkit forward :8443 10.0.0.5:443 --accept-proxy-protocol --trusted-proxies 10.0.0.2,10.0.0.3
+  portkit forward :22 10.0.0.9:22 --connect-timeout 2s --idle-timeout 30m --max-conns 100
+  portkit forward udp/:53 10.0.0.53:53 --idle-timeout 10s --max-sessions 50000
+  portkit forward --config /etc/portkit/forward.toml --metrics 127.0.0.1:9100 --drain-timeout 10s
+  portkit forward --log-format json :8080 10.1.2.3:80`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return runForward(cmd.Context(), e, cmd.Flags(), &ff, args)
 		}),
