@@ -85,7 +85,52 @@ func findProcesses(ctx context.Context, root string, entries []Entry, all bool) 
 		}
 		e.Processes = kept
 	}
+	if all {
+		return nil
+	}
+	return originHolders(ctx, root, entries)
+}
+
+// maxClimb bounds how many parents originHolders goes up through.
+const maxClimb = 16
+
+// originHolders replaces the holder found for each socket by its parent for
+// as long as the parent holds the socket too. The newest holder, found
+// first, is often a child that inherited the socket: a worker of a
+// pre-forking server, or a child between fork and exec that drops it a
+// moment later. The parent opened it, and it is the one to stop. Init is
+// never climbed to: with socket activation it shares its listener with the
+// service it started.
+func originHolders(ctx context.Context, root string, entries []Entry) error {
+	for i := range entries {
+		e := &entries[i]
+		if len(e.Processes) == 0 {
+			continue
+		}
+		for range maxClimb {
+			ppid := e.Processes[0].PPID
+			if ppid <= 1 || !holds(root, ppid, e.Inode) {
+				break
+			}
+			procs, err := readProcesses(ctx, root, []int{ppid})
+			if err != nil {
+				return err
+			}
+			parent, ok := procs[ppid]
+			if !ok {
+				break // exited while we looked
+			}
+			e.Processes[0] = parent
+		}
+	}
 	return nil
+}
+
+// holds reports whether process pid has socket inode ino open.
+func holds(root string, pid int, ino uint64) bool {
+	s := search{entries: make([]Entry, 1), want: map[uint64]int{ino: 0}, missing: 1}
+	f := fdReader{search: &s, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
+	return f.read(root, pid) == nil && len(s.entries[0].Processes) > 0
 }
 
 // pidsByOwner lists the processes under root: those whose uid is one of
@@ -193,6 +238,9 @@ func (s *search) found(i, pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := &s.entries[i]
+	if len(e.Processes) > 0 && !s.all {
+		return // another worker found a holder first, and one is enough
+	}
 	if slices.ContainsFunc(e.Processes, func(p Process) bool { return p.PID == pid }) {
 		return // the same socket on another descriptor
 	}
@@ -351,7 +399,7 @@ func readProcess(f *fileReader, root string, pid int, boot time.Time) (Process, 
 	if err != nil {
 		return p, err
 	}
-	if p.Name, p.StartTicks, err = parseStat(b); err != nil {
+	if p.Name, p.PPID, p.StartTicks, err = parseStat(b); err != nil {
 		return p, &OpError{Op: "parse", Path: dir + "/stat", Err: err}
 	}
 	p.StartTime = boot.Add(time.Duration(p.StartTicks) * (time.Second / clockTicks))
@@ -412,24 +460,28 @@ func (f *fileReader) read(path string) ([]byte, error) {
 	}
 }
 
-// parseStat returns the name (comm) and the start time in clock ticks
-// (field 22) from /proc/PID/stat. The name is in parentheses and may hold
-// spaces and parentheses itself, so the fields are counted from the last
-// ')'.
-func parseStat(b []byte) (name string, startTicks uint64, err error) {
+// parseStat returns the name (comm), the parent's pid (field 4) and the
+// start time in clock ticks (field 22) from /proc/PID/stat. The name is in
+// parentheses and may hold spaces and parentheses itself, so the fields are
+// counted from the last ')'.
+func parseStat(b []byte) (name string, ppid int, startTicks uint64, err error) {
 	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
 	if open < 0 || end < open {
-		return "", 0, errors.New("no (comm) field")
+		return "", 0, 0, errors.New("no (comm) field")
 	}
 	var f [20][]byte // fields 3 (state) to 22 (starttime)
 	if n := splitFields(b[end+1:], f[:]); n < len(f) {
-		return "", 0, fmt.Errorf("%d fields after comm, want at least %d", n, len(f))
+		return "", 0, 0, fmt.Errorf("%d fields after comm, want at least %d", n, len(f))
+	}
+	parent, ok := parseDec(f[1], 31)
+	if !ok {
+		return "", 0, 0, fmt.Errorf("parent pid %q is not a decimal number", f[1])
 	}
 	ticks, ok := parseDec(f[19], 64)
 	if !ok {
-		return "", 0, fmt.Errorf("start time %q is not a decimal number", f[19])
+		return "", 0, 0, fmt.Errorf("start time %q is not a decimal number", f[19])
 	}
-	return string(b[open+1 : end]), ticks, nil
+	return string(b[open+1 : end]), int(parent), ticks, nil
 }
 
 // parseStatusUID returns the effective uid from /proc/PID/status, whose

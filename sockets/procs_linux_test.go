@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,21 +24,22 @@ func TestParseStat(t *testing.T) {
 	tests := []struct {
 		stat  string
 		name  string
+		ppid  int
 		ticks uint64
 	}{
-		{"1 (systemd) S 0 1 1 0 -1 4194560 97016 1864419 114 1062 366 407 3458 1592 20 0 1 0 12 22306816 3257 18446744073709551615 1 1 0 0 0 0 671173123 4096 1260 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n", "systemd", 12},
+		{"1 (systemd) S 0 1 1 0 -1 4194560 97016 1864419 114 1062 366 407 3458 1592 20 0 1 0 12 22306816 3257 18446744073709551615 1 1 0 0 0 0 671173123 4096 1260 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n", "systemd", 0, 12},
 		// A name may hold spaces and parentheses: fields count from the last ')'.
-		{"4242 (tmux: server) S 1 4242 4242 0 -1 4194368 3066 0 0 0 147 96 0 0 20 0 1 0 98765 9957376 1290 18446744073709551615 1 1 0 0 0 0 0 3674112 134433283 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n", "tmux: server", 98765},
-		{"77 (a) b) c) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0", "a) b) c", 555},
+		{"4242 (tmux: server) S 1 4242 4242 0 -1 4194368 3066 0 0 0 147 96 0 0 20 0 1 0 98765 9957376 1290 18446744073709551615 1 1 0 0 0 0 0 3674112 134433283 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n", "tmux: server", 1, 98765},
+		{"77 (a) b) c) R 3021 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0", "a) b) c", 3021, 555},
 	}
 	for _, tt := range tests {
-		name, ticks, err := parseStat([]byte(tt.stat))
-		if err != nil || name != tt.name || ticks != tt.ticks {
-			t.Errorf("parseStat(%.30q) = %q, %d, %v; want %q, %d", tt.stat, name, ticks, err, tt.name, tt.ticks)
+		name, ppid, ticks, err := parseStat([]byte(tt.stat))
+		if err != nil || name != tt.name || ppid != tt.ppid || ticks != tt.ticks {
+			t.Errorf("parseStat(%.30q) = %q, %d, %d, %v; want %q, %d, %d", tt.stat, name, ppid, ticks, err, tt.name, tt.ppid, tt.ticks)
 		}
 	}
-	for _, bad := range []string{"", "1 systemd S 0", "1 (x) S 0 1 1", "1 (x) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0"} {
-		if _, _, err := parseStat([]byte(bad)); err == nil {
+	for _, bad := range []string{"", "1 systemd S 0", "1 (x) S 0 1 1", "1 (x) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0", "1 (x) S -1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0"} {
+		if _, _, _, err := parseStat([]byte(bad)); err == nil {
 			t.Errorf("parseStat(%q): no error", bad)
 		}
 	}
@@ -321,4 +325,114 @@ func executableCopy(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return exe
+}
+
+// TestOriginHolderFixture: a socket shared down a line of processes is
+// reported as its oldest holder's below init, and with AllProcesses as
+// every holder's.
+func TestOriginHolderFixture(t *testing.T) {
+	const tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20002 1 0 100 0 0 10 0\n" +
+		"   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20003 1 0 100 0 0 10 0\n"
+	proc := func(pid, ppid int, name string) map[string]string {
+		dir := strconv.Itoa(pid) + "/"
+		return map[string]string{
+			dir + "stat":   fmt.Sprintf("%d (%s) S %d 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, name, ppid, pid),
+			dir + "status": "Uid:\t0\t0\t0\t0\n",
+		}
+	}
+	files := map[string]string{
+		"net/tcp":       tcp,
+		"net/tcp6":      strings.SplitAfter(tcp, "\n")[0],
+		"net/udp":       strings.SplitAfter(tcp, "\n")[0],
+		"net/udp6":      strings.SplitAfter(tcp, "\n")[0],
+		"stat":          "btime 1700000000\n",
+		"self/fd/.keep": "",
+		// 8080: a master (30), its worker (31) and the worker's child
+		// between fork and exec (32), all holding it.
+		"30/fd/3": "-> socket:[20002]",
+		"31/fd/3": "-> socket:[20002]",
+		"32/fd/3": "-> socket:[20002]",
+		// 8081: opened by 33, a child of 30 that does not hold it.
+		"33/fd/4": "-> socket:[20003]",
+		// init's, passed to the service it started (socket activation).
+		"1/fd/9":  "-> socket:[20004]",
+		"50/fd/3": "-> socket:[20004]",
+	}
+	for _, p := range []map[string]string{proc(1, 0, "init"), proc(30, 1, "master"), proc(31, 30, "worker"), proc(32, 31, "worker"), proc(33, 30, "helper"), proc(50, 1, "service")} {
+		maps.Copy(files, p)
+	}
+	root := t.TempDir()
+	writeTree(t, root, files)
+	table := Table{ProcRoot: root, NoNetlink: true}
+	pids := func(all bool) map[uint16][]int {
+		t.Helper()
+		got, err := table.List(context.Background(), Query{WithProcesses: true, AllProcesses: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[uint16][]int{}
+		for _, e := range got {
+			for _, p := range e.Processes {
+				m[e.Local.Port()] = append(m[e.Local.Port()], p.PID)
+			}
+		}
+		return m
+	}
+	want := map[uint16][]int{8080: {30}, 8081: {33}}
+	if got := pids(false); !reflect.DeepEqual(got, want) {
+		t.Errorf("first holders %v, want %v", got, want)
+	}
+	want = map[uint16][]int{8080: {30, 31, 32}, 8081: {33}}
+	if got := pids(true); !reflect.DeepEqual(got, want) {
+		t.Errorf("all holders %v, want %v", got, want)
+	}
+
+	// Which of init and the service is found first depends on the workers;
+	// from the service, the climb stops short of init.
+	e := []Entry{{Socket: Socket{Inode: 20004}, Processes: []Process{{PID: 50, PPID: 1}}}}
+	if err := originHolders(context.Background(), root, e); err != nil || e[0].Processes[0].PID != 50 {
+		t.Errorf("socket-activated service: holder %+v, %v; want pid 50", e[0].Processes, err)
+	}
+}
+
+// TestOriginHolder: a child that inherited this process's listener does not
+// take it over in the answer, though it is the newest holder.
+func TestOriginHolder(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sleep", "30")
+	child.ExtraFiles = []*os.File{f}
+	err = child.Start()
+	f.Close()
+	if err != nil {
+		t.Skip("no sleep to run:", err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	for _, all := range []bool{false, true} {
+		got, err := new(Table).List(context.Background(), Query{Protos: TCP, Port: port, WithProcesses: true, AllProcesses: all})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("all=%v: %+v, %v", all, got, err)
+		}
+		var pids []int
+		for _, p := range got[0].Processes {
+			pids = append(pids, p.PID)
+		}
+		want := []int{os.Getpid()}
+		if all {
+			want = append(want, child.Process.Pid)
+			slices.Sort(want)
+		}
+		if !slices.Equal(pids, want) {
+			t.Errorf("all=%v: holders %v, want %v", all, pids, want)
+		}
+	}
 }

@@ -134,6 +134,7 @@ func (s Socket) Network() string { return s.Proto.String() + s.Family.String() }
 // Process is a process that holds a socket open.
 type Process struct {
 	PID     int
+	PPID    int      // the parent's pid; 0 for init and kernel threads
 	Name    string   // the kernel's name for it (comm): at most 15 bytes, possibly truncated
 	Cmdline []string // empty for kernel threads and zombies
 	UID     uint32   // effective uid
@@ -153,8 +154,8 @@ type Process struct {
 type Entry struct {
 	Socket
 	// Processes hold the socket open, by PID: with Query.WithProcesses at
-	// least one, the first found, where any can be seen (all of them with
-	// Query.AllProcesses).
+	// least one where any can be seen, the first found or the ancestor of it
+	// that holds the socket too (all of them with Query.AllProcesses).
 	Processes []Process
 	// Hidden is set when no holder was found while some processes could not
 	// be looked into for want of permission: the holder is probably one of

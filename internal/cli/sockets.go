@@ -16,6 +16,7 @@ import (
 // procRow is a process as --json writes it.
 type procRow struct {
 	PID       int       `json:"pid"`
+	PPID      int       `json:"ppid"`
 	Name      string    `json:"name"`
 	Cmdline   []string  `json:"cmdline"`
 	User      string    `json:"user"`
@@ -29,7 +30,7 @@ func newProcRow(p sockets.Process) procRow {
 	if cmdline == nil {
 		cmdline = []string{}
 	}
-	return procRow{PID: p.PID, Name: p.Name, Cmdline: cmdline, User: p.User, UID: p.UID,
+	return procRow{PID: p.PID, PPID: p.PPID, Name: p.Name, Cmdline: cmdline, User: p.User, UID: p.UID,
 		Started: p.StartTime.UTC(), Container: p.Container}
 }
 
