@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -197,6 +198,15 @@ func parseDiagReplies(b []byte, seq uint32, req request, out []Entry) (_ []Entry
 	return out, false, nil
 }
 
+// withZone gives a link-local a the zone of interface index ifindex, in
+// decimal.
+func withZone(a netip.Addr, ifindex uint32) netip.Addr {
+	if ifindex == 0 || !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() {
+		return a
+	}
+	return a.WithZone(strconv.FormatUint(uint64(ifindex), 10))
+}
+
 // parseDiagMsg parses a struct inet_diag_msg, ignoring the attributes after
 // it; ok is false for a state this package does not know.
 func parseDiagMsg(b []byte, proto Proto) (s Socket, ok bool, err error) {
@@ -214,8 +224,11 @@ func parseDiagMsg(b []byte, proto Proto) (s Socket, ok bool, err error) {
 		s.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(dst[:4])), dport)
 	case syscall.AF_INET6:
 		s.Family = IPv6
-		s.Local = netip.AddrPortFrom(netip.AddrFrom16(src), sport)
-		s.Remote = netip.AddrPortFrom(netip.AddrFrom16(dst), dport)
+		// A link-local address means nothing without its interface,
+		// which the kernel gives by index (idiag_if); zoneNames names it.
+		ifindex := ne.Uint32(b[40:])
+		s.Local = netip.AddrPortFrom(withZone(netip.AddrFrom16(src), ifindex), sport)
+		s.Remote = netip.AddrPortFrom(withZone(netip.AddrFrom16(dst), ifindex), dport)
 	default:
 		return s, false, fmt.Errorf("inet_diag_msg of address family %d", b[0])
 	}

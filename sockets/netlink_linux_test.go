@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -148,10 +149,12 @@ func diagMsg(seq uint32, family, state byte, local, remote netip.AddrPort, uid, 
 	}
 	b = append(b, src[:]...)
 	b = append(b, dst[:]...)
-	b = append(b, make([]byte, 12)...) // if, cookie
-	b = ne.AppendUint32(b, 0)          // expires
-	b = ne.AppendUint32(b, 5)          // rqueue
-	b = ne.AppendUint32(b, 128)        // wqueue
+	ifindex, _ := strconv.Atoi(local.Addr().Zone())
+	b = ne.AppendUint32(b, uint32(ifindex))
+	b = append(b, make([]byte, 8)...) // cookie
+	b = ne.AppendUint32(b, 0)         // expires
+	b = ne.AppendUint32(b, 5)         // rqueue
+	b = ne.AppendUint32(b, 128)       // wqueue
 	b = ne.AppendUint32(b, uid)
 	b = ne.AppendUint32(b, inode)
 	b = append(b, 5, 0, 8, 0, 0, 0, 0, 0) // INET_DIAG_SHUTDOWN, padded: ignored
@@ -175,6 +178,8 @@ func TestParseDiagReplies(t *testing.T) {
 	dgram = append(dgram, diagMsg(2, syscall.AF_INET6, 10, ap("[::1]:9999"), ap("[::]:0"), 0, 1)...) // stale
 	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 1, ap("[::ffff:10.0.0.1]:8080"), ap("[::ffff:10.0.0.2]:5555"), 1000, 4243)...)
 	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 13, ap("[::1]:7"), ap("[::]:0"), 0, 9)...) // unknown state
+	// Link-local: the interface index is the zone, of both ends.
+	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 1, ap("[fe80::1%3]:22"), ap("[fe80::2]:40000"), 0, 4244)...)
 	out, done, err := parseDiagReplies(dgram, 3, req, nil)
 	if err != nil || done {
 		t.Fatalf("done %v, %v", done, err)
@@ -182,8 +187,9 @@ func TestParseDiagReplies(t *testing.T) {
 	want := []Socket{
 		{TCP, IPv6, ap("[::1]:8080"), ap("[::]:0"), Listen, 1000, 4242, 5, 128},
 		{TCP, IPv6, ap("[::ffff:10.0.0.1]:8080"), ap("[::ffff:10.0.0.2]:5555"), Established, 1000, 4243, 5, 128},
+		{TCP, IPv6, ap("[fe80::1%3]:22"), ap("[fe80::2%3]:40000"), Established, 0, 4244, 5, 128},
 	}
-	if len(out) != len(want) || out[0].Socket != want[0] || out[1].Socket != want[1] {
+	if len(out) != len(want) || out[0].Socket != want[0] || out[1].Socket != want[1] || out[2].Socket != want[2] {
 		t.Fatalf("got %+v\nwant %+v", out, want)
 	}
 

@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -55,6 +58,7 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 			return nil, err
 		}
 	}
+	zoneNames(out)
 	if q.WithProcesses {
 		if err := findProcesses(ctx, l.root, out, q.AllProcesses); err != nil {
 			return nil, err
@@ -82,8 +86,15 @@ func netlinkUnavailable(err error) bool {
 // readProcNet appends the sockets of req's table in root/net, the text
 // form of the table that netlink gives in binary.
 func (l linuxLister) readProcNet(req request, out []Entry) ([]Entry, error) {
-	path := filepath.Join(l.root, "net", procNetName(req))
+	// The calling thread's namespace, as netlink's, not the main
+	// thread's (root/net is root/self/net); root/net for a /proc before
+	// Linux 3.17 or a fixture.
+	path := filepath.Join(l.root, "thread-self", "net", procNetName(req))
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		path = filepath.Join(l.root, "net", procNetName(req))
+		f, err = os.Open(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil // a kernel without IPv6
 	}
@@ -113,4 +124,32 @@ func pathError(err error) error {
 		return &OpError{Op: pe.Op, Path: pe.Path, Err: pe.Err}
 	}
 	return err
+}
+
+// zoneNames replaces the interface indexes that netlink gives as the zones
+// of link-local addresses by the interfaces' names, where they have one.
+func zoneNames(entries []Entry) {
+	names := map[string]string{}
+	name := func(a netip.Addr) netip.Addr {
+		z := a.Zone()
+		if z == "" {
+			return a
+		}
+		n, ok := names[z]
+		if !ok {
+			n = z
+			if i, err := strconv.Atoi(z); err == nil {
+				if ifi, err := net.InterfaceByIndex(i); err == nil {
+					n = ifi.Name
+				}
+			}
+			names[z] = n
+		}
+		return a.WithZone(n)
+	}
+	for i := range entries {
+		s := &entries[i].Socket
+		s.Local = netip.AddrPortFrom(name(s.Local.Addr()), s.Local.Port())
+		s.Remote = netip.AddrPortFrom(name(s.Remote.Addr()), s.Remote.Port())
+	}
 }

@@ -3,16 +3,20 @@ package sockets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/user"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portkit/portkit/internal/netnstest"
 )
 
 // backends are the two ways Table reads the socket table.
@@ -313,4 +317,37 @@ func TestProcessSelf(t *testing.T) {
 	if _, err := tb.Process(1 << 30); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Process(no such pid) error = %v, want fs.ErrNotExist", err)
 	}
+}
+
+// TestLinkLocalZone: a listener on a link-local address is listed with its
+// interface's name as the zone, as it was bound.
+func TestLinkLocalZone(t *testing.T) {
+	p := netnstest.New(t, "zo")
+	if out, err := exec.Command("ip", "-n", p.Target, "addr", "add", "fe80::1/64", "dev", p.Target, "nodad").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v: %s", err, out)
+	}
+	netnstest.Run(t, p.Target, func() error {
+		ln, err := net.Listen("tcp6", "[fe80::1%"+p.Target+"]:0")
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		// Go's Addr leaves the zone out here: name it as it was bound.
+		port := uint16(ln.Addr().(*net.TCPAddr).Port)
+		want := netip.AddrPortFrom(netip.MustParseAddr("fe80::1%"+p.Target), port)
+		for _, b := range backends {
+			got, err := b.table.List(context.Background(), Query{Protos: TCP, Families: IPv6, Port: want.Port()})
+			if err != nil {
+				return err
+			}
+			if b.name == "procnet" {
+				// /proc/net/tcp6 has no interface index to name.
+				want = netip.AddrPortFrom(want.Addr().WithZone(""), want.Port())
+			}
+			if len(got) != 1 || got[0].Local != want {
+				return fmt.Errorf("%s: %+v, want one at %v", b.name, got, want)
+			}
+		}
+		return nil
+	})
 }
