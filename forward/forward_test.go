@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -678,5 +679,55 @@ func TestFailedReloadKeepsMetrics(t *testing.T) {
 	fx.m.WriteText(&text)
 	if strings.Contains(text.String(), "198.18.9.9") || strings.Contains(text.String(), "clash") {
 		t.Fatalf("a failed reload shows in the metrics:\n%s", text.String())
+	}
+}
+
+// TestReloadToOverlappingAddress: a rule moved from a host address to the
+// wildcard on the same port takes effect in one reload, its old
+// connections draining; when the new address cannot be bound, the old
+// listener listens again and nothing changes.
+func TestReloadToOverlappingAddress(t *testing.T) {
+	echo, _ := echoServer(t)
+	fx := newFixture(t, Options{DrainTimeout: 5 * time.Second})
+	port := strings.TrimPrefix(closedPort(t), "127.0.0.1:")
+	old := Rule{Name: "web", Listen: "127.0.0.1:" + port, Targets: []string{echo}}
+	fx.start(old)
+	live := dial(t, "tcp", "127.0.0.1:"+port)
+	live.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(live, "1")
+	if _, err := io.ReadFull(live, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another process's socket on 127.0.0.2 keeps the wildcard from
+	// binding: the old listener must come back.
+	other, err := net.Listen("tcp", "127.0.0.2:"+port)
+	if err != nil {
+		t.Skip("no 127.0.0.2 here:", err)
+	}
+	moved := Rule{Name: "web", Listen: "0.0.0.0:" + port, Targets: []string{echo}}
+	if err := fx.fw.Reload([]Rule{moved}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("reload onto a held port: %v, want address in use", err)
+	}
+	if fx.fw.Addr(TCP, old.Listen) == nil || fx.fw.Addr(TCP, moved.Listen) != nil {
+		t.Fatal("a failed reload changed the rules")
+	}
+	if got := roundTrip(t, "127.0.0.1:"+port, "again"); got != "again" {
+		t.Fatalf("old rule after a failed move: %q", got)
+	}
+
+	other.Close()
+	if err := fx.fw.Reload([]Rule{moved}); err != nil {
+		t.Fatalf("move to the wildcard in one reload: %v", err)
+	}
+	if fx.fw.Addr(TCP, moved.Listen) == nil || fx.fw.Addr(TCP, old.Listen) != nil {
+		t.Fatal("rule not moved")
+	}
+	if got := roundTrip(t, "127.0.0.2:"+port, "moved"); got != "moved" {
+		t.Fatalf("through the moved rule: %q", got)
+	}
+	io.WriteString(live, "2")
+	if _, err := io.ReadFull(live, make([]byte, 1)); err != nil {
+		t.Fatalf("connection of the old listener lost in the move: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -118,6 +119,13 @@ func (f *Forwarder) Reload(rules []Rule) error {
 	}
 	next := make(map[listenKey]runner, len(rules))
 	var opened []runner
+	abort := func(err error) error {
+		for _, o := range opened {
+			o.stop()
+		}
+		return err
+	}
+	var blocked []Rule // in use by a TCP listener this reload removes
 	for _, r := range rules {
 		k := listenKey{r.Protocol, r.Listen}
 		if old, ok := f.runners[k]; ok {
@@ -126,13 +134,42 @@ func (f *Forwarder) Reload(rules []Rule) error {
 		}
 		ru, err := f.open(r)
 		if err != nil {
-			for _, o := range opened {
-				o.stop()
+			if errors.Is(err, syscall.EADDRINUSE) && len(f.leaving(rules, r)) > 0 {
+				blocked = append(blocked, r)
+				continue
 			}
-			return err
+			return abort(err)
 		}
 		opened = append(opened, ru)
-		next[k] = ru
+		next[listenKey{r.Protocol, r.Listen}] = ru
+	}
+	if len(blocked) > 0 {
+		// A rule moved to an address that overlaps its old one (a host
+		// address to the wildcard, say) can only bind once the old
+		// listener has closed: close those, bind, and on failure listen
+		// again where they did.
+		var paused []*tcpRunner
+		for _, r := range blocked {
+			for _, old := range f.leaving(rules, r) {
+				if !slices.Contains(paused, old) {
+					old.pause()
+					paused = append(paused, old)
+				}
+			}
+		}
+		for _, r := range blocked {
+			ru, err := f.open(r)
+			if err != nil {
+				for _, old := range paused {
+					if rerr := old.resume(); rerr != nil {
+						err = fmt.Errorf("%w; and the listener it replaced could not listen again at %v: %v", err, old.addr(), rerr)
+					}
+				}
+				return abort(err)
+			}
+			opened = append(opened, ru)
+			next[listenKey{r.Protocol, r.Listen}] = ru
+		}
 	}
 	// Every bind succeeded: only now do the rules' settings (and their
 	// metrics) change.
@@ -160,6 +197,28 @@ func (f *Forwarder) Reload(rules []Rule) error {
 	}
 	f.runners = next
 	return nil
+}
+
+// leaving returns the TCP listeners that the set rules removes and that are
+// on r's port, so may hold the address r wants.
+func (f *Forwarder) leaving(rules []Rule, r Rule) []*tcpRunner {
+	if r.Protocol != TCP {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(r.Listen)
+	if err != nil || port == "0" {
+		return nil
+	}
+	var out []*tcpRunner
+	for k, ru := range f.runners {
+		t, ok := ru.(*tcpRunner)
+		if !ok || strconv.Itoa(t.addr().(*net.TCPAddr).Port) != port ||
+			slices.ContainsFunc(rules, func(n Rule) bool { return listenKey{n.Protocol, n.Listen} == k }) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // prepare applies defaults and checks the set: each rule valid, names and

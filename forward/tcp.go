@@ -117,6 +117,26 @@ func (t *tcpRunner) serve() {
 
 func (t *tcpRunner) stop() { t.ln.Close() }
 
+// pause closes the listener and waits for serve to return; resume listens
+// again at the same address and serves it. Reload uses them to hand the
+// port to a rule whose address overlaps this one's, and to take it back if
+// that rule cannot bind.
+func (t *tcpRunner) pause() {
+	t.ln.Close()
+	<-t.served
+}
+
+func (t *tcpRunner) resume() error {
+	ln, err := net.Listen("tcp", t.ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	t.ln = ln.(*net.TCPListener)
+	t.served = make(chan struct{})
+	go t.serve()
+	return nil
+}
+
 func (t *tcpRunner) drain(ctx context.Context) {
 	<-t.served // no handler starts after this
 	done := make(chan struct{})
