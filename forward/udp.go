@@ -91,39 +91,88 @@ func (u *udpRunner) update(r Rule) {
 	}
 }
 
+// udpBatch is how many datagrams one system call reads or writes at most,
+// where the platform can batch them (recvmmsg and sendmmsg on Linux).
+const udpBatch = 16
+
+// datagram is a datagram in hand: its bytes, (*bp)[:n], in a pooled buffer,
+// and who sent it.
+type datagram struct {
+	bp   *[]byte
+	n    int
+	from netip.AddrPort
+}
+
+func (d *datagram) bytes() []byte { return (*d.bp)[:d.n] }
+
+// release puts the datagrams' buffers back in the pool.
+func (u *udpRunner) release(dgs []datagram) {
+	for i := range dgs {
+		if dgs[i].bp != nil {
+			u.bufs.Put(dgs[i].bp)
+			dgs[i].bp = nil
+		}
+	}
+}
+
 func (u *udpRunner) serve() {
 	defer close(u.served)
-	bp := u.bufs.Get().(*[]byte)
-	defer u.bufs.Put(bp)
-	buf := *bp
+	var io batchIO
+	dgs := make([]datagram, udpBatch)
 	for {
-		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
+		n, err := u.readClients(&io, dgs)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // a transient receive error concerns one datagram only
 		}
-		s := u.session(from)
-		if s == nil {
-			continue
-		}
-		s.touch()
-		_, err = s.up.Write(buf[:n])
-		if errors.Is(err, net.ErrClosed) {
-			// The session ended between the lookup and the write (idle,
-			// evicted): the datagram starts the next one.
-			if s = u.session(from); s == nil {
-				continue
+		// A client's datagrams in a row go to its session together.
+		for i := 0; i < n; {
+			j := i + 1
+			for j < n && dgs[j].from == dgs[i].from {
+				j++
 			}
-			_, err = s.up.Write(buf[:n])
+			u.forwardUp(&io, dgs[i:j])
+			u.release(dgs[i:j])
+			i = j
 		}
-		if err != nil {
-			s.fail(err)
-			continue
+	}
+}
+
+// forwardUp writes a client's datagrams to its session's target.
+func (u *udpRunner) forwardUp(io *batchIO, dgs []datagram) {
+	s := u.session(dgs[0].from)
+	if s == nil {
+		return
+	}
+	s.touch()
+	sent, err := s.writeUp(io, dgs)
+	if errors.Is(err, net.ErrClosed) {
+		// The session ended between the lookup and the write (idle,
+		// evicted): the rest start the next one.
+		s.count(dgs[:sent], &s.fromClient, &s.st.m.fromClient)
+		dgs = dgs[sent:]
+		if s = u.session(dgs[0].from); s == nil {
+			return
 		}
-		s.fromClient.Add(int64(n))
-		s.st.m.fromClient.Add(int64(n))
+		sent, err = s.writeUp(io, dgs)
+	}
+	s.count(dgs[:sent], &s.fromClient, &s.st.m.fromClient)
+	if err != nil {
+		s.fail(err)
+	}
+}
+
+// count adds the datagrams' bytes to a session's count and a metric.
+func (s *udpSession) count(dgs []datagram, session, metric *atomic.Int64) {
+	var n int64
+	for i := range dgs {
+		n += int64(dgs[i].n)
+	}
+	if n > 0 {
+		session.Add(n)
+		metric.Add(n)
 	}
 }
 
@@ -231,8 +280,10 @@ func (s *udpSession) relayReplies() {
 	idle := s.st.rule.IdleTimeout
 	s.up.SetReadDeadline(time.Now().Add(idle))
 	answered := false
+	var io batchIO
+	dgs := make([]datagram, udpBatch)
 	for {
-		n, bp, err := s.readReply()
+		n, err := s.readReplies(&io, dgs)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				quiet := time.Duration(time.Now().UnixNano() - s.last.Load())
@@ -262,12 +313,9 @@ func (s *udpSession) relayReplies() {
 			s.u.lru.MoveToFront(s.elem)
 		}
 		s.u.mu.Unlock()
-		_, werr := s.u.conn.WriteToUDPAddrPort((*bp)[:n], s.client)
-		s.u.bufs.Put(bp)
-		if werr == nil {
-			s.toClient.Add(int64(n))
-			s.st.m.toClient.Add(int64(n))
-		}
+		sent, _ := s.u.writeClient(&io, s.client, dgs[:n])
+		s.count(dgs[:sent], &s.toClient, &s.st.m.toClient)
+		s.u.release(dgs[:n])
 	}
 }
 

@@ -232,3 +232,58 @@ func TestUDPReloadEndsDeniedSessions(t *testing.T) {
 		t.Fatalf("denied client still answered (%d bytes)", n)
 	}
 }
+
+// TestUDPBurst: datagrams that arrive together, from several clients
+// interleaved and of sizes from 0 to 60 kB, each reach the target once and
+// come back whole to their own client, and the byte counts add up. On
+// Linux they are read and written in batches. The burst stays well within
+// the default socket buffers, which would drop what overflows them.
+func TestUDPBurst(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Name: "burst", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}})
+	clients := []net.Conn{dial(t, "udp", addr), dial(t, "udp", addr), dial(t, "udp", addr)}
+	for _, c := range clients {
+		udpAsk(t, c, "hello") // the sessions exist before the burst
+	}
+	sizes := []int{0, 1, 100, 1400, 60000, 100, 10, 1000, 0, 1, 100, 1400}
+	want := make([]map[string]int, len(clients))
+	sent := int64(0)
+	for i := range 3 * udpBatch {
+		c := i % len(clients)
+		size := sizes[i%len(sizes)]
+		if size > 1400 && i >= len(sizes) {
+			size = 1400 // one big datagram is enough
+		}
+		msg := fmt.Sprintf("%d:", i) + strings.Repeat("x", size)
+		if want[c] == nil {
+			want[c] = map[string]int{}
+		}
+		want[c]["echo:"+msg]++
+		if _, err := clients[c].Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		sent += int64(len(msg))
+	}
+	buf := make([]byte, maxDatagram)
+	for c, conn := range clients {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for n := len(want[c]); n > 0; n-- {
+			k, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("client %d: %v with %d replies missing", c, err, n)
+			}
+			got := string(buf[:k])
+			if want[c][got] == 0 {
+				t.Fatalf("client %d: unexpected reply of %d bytes: %.20q", c, k, got)
+			}
+			want[c][got]--
+		}
+	}
+	var text bytes.Buffer
+	fx.m.WriteText(&text)
+	line := fmt.Sprintf(`portkit_forward_bytes_total{rule="burst",direction="client_to_target"} %d`, sent+3*int64(len("hello")))
+	if !strings.Contains(text.String(), line) {
+		t.Errorf("metrics lack %s:\n%s", line, text.String())
+	}
+}
