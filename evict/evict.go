@@ -78,6 +78,10 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string { return fmt.Sprintf("pid %d: %s", e.PID, e.Reason) }
 
+// ErrPortZero is returned for port 0, which no socket listens on: to the
+// socket table it would mean every port.
+var ErrPortZero = errors.New("port 0 is not a port anything listens on")
+
 // ErrPIDReused is a holder whose PID now names another process.
 var ErrPIDReused = errors.New("the process exited and its pid was reused; not signalled")
 
@@ -88,6 +92,9 @@ func Port(ctx context.Context, t Target, opts Options) (Report, error) {
 		tb = &sockets.Table{}
 	}
 	rep := Report{Target: t}
+	if t.Port == 0 {
+		return rep, ErrPortZero
+	}
 	entries, err := listeners(ctx, tb, t, true)
 	if err != nil {
 		return rep, err

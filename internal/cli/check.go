@@ -75,7 +75,8 @@ with the connect latency. A host name is resolved and every address tried.
 TARGET is host:port or [v6]:port (TCP), unix:/path (a Unix socket), or an
 http(s):// URL (open when the status is 2xx, or one of --status).
 
-Exit status: 0 when every target is open, 1 otherwise, 2 on a bad target.`,
+Exit status: 0 when every target is open, 1 when none is, 3 when some are,
+2 on a bad target.`,
 		Example: `  portkit check localhost:5432
   portkit check db:5432 cache:6379 unix:/run/app.sock
   portkit check https://localhost:8443/health --status 200,204 -k --json`,
@@ -92,12 +93,11 @@ Exit status: 0 when every target is open, 1 otherwise, 2 on a bad target.`,
 			if err := cmd.Context().Err(); err != nil {
 				return err
 			}
+			var answered tally
 			for _, r := range results {
-				if r.Status != probe.Open {
-					return &exitError{code: ExitNegative}
-				}
+				answered.add(r.Status == probe.Open)
 			}
-			return nil
+			return answered.err()
 		}),
 	}
 	cmd.Flags().DurationVarP(&timeout, "timeout", "t", probe.DefaultTimeout, "limit for each target")

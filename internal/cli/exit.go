@@ -11,10 +11,41 @@ const (
 	ExitOK          = 0   // success, positive answer
 	ExitNegative    = 1   // negative answer: nothing found, port free, target not open; other failures
 	ExitUsage       = 2   // bad usage or bad input
-	ExitPartial     = 3   // partial failure
+	ExitPartial     = 3   // partial: of several arguments, some answered positively, some not
 	ExitTimeout     = 124 // timed out (wait), as timeout(1) and wait-for-it
 	ExitInterrupted = 130 // interrupted by a signal
 )
+
+// tally counts the arguments a command answered positively and
+// negatively, for its exit code: 0 when all were positive, 1 when none was,
+// 3 (partial) for a mix.
+type tally struct{ pos, neg int }
+
+func (t *tally) add(ok bool) {
+	if ok {
+		t.pos++
+	} else {
+		t.neg++
+	}
+}
+
+func (t tally) code() int {
+	switch {
+	case t.neg == 0:
+		return ExitOK
+	case t.pos == 0:
+		return ExitNegative
+	}
+	return ExitPartial
+}
+
+// err is nil or the exit code as an error whose message is already said.
+func (t tally) err() error {
+	if c := t.code(); c != ExitOK {
+		return &exitError{code: c}
+	}
+	return nil
+}
 
 // exitError carries an exit code. With a nil err the command has already
 // said all there is to say on stderr.

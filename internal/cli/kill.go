@@ -52,7 +52,7 @@ start time is checked again, and on Linux the signal goes through a pidfd,
 so a reused PID is never hit. PID 1 and portkit itself are refused.
 
 Exit status: 0 when every PORT is free afterwards (or, with --dry-run, has
-holders to signal), 1 otherwise.`,
+holders to signal), 1 when none is, 3 for a mix.`,
 		Example: `  portkit kill 3000
   portkit kill 8080 8443 --force
   portkit kill 53/udp --signal HUP --timeout 2s
@@ -71,7 +71,7 @@ holders to signal), 1 otherwise.`,
 				return err
 			}
 			var rows []killRow
-			code := ExitOK
+			var answered tally
 			for _, pa := range ports {
 				t := evict.Target{Port: pa.port, Proto: pa.proto}
 				rep, err := evict.Port(cmd.Context(), t, evict.Options{Signal: sig, Timeout: timeout, Force: force, DryRun: dryRun})
@@ -83,17 +83,12 @@ holders to signal), 1 otherwise.`,
 				}
 				row := newKillRow(rep, dryRun)
 				rows = append(rows, row)
-				if ok := rep.Free || dryRun && len(rep.Holders) > 0 && len(rep.HiddenUIDs) == 0; !ok {
-					code = ExitNegative
-				}
+				answered.add(rep.Free || dryRun && len(rep.Holders) > 0 && len(rep.HiddenUIDs) == 0)
 			}
 			if err := printKill(e, rows); err != nil {
 				return err
 			}
-			if code != ExitOK {
-				return &exitError{code: code}
-			}
-			return nil
+			return answered.err()
 		}),
 	}
 	cmd.Flags().StringVarP(&sigName, "signal", "s", "TERM", "the first `SIGNAL` to send")

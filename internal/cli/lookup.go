@@ -66,7 +66,8 @@ their source. On Linux each answer also tells whether the port is in this
 host's ephemeral range and whether binding it needs privileges.
 
 Exit status: 0 when every query is answered (an unassigned port is an
-answer), 1 when a name or search finds nothing, 2 on a bad query.`,
+answer), 1 when none is (a name or search that finds nothing), 3 when some
+are, 2 on a bad query.`,
 		Example: `  portkit lookup 5432
   portkit lookup 53/udp ldaps www
   portkit lookup 6000-6010
@@ -112,11 +113,15 @@ func runLookup(e *env, queries, searches []string, proto registry.Proto, service
 	}
 	policy, policyErr := hostports.Read()
 
-	var rows []lookupRow
-	code := ExitOK
+	var (
+		rows     []lookupRow
+		answered tally
+		usage    bool
+	)
 	fail := func(c int, err error) {
 		e.warnf("%v", err)
-		code = max(code, c)
+		usage = usage || c == ExitUsage
+		answered.add(c == ExitOK)
 	}
 	for _, in := range queries {
 		q, err := registry.ParseQuery(in)
@@ -136,6 +141,7 @@ func runLookup(e *env, queries, searches []string, proto registry.Proto, service
 			fail(ExitNegative, err)
 			continue
 		}
+		answered.add(true)
 		for _, s := range a.Services {
 			rows = append(rows, newLookupRow(in, a, s, policy, policyErr == nil))
 		}
@@ -144,6 +150,8 @@ func runLookup(e *env, queries, searches []string, proto registry.Proto, service
 		found := reg.AppendSearch(nil, word, proto)
 		if len(found) == 0 {
 			fail(ExitNegative, fmt.Errorf("no service name or description contains %q", word))
+		} else {
+			answered.add(true)
 		}
 		for _, s := range found {
 			rows = append(rows, newLookupRow(word, registry.Answer{}, s, policy, policyErr == nil))
@@ -152,10 +160,10 @@ func runLookup(e *env, queries, searches []string, proto registry.Proto, service
 	if err := printLookup(e, rows); err != nil {
 		return err
 	}
-	if code != ExitOK {
-		return &exitError{code: code}
+	if usage {
+		return &exitError{code: ExitUsage}
 	}
-	return nil
+	return answered.err()
 }
 
 func newLookupRow(query string, a registry.Answer, s registry.Service, policy hostports.Policy, havePolicy bool) lookupRow {

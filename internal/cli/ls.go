@@ -49,10 +49,13 @@ listed with their owner and marked (hidden).`,
 			if all {
 				q.States = sockets.AllStates
 			}
-			if portIn != "" {
+			if cmd.Flags().Changed("port") {
 				p, err := portspec.ParsePort(portIn)
 				if err != nil {
 					return fmt.Errorf("--port: %w", err)
+				}
+				if p == 0 {
+					return fmt.Errorf("--port: %w", errPortZero(portIn))
 				}
 				q.Port = p
 			}

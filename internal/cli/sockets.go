@@ -167,6 +167,12 @@ func socketsProto(p registry.Proto, input string) (sockets.Proto, error) {
 	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%q: only tcp and udp sockets are listed", input)}
 }
 
+// errPortZero refuses port 0: no socket listens there, and to the socket
+// table it means every port.
+func errPortZero(input string) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: port 0 is not a port anything listens on", input)}
+}
+
 // portArg is a PORT[/PROTO] argument of who and kill.
 type portArg struct {
 	input string
@@ -182,6 +188,9 @@ func parsePortArgs(args []string) ([]portArg, error) {
 		pp, err := portspec.ParsePortProto(a)
 		if err != nil {
 			return nil, err
+		}
+		if pp.Port == 0 {
+			return nil, errPortZero(a)
 		}
 		proto, err := socketsProto(pp.Proto, a)
 		if err != nil {

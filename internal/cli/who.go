@@ -23,7 +23,8 @@ A socket whose process cannot be seen without root is still shown, with
 its owner, and the message says so: never an empty answer when the
 kernel says the port is taken.
 
-Exit status: 0 when every PORT is held, 1 when one is free.`,
+Exit status: 0 when every PORT is held, 1 when every one is free, 3 for a
+mix.`,
 		Example: `  portkit who 3000
   portkit who 53/udp 5432/tcp
   portkit who 8080 --json`,
@@ -38,7 +39,7 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
 				all  []sockets.Entry
 			)
 			v := newSocketView()
-			code := ExitOK
+			var answered tally
 			for _, pa := range ports {
 				entries, err := sockets.List(cmd.Context(), sockets.Query{
 					Protos: pa.proto, Port: pa.port, States: sockets.Listen | sockets.Close, WithProcesses: true,
@@ -51,8 +52,8 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
 				}
 				if len(entries) == 0 {
 					e.warnf("%s: free, nothing listens on it", pa.input)
-					code = ExitNegative
 				}
+				answered.add(len(entries) > 0)
 				for _, en := range entries {
 					rows = append(rows, v.row(en))
 				}
@@ -62,10 +63,7 @@ Exit status: 0 when every PORT is held, 1 when one is free.`,
 			if err := printWho(e, rows); err != nil {
 				return err
 			}
-			if code != ExitOK {
-				return &exitError{code: code}
-			}
-			return nil
+			return answered.err()
 		}),
 	}
 }
