@@ -131,9 +131,15 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		cursor = saved.Cursor
 		if len(args) == 0 && f.targetFile == "" {
 			// The saved command line, parsed into these same flags: the scan
-			// as it was, with this --resume.
+			// as it was, with this --resume and any flag given now (a new
+			// --out, say) in place of the saved one.
+			given := map[*pflag.Flag][]string{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) { given[fl] = flagValues(fl) })
 			if err := cmd.Flags().Parse(saved.Args); err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: saved arguments: %w", f.resume, err)}
+			}
+			for fl, vals := range given {
+				setFlagValues(fl, vals)
 			}
 			args = cmd.Flags().Args()
 		}
@@ -169,15 +175,6 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		return err
 	}
 
-	out := e.Out
-	if f.out != "" {
-		file, err := os.Create(f.out)
-		if err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--out: %w", err)}
-		}
-		defer file.Close()
-		out = file
-	}
 	format := f.format
 	switch {
 	case format != "":
@@ -188,13 +185,23 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	default:
 		format = "jsonl"
 	}
+	out := e.Out
+	continued := false
+	if f.out != "" {
+		file, appended, err := openScanOut(f.out, format, cursor != nil)
+		if err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("--out: %w", err)}
+		}
+		defer file.Close()
+		out, continued = file, appended
+	}
 	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("-o: %w", err)}
 	}
 	start := time.Now()
 	info := report.ScanInfo{Start: start, Args: append([]string{"portkit", "scan"}, os.Args[min(2, len(os.Args)):]...),
-		Version: buildVersion().Version, Targets: int(targets.Len())}
+		Version: buildVersion().Version, Targets: int(targets.Len()), Continued: continued}
 	for _, proto := range []registry.Proto{registry.TCP, registry.UDP} {
 		if n := len(ports.Ports(proto)); n > 0 {
 			typ, p := tcpType, scan.TCP
@@ -503,4 +510,39 @@ func (p *progress) clear() {
 	if p.on && p.len > 0 {
 		fmt.Fprintf(p.w, "\r%*s\r", p.len, "")
 	}
+}
+
+// openScanOut opens the --out file. A resumed scan adds to the file of the
+// run it continues rather than truncating it: appended says the file held
+// results already. A JSON or XML document cannot be continued so; resuming
+// into a non-empty one is refused, naming the way out.
+func openScanOut(name, format string, resumed bool) (f *os.File, appended bool, err error) {
+	if !resumed {
+		f, err = os.Create(name)
+		return f, false, err
+	}
+	st, err := os.Stat(name)
+	nonEmpty := err == nil && st.Size() > 0
+	if nonEmpty && (format == "json" || format == "xml") {
+		return nil, false, fmt.Errorf("%s holds the results so far as one %s document, which a resumed scan cannot add to: give --out a new file for the rest", name, strings.ToUpper(format))
+	}
+	f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o666)
+	return f, nonEmpty, err
+}
+
+// flagValues and setFlagValues read and put back what a flag was given,
+// every value of a repeatable one.
+func flagValues(fl *pflag.Flag) []string {
+	if sv, ok := fl.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return []string{fl.Value.String()}
+}
+
+func setFlagValues(fl *pflag.Flag, vals []string) {
+	if sv, ok := fl.Value.(pflag.SliceValue); ok {
+		sv.Replace(vals)
+		return
+	}
+	fl.Value.Set(vals[0])
 }

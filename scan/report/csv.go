@@ -25,7 +25,10 @@ func newCSV(w io.Writer, opts Options) *csvWriter {
 // Flush writes out the buffered rows.
 func (c *csvWriter) Flush() error { return c.live.Flush() }
 
-func (c *csvWriter) Begin(ScanInfo) error {
+func (c *csvWriter) Begin(info ScanInfo) error {
+	if info.Continued {
+		return nil
+	}
 	return c.write("ip", "port", "protocol", "state", "service", "rtt_us", "reason")
 }
 

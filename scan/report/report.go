@@ -44,6 +44,10 @@ type ScanInfo struct {
 	// Protocols has one entry per protocol scanned.
 	Protocols []Protocol
 	Targets   int // addresses to scan
+	// Continued says that the output already holds an earlier part of
+	// this scan (resumed, its file appended to): a CSV header is not
+	// written again.
+	Continued bool
 }
 
 // Protocol is the scan of one transport protocol.
