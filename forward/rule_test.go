@@ -119,8 +119,12 @@ func TestTargetSetOrder(t *testing.T) {
 	if got := ts.order(now); !equalInts(got, 0, 1, 2) {
 		t.Fatalf("first: %v", got)
 	}
-	if b := ts.failed(0, now); b != minBackoff {
-		t.Fatalf("first back-off %v", b)
+	if b, marked := ts.failed(0, now); b != minBackoff || !marked {
+		t.Fatalf("first back-off %v, %v", b, marked)
+	}
+	// Failures while down (dials begun before it was marked) change nothing.
+	if b, marked := ts.failed(0, now.Add(100*time.Millisecond)); b != minBackoff-100*time.Millisecond || marked {
+		t.Fatalf("failing again while down: back-off %v, marked %v", b, marked)
 	}
 	ts.failed(1, now.Add(-500*time.Millisecond)) // b comes back sooner
 	if got := ts.order(now); !equalInts(got, 2, 1, 0) {
@@ -129,13 +133,15 @@ func TestTargetSetOrder(t *testing.T) {
 	if got := ts.order(now.Add(minBackoff)); !equalInts(got, 0, 1, 2) {
 		t.Fatalf("after the back-off: %v", got)
 	}
-	if b := ts.failed(0, now); b != 2*minBackoff {
+	now = now.Add(minBackoff)
+	if b, _ := ts.failed(0, now); b != 2*minBackoff {
 		t.Fatalf("second back-off %v", b)
 	}
 	for range 10 {
-		ts.failed(0, now)
+		b, _ := ts.failed(0, now)
+		now = now.Add(b)
 	}
-	if b := ts.failed(0, now); b != maxBackoff {
+	if b, _ := ts.failed(0, now); b != maxBackoff {
 		t.Fatalf("back-off grows past %v: %v", maxBackoff, b)
 	}
 	if !ts.succeeded(0) || ts.succeeded(2) || ts.isDown(0, now) {

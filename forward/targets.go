@@ -64,14 +64,21 @@ func (t *targetSet) order(now time.Time) []int {
 	return append(idx, down...)
 }
 
-// failed marks target i down and lengthens its back-off.
-func (t *targetSet) failed(i int, now time.Time) (backoff time.Duration) {
+// failed marks target i down for a back-off, twice the last one if the
+// target failed again after that ended; marked says it was up (or its
+// back-off over) until now. A failure while it is down — a dial begun
+// before it was marked, or tried because every target is down — changes
+// nothing: the back-off grows once an outage retry, not once a client.
+func (t *targetSet) failed(i int, now time.Time) (backoff time.Duration, marked bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	d := &t.down[i]
+	if now.Before(d.until) {
+		return d.until.Sub(now), false
+	}
 	d.backoff = min(max(minBackoff, 2*d.backoff), maxBackoff)
 	d.until = now.Add(d.backoff)
-	return d.backoff
+	return d.backoff, true
 }
 
 // succeeded marks target i up; it reports whether it was down.

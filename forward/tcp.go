@@ -334,8 +334,9 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 			return // cancelled by a drain, not the target's fault
 		}
 		st.m.dialError(addr)
-		backoff := st.targets.failed(r.i, time.Now())
-		t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in", backoff, "err", r.err)
+		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
+			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in", backoff, "err", r.err)
+		}
 	}
 	startNext()
 	timer := time.NewTimer(attemptDelay)

@@ -258,8 +258,9 @@ func (s *udpSession) fail(err error) {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		end = endRefused
 		s.st.m.dialError(s.target)
-		backoff := s.st.targets.failed(s.ti, time.Now())
-		s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in", backoff, "err", err)
+		if backoff, marked := s.st.targets.failed(s.ti, time.Now()); marked {
+			s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in", backoff, "err", err)
+		}
 	}
 	s.close(end)
 }
