@@ -56,8 +56,14 @@ func (h *httpFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&h.insecure, "insecure", "k", false, "do not verify https certificates")
 }
 
-func (h *httpFlags) options(timeout time.Duration) probe.CheckOptions {
-	return probe.CheckOptions{Timeout: timeout, Status: h.status, InsecureSkipVerify: h.insecure}
+// options checks the flags and makes them CheckOptions.
+func (h *httpFlags) options(timeout time.Duration) (probe.CheckOptions, error) {
+	for _, code := range h.status {
+		if code < 100 || code > 599 {
+			return probe.CheckOptions{}, &exitError{code: ExitUsage, err: fmt.Errorf("--status %d: not an HTTP status (100-599)", code)}
+		}
+	}
+	return probe.CheckOptions{Timeout: timeout, Status: h.status, InsecureSkipVerify: h.insecure}, nil
 }
 
 func newCheck(e *env) *cobra.Command {
@@ -86,7 +92,14 @@ Exit status: 0 when every target is open, 1 when none is, 3 when some are,
 			if err != nil {
 				return err
 			}
-			results := checkAll(cmd.Context(), targets, hf.options(timeout))
+			if timeout <= 0 {
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--timeout %v: must be positive", timeout)}
+			}
+			opts, err := hf.options(timeout)
+			if err != nil {
+				return err
+			}
+			results := checkAll(cmd.Context(), targets, opts)
 			if err := printProbe(e, results); err != nil {
 				return err
 			}

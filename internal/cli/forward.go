@@ -102,6 +102,9 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		file  *config.File
 		err   error
 	)
+	if ff.drainTimeout < 0 {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("--drain-timeout %v: must not be negative", ff.drainTimeout)}
+	}
 	if ff.configPath != "" {
 		if len(args) > 0 {
 			return &exitError{code: ExitUsage, err: errors.New("forward: give rules on the command line or with --config, not both")}

@@ -51,12 +51,18 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 				if err != nil {
 					return fmt.Errorf("--range: %w", err)
 				}
+				if r.Lo == 0 {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("--range %q: port 0 is not a port to listen on (binding it asks for any)", rangeSpec)}
+				}
 				f.Range = freeport.Range{Lo: r.Lo, Hi: r.Hi}
 			}
 			if nearIn != "" {
 				p, err := portspec.ParsePort(nearIn)
 				if err != nil {
 					return fmt.Errorf("--near: %w", err)
+				}
+				if p == 0 {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("--near %q: port 0 is not a port to listen on", nearIn)}
 				}
 				f.Near = p
 			}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -106,7 +107,7 @@ input, 130 when interrupted (the resume file written).`,
 	fl.BoolVarP(&f.udp, "udp", "U", false, "scan UDP ports (ports without T:/U: become UDP; add --tcp for both)")
 	fl.BoolVar(&f.tcp, "tcp", false, "with --udp, scan TCP ports too")
 	fl.Float64Var(&f.rate, "rate", 0, "at most `PPS` probes a second, retransmissions included (0: as fast as the engine goes)")
-	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default 6)")
+	fl.IntVar(&f.retries, "retries", scan.DefaultRetries, "retransmissions of an unanswered probe")
 	fl.DurationVar(&f.initialRTT, "initial-rtt", 0, "timeout before the first answer (default 1s)")
 	fl.DurationVar(&f.maxRTT, "max-rtt", 0, "largest retransmission timeout (default 10s)")
 	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "give up a host this long after its first probe")
@@ -147,6 +148,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if len(args) == 0 && f.targetFile == "" {
 		return &exitError{code: ExitUsage, err: errors.New("scan: give a TARGET, -i FILE or --resume FILE")}
 	}
+	if err := checkScanFlags(cmd.Flags(), f); err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
 
 	targets, err := scanTargets(ctx, e, f, args)
 	if err != nil {
@@ -159,7 +163,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	}
 	s := &scan.Scanner{
 		Targets: targets, Ports: portSet{ports},
-		Rate: f.rate, Retries: f.retries, InitialRTT: f.initialRTT, MaxRTT: f.maxRTT, HostTimeout: f.hostTimeout,
+		Rate: f.rate, Retries: cmp.Or(f.retries, -1), InitialRTT: f.initialRTT, MaxRTT: f.maxRTT, HostTimeout: f.hostTimeout,
 		Resume: cursor,
 	}
 	if s.Seed, err = scanSeed(f.seed, f.shard); err != nil {
@@ -545,4 +549,30 @@ func setFlagValues(fl *pflag.Flag, vals []string) {
 		return
 	}
 	fl.Value.Set(vals[0])
+}
+
+// checkScanFlags refuses values that would otherwise be read silently as
+// a default: an empty -p, --top 0, a negative rate, retry count or time.
+func checkScanFlags(fs *pflag.FlagSet, f *scanFlags) error {
+	switch {
+	case fs.Changed("ports") && strings.TrimSpace(f.ports) == "":
+		return errors.New("-p: empty port list")
+	case fs.Changed("top") && f.top < 1:
+		return fmt.Errorf("--top %d: want at least 1", f.top)
+	case f.rate < 0:
+		return fmt.Errorf("--rate %v: must not be negative (0 is as fast as the engine goes)", f.rate)
+	case f.retries < 0:
+		return fmt.Errorf("--retries %d: must not be negative", f.retries)
+	case f.hostTimeout < 0:
+		return fmt.Errorf("--host-timeout %v: must not be negative", f.hostTimeout)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"initial-rtt", f.initialRTT}, {"max-rtt", f.maxRTT}} {
+		if fs.Changed(d.name) && d.v <= 0 {
+			return fmt.Errorf("--%s %v: must be positive", d.name, d.v)
+		}
+	}
+	return nil
 }

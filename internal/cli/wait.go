@@ -61,9 +61,13 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 					return &exitError{code: ExitUsage, err: fmt.Errorf("%s %v: must not be negative", d.name, d.v)}
 				}
 			}
+			check, err := hf.options(0)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			results, err := probe.Wait(cmd.Context(), targets, probe.WaitOptions{
-				Check: hf.options(0), Interval: interval, Timeout: timeout, Closed: closed,
+				Check: check, Interval: interval, Timeout: timeout, Closed: closed,
 			})
 			var we *probe.WaitError
 			if errors.As(err, &we) {
