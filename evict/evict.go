@@ -114,7 +114,9 @@ func Port(ctx context.Context, t Target, opts Options) (Report, error) {
 			}
 		}
 	}
-	if opts.DryRun {
+	if opts.DryRun || len(rep.Holders) == 0 {
+		// Nothing to signal (every holder hidden): waiting would not free
+		// the port.
 		return rep, nil
 	}
 	sig := opts.Signal

@@ -329,7 +329,7 @@ func portHolder(p forward.Protocol, listen string) string {
 			who = append(who, fmt.Sprintf("%s pid %d user %s", pr.Name, pr.PID, pr.User))
 		}
 		if len(en.Processes) == 0 && en.Hidden {
-			who = append(who, fmt.Sprintf("a process of uid %d; run as root to see which", en.UID))
+			who = append(who, fmt.Sprintf("a process of uid %d, hidden%s", en.UID, hiddenWhy()))
 		}
 	}
 	slices.Sort(who) // a process holding both the IPv4 and IPv6 socket is named once

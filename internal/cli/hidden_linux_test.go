@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHiddenProcessInNamespace runs, in a network namespace of its own, a
@@ -74,6 +75,15 @@ func TestHiddenProcessInNamespace(t *testing.T) {
 	stdout, _, _ = portkit("65533", "ls", "--port", port, "--json")
 	if !strings.Contains(stdout, `"hidden": true`) || !strings.Contains(stdout, `"uid": 65534`) {
 		t.Errorf("ls --json as uid 65533:\n%s\nwant hidden and uid 65534", stdout)
+	}
+
+	// kill cannot signal a process it cannot see: it says so at once
+	// instead of waiting out its timeout.
+	start := time.Now()
+	stdout, _, code = portkit("65533", "kill", port, "--timeout", "20s")
+	if code != ExitNegative || !strings.Contains(stdout, "still held; nothing signalled") ||
+		!strings.Contains(stdout, "uid 65534 is hidden; run as root") || time.Since(start) > 10*time.Second {
+		t.Errorf("kill %s as uid 65533: exit %d after %v\n%s\nwant exit 1 at once, nothing signalled, run as root", port, code, time.Since(start), stdout)
 	}
 
 	stdout, stderr, code = portkit("", "who", port)

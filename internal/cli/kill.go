@@ -158,6 +158,8 @@ func printKill(e *env, rows []killRow) error {
 			line = fmt.Sprintf("%s: held by %d process(es); nothing signalled (--dry-run)", port, len(r.Holders))
 		case r.Free:
 			line = port + ": free"
+		case len(r.Holders) == 0:
+			line = port + ": still held; nothing signalled"
 		default:
 			line = port + ": still held"
 			if !hasKill(r) {
@@ -165,7 +167,7 @@ func printKill(e *env, rows []killRow) error {
 			}
 		}
 		for _, uid := range r.HiddenUIDs {
-			line += fmt.Sprintf("; a holder owned by uid %d is hidden, root could see it", uid)
+			line += fmt.Sprintf("; a holder owned by uid %d is hidden%s", uid, hiddenWhy())
 		}
 		if _, err := fmt.Fprintln(e.Out, line); err != nil {
 			return err

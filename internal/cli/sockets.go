@@ -117,12 +117,17 @@ func hiddenNote(e *env, v *socketView, entries []sockets.Entry) {
 	if len(users) == 0 {
 		return
 	}
-	who := "user " + strings.Join(users, ", ")
+	e.warnf("the process of some sockets (owned by user %s) is hidden%s", strings.Join(users, ", "), hiddenWhy())
+}
+
+// hiddenWhy says why a socket's process can be hidden and what would show
+// it: root can read every process's descriptors, except in another PID
+// namespace or under a restricted /proc.
+func hiddenWhy() string {
 	if os.Geteuid() == 0 {
-		e.warnf("the process of some sockets (owned by %s) cannot be seen, even as root (another PID namespace or a restricted /proc)", who)
-		return
+		return ", even to root (another PID namespace or a restricted /proc)"
 	}
-	e.warnf("the process of some sockets is hidden: they belong to %s; run as root (sudo) to see it", who)
+	return "; run as root (sudo) to see it"
 }
 
 func contains(ss []string, s string) bool {
