@@ -295,6 +295,7 @@ func badFiles() []badFile {
 		{"duplicate name", okRule + "name = \"a\"\n[[rule]]\nlisten = \":9001\"\ntargets = [\"h:1\"]\nname = \"a\"\n", []wantErr{{8, "rule[1].name", `"a": rule[0] on line 4 has this name too`}}},
 		{"duplicate listener", okRule + "[[rule]]\nlisten = \"0.0.0.0:9000\"\ntargets = [\"h:1\"]\n", []wantErr{{5, "rule[1].listen", `tcp "0.0.0.0:9000": rule[0] on line 2 listens there too (":9000")`}}},
 		{"duplicate listener v6", "[[rule]]\nlisten = \"[::1]:53\"\ntargets = [\"h:1\"]\nprotocol = \"udp\"\n[[rule]]\nprotocol = \"udp\"\nlisten = \"[0:0::1]:053\"\ntargets = [\"h:1\"]\n", []wantErr{{7, "rule[1].listen", "listens there too"}}},
+		{"overlapping listener", okRule + "[[rule]]\nlisten = \"127.0.0.1:9000\"\ntargets = [\"h:1\"]\n", []wantErr{{5, "rule[1].listen", `tcp "127.0.0.1:9000": rule[0] on line 2 listens on the same port, and one of the two on every address (":9000")`}}},
 		{"duplicate port 0", "rule = [{listen = \":0\", targets = [\"h:1\"]}, {listen = \":0\", targets = [\"h:1\"]}]\n", []wantErr{{1, "rule[1].listen", "listens there too"}}},
 		{"rule not a table", "rule = [1]\n", []wantErr{{1, "rule[0]", "want a table, got an integer 1"}}},
 		{"defaults not a table", "defaults = 1\n" + okRule, []wantErr{{1, "defaults", "want a table"}}},
@@ -456,5 +457,15 @@ func TestDocExample(t *testing.T) {
 	}
 	if len(f.Rules) != 2 || f.Rules[1].MaxConns != 0 || f.Rules[0].MaxConns != 1000 {
 		t.Errorf("Parse = %+v", f)
+	}
+}
+
+// TestParseDistinctListeners: rules on one port but different hosts, or of
+// different protocols, do not clash.
+func TestParseDistinctListeners(t *testing.T) {
+	src := "rule = [{listen = \"127.0.0.1:9000\", targets = [\"h:1\"]}, {listen = \"127.0.0.2:9000\", targets = [\"h:1\"]}, {listen = \":9000\", protocol = \"udp\", targets = [\"h:1\"]}]\n"
+	f, err := Parse("rules.toml", []byte(src))
+	if err != nil || len(f.Rules) != 3 {
+		t.Fatalf("Parse = %+v, %v; want 3 rules", f, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -46,7 +47,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse = %+v without an error", file)
 		}
 		names := map[string]bool{}
-		listeners := map[string]bool{}
+		hosts := map[string][]string{} // by protocol and port
 		for i, r := range file.Rules {
 			if err := r.Validate(); err != nil {
 				t.Fatalf("rule %d fails Validate: %v", i, err)
@@ -54,10 +55,12 @@ func FuzzParse(f *testing.F) {
 			if !reflect.DeepEqual(r.WithDefaults(), r) {
 				t.Fatalf("rule %d lacks its defaults: %+v", i, r)
 			}
-			if names[r.Name] || listeners[listenerKey(r)] {
-				t.Fatalf("rule %d repeats a name or listener: %+v", i, r)
+			port, host := listenerKey(r)
+			if names[r.Name] || slices.ContainsFunc(hosts[port], func(h string) bool { return h == host || h == "" || host == "" }) {
+				t.Fatalf("rule %d repeats a name or overlaps a listener: %+v", i, r)
 			}
-			names[r.Name], listeners[listenerKey(r)] = true, true
+			names[r.Name] = true
+			hosts[port] = append(hosts[port], host)
 		}
 	})
 }

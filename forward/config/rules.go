@@ -118,7 +118,7 @@ func (l *loader) file(root *table) *File {
 	}
 	var ok []forward.Rule
 	names := map[string]parsedRule{}
-	listeners := map[string]parsedRule{}
+	listeners := map[string][]parsedRule{}
 	for i, item := range rules.items {
 		prefix := fmt.Sprintf("rule[%d]", i)
 		if item.kind != unstable.Table {
@@ -320,13 +320,22 @@ func (e *validateError) Unwrap() error { return e.fe }
 
 // unique reports whether pr's name and listener differ from those of the
 // rules before it, which it records, and reports the problem when they do
-// not.
-func (l *loader) unique(pr parsedRule, names, listeners map[string]parsedRule) bool {
-	addr := listenerKey(pr.rule)
-	if o, dup := listeners[addr]; dup {
+// not. Listeners on one port clash when their hosts are the same or one of
+// them is the wildcard, which takes the port on every address.
+func (l *loader) unique(pr parsedRule, names map[string]parsedRule, listeners map[string][]parsedRule) bool {
+	port, host := listenerKey(pr.rule)
+	for _, o := range listeners[port] {
+		_, oh := listenerKey(o.rule)
+		if oh != host && oh != "" && host != "" {
+			continue
+		}
 		// A name defaulted from the listener repeats too: say it once.
-		l.failf(pr.keyLine("listen"), pr.prefix+".listen", "%s %q: %s on line %d listens there too (%q)",
-			pr.rule.Protocol, pr.rule.Listen, o.prefix, o.keyLine("listen"), o.rule.Listen)
+		how := "listens there too"
+		if oh != host {
+			how = "listens on the same port, and one of the two on every address"
+		}
+		l.failf(pr.keyLine("listen"), pr.prefix+".listen", "%s %q: %s on line %d %s (%q)",
+			pr.rule.Protocol, pr.rule.Listen, o.prefix, o.keyLine("listen"), how, o.rule.Listen)
 		return false
 	}
 	if o, dup := names[pr.rule.Name]; dup {
@@ -334,25 +343,28 @@ func (l *loader) unique(pr parsedRule, names, listeners map[string]parsedRule) b
 			pr.rule.Name, o.prefix, o.keyLine("name"))
 		return false
 	}
-	listeners[addr], names[pr.rule.Name] = pr, pr
+	listeners[port], names[pr.rule.Name] = append(listeners[port], pr), pr
 	return true
 }
 
-// listenerKey is the socket a rule listens on, so that two spellings of one
-// address compare equal. Go's "tcp" and "udp" listeners take every address,
-// IPv4 and IPv6, for an empty host, "0.0.0.0" and "::" alike. Port 0 binds
-// a new port each time, but the forwarder tells rules apart by protocol and
-// listen string, so two rules may not share ":0" either.
-func listenerKey(r forward.Rule) string {
+// listenerKey is the socket a rule listens on, as its protocol and port
+// and its host, so that two spellings of one address compare equal. Go's
+// "tcp" and "udp" listeners take every address, IPv4 and IPv6, for an
+// empty host, "0.0.0.0" and "::" alike: host is "" for all three. Port 0
+// binds a new port each time, but the forwarder tells rules apart by
+// protocol and listen string, so two rules may not share ":0" either: they
+// get a port of their own, host the exact listen string.
+func listenerKey(r forward.Rule) (port, host string) {
 	exact := string(r.Protocol) + "/" + r.Listen
-	host, port, err := net.SplitHostPort(r.Listen)
+	h, p, err := net.SplitHostPort(r.Listen)
 	if err != nil {
-		return exact
+		return exact, exact
 	}
-	n, err := strconv.ParseUint(port, 10, 16)
+	n, err := strconv.ParseUint(p, 10, 16)
 	if err != nil || n == 0 {
-		return exact
+		return exact, exact
 	}
+	host = h
 	if a, err := netip.ParseAddr(host); err == nil {
 		if a.IsUnspecified() {
 			host = ""
@@ -362,7 +374,7 @@ func listenerKey(r forward.Rule) string {
 	} else {
 		host = strings.ToLower(host)
 	}
-	return string(r.Protocol) + " " + net.JoinHostPort(host, strconv.FormatUint(n, 10))
+	return string(r.Protocol) + " " + strconv.FormatUint(n, 10), host
 }
 
 // field sets rule key k from v, reporting any problem under key.
