@@ -206,6 +206,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	start := time.Now()
 	info := report.ScanInfo{Start: start, Args: append([]string{"portkit", "scan"}, os.Args[min(2, len(os.Args)):]...),
 		Version: buildVersion().Version, Targets: int(targets.Len()), Continued: continued}
+	var engines []string
 	for _, proto := range []registry.Proto{registry.TCP, registry.UDP} {
 		if n := len(ports.Ports(proto)); n > 0 {
 			typ, p := tcpType, scan.TCP
@@ -213,12 +214,17 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 				typ, p = "udp", scan.UDP
 			}
 			info.Protocols = append(info.Protocols, report.Protocol{Proto: p, Type: typ, Ports: ports.String(), NumPorts: n})
+			engines = append(engines, typ)
 		}
 	}
 	if err := w.Begin(info); err != nil {
 		return err
 	}
-	e.warnf("scanning %d address(es) × %d port(s) with the %s engine, seed %d", targets.Len(), ports.Len(), tcpType, s.Seed)
+	engine := strings.Join(engines, " and ") + " engine"
+	if len(engines) > 1 {
+		engine += "s"
+	}
+	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, s.Seed)
 
 	prog := newProgress(e, f.noProgress)
 	// Progress comes about four times a second on the Sink's goroutine:
