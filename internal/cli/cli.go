@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -110,6 +111,21 @@ or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
 			c.Example = `  source <(portkit completion bash)
   portkit completion zsh > "${fpath[1]}/_portkit"
   portkit completion fish > ~/.config/fish/completions/portkit.fish`
+			// Without a shell, or with one it lacks, cobra would print
+			// help and exit 0: a script sourcing that would not notice.
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(c *cobra.Command, args []string) error {
+				var shells []string
+				for _, s := range c.Commands() {
+					if s.IsAvailableCommand() {
+						shells = append(shells, s.Name())
+					}
+				}
+				if len(args) == 0 {
+					return fmt.Errorf("completion: name a shell: %s", strings.Join(shells, ", "))
+				}
+				return fmt.Errorf("completion %q: not a shell portkit completes (%s)", args[0], strings.Join(shells, ", "))
+			}
 		}
 	}
 	return root

@@ -68,6 +68,9 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 			}
 			ports, err := f.Find(cmd.Context(), n)
 			if errors.Is(err, freeport.ErrNoFreePort) {
+				if e.json {
+					printFree(e, []uint16{}, f.Protocols) // an empty list, for a JSON reader
+				}
 				return &exitError{code: ExitNegative, err: err}
 			}
 			if err != nil {

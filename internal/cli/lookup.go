@@ -147,6 +147,10 @@ func runLookup(e *env, queries, searches []string, proto registry.Proto, service
 		}
 	}
 	for _, word := range searches {
+		if strings.TrimSpace(word) == "" {
+			fail(ExitUsage, errors.New("--search: empty word (every service would match)"))
+			continue
+		}
 		found := reg.AppendSearch(nil, word, proto)
 		if len(found) == 0 {
 			fail(ExitNegative, fmt.Errorf("no service name or description contains %q", word))

@@ -74,6 +74,12 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 				for _, r := range we.NotReady {
 					e.warnf("%s: not %s: %s", r.Target, readyWord(closed), reasonOf(r))
 				}
+				if e.json && !quiet && command == nil {
+					// A JSON reader gets each target's last answer either way.
+					if err := printProbe(e, results); err != nil {
+						return err
+					}
+				}
 				if errors.Is(err, context.DeadlineExceeded) {
 					return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %v", time.Since(start).Round(time.Millisecond))}
 				}
