@@ -731,3 +731,50 @@ func TestReloadToOverlappingAddress(t *testing.T) {
 		t.Fatalf("connection of the old listener lost in the move: %v", err)
 	}
 }
+
+// TestReloadFailedDoubleMove: when the second of two rules moved to the
+// wildcard cannot bind, the first one's new listener closes before the old
+// ones listen again, so both old rules go on accepting.
+func TestReloadFailedDoubleMove(t *testing.T) {
+	echo, _ := echoServer(t)
+	fx := newFixture(t, Options{DrainTimeout: 5 * time.Second})
+	p1 := strings.TrimPrefix(closedPort(t), "127.0.0.1:")
+	p2 := strings.TrimPrefix(closedPort(t), "127.0.0.1:")
+	a := Rule{Name: "a", Listen: "127.0.0.1:" + p1, Targets: []string{echo}}
+	b := Rule{Name: "b", Listen: "127.0.0.1:" + p2, Targets: []string{echo}}
+	fx.start(a, b)
+	other, err := net.Listen("tcp", "127.0.0.2:"+p2)
+	if err != nil {
+		t.Skip("no 127.0.0.2 here:", err)
+	}
+	defer other.Close()
+	a2 := Rule{Name: "a", Listen: "0.0.0.0:" + p1, Targets: []string{echo}}
+	b2 := Rule{Name: "b", Listen: "0.0.0.0:" + p2, Targets: []string{echo}}
+	if err := fx.fw.Reload([]Rule{a2, b2}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("reload onto a held port: %v, want address in use", err)
+	}
+	for _, addr := range []string{a.Listen, b.Listen} {
+		if got := roundTrip(t, addr, "still"); got != "still" {
+			t.Fatalf("%s after the failed reload: %q", addr, got)
+		}
+	}
+}
+
+// TestShutdownDuringProxyHeader: a trusted peer that never finishes its
+// PROXY header does not hold Shutdown past its deadline.
+func TestShutdownDuringProxyHeader(t *testing.T) {
+	echo, _ := echoServer(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}, ConnectTimeout: 20 * time.Second,
+		AcceptProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	c := dial(t, "tcp", addr)
+	io.WriteString(c, "PRO")
+	time.Sleep(50 * time.Millisecond) // the handler waits for the rest
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	fx.fw.Shutdown(ctx)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Shutdown took %v with a header half read", d)
+	}
+}

@@ -160,12 +160,23 @@ func (f *Forwarder) Reload(rules []Rule) error {
 		for _, r := range blocked {
 			ru, err := f.open(r)
 			if err != nil {
+				// The new listeners close first: one may hold an old one's
+				// address. An old one that cannot listen again is dropped,
+				// its connections draining, so that the next reload opens
+				// it anew rather than keep a rule that accepts nothing.
+				err = abort(err)
 				for _, old := range paused {
 					if rerr := old.resume(); rerr != nil {
 						err = fmt.Errorf("%w; and the listener it replaced could not listen again at %v: %v", err, old.addr(), rerr)
+						for k, ru := range f.runners {
+							if ru == old {
+								delete(f.runners, k)
+								f.retire(old)
+							}
+						}
 					}
 				}
-				return abort(err)
+				return err
 			}
 			opened = append(opened, ru)
 			next[listenKey{r.Protocol, r.Listen}] = ru
@@ -177,26 +188,31 @@ func (f *Forwarder) Reload(rules []Rule) error {
 		next[listenKey{r.Protocol, r.Listen}].update(r)
 	}
 	for k, old := range f.runners {
-		if _, kept := next[k]; kept {
-			continue
+		if _, kept := next[k]; !kept {
+			f.retire(old)
 		}
-		old.stop()
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			ctx, cancel := f.drains, context.CancelFunc(func() {})
-			if f.opts.DrainTimeout > 0 {
-				ctx, cancel = context.WithTimeout(ctx, f.opts.DrainTimeout)
-			}
-			defer cancel()
-			old.drain(ctx)
-		}()
 	}
 	for _, ru := range opened {
 		go ru.serve()
 	}
 	f.runners = next
 	return nil
+}
+
+// retire closes a listener the rules no longer have and lets its
+// connections drain for Options.DrainTimeout, or until Shutdown.
+func (f *Forwarder) retire(old runner) {
+	old.stop()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		ctx, cancel := f.drains, context.CancelFunc(func() {})
+		if f.opts.DrainTimeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, f.opts.DrainTimeout)
+		}
+		defer cancel()
+		old.drain(ctx)
+	}()
 }
 
 // leaving returns the TCP listeners that the set rules removes and that are

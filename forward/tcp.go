@@ -210,7 +210,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	)
 	if r.AcceptProxyProtocol && prefixesContain(r.TrustedProxies, l.client.Addr()) {
 		var err error
-		header, buffered, err = readProxyHeader(client, r.ConnectTimeout)
+		header, buffered, err = readProxyHeader(t.ctx, client, r.ConnectTimeout)
 		if err != nil {
 			client.Close()
 			m.denied[deniedProxyHeader].Add(1)
@@ -393,9 +393,16 @@ func (t *tcpRunner) logEnd(r *Rule, l connLog, d time.Duration) {
 // readProxyHeader reads a trusted peer's PROXY header within timeout. It
 // returns the bytes the reader took in beyond the header: the start of the
 // client's stream, for the target.
-func readProxyHeader(c *net.TCPConn, timeout time.Duration) (proxyproto.Header, []byte, error) {
+//
+// The connection is not yet tracked, so a drain that runs out of time
+// cannot close it: ctx, the runner's, ends the wait instead.
+func readProxyHeader(ctx context.Context, c *net.TCPConn, timeout time.Duration) (proxyproto.Header, []byte, error) {
 	c.SetReadDeadline(time.Now().Add(timeout))
-	defer c.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	defer func() {
+		stop()
+		c.SetReadDeadline(time.Time{})
+	}()
 	br := bufio.NewReaderSize(c, 512)
 	h, err := proxyproto.Read(br)
 	if err != nil {

@@ -200,6 +200,13 @@ func (u *udpRunner) session(from netip.AddrPort) *udpSession {
 	}
 	var evict *udpSession
 	u.mu.Lock()
+	if now := u.state.Load(); now != st && (!now.rule.permits(client.Addr()) || !slices.Contains(now.rule.Targets, s.target)) {
+		// A reload came while the session dialled: its scan of the
+		// sessions missed this one, which the new rule would not start.
+		u.mu.Unlock()
+		s.up.Close()
+		return nil
+	}
 	if len(u.sessions) >= st.rule.MaxSessions {
 		if back := u.lru.Back(); back != nil {
 			evict = back.Value.(*udpSession)

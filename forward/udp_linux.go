@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"strconv"
@@ -86,16 +87,25 @@ func (u *udpRunner) recv(rc syscall.RawConn, io *batchIO, dgs []datagram, names 
 // ReadFromUDPAddrPort would: a dual-stack socket's IPv4 clients as
 // IPv4-mapped addresses, link-local ones with their interface (by index).
 func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
-	port := func(p uint16) uint16 { return p>>8 | p<<8 } // network byte order
+	// sin_port and sin6_port are at the same offset, in network byte order.
+	port := getPort(&sa.Port)
 	if sa.Family == unix.AF_INET {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(sa4.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
 	}
 	a := netip.AddrFrom16(sa.Addr)
 	if sa.Scope_id != 0 {
 		a = a.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
 	}
-	return netip.AddrPortFrom(a, port(sa.Port))
+	return netip.AddrPortFrom(a, port)
+}
+
+// getPort and putPort read and write a port in network byte order, as
+// struct sockaddr holds it, whatever the machine's own order.
+func getPort(p *uint16) uint16 { return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(p))[:]) }
+
+func putPort(p *uint16, port uint16) {
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(p))[:], port)
 }
 
 // writeUp writes the client's datagrams to the session's target, and
@@ -116,16 +126,16 @@ func (u *udpRunner) writeClient(io *batchIO, to netip.AddrPort, dgs []datagram) 
 		return 0, err
 	}
 	var sa unix.RawSockaddrInet6
-	p := to.Port()
 	if a := to.Addr(); a.Is4() {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
-		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: p>>8 | p<<8, Addr: a.As4()}
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
 	} else {
-		sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: p>>8 | p<<8, Addr: a.As16()}
+		sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
 		if z := a.Zone(); z != "" {
 			sa.Scope_id = zoneIndex(z)
 		}
 	}
+	putPort(&sa.Port, to.Port())
 	return send(rc, io, dgs, &sa)
 }
 

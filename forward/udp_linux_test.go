@@ -9,7 +9,7 @@ import (
 )
 
 func TestSockaddrAddrPort(t *testing.T) {
-	be := func(p uint16) uint16 { return p>>8 | p<<8 }
+	be := func(p uint16) (n uint16) { putPort(&n, p); return n }
 	v4 := unix.RawSockaddrInet4{Family: unix.AF_INET, Port: be(5353), Addr: [4]byte{192, 0, 2, 1}}
 	var sa unix.RawSockaddrInet6
 	*(*unix.RawSockaddrInet4)(unsafe.Pointer(&sa)) = v4
@@ -25,6 +25,11 @@ func TestSockaddrAddrPort(t *testing.T) {
 		if got := sockaddrAddrPort(&tt.sa).String(); got != tt.want {
 			t.Errorf("got %s, want %s", got, tt.want)
 		}
+	}
+	var raw uint16
+	putPort(&raw, 0x1234)
+	if b := (*[2]byte)(unsafe.Pointer(&raw)); b[0] != 0x12 || b[1] != 0x34 || getPort(&raw) != 0x1234 {
+		t.Errorf("port 0x1234 as % x in a sockaddr, want 12 34", b[:])
 	}
 	if zoneIndex("7") != 7 || zoneIndex("no-such-interface") != 0 {
 		t.Error("zoneIndex")
