@@ -25,7 +25,8 @@ type Options struct {
 	// Metrics receives the counters; nil keeps them private.
 	Metrics *Metrics
 	// DrainTimeout bounds how long a removed rule's connections may go on
-	// after a reload before they are closed (0: until they end).
+	// after a reload before they are closed; 0 closes them at once, as a
+	// Shutdown whose context has ended does.
 	DrainTimeout time.Duration
 	// PortHolder, when set, names what holds a port that could not be
 	// bound, for the error message (the CLI asks the sockets package).
@@ -56,6 +57,8 @@ type listenKey struct {
 // runner is one listening socket and the connections or sessions it owns.
 type runner interface {
 	addr() net.Addr
+	// current is the rule's state new connections get.
+	current() *ruleState
 	// update makes the rule's new settings apply to new connections.
 	update(r Rule)
 	// serve accepts until stop.
@@ -190,6 +193,9 @@ func (f *Forwarder) Reload(rules []Rule) error {
 	for k, old := range f.runners {
 		if _, kept := next[k]; !kept {
 			f.retire(old)
+			if st := old.current(); !slices.ContainsFunc(rules, func(r Rule) bool { return r.Name == st.rule.Name }) {
+				st.m.setTargets(nil) // no target_up for a rule that is gone
+			}
 		}
 	}
 	for _, ru := range opened {
@@ -206,10 +212,7 @@ func (f *Forwarder) retire(old runner) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		ctx, cancel := f.drains, context.CancelFunc(func() {})
-		if f.opts.DrainTimeout > 0 {
-			ctx, cancel = context.WithTimeout(ctx, f.opts.DrainTimeout)
-		}
+		ctx, cancel := context.WithTimeout(f.drains, f.opts.DrainTimeout)
 		defer cancel()
 		old.drain(ctx)
 	}()

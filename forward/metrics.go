@@ -40,7 +40,6 @@ const (
 var deniedNames = [numDenied]string{"acl", "limit", "proxy_header"}
 
 type ruleMetrics struct {
-	protocol Protocol
 
 	active, total           atomic.Int64 // TCP connections
 	sessions, sessionsTotal atomic.Int64 // UDP sessions
@@ -49,8 +48,9 @@ type ruleMetrics struct {
 	denied                  [numDenied]atomic.Int64
 
 	mu         sync.Mutex
+	protocol   Protocol // the rule's now: a name may pass to a rule of the other
 	dialErrors map[string]int64
-	targets    func() []targetHealth
+	targets    func() []targetHealth // nil once no rule has the name
 }
 
 type targetHealth struct {
@@ -65,10 +65,19 @@ func (m *Metrics) rule(name string, p Protocol) *ruleMetrics {
 	defer m.mu.Unlock()
 	r := m.rules[name]
 	if r == nil {
-		r = &ruleMetrics{protocol: p, dialErrors: map[string]int64{}}
+		r = &ruleMetrics{dialErrors: map[string]int64{}}
 		m.rules[name] = r
 	}
+	r.mu.Lock()
+	r.protocol = p
+	r.mu.Unlock()
 	return r
+}
+
+func (r *ruleMetrics) proto() Protocol {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.protocol
 }
 
 func (r *ruleMetrics) dialError(target string) {
@@ -111,7 +120,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	perRule := func(name, typ, help string, p Protocol, v func(*ruleMetrics) int64) {
 		family(name, typ, help, func(emit func(string, int64)) {
 			for i, r := range rules {
-				if p == "" || r.protocol == p {
+				if p == "" || r.proto() == p {
 					emit(labels("rule", names[i]), v(r))
 				}
 			}

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -77,5 +78,29 @@ func TestMetricsParse(t *testing.T) {
 	}
 	if value("go_goroutines", nil) < 1 {
 		t.Error("go_goroutines < 1")
+	}
+}
+
+// TestMetricsFollowReloads: a name that passes from a TCP rule to a UDP one
+// is exported as UDP, and a removed rule's targets stop being reported.
+func TestMetricsFollowReloads(t *testing.T) {
+	fx := newFixture(t, Options{})
+	fx.start(Rule{Name: "svc", Listen: "127.0.0.1:0", Targets: []string{"127.0.0.1:1"}},
+		Rule{Name: "gone", Listen: "127.0.0.2:0", Targets: []string{"127.0.0.1:2"}})
+	if err := fx.fw.Reload([]Rule{{Name: "svc", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{"127.0.0.1:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	fx.m.WriteText(&text)
+	out := text.String()
+	for _, want := range []string{`portkit_forward_udp_sessions_active{rule="svc"} 0`, `portkit_forward_target_up{rule="svc",target="127.0.0.1:1"} 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s:\n%s", want, out)
+		}
+	}
+	for _, bad := range []string{`portkit_forward_connections_active{rule="svc"}`, `target_up{rule="gone"`} {
+		if strings.Contains(out, bad) {
+			t.Errorf("metrics still have %s:\n%s", bad, out)
+		}
 	}
 }

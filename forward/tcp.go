@@ -84,6 +84,8 @@ func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
 
 func (t *tcpRunner) addr() net.Addr { return t.ln.Addr() }
 
+func (t *tcpRunner) current() *ruleState { return t.state.Load() }
+
 func (t *tcpRunner) update(r Rule) { t.state.Store(t.f.nextState(t.state.Load(), r)) }
 
 func (t *tcpRunner) serve() {

@@ -68,6 +68,8 @@ func newUDPRunner(f *Forwarder, r Rule) (*udpRunner, error) {
 
 func (u *udpRunner) addr() net.Addr { return u.conn.LocalAddr() }
 
+func (u *udpRunner) current() *ruleState { return u.state.Load() }
+
 // update makes r's settings apply to new sessions. A session is open-ended
 // while its client keeps sending, so the ones the new rule would not start
 // — a client now denied, a target no longer listed — end here.

@@ -78,7 +78,7 @@ import (
 type File struct {
 	Path         string
 	Rules        []forward.Rule // in file order, WithDefaults applied, Validate passed
-	DrainTimeout time.Duration  // 0 if absent
+	DrainTimeout *time.Duration // nil if absent; 0 closes connections at once
 	LogFormat    string         // "text", "json", or "" if absent
 	Metrics      string         // Prometheus listen address; "" if absent
 }

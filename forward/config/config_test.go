@@ -67,7 +67,7 @@ idle_timeout = "0s"
 max_sessions = 500
 `,
 			want: File{
-				DrainTimeout: 30 * time.Second,
+				DrainTimeout: ptr(30 * time.Second),
 				LogFormat:    "json",
 				Metrics:      "127.0.0.1:9100",
 				Rules: []forward.Rule{{
@@ -204,7 +204,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Path != "testdata/example.toml" || len(f.Rules) != 3 || f.DrainTimeout != 30*time.Second ||
+	if f.Path != "testdata/example.toml" || len(f.Rules) != 3 || f.DrainTimeout == nil || *f.DrainTimeout != 30*time.Second ||
 		f.LogFormat != "text" || f.Metrics != "127.0.0.1:9100" {
 		t.Fatalf("Load = %+v", f)
 	}
@@ -467,5 +467,19 @@ func TestParseDistinctListeners(t *testing.T) {
 	f, err := Parse("rules.toml", []byte(src))
 	if err != nil || len(f.Rules) != 3 {
 		t.Fatalf("Parse = %+v, %v; want 3 rules", f, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestDrainTimeoutZero: an explicit zero is kept, not taken for absent.
+func TestDrainTimeoutZero(t *testing.T) {
+	f, err := Parse("rules.toml", []byte("drain_timeout = \"0s\"\n[[rule]]\nlisten = \":9000\"\ntargets = [\"h:1\"]\n"))
+	if err != nil || f.DrainTimeout == nil || *f.DrainTimeout != 0 {
+		t.Fatalf("Parse = %+v, %v; want drain_timeout 0", f, err)
+	}
+	f, err = Parse("rules.toml", []byte("[[rule]]\nlisten = \":9000\"\ntargets = [\"h:1\"]\n"))
+	if err != nil || f.DrainTimeout != nil {
+		t.Fatalf("Parse = %+v, %v; want no drain_timeout", f, err)
 	}
 }

@@ -66,7 +66,9 @@ func (l *loader) file(root *table) *File {
 		v := root.vals[k]
 		switch k {
 		case "drain_timeout":
-			f.DrainTimeout, _ = l.duration(v, k)
+			if d, ok := l.duration(v, k); ok {
+				f.DrainTimeout = &d
+			}
 		case "log_format":
 			if s, ok := l.str(v, k); ok {
 				switch lower := strings.ToLower(s); lower {

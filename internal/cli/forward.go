@@ -126,8 +126,8 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		if !flags.Changed("log-format") && file.LogFormat != "" {
 			ff.logFormat = file.LogFormat
 		}
-		if !flags.Changed("drain-timeout") && file.DrainTimeout > 0 {
-			ff.drainTimeout = file.DrainTimeout
+		if !flags.Changed("drain-timeout") && file.DrainTimeout != nil {
+			ff.drainTimeout = *file.DrainTimeout
 		}
 	} else {
 		r, err := ff.commandLineRule(flags, args)
