@@ -40,7 +40,6 @@ const (
 var deniedNames = [numDenied]string{"acl", "limit", "proxy_header"}
 
 type ruleMetrics struct {
-
 	active, total           atomic.Int64 // TCP connections
 	sessions, sessionsTotal atomic.Int64 // UDP sessions
 	evicted                 atomic.Int64
