@@ -28,10 +28,11 @@ const maxDatagram = 65535
 // its own connected socket to a target, so replies need no lookup and a
 // target sees one steady source per client.
 type udpRunner struct {
-	f     *Forwarder
-	conn  *net.UDPConn
-	state atomic.Pointer[ruleState]
-	bufs  sync.Pool // *[]byte of maxDatagram: held only while a datagram is in hand
+	f       *Forwarder
+	conn    *net.UDPConn
+	dstInfo bool // the listener learns each datagram's destination address
+	state   atomic.Pointer[ruleState]
+	bufs    sync.Pool // *[]byte of maxDatagram: held only while a datagram is in hand
 
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*udpSession
@@ -44,6 +45,7 @@ type udpSession struct {
 	u      *udpRunner
 	st     *ruleState
 	client netip.AddrPort
+	local  netip.Addr // the address the client wrote to, replies' source; zero: the socket's
 	target string
 	ti     int
 	up     *net.UDPConn
@@ -63,6 +65,12 @@ func newUDPRunner(f *Forwarder, r Rule) (*udpRunner, error) {
 	u := &udpRunner{f: f, conn: pc.(*net.UDPConn), sessions: map[netip.AddrPort]*udpSession{},
 		served: make(chan struct{})}
 	u.bufs.New = func() any { b := make([]byte, maxDatagram); return &b }
+	if u.conn.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
+		// A wildcard listener must answer from the address each client
+		// wrote to, not the one the route prefers: a connected client
+		// (most resolvers) drops a reply from any other.
+		u.dstInfo = enableDstInfo(u.conn)
+	}
 	return u, nil
 }
 
@@ -103,6 +111,7 @@ type datagram struct {
 	bp   *[]byte
 	n    int
 	from netip.AddrPort
+	to   netip.Addr // the destination, where the listener learns it
 }
 
 func (d *datagram) bytes() []byte { return (*d.bp)[:d.n] }
@@ -144,7 +153,7 @@ func (u *udpRunner) serve() {
 
 // forwardUp writes a client's datagrams to its session's target.
 func (u *udpRunner) forwardUp(io *batchIO, dgs []datagram) {
-	s := u.session(dgs[0].from)
+	s := u.session(dgs[0].from, dgs[0].to)
 	if s == nil {
 		return
 	}
@@ -155,7 +164,7 @@ func (u *udpRunner) forwardUp(io *batchIO, dgs []datagram) {
 		// evicted): the rest start the next one.
 		s.count(dgs[:sent], &s.fromClient, &s.st.m.fromClient)
 		dgs = dgs[sent:]
-		if s = u.session(dgs[0].from); s == nil {
+		if s = u.session(dgs[0].from, dgs[0].to); s == nil {
 			return
 		}
 		sent, err = s.writeUp(io, dgs)
@@ -179,7 +188,7 @@ func (s *udpSession) count(dgs []datagram, session, metric *atomic.Int64) {
 }
 
 // session returns the client's session, starting one if the rule lets it.
-func (u *udpRunner) session(from netip.AddrPort) *udpSession {
+func (u *udpRunner) session(from netip.AddrPort, to netip.Addr) *udpSession {
 	u.mu.Lock()
 	if s := u.sessions[from]; s != nil {
 		u.lru.MoveToFront(s.elem)
@@ -194,7 +203,7 @@ func (u *udpRunner) session(from netip.AddrPort) *udpSession {
 		st.m.denied[deniedACL].Add(1)
 		return nil
 	}
-	s := &udpSession{u: u, st: st, client: from, start: time.Now()}
+	s := &udpSession{u: u, st: st, client: from, local: to, start: time.Now()}
 	if err := s.dial(); err != nil {
 		u.f.log.Info("session end", "rule", st.rule.Name, "protocol", "udp", "client", client.String(),
 			"end", endDialFailed, "err", err.Error())
@@ -323,7 +332,7 @@ func (s *udpSession) relayReplies() {
 			s.u.lru.MoveToFront(s.elem)
 		}
 		s.u.mu.Unlock()
-		sent, _ := s.u.writeClient(&io, s.client, dgs[:n])
+		sent, _ := s.u.writeClient(&io, s.client, s.local, dgs[:n])
 		s.count(dgs[:sent], &s.toClient, &s.st.m.toClient)
 		s.u.release(dgs[:n])
 	}

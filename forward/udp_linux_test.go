@@ -35,3 +35,46 @@ func TestSockaddrAddrPort(t *testing.T) {
 		t.Error("zoneIndex")
 	}
 }
+
+func TestPktinfoDst(t *testing.T) {
+	msg := func(level, typ int32, data []byte) []byte {
+		b := make([]byte, unix.CmsgSpace(len(data)))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(len(data)))
+		copy(b[unix.CmsgLen(0):], data)
+		return b
+	}
+	v4 := func(addr, spec [4]byte) []byte {
+		pi := unix.Inet4Pktinfo{Addr: addr, Spec_dst: spec}
+		return msg(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&pi)), unix.SizeofInet4Pktinfo))
+	}
+	v6 := func(addr string, ifindex uint32) []byte {
+		pi := unix.Inet6Pktinfo{Addr: netip.MustParseAddr(addr).As16(), Ifindex: ifindex}
+		return msg(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Slice((*byte)(unsafe.Pointer(&pi)), unix.SizeofInet6Pktinfo))
+	}
+	other := msg(unix.SOL_SOCKET, unix.SO_TIMESTAMP, make([]byte, 16))
+	for _, tt := range []struct {
+		oob  []byte
+		want string
+	}{
+		{v4([4]byte{127, 0, 0, 2}, [4]byte{127, 0, 0, 2}), "127.0.0.2"},
+		{v4([4]byte{255, 255, 255, 255}, [4]byte{192, 0, 2, 1}), "192.0.2.1"},
+		{append(other, v6("2001:db8::1", 2)...), "2001:db8::1"},
+		{v6("fe80::1", 3), "fe80::1%3"},
+		{other, "invalid IP"},
+		{v4([4]byte{127, 0, 0, 2}, [4]byte{})[:10], "invalid IP"},
+	} {
+		if got := pktinfoDst(tt.oob).String(); got != tt.want {
+			t.Errorf("got %s, want %s", got, tt.want)
+		}
+	}
+	var b [oobSize]byte
+	for _, src := range []string{"127.0.0.2", "::ffff:127.0.0.2", "2001:db8::1", "fe80::1%3"} {
+		n := putPktinfo(&b, netip.MustParseAddr(src))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		if n > oobSize || int(h.Len) > n {
+			t.Errorf("%s: %d bytes, header says %d", src, n, h.Len)
+		}
+	}
+}

@@ -2,7 +2,10 @@
 
 package forward
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // batchIO is empty where datagrams are read and written one at a time.
 type batchIO struct{}
@@ -40,9 +43,14 @@ func (s *udpSession) writeUp(_ *batchIO, dgs []datagram) (int, error) {
 	return len(dgs), nil
 }
 
+// enableDstInfo would have the listener learn each datagram's destination:
+// not done here, so a wildcard listener's replies leave from the address
+// the route picks.
+func enableDstInfo(*net.UDPConn) bool { return false }
+
 // writeClient writes replies to the client through the listener, and
 // returns how many were written.
-func (u *udpRunner) writeClient(_ *batchIO, to netip.AddrPort, dgs []datagram) (int, error) {
+func (u *udpRunner) writeClient(_ *batchIO, to netip.AddrPort, _ netip.Addr, dgs []datagram) (int, error) {
 	for i := range dgs {
 		if _, err := u.conn.WriteToUDPAddrPort(dgs[i].bytes(), to); err != nil {
 			return i, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,29 @@ func TestUDPBurst(t *testing.T) {
 	line := fmt.Sprintf(`portkit_forward_bytes_total{rule="burst",direction="client_to_target"} %d`, sent+3*int64(len("hello")))
 	if !strings.Contains(text.String(), line) {
 		t.Errorf("metrics lack %s:\n%s", line, text.String())
+	}
+}
+
+// TestUDPWildcardReplySource: a wildcard listener answers each client from
+// the address it wrote to, so a connected client (as most resolvers are)
+// takes the reply.
+func TestUDPWildcardReplySource(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the destination address is learnt on Linux only")
+	}
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Name: "dns", Protocol: UDP, Listen: "0.0.0.0:0", Targets: []string{echo}})
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	for _, host := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
+		to := net.JoinHostPort(host, port)
+		c, err := net.Dial("udp", to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := udpAsk(t, c, "q "+host); got != "echo:q "+host {
+			t.Fatalf("via %s: %q", to, got)
+		}
 	}
 }
