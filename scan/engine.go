@@ -82,6 +82,11 @@ type Reply struct {
 // probe now; see Engine.Send.
 var ErrBusy = errors.New("engine busy")
 
+// ErrEngineClosed is returned by Start of an engine that has run its scan:
+// an engine holds its sockets for one Run, so a Scanner run again needs
+// new ones.
+var ErrEngineClosed = errors.New("engine closed: it runs one scan; make a new one for the next")
+
 // Bounded is implemented by an engine that can hold only so many probes in
 // flight, such as the connect engine with one socket per probe. The Scanner
 // keeps its outstanding probes within MaxInFlight, and reports in Stats when

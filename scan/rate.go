@@ -139,7 +139,9 @@ type pacerWindow struct {
 }
 
 func newPacer(cap float64, now time.Duration) *pacer {
-	p := &pacer{cap: cap, floor: max(1, cap/64), rate: cap, openedAt: now, base: 1}
+	// The floor is below the cap however low the cap: --rate is a hard
+	// bound, a fraction of a probe a second included.
+	p := &pacer{cap: cap, floor: min(cap, max(1, cap/64)), rate: cap, openedAt: now, base: 1}
 	p.window = int32(min(max(cap/10, minWindow), 1024))
 	return p
 }
@@ -208,7 +210,7 @@ func (p *pacer) judge(f, n float64) {
 	case p.rate <= p.rateAtCut/2 || p.rate <= p.floor:
 		// Half the rate bought nothing: not congestion.
 		p.base, p.cuts = f, 0
-		p.rate = p.rateAtCut
+		p.rate = min(p.cap, p.rateAtCut)
 		p.skip()
 	default:
 		p.cut(f)

@@ -210,3 +210,20 @@ func TestPacerLossStepIsNotCongestion(t *testing.T) {
 		t.Errorf("rate %.0f after loss rose to 40%% and stayed there whatever the rate, want back near the cap", p.rate)
 	}
 }
+
+// TestPacerNeverAboveCap: whatever the answers, the pacer's rate stays at
+// or under the cap, below one probe a second too.
+func TestPacerNeverAboveCap(t *testing.T) {
+	for _, cap := range []float64{0.5, 1, 3, 100} {
+		p := newPacer(cap, 0)
+		now := time.Duration(0)
+		for i := range 2000 {
+			w := p.sent(now)
+			p.outcome(w, i%3 == 0) // mostly silence: cuts, then recoveries
+			if p.rate > cap || p.floor > cap {
+				t.Fatalf("cap %v: rate %v, floor %v after %d attempts", cap, p.rate, p.floor, i)
+			}
+			now += 50 * time.Millisecond
+		}
+	}
+}

@@ -166,6 +166,12 @@ func openRawCore(name string, port uint16, batch int) (*rawCore, error) {
 // Start runs the receiver, which gives each packet to handle, and the
 // goroutine that passes on early answers, until ctx is done or Close.
 func (c *rawCore) Start(ctx context.Context, replies chan<- Reply) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || c.ctx != nil {
+		return fmt.Errorf("%s engine: %w", c.name, ErrEngineClosed)
+	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.replies = replies
 	c.wg.Go(func() {
@@ -473,6 +479,10 @@ func (c *rawCore) Done(Probe) {}
 // is dropped. It is called once.
 func (c *rawCore) Close() error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
 	c.closed = true
 	c.mu.Unlock()
 	if c.cancel != nil {

@@ -34,7 +34,8 @@ const (
 )
 
 // Scanner scans targets × ports. Its zero fields take defaults; a Scanner
-// is not changed by Run, and may run again.
+// is not changed by Run, and may run again with new engines (an engine
+// runs one scan: Run closes it).
 type Scanner struct {
 	Targets AddrSet
 	Ports   PortSet
@@ -273,7 +274,9 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 				return nil, &ConfigError{"Resume", fmt.Sprintf("pending probe %d beyond the scan's %d", i, n)}
 			}
 		}
-		r.next, r.resend = c.Next, c.Pending
+		// A copy: taking from and putting back into it must not write
+		// into the caller's Cursor.
+		r.next, r.resend = c.Next, slices.Clone(c.Pending)
 	}
 	if shards < 1 || shard < 0 || shard >= shards {
 		return nil, &ConfigError{"Shard", fmt.Sprintf("shard %d of %d: want 0 ≤ shard < shards", shard, shards)}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -185,8 +186,13 @@ func TestScanResume(t *testing.T) {
 	s2.Seed, s2.Shard, s2.Shards = 0, 0, 0 // the cursor's count
 	s2.Engine, s2.Resume = eng2, &cur
 	second := &collect{}
+	cur.Pending = slices.Grow(cur.Pending, 8) // room that Run must not write into
+	before := slices.Clone(cur.Pending)
 	if _, err := s2.Run(t.Context(), second); err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(cur.Pending, before) || !slices.Equal(cur.Pending[:cap(cur.Pending)][len(before):], make([]uint64, cap(cur.Pending)-len(before))) {
+		t.Fatal("Run wrote into the Cursor it resumed from")
 	}
 
 	whole := &collect{}

@@ -57,3 +57,28 @@ func dropNetRaw() error {
 	data[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
 	return unix.Capset(&hdr, &data[0])
 }
+
+// TestRawEngineRunsOnce: a raw engine closes with its scan; Close again is
+// harmless and Start again says the engine must be made anew.
+func TestRawEngineRunsOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: opens raw sockets")
+	}
+	e, err := NewSYN(SYNOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := make(chan Reply, 1)
+	if err := e.Start(t.Context(), replies); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := e.Start(t.Context(), replies); !errors.Is(err, ErrEngineClosed) {
+		t.Fatalf("Start after Close: %v, want ErrEngineClosed", err)
+	}
+}
