@@ -209,6 +209,31 @@ func TestSYNNetns(t *testing.T) {
 	}
 }
 
+// TestSYNMappedTarget: an IPv4 target named as IPv4-mapped IPv6 is probed
+// over IPv4 and answered under the name it was given.
+func TestSYNMappedTarget(t *testing.T) {
+	n := newEngineNet(t)
+	tp := n.serve(t)
+	targets := []netip.Addr{netip.AddrFrom16(nsTarget4.As16())}
+	all := probes(TCP, targets, slices.Concat(tp.tcpOpen, tp.tcpClosed)...)
+	wants := tp.wants(TCP, targets, func(netip.Addr) string { return "" })
+	var got map[Probe]Reply
+	inNS(t, n.scanner, func() error {
+		e, err := NewSYN(SYNOptions{})
+		if err != nil {
+			return err
+		}
+		got, _, err = drive(e, all, driveOpts{tries: 2, wait: 300 * time.Millisecond, limit: 10 * time.Second})
+		return err
+	})
+	for p := range wants {
+		if !slices.Contains(all, p) {
+			delete(wants, p)
+		}
+	}
+	checkAnswers(t, got, wants)
+}
+
 // TestSYNForgedAnswer sends the scanner, from the target, a SYN-ACK and a
 // RST for a probe that the firewall dropped, acknowledging the wrong
 // sequence number: the engine ignores them. A SYN-ACK with the right one

@@ -58,8 +58,11 @@ type rawCore struct {
 	mu     sync.Mutex
 	early  []Reply
 	err    error                 // the receiver's or a sender's failure, for the next Send
-	zones  map[netip.Addr]string // of link-local targets, by address without zone
-	zoned  atomic.Bool           // zones is not empty
+	// asProbed is the targets named otherwise than their answers name
+	// them (link-local with a zone, IPv4-mapped IPv6), by the address on
+	// the wire; reshaped says it is not empty.
+	asProbed map[netip.Addr]netip.Addr
+	reshaped atomic.Bool
 	closed bool
 
 	sent, busy, unroutable    atomic.Uint64
@@ -219,29 +222,38 @@ func (c *rawCore) source(p Probe) (src netip.Addr, ok bool, err error) {
 	if dst.Is6() {
 		bits = rawRouteBits6
 	}
-	pfx, _ := dst.WithZone("").Prefix(bits)
-	if z := dst.Zone(); z != "" {
+	wire := dst.WithZone("")
+	pfx, _ := wire.Prefix(bits)
+	if wire != p.IP {
 		c.mu.Lock()
-		if c.zones == nil {
-			c.zones = make(map[netip.Addr]string)
+		if c.asProbed == nil {
+			c.asProbed = make(map[netip.Addr]netip.Addr)
 		}
-		c.zones[dst.WithZone("")] = z
-		c.zoned.Store(true)
+		c.asProbed[wire] = p.IP
+		c.reshaped.Store(true)
 		c.mu.Unlock()
 	}
-	rt, cached := c.routes[pfx]
+	// A host's own verdict (no route) is cached for it alone: a host
+	// route may reject one address of a prefix whose others route well.
+	host := netip.PrefixFrom(wire, wire.BitLen())
+	rt, cached := c.routes[host]
+	if !cached {
+		rt, cached = c.routes[pfx]
+	}
 	if !cached || dst.Zone() != "" {
 		route, err := rawnet.LookupRoute(dst)
 		rt = rawRoute{src: route.Src}
+		key := pfx
 		if err != nil {
 			if rt.reason = unroutable(err); rt.reason == "" {
 				return netip.Addr{}, false, fmt.Errorf("%s engine: %w", c.name, err)
 			}
+			key = host
 		}
 		if len(c.routes) >= rawMaxRoutes {
 			clear(c.routes)
 		}
-		c.routes[pfx] = rt
+		c.routes[key] = rt
 	}
 	if rt.reason != "" {
 		c.unroutable.Add(1)
@@ -442,15 +454,16 @@ func (c *rawCore) answer(r *rawnet.Reply, proto Proto) (p Probe, st State, ok bo
 }
 
 // remote is a replying address as the probe named it: with its zone, for
-// a link-local address probed with one.
+// a link-local address probed with one; IPv4-mapped, for an IPv4 address
+// probed so.
 func (c *rawCore) remote(a netip.Addr) netip.Addr {
-	if !c.zoned.Load() || !a.IsLinkLocalUnicast() {
+	if !c.reshaped.Load() {
 		return a
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if z, ok := c.zones[a]; ok {
-		return a.WithZone(z)
+	if probed, ok := c.asProbed[a]; ok {
+		return probed
 	}
 	return a
 }
