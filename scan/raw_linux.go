@@ -55,15 +55,15 @@ type rawCore struct {
 	wg      sync.WaitGroup
 	wake    chan struct{} // an early answer is waiting
 
-	mu     sync.Mutex
-	early  []Reply
-	err    error                 // the receiver's or a sender's failure, for the next Send
+	mu    sync.Mutex
+	early []Reply
+	err   error // the receiver's or a sender's failure, for the next Send
 	// asProbed is the targets named otherwise than their answers name
 	// them (link-local with a zone, IPv4-mapped IPv6), by the address on
 	// the wire; reshaped says it is not empty.
 	asProbed map[netip.Addr]netip.Addr
 	reshaped atomic.Bool
-	closed bool
+	closed   bool
 
 	sent, busy, unroutable    atomic.Uint64
 	dbgSend, dbgIdle, dbgRoom atomic.Int64
