@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -28,6 +29,9 @@ const (
 	// probe: with 5% loss each way a probe and its answer are lost one time
 	// in ten, so seven attempts miss an open port about once in 10⁷.
 	DefaultRetries = 6
+	// MaxRetries bounds Retries: past it a probe's silence would outlast
+	// any scan.
+	MaxRetries = 1000
 	// DefaultMaxOutstanding bounds the probes in flight (and the memory:
 	// about 150 bytes each).
 	DefaultMaxOutstanding = 1 << 16
@@ -288,8 +292,8 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 		return nil, &ConfigError{"Resume", fmt.Sprintf("cursor at position %d of a shard of %d", r.next, r.total)}
 	}
 	r.stats = Stats{Seed: seed, Shard: shard, Shards: shards, Probes: r.total}
-	if s.Rate < 0 {
-		return nil, &ConfigError{"Rate", "negative"}
+	if !(s.Rate >= 0) || math.IsInf(s.Rate, 0) {
+		return nil, &ConfigError{"Rate", fmt.Sprintf("%v: not a rate", s.Rate)}
 	}
 
 	r.tcp, r.udp = s.Engine, s.UDPEngine
@@ -323,6 +327,9 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 		}
 	}
 
+	if s.Retries > MaxRetries {
+		return nil, &ConfigError{"Retries", fmt.Sprintf("%d above %d", s.Retries, MaxRetries)}
+	}
 	r.retries = int32(s.Retries)
 	if s.Retries == 0 {
 		r.retries = DefaultRetries
@@ -333,11 +340,11 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 	if initial <= 0 {
 		initial = DefaultInitialRTT
 	}
-	if lo <= 0 {
-		lo = DefaultMinRTT
-	}
 	if hi2 <= 0 {
 		hi2 = DefaultMaxRTT
+	}
+	if lo <= 0 {
+		lo = min(DefaultMinRTT, hi2) // a MaxRTT below the default floor lowers it
 	}
 	if lo > hi2 {
 		return nil, &ConfigError{"MinRTT", fmt.Sprintf("%v above MaxRTT %v", lo, hi2)}

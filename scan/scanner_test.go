@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -252,6 +253,8 @@ func TestScanConfigErrors(t *testing.T) {
 		"udp, no engine": {Targets: one, Ports: portRange{1, 2, UDP}, Engine: eng},
 		"overflow":       {Targets: addrRange{n: 1 << 60}, Ports: portRange{1, 100, TCP}, Engine: eng},
 		"min above max":  {Targets: one, Ports: portRange{1, 2, TCP}, MinRTT: time.Second, MaxRTT: time.Millisecond, Engine: eng},
+		"rate NaN":       {Targets: one, Ports: portRange{1, 2, TCP}, Rate: math.NaN(), Engine: eng},
+		"retries":        {Targets: one, Ports: portRange{1, 2, TCP}, Retries: 1 << 32, Engine: eng},
 	} {
 		_, err := s.Run(t.Context(), &collect{})
 		var ce *ConfigError
@@ -540,5 +543,15 @@ func BenchmarkScanFake(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "probes/s")
 		})
+	}
+}
+
+// TestScanLowMaxRTT: a MaxRTT under the default MinRTT, MinRTT not given,
+// lowers the floor rather than being refused.
+func TestScanLowMaxRTT(t *testing.T) {
+	s := Scanner{Targets: addrList{netip.MustParseAddr("127.0.0.1")}, Ports: portRange{1, 2, TCP},
+		MaxRTT: DefaultMinRTT / 2, Engine: &fakeEngine{answer: closedAt()}}
+	if _, err := s.Run(t.Context(), &collect{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"runtime"
@@ -259,8 +260,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		HostsUp: len(up), HostsDown: int(targets.Len()) - len(up),
 		Open: int(stats.Open), Closed: int(stats.Closed), Filtered: int(stats.Filtered), OpenFiltered: int(stats.OpenFiltered),
 		Exit: report.Success}
-	if stats.Cursor != nil {
+	switch {
+	case stats.Cursor != nil:
 		summary.Exit = report.Interrupted
+	case runErr != nil:
+		summary.Exit, summary.Error = report.Failed, runErr.Error()
 	}
 	if err := w.End(summary); err != nil {
 		return err
@@ -565,10 +569,10 @@ func checkScanFlags(fs *pflag.FlagSet, f *scanFlags) error {
 		return errors.New("-p: empty port list")
 	case fs.Changed("top") && f.top < 1:
 		return fmt.Errorf("--top %d: want at least 1", f.top)
-	case f.rate < 0:
-		return fmt.Errorf("--rate %v: must not be negative (0 is as fast as the engine goes)", f.rate)
-	case f.retries < 0:
-		return fmt.Errorf("--retries %d: must not be negative", f.retries)
+	case !(f.rate >= 0) || math.IsInf(f.rate, 0):
+		return fmt.Errorf("--rate %v: want probes a second, 0 or more (0 is as fast as the engine goes)", f.rate)
+	case f.retries < 0 || f.retries > scan.MaxRetries:
+		return fmt.Errorf("--retries %d: want 0 to %d", f.retries, scan.MaxRetries)
 	case f.hostTimeout < 0:
 		return fmt.Errorf("--host-timeout %v: must not be negative", f.hostTimeout)
 	}

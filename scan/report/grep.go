@@ -55,7 +55,10 @@ func (g *grepWriter) End(s Summary) error {
 		b.WriteByte('\n')
 	}
 	word := "done"
-	if s.Exit != Success {
+	switch {
+	case s.Exit == Failed && s.Error != "":
+		word = "error (" + oneLine.Replace(s.Error) + ")"
+	case s.Exit != Success:
 		word = string(s.Exit)
 	}
 	fmt.Fprintf(b, "# portkit %s at %s -- %s\n", word, ctime(s.End), done(s))

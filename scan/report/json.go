@@ -47,6 +47,7 @@ type jsonSummary struct {
 	Filtered     int       `json:"filtered"`
 	OpenFiltered int       `json:"open_filtered"`
 	Exit         Exit      `json:"exit"`
+	Error        string    `json:"error,omitempty"`
 }
 
 func (j *jsonWriter) Begin(info ScanInfo) error {
@@ -91,7 +92,7 @@ func (j *jsonWriter) End(s Summary) error {
 		End: s.End, Elapsed: s.Elapsed.Seconds(),
 		HostsUp: s.HostsUp, HostsDown: s.HostsDown, HostsTotal: s.HostsTotal,
 		Open: s.Open, Closed: s.Closed, Filtered: s.Filtered, OpenFiltered: s.OpenFiltered,
-		Exit: s.Exit,
+		Exit: s.Exit, Error: s.Error,
 	})
 	if err != nil {
 		return err

@@ -67,6 +67,7 @@ type Exit string
 const (
 	Success     Exit = "success"
 	Interrupted Exit = "interrupted"
+	Failed      Exit = "error" // the scan stopped on an error, in Summary.Error
 )
 
 // Summary is what a report's footer says of the scan.
@@ -79,7 +80,8 @@ type Summary struct {
 	// Results per state.
 	Open, Closed, Filtered, OpenFiltered int
 
-	Exit Exit
+	Exit  Exit
+	Error string // why, when Exit is Failed
 }
 
 // Options tunes every format.

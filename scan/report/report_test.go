@@ -58,6 +58,9 @@ var results = []scan.Result{
 func summary(exit Exit) Summary {
 	s := Summary{End: start.Add(1500 * time.Millisecond), Elapsed: 1500 * time.Millisecond,
 		HostsUp: 4, HostsDown: 16, HostsTotal: 20, Exit: exit}
+	if exit == Failed {
+		s.Error = `scan: start syn engine: "raw" sockets <gone>`
+	}
 	for _, r := range results {
 		switch r.State {
 		case scan.Open:
@@ -251,5 +254,26 @@ func TestJSONInterrupted(t *testing.T) {
 		if len(doc.Results) != open || doc.Summary.Exit != "interrupted" || doc.Scan["version"] != "v0.1.0" {
 			t.Errorf("got %d results, exit %q, scan %v; want %d results, exit interrupted", len(doc.Results), doc.Summary.Exit, doc.Scan, open)
 		}
+	}
+}
+
+// TestFailedScan: a scan that stopped on an error says so, and why, in
+// every format's footer.
+func TestFailedScan(t *testing.T) {
+	why := `scan: start syn engine: "raw" sockets <gone>`
+	var doc struct {
+		Summary struct {
+			Exit  string `json:"exit"`
+			Error string `json:"error"`
+		} `json:"summary"`
+	}
+	if out := write(t, "json", Options{}, results, Failed); json.Unmarshal(out, &doc) != nil || doc.Summary.Exit != "error" || doc.Summary.Error != why {
+		t.Errorf("json summary %+v in\n%s", doc.Summary, out)
+	}
+	if out := string(write(t, "grep", Options{}, results, Failed)); !strings.Contains(out, "# portkit error ("+why+") at ") {
+		t.Errorf("grep footer:\n%s", out)
+	}
+	if out := string(write(t, "xml", Options{}, results, Failed)); !strings.Contains(out, `exit="error" errormsg="scan: start syn engine: &#34;raw&#34; sockets &lt;gone&gt;"`) {
+		t.Errorf("xml footer:\n%s", out)
 	}
 }

@@ -154,6 +154,9 @@ func (x *xmlWriter) End(s Summary) error {
 	if s.Exit != Success {
 		// nmap.dtd knows only success and error.
 		f.Exit, f.ErrorMsg = "error", string(s.Exit)
+		if s.Error != "" {
+			f.ErrorMsg = s.Error
+		}
 	}
 	rs.Hosts.Up, rs.Hosts.Down, rs.Hosts.Total = s.HostsUp, s.HostsDown, s.HostsTotal
 	x.enc.Encode(rs)

@@ -28,6 +28,7 @@ func TestXMLValidates(t *testing.T) {
 		"all":         write(t, "xml", Options{All: true}, results, Success),
 		"empty":       write(t, "xml", Options{}, nil, Success),
 		"interrupted": write(t, "xml", Options{All: true}, results[:4], Interrupted),
+		"failed":      write(t, "xml", Options{All: true}, results[:4], Failed),
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name+".xml")
