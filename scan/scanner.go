@@ -64,7 +64,8 @@ type Scanner struct {
 	PerHostRTT bool
 	// HostTimeout, if set, gives up a host this long after its first probe:
 	// its probes not yet sent are skipped (counted in Stats.Skipped, no
-	// Result). Probes are spread over the whole scan, so a host timeout
+	// Result); those sent and unanswered end filtered (UDP: open|filtered)
+	// with the reason "host-timeout" instead of being retransmitted. Probes are spread over the whole scan, so a host timeout
 	// shorter than the scan cuts every host short. It keeps one entry per
 	// host probed.
 	HostTimeout time.Duration
@@ -402,6 +403,7 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var lastProgress time.Duration
+	const progressEvery = 250 * time.Millisecond
 	for {
 		if err := ctx.Err(); err != nil {
 			return r.stop(), err
@@ -417,7 +419,7 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 		if err != nil {
 			return r.stop(), err
 		}
-		if r.s.Progress != nil && r.now()-lastProgress >= 250*time.Millisecond {
+		if r.s.Progress != nil && r.now()-lastProgress >= progressEvery {
 			lastProgress = r.now()
 			r.s.Progress(r.snapshot())
 		}
@@ -446,6 +448,11 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 			wait = min(wait, time.Millisecond)
 		case byHost:
 			wait = min(wait, r.pace.wait(now))
+		}
+		if r.s.Progress != nil {
+			// Waking for the next Progress: the caller lets buffered
+			// results out and redraws with it, even while nothing happens.
+			wait = min(wait, lastProgress+progressEvery-now)
 		}
 		if wait <= 0 {
 			continue
@@ -531,8 +538,20 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 			if !seen {
 				r.hosts[pd.probe.IP] = now
 			} else if now-first > r.s.HostTimeout {
-				r.stats.Skipped++
-				r.release(slot)
+				if pd.attempt == 0 {
+					r.stats.Skipped++
+					r.release(slot)
+					continue
+				}
+				// Sent and unanswered: as silent as after its last
+				// retransmission, and said so.
+				st := Filtered
+				if pd.probe.Proto == UDP {
+					st = OpenFiltered
+				}
+				if err := r.decide(slot, Result{Probe: pd.probe, State: st, Reason: "host-timeout"}); err != nil {
+					return 0, err
+				}
 				continue
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -553,5 +554,36 @@ func TestScanLowMaxRTT(t *testing.T) {
 		MaxRTT: DefaultMinRTT / 2, Engine: &fakeEngine{answer: closedAt()}}
 	if _, err := s.Run(t.Context(), &collect{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestScanHostTimeoutDecidesSent: a probe sent but unanswered when its
+// host times out ends filtered, "host-timeout", rather than vanishing.
+func TestScanHostTimeoutDecidesSent(t *testing.T) {
+	s := Scanner{Targets: addrList{netip.MustParseAddr("198.18.0.9")}, Ports: portRange{1, 3, TCP},
+		Engine:     &fakeEngine{answer: func(Probe, int) (State, bool) { return 0, false }},
+		InitialRTT: 50 * time.Millisecond, MinRTT: 50 * time.Millisecond, HostTimeout: 60 * time.Millisecond}
+	st, m := scanAll(t, &s)
+	if st.Done != 3 || len(m) != 3 {
+		t.Fatalf("%d probes: %d done, %d skipped, %d results; want all 3 decided", st.Probes, st.Done, st.Skipped, len(m))
+	}
+	for p, r := range m {
+		if r.State != Filtered || r.Reason != "host-timeout" {
+			t.Errorf("%v:%d: %v %q, want filtered, host-timeout", p.IP, p.Port, r.State, r.Reason)
+		}
+	}
+}
+
+// TestScanProgressWhileWaiting: Progress comes about four times a second
+// even while the scan only waits for a slow timeout.
+func TestScanProgressWhileWaiting(t *testing.T) {
+	var calls atomic.Int32
+	s := Scanner{Targets: addrList{netip.MustParseAddr("198.18.0.9")}, Ports: portRange{1, 1, TCP},
+		Engine:     &fakeEngine{answer: func(Probe, int) (State, bool) { return 0, false }},
+		InitialRTT: 1500 * time.Millisecond, MinRTT: 1500 * time.Millisecond, Retries: -1,
+		Progress: func(Stats) { calls.Add(1) }}
+	scanAll(t, &s)
+	if n := calls.Load(); n < 4 {
+		t.Errorf("%d Progress calls over a 1.5 s wait, want about six", n)
 	}
 }
