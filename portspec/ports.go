@@ -369,17 +369,30 @@ func (l *PortList) String() string {
 			b.WriteByte(',')
 		}
 		b.WriteString([2]string{"T:", "U:"}[i])
-		for k := 0; k < len(ports); {
-			j := k
-			for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
-				j++
-			}
-			if k > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(Range{ports[k], ports[j]}.String())
-			k = j + 1
-		}
+		writeRanges(&b, ports)
 	}
 	return b.String()
+}
+
+// ProtoString writes proto's ports alone, with ranges and no prefix:
+// "22,80,8000-8100", as nmap's scaninfo lists them.
+func (l *PortList) ProtoString(proto registry.Proto) string {
+	var b strings.Builder
+	writeRanges(&b, l.lists[protoIndex(proto)])
+	return b.String()
+}
+
+// writeRanges writes sorted ports as a comma-separated list of ranges.
+func writeRanges(b *strings.Builder, ports []uint16) {
+	for k := 0; k < len(ports); {
+		j := k
+		for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
+			j++
+		}
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(Range{ports[k], ports[j]}.String())
+		k = j + 1
+	}
 }

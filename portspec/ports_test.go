@@ -132,6 +132,9 @@ func TestReadPortsFile(t *testing.T) {
 	if err != nil || got.String() != "T:22,80,443,8000-8100,U:53,161" {
 		t.Errorf("ReadPortsFile = %v, %v", got, err)
 	}
+	if tcp, udp := got.ProtoString(registry.TCP), got.ProtoString(registry.UDP); tcp != "22,80,443,8000-8100" || udp != "53,161" {
+		t.Errorf("ProtoString = %q, %q", tcp, udp)
+	}
 	for _, c := range []fileCase{
 		{"80\n443\n\n99999\n", 4, "99999"},
 		{"80\nU:\n", 2, "U:"},

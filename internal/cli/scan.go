@@ -214,7 +214,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 			if proto == registry.UDP {
 				typ, p = "udp", scan.UDP
 			}
-			info.Protocols = append(info.Protocols, report.Protocol{Proto: p, Type: typ, Ports: ports.String(), NumPorts: n})
+			info.Protocols = append(info.Protocols, report.Protocol{Proto: p, Type: typ, Ports: ports.ProtoString(proto), NumPorts: n})
 			engines = append(engines, typ)
 		}
 	}
@@ -225,7 +225,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if len(engines) > 1 {
 		engine += "s"
 	}
-	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, s.Seed)
+	seed := s.Seed
+	if cursor != nil {
+		seed = cursor.Seed // the order resumed is the saved one
+	}
+	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, seed)
 
 	prog := newProgress(e, f.noProgress)
 	// Progress comes about four times a second on the Sink's goroutine:
