@@ -202,6 +202,15 @@ func (b *targetBuilder) add(in string, exclude bool) error {
 	if !b.opts.Family.wants(t.is4()) {
 		return badTarget(in, "", fmt.Sprintf("an IPv%d target, but only IPv%d is wanted", 10-b.opts.Family, b.opts.Family))
 	}
+	// A link-local address names no host without its interface, and
+	// targets take no zones: alone it is refused, within a larger block
+	// left out.
+	if !t.is4() && t.first.Compare(linkLocalLast) <= 0 && t.last.Compare(linkLocalFirst) >= 0 {
+		if t.first.Compare(linkLocalFirst) >= 0 && t.last.Compare(linkLocalLast) <= 0 {
+			return badTarget(in, "", "link-local IPv6 addresses (fe80::/10) name no host without an interface, and zones are not taken: scan a global or unique-local address")
+		}
+		b.excl = appendRange(b.excl, linkLocalFirst, linkLocalLast)
+	}
 	if !t.is4() {
 		size := u128From16(t.last.As16()).sub(u128From16(t.first.As16()))
 		limit := maxKey
@@ -217,6 +226,12 @@ func (b *targetBuilder) add(in string, exclude bool) error {
 	b.incl = t.appendSpans(b.incl)
 	return nil
 }
+
+// IPv6's link-local unicast block, fe80::/10.
+var (
+	linkLocalFirst = netip.MustParseAddr("fe80::")
+	linkLocalLast  = netip.MustParseAddr("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+)
 
 func (t *targetSpec) appendSpans(dst []span) []span {
 	if t.octets != nil {
@@ -298,7 +313,8 @@ func (b *targetBuilder) resolve(ctx context.Context) (map[netip.Addr]string, err
 func (b *targetBuilder) keep(addrs []netip.Addr) []netip.Addr {
 	out := addrs[:0]
 	for _, a := range addrs {
-		if a = a.Unmap().WithZone(""); a.IsValid() && b.opts.Family.wants(a.Is4()) {
+		// A link-local answer names nothing without its zone.
+		if a = a.Unmap().WithZone(""); a.IsValid() && !a.IsLinkLocalUnicast() && b.opts.Family.wants(a.Is4()) {
 			out = append(out, a)
 		}
 	}

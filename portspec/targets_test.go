@@ -168,6 +168,9 @@ func TestParseTargetsBad(t *testing.T) {
 		{badCase{"2001:db8::/64", "/64", "larger than a /65"}, TargetOptions{MaxIPv6Block: 65}},
 		{badCase{"2001:db8::1", "", "an IPv6 target, but only IPv4"}, TargetOptions{Family: IPv4}},
 		{badCase{"198.18.0.0/24", "", "an IPv4 target, but only IPv6"}, TargetOptions{Family: IPv6}},
+		// Link-local needs a zone, which targets do not take.
+		{badCase{"fe80::1", "", "link-local IPv6 addresses"}, TargetOptions{}},
+		{badCase{"fe80::1:0/112", "", "link-local IPv6 addresses"}, TargetOptions{}},
 	} {
 		c.check(t, "ParseTargets", parse(c.badCase, c.opts))
 	}
@@ -596,5 +599,22 @@ func BenchmarkTargetsAt(b *testing.B) {
 	for b.Loop() {
 		_ = got.At(i % n)
 		i += 7919
+	}
+}
+
+// TestParseTargetsSkipsLinkLocal: a range that runs into fe80::/10 keeps
+// its other addresses and leaves the link-local ones out.
+func TestParseTargetsSkipsLinkLocal(t *testing.T) {
+	got, err := ParseTargets(context.Background(), []string{"fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ff00-fe80::ff"}, TargetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != 256 {
+		t.Fatalf("%d addresses, want the 256 below fe80::", got.Len())
+	}
+	for r := range got.Ranges() {
+		if r.Last.Compare(netip.MustParseAddr("fe80::")) >= 0 {
+			t.Fatalf("range %v reaches into fe80::/10", r)
+		}
 	}
 }

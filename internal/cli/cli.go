@@ -89,7 +89,8 @@ whether a target answers and waiting until it does, scanning hosts for open
 ports, and forwarding a port elsewhere. Port knocking is on its way.
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
-or bad input, 3 partial failure, 124 timeout, 130 interrupted.`,
+or bad input, 3 partial (of several arguments, some answered and some not),
+124 timeout, 130 interrupted.`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432
