@@ -120,7 +120,7 @@ func (e *epollConnect) worker() {
 			e.abandon(j)
 			e.mu.Lock()
 			if e.err == nil {
-				e.err = fmt.Errorf("%v:%d: %w", j.probe.IP, j.probe.Port, err)
+				e.err = fmt.Errorf("%v: %w", j.probe.AddrPort(), err)
 			}
 			e.mu.Unlock()
 		}

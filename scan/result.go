@@ -64,6 +64,9 @@ type Probe struct {
 	Proto Proto
 }
 
+// AddrPort is the probe's address and port, written [v6]:port in messages.
+func (p Probe) AddrPort() netip.AddrPort { return netip.AddrPortFrom(p.IP, p.Port) }
+
 // Result is the verdict on one probe.
 type Result struct {
 	Probe

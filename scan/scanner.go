@@ -563,7 +563,7 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 				r.requeue(slot)
 				return byBusy, nil
 			}
-			return 0, fmt.Errorf("scan: %s engine: send %v:%d: %w", e.Name(), pd.probe.IP, pd.probe.Port, err)
+			return 0, fmt.Errorf("scan: %s engine: send %v: %w", e.Name(), pd.probe.AddrPort(), err)
 		}
 		if pd.attempt == 1 {
 			pd.first = now
@@ -789,7 +789,7 @@ func (r *run) decide(slot int32, res Result) error {
 	if err := r.sink.Result(res); err != nil {
 		// Not delivered: the probe stays outstanding, for the cursor.
 		r.slab.items[slot].heap = inQueue
-		return fmt.Errorf("scan: result %v:%d: %w", res.IP, res.Port, err)
+		return fmt.Errorf("scan: result %v: %w", res.AddrPort(), err)
 	}
 	r.stats.Done++
 	switch res.State {

@@ -58,7 +58,7 @@ func (e *synEngine) Send(p Probe, attempt int) error {
 		ID:     uint16(seq >> 16),
 	})
 	if err != nil {
-		return fmt.Errorf("syn engine: %v:%d: %w", p.IP, p.Port, err)
+		return fmt.Errorf("syn engine: %v: %w", p.AddrPort(), err)
 	}
 	return e.push(p, pkt)
 }

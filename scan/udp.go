@@ -161,7 +161,7 @@ func (u *udpSockets) Send(p Probe, attempt int) error {
 		}
 		st, reason, ok := udpVerdict(err)
 		if !ok {
-			return fmt.Errorf("udp engine: %v:%d: %w", p.IP, p.Port, err)
+			return fmt.Errorf("udp engine: %v: %w", p.AddrPort(), err)
 		}
 		// Answered at once; passed on from a goroutine, as Send must
 		// not block on replies.

@@ -49,7 +49,7 @@ func (e *rawUDP) Send(p Probe, attempt int) error {
 		Payload: e.payload(p.Port),
 	})
 	if err != nil {
-		return fmt.Errorf("udp engine: %v:%d: %w", p.IP, p.Port, err)
+		return fmt.Errorf("udp engine: %v: %w", p.AddrPort(), err)
 	}
 	e.watch.sent(p.IP, p.Port, time.Now())
 	return e.push(p, pkt)
