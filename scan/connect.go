@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -58,7 +59,9 @@ func (c *Connect) MaxInFlight() (int, string) { return c.limit, c.why }
 // Start raises the open-file limit, sets the bound, and starts the engine.
 func (c *Connect) Start(ctx context.Context, replies chan<- Reply) error {
 	var err error
-	if c.limit, c.why, err = socketBound("connect", c.Reserve, c.Limit); err != nil {
+	// The workers' spare sockets (Linux) come out of the reserve's share,
+	// not the probes'.
+	if c.limit, c.why, err = socketBound("connect", cmp.Or(c.Reserve, 128)+heldSpares(), c.Limit); err != nil {
 		return err
 	}
 	c.impl = newConnectImpl(c.limit)

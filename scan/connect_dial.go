@@ -28,6 +28,9 @@ func (a *dialAttempt) Close() error {
 	return nil
 }
 
+// heldSpares is zero: no spare sockets are kept here.
+func heldSpares() int { return 0 }
+
 func newConnectImpl(limit int) connectImpl {
 	d := &dialConnect{}
 	d.inflight.init(min(limit, 1<<16))

@@ -136,6 +136,10 @@ type spareSockets struct{ v4, v6 []int }
 
 const maxSpare = 8
 
+// heldSpares is the most descriptors the workers' spare sockets hold at
+// once, beyond those of the connects in flight: Start reserves them.
+func heldSpares() int { return runtime.GOMAXPROCS(0) * 2 * maxSpare }
+
 func (s *spareSockets) get(family int) (fd int, reused bool, err error) {
 	list := &s.v4
 	if family == unix.AF_INET6 {
