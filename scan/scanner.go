@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/bits"
 	"net/netip"
@@ -103,8 +104,11 @@ type Cursor struct {
 	Seed    uint64 `json:"seed"`
 	Shard   int    `json:"shard"`
 	Shards  int    `json:"shards"`
-	// Size is targets × ports, to tell a resume of another scan.
+	// Size is targets × ports, and Sum a hash of every port and of up to
+	// 4,096 targets spread over the list, to tell a resume of another scan
+	// (a cursor without Sum is checked by Size alone).
 	Size uint64 `json:"size"`
+	Sum  uint64 `json:"sum,omitempty"`
 	// Next is the number of the shard's positions taken.
 	Next uint64 `json:"next"`
 	// Pending is the indices (target·ports + port) of the probes taken but
@@ -270,7 +274,7 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 		if c.Version != cursorVersion {
 			return nil, &ConfigError{"Resume", fmt.Sprintf("cursor version %d, want %d", c.Version, cursorVersion)}
 		}
-		if c.Size != n {
+		if c.Size != n || c.Sum != 0 && c.Sum != scanSum(s.Targets, s.Ports) {
 			return nil, &ConfigError{"Resume", fmt.Sprintf("cursor of a scan of %d probes, this one has %d: not the same targets and ports", c.Size, n)}
 		}
 		seed, shard, shards = c.Seed, c.Shard, c.Shards
@@ -847,12 +851,34 @@ func (r *run) finish() Stats {
 	return st
 }
 
+// scanSum hashes every port and up to sumTargets targets evenly spread
+// over the list: enough to tell another scan of the same size, in a
+// millisecond however large the target list.
+func scanSum(t AddrSet, p PortSet) uint64 {
+	h := fnv.New64a()
+	var b [20]byte
+	for i := range p.Len() {
+		port, proto := p.At(i)
+		b[0], b[1], b[2] = byte(port>>8), byte(port), byte(proto)
+		h.Write(b[:3])
+	}
+	n := t.Len()
+	step := max(1, n/sumTargets)
+	for i := uint64(0); i < n; i += step {
+		a := t.At(i).As16()
+		h.Write(a[:])
+	}
+	return h.Sum64()
+}
+
+const sumTargets = 4096
+
 // stop ends an unfinished scan: the stats, with a cursor to resume from.
 func (r *run) stop() Stats {
 	st := r.finish()
 	c := &Cursor{
 		Version: cursorVersion, Seed: st.Seed, Shard: st.Shard, Shards: st.Shards,
-		Size: r.perm.Len(), Next: r.next,
+		Size: r.perm.Len(), Sum: scanSum(r.targets, r.ports), Next: r.next,
 	}
 	c.Pending = append(c.Pending, r.resend...)
 	for _, pd := range r.slab.items {

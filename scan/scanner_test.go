@@ -242,6 +242,17 @@ func TestScanResumeMismatch(t *testing.T) {
 	if !errors.As(err, &ce) || !ce.BadInput() {
 		t.Fatalf("resume of another scan: %v, want a ConfigError", err)
 	}
+
+	// The same size, other ports: told apart by the sum.
+	c = &Cursor{Version: cursorVersion, Size: 12, Sum: scanSum(addrRange{n: 3}, portRange{1, 4, TCP}), Shards: 1}
+	s = Scanner{Targets: addrRange{n: 3}, Ports: portRange{2, 5, TCP}, Resume: c, Engine: &fakeEngine{answer: closedAt()}}
+	if _, err := s.Run(t.Context(), &collect{}); !errors.As(err, &ce) {
+		t.Fatalf("resume with other ports of the same count: %v, want a ConfigError", err)
+	}
+	s.Ports = portRange{1, 4, TCP}
+	if _, err := s.Run(t.Context(), &collect{}); err != nil {
+		t.Fatalf("resume of the same scan: %v", err)
+	}
 }
 
 func TestScanConfigErrors(t *testing.T) {
