@@ -64,6 +64,10 @@ func TestEveryRowAnswered(t *testing.T) {
 			if !contains(buf, same) {
 				t.Errorf("row %d %v: not answered by name (got %v)", n+2, row[:3], names(buf))
 			}
+			// As the user types it: the query must read as this name.
+			if q, err := ParseQuery(name); err != nil || q.Kind != NameQuery || q.Name != name {
+				t.Errorf("row %d %v: ParseQuery(%q) = %+v, %v; want the name", n+2, row[:3], name, q, err)
+			}
 		}
 		if lo >= 0 {
 			for _, p := range []int{lo, hi} {

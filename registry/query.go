@@ -87,7 +87,9 @@ func ParseQuery(s string) (Query, error) {
 	if strings.Contains(s, "://") {
 		return parseURLQuery(in, s)
 	}
-	if c := s[0]; c >= '0' && c <= '9' || c == '-' || c == '+' {
+	// A port or range is digits (and a sign or a dash); a name may start
+	// with a digit too (2ping, 9pfs, 802-11-iapp).
+	if ports, _, _ := strings.Cut(s, "/"); strings.Trim(ports, "0123456789-+") == "" {
 		return parsePortQuery(in, s)
 	}
 	q := Query{Kind: NameQuery, Input: in, Name: s}

@@ -116,6 +116,7 @@ func TestSchemePort(t *testing.T) {
 		"redis": 6379, "rediss": 6379, "mongodb": 27017, "amqp": 5672, "amqps": 5671,
 		"ldap": 389, "ldaps": 636, "smtp": 25, "imap": 143, "imaps": 993, "pop3": 110,
 		"ftp": 21, "sftp": 22, "ws": 80, "wss": 443, "git": 9418, "HTTPS": 443, "rtsp": 554,
+		"news": 119, "snews": 563, "smb": 445, "dns": 53, "irc": 6667, "ircs": 6697,
 	}
 	r := New()
 	for scheme, want := range tests {
@@ -147,6 +148,10 @@ func TestParseQuery(t *testing.T) {
 		{"https://x:8443/", Query{Kind: URLQuery, Name: "https", Port: 8443, PortEnd: 8443, HasPort: true, Proto: TCP}},
 		{"postgres://db/app", Query{Kind: URLQuery, Name: "postgres", Proto: TCP}},
 		{"HTTP://[::1]:81", Query{Kind: URLQuery, Name: "http", Port: 81, PortEnd: 81, HasPort: true, Proto: TCP}},
+		// Names may start with a digit.
+		{"2ping", Query{Kind: NameQuery, Name: "2ping"}},
+		{"802-11-iapp/udp", Query{Kind: NameQuery, Name: "802-11-iapp", Proto: UDP}},
+		{"5x", Query{Kind: NameQuery, Name: "5x"}},
 	}
 	for _, tt := range good {
 		got, err := ParseQuery(tt.in)
@@ -155,7 +160,7 @@ func TestParseQuery(t *testing.T) {
 			t.Errorf("ParseQuery(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
 	}
-	bad := []string{"", "  ", "70000", "-1", "80/xyz", "1-", "80/", "10-5", "1-2-3", "+5", "5x", "https://h:99999/", "://x", "65536"}
+	bad := []string{"", "  ", "70000", "-1", "80/xyz", "1-", "80/", "10-5", "1-2-3", "+5", "https://h:99999/", "://x", "65536"}
 	for _, in := range bad {
 		_, err := ParseQuery(in)
 		var ie *InputError
@@ -295,5 +300,15 @@ func TestPortName(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { r.PortName(5432, TCP) }); n != 0 {
 		t.Errorf("PortName allocates %v times", n)
+	}
+}
+
+// TestSuggestLeavesOutTheName: the name asked about is no suggestion of
+// itself (asked for a protocol it lacks, or as a URL scheme).
+func TestSuggestLeavesOutTheName(t *testing.T) {
+	for _, name := range []string{"smb", "SMB", "postgresql"} {
+		if got := New().Suggest(name, 3); slices.ContainsFunc(got, func(s string) bool { return strings.EqualFold(s, name) }) {
+			t.Errorf("Suggest(%q) = %v", name, got)
+		}
 	}
 }

@@ -6,8 +6,9 @@ import "strings"
 // of the same name in IANA's registry: the service is named differently
 // (postgres), the scheme is a TLS variant on the plain port (rediss), the
 // name means another protocol (sftp is SSH's file transfer, not IANA's
-// port-115 Simple File Transfer Protocol), or IANA lists the name without a
-// port (ws, wss).
+// port-115 Simple File Transfer Protocol; news is NNTP, not IANA's port-2009
+// news service; IRC clients connect to 6667, not IANA's 194), or IANA lists
+// the name without a port (ws, wss, smb).
 var schemes = map[string]struct {
 	service string
 	port    uint16
@@ -19,6 +20,13 @@ var schemes = map[string]struct {
 	"wss":      {"https", 443},
 	"rediss":   {"redis", 6379},
 	"smtps":    {"submissions", 465},
+	"news":     {"nntp", 119},  // RFC 5538
+	"nntp":     {"nntp", 119},  // RFC 5538
+	"snews":    {"nntps", 563}, // RFC 5538's TLS variant
+	"smb":      {"microsoft-ds", 445},
+	"dns":      {"domain", 53}, // RFC 4501
+	"irc":      {"ircu", 6667},
+	"ircs":     {"ircs-u", 6697}, // RFC 7194
 }
 
 // SchemePort returns the default port of a URL scheme and the service

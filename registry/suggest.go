@@ -25,6 +25,9 @@ func (r *Registry) Suggest(name string, n int) []string {
 		if d := abs(len(other) - len(name)); d > limit {
 			return
 		}
+		if strings.EqualFold(other, name) {
+			return // the name itself, known for another protocol or without a port
+		}
 		d := editdist.Distance(name, strings.ToLower(other), &scratch)
 		if d > limit || slices.ContainsFunc(best, func(c cand) bool { return strings.EqualFold(c.name, other) }) {
 			return
