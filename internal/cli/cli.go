@@ -24,11 +24,15 @@ type Streams struct {
 	Getenv func(string) string
 	// LookupEnv tells an unset variable from an empty one.
 	LookupEnv func(string) (string, bool)
+	// Exec replaces the process with the program at path (execve), for
+	// `wait -- CMD`; nil where that cannot be done, and the command then
+	// runs as a child.
+	Exec func(path string, argv, env []string) error
 }
 
 // OSStreams returns the process's own streams and environment.
 func OSStreams() Streams {
-	return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}
+	return Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv, Exec: execProcess()}
 }
 
 // env is the shared state of one invocation: the streams and the global
@@ -63,10 +67,10 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	root.SetErr(s.Err)
 	cmd, err := root.ExecuteContextC(ctx)
 	code := ExitCode(err)
-	if err != nil && ctx.Err() != nil {
+	var ee *exitError
+	if err != nil && ctx.Err() != nil && !(errors.As(err, &ee) && ee.child) {
 		code = ExitInterrupted
 	}
-	var ee *exitError
 	switch {
 	case err == nil:
 	case errors.As(err, &ee) && ee.err == nil:

@@ -50,8 +50,9 @@ func (t tally) err() error {
 // exitError carries an exit code. With a nil err the command has already
 // said all there is to say on stderr.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	child bool // a command's own status, which stands even after an interrupt
 }
 
 func (e *exitError) Error() string {

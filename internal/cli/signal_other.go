@@ -41,3 +41,7 @@ func signalName(sig syscall.Signal) string {
 func reloadSignals() []os.Signal { return nil }
 
 func isReload(os.Signal) bool { return false }
+
+// execProcess is nil: this system cannot replace a process with another,
+// so `wait -- CMD` runs the command as a child.
+func execProcess() func(path string, argv, env []string) error { return nil }

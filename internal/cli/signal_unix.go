@@ -48,3 +48,6 @@ func signalName(sig syscall.Signal) string {
 func reloadSignals() []os.Signal { return []os.Signal{syscall.SIGHUP} }
 
 func isReload(s os.Signal) bool { return s == syscall.SIGHUP }
+
+// execProcess is how portkit replaces itself with the program at path.
+func execProcess() func(path string, argv, env []string) error { return syscall.Exec }

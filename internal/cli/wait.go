@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -26,7 +27,9 @@ func newWait(e *env) *cobra.Command {
 		Long: `Wait until every TARGET answers, all in parallel, trying each again every
 --interval and resolving host names afresh each time. With --closed, wait
 until every TARGET stops answering instead. After "--", run CMD once they
-are ready and exit with its status.
+are ready and exit with its status: on Unix portkit becomes CMD (exec), so
+signals reach CMD as sent and a container's stop reaches the app; CMD not
+found exits 127, not runnable 126.
 
 TARGET is host:port or [v6]:port (TCP), unix:/path (a Unix socket), or an
 http(s):// URL (ready when the status is 2xx, or one of --status).
@@ -124,13 +127,30 @@ func reasonOf(r probe.Result) string {
 	return r.Status.String()
 }
 
-// runAfter runs the command given after "--" with portkit's streams and
-// returns its exit status as portkit's.
+// runAfter runs the command given after "--" and returns its exit status
+// as portkit's. Where it can (Unix, portkit's own standard streams) portkit
+// becomes the command, as exec in a shell script: signals, the terminal and
+// the exit status are the command's own, with no portkit in between.
+// Elsewhere the command runs as a child with portkit's streams, and an
+// interrupt is passed on to it.
 func runAfter(ctx context.Context, e *env, argv []string) error {
-	c := exec.Command(argv[0], argv[1:]...)
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		code := 127 // not found, as a shell says
+		if errors.Is(err, fs.ErrPermission) {
+			code = 126 // found but not executable
+		}
+		return &exitError{code: code, err: fmt.Errorf("run %s: %w", argv[0], err)}
+	}
+	if e.Exec != nil && e.In == os.Stdin && e.Out == os.Stdout && e.Err == os.Stderr {
+		err := e.Exec(path, argv, os.Environ()) // returns only on failure
+		return &exitError{code: 126, err: fmt.Errorf("run %s: %w", strings.Join(argv, " "), err)}
+	}
+	c := exec.Command(path, argv[1:]...)
+	c.Args[0] = argv[0]
 	c.Stdin, c.Stdout, c.Stderr = e.In, e.Out, e.Err
 	if err := c.Start(); err != nil {
-		return &exitError{code: 127, err: fmt.Errorf("run %s: %w", strings.Join(argv, " "), err)}
+		return &exitError{code: 126, err: fmt.Errorf("run %s: %w", strings.Join(argv, " "), err)}
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
@@ -151,7 +171,10 @@ func childStatus(err error) error {
 		if code < 0 {
 			code = 128 + signalNumber(ee)
 		}
-		return &exitError{code: code}
+		return &exitError{code: code, child: true}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return &exitError{code: ExitOK, child: true}
 }
