@@ -53,7 +53,7 @@ func (e *env) printer() *output.Printer {
 
 // warnf writes a diagnostic to stderr.
 func (e *env) warnf(format string, args ...any) {
-	fmt.Fprintf(e.Err, "portkit: "+format+"\n", args...)
+	fmt.Fprint(e.Err, output.Printable(fmt.Sprintf("portkit: "+format+"\n", args...)))
 }
 
 // Main runs portkit with args (without the program name) and returns the

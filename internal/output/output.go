@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/term"
@@ -197,12 +198,38 @@ func (p *Printer) paint(s string, st Style) string {
 	return "\x1b[" + sgr[st] + "m" + s + "\x1b[0m"
 }
 
-// clean puts a cell on one line: the registry's texts hold newlines and tabs.
-func clean(s string) string {
-	if !strings.ContainsAny(s, "\t\r\n") {
+// Printable keeps a diagnostic's text from driving the terminal: control
+// characters other than newline and tab (an escape sequence in a server's
+// error, say) become U+FFFD.
+func Printable(s string) string {
+	if !strings.ContainsFunc(s, isHostile) {
 		return s
 	}
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Map(func(r rune) rune {
+		if isHostile(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+}
+
+func isHostile(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }
+
+// clean puts a cell on one line: the registry's texts hold newlines and tabs.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	// Whitespace runs become one space; any other control character
+	// (an escape sequence from a services file or a server's error, say)
+	// becomes U+FFFD rather than reach the terminal.
+	s = strings.Join(strings.Fields(s), " ")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 // cut shortens s to n runes, marking the cut with an ellipsis.

@@ -2,6 +2,7 @@ package output
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -68,5 +69,22 @@ func TestJSONArray(t *testing.T) {
 	New(&got, JSON, func(string) string { return "" }).JSONArray(0, nil)
 	if got.String() != "[]\n" {
 		t.Errorf("empty array: %q", got.String())
+	}
+}
+
+// TestControlCharacters: a cell or a diagnostic never carries an escape
+// sequence through to the terminal.
+func TestControlCharacters(t *testing.T) {
+	var b bytes.Buffer
+	tb := New(&b, Human, func(string) string { return "" }).Table("NAME", "COMMENT")
+	tb.Row("evil", "a\x1b]0;owned\x07b\x1b[2Jc\u009bd")
+	if err := tb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); strings.ContainsAny(got, "\x1b\x07\u009b") || !strings.Contains(got, "a\uFFFD]0;owned\uFFFDb") {
+		t.Errorf("table cell %q", got)
+	}
+	if got := Printable("line\n\tnext \x1b[31mred"); got != "line\n\tnext \uFFFD[31mred" {
+		t.Errorf("Printable = %q", got)
 	}
 }
