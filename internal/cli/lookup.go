@@ -85,13 +85,18 @@ are, 2 on a bad query.`,
 					return fmt.Errorf("--protocol: %w", err)
 				}
 			}
-			if !cmd.Flags().Changed("services") {
+			// Where the overlay was named (flag, else variable), for
+			// errors; "" for the system's file, which may be absent.
+			source := ""
+			if cmd.Flags().Changed("services") {
+				source = "--services"
+			} else {
 				services = registry.ServicesFile
 				if v, ok := e.LookupEnv(servicesEnv); ok {
-					services = v
+					services, source = v, "$"+servicesEnv
 				}
 			}
-			return runLookup(e, args, searches, proto, services, cmd.Flags().Changed("services"))
+			return runLookup(e, args, searches, proto, services, source)
 		}),
 	}
 	cmd.Flags().StringArrayVarP(&searches, "search", "s", nil, "search service names and descriptions for `WORD` (repeatable)")
@@ -100,14 +105,17 @@ are, 2 on a bad query.`,
 	return cmd
 }
 
-func runLookup(e *env, queries, searches []string, proto registry.Proto, services string, explicit bool) error {
+func runLookup(e *env, queries, searches []string, proto registry.Proto, services, source string) error {
 	reg, err := registry.Open(registry.Options{Services: services})
 	switch {
 	case err == nil:
-	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	case errors.Is(err, fs.ErrNotExist) && source == "":
 		// No local services file on this system: IANA alone.
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--services: %w", err)}
+		if source == "" {
+			source = "services overlay"
+		}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", source, err)}
 	default:
 		e.warnf("warning: services overlay: %v", err)
 	}
