@@ -53,11 +53,24 @@ func exchange(ctx context.Context, conn net.Conn, t Target, opts CheckOptions) (
 	if err := req.Write(conn); err != nil {
 		return 0, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		return 0, err
+	br := bufio.NewReader(conn)
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return 0, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // an interim response (103 Early Hints): the final one follows
+		}
+		// What of the body comes at once, so that a small health response
+		// is read whole and the server sees an orderly close; a body that
+		// streams on is not waited for.
+		conn.SetReadDeadline(time.Now().Add(bodyWait))
+		io.Copy(io.Discard, io.LimitReader(resp.Body, bodyLimit))
+		resp.Body.Close()
+		return resp.StatusCode, nil
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, bodyLimit))
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }
+
+// bodyWait is how long the body is read for, after the headers.
+const bodyWait = 50 * time.Millisecond

@@ -167,6 +167,16 @@ func TestCheckHTTP(t *testing.T) {
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, strings.Repeat("ok\n", 10000)) })
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
+	mux.HandleFunc("/hints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints) // an interim response, then the final one
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "event 1\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // streams on until the client goes
+	})
 	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != "me" || p != "pw" {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -192,6 +202,8 @@ func TestCheckHTTP(t *testing.T) {
 		{srv.URL + "/moved", probe.CheckOptions{Status: []int{301, 302}}, probe.Open, 302},
 		{srv.URL + "/missing", probe.CheckOptions{}, probe.Error, 404},
 		{withAuth + "/auth", probe.CheckOptions{}, probe.Open, 200},
+		{srv.URL + "/hints", probe.CheckOptions{}, probe.Open, 200},
+		{srv.URL + "/stream", probe.CheckOptions{Timeout: time.Minute}, probe.Open, 200}, // not held for the timeout
 		{tls.URL + "/ok", probe.CheckOptions{InsecureSkipVerify: true}, probe.Open, 200},
 		{tls.URL + "/fail", probe.CheckOptions{InsecureSkipVerify: true}, probe.Error, 503},
 		{tls.URL + "/ok", probe.CheckOptions{}, probe.Error, 0}, // self-signed: verification fails

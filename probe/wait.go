@@ -20,8 +20,8 @@ const defaultConcurrency = 16
 // WaitOptions tune a Wait.
 type WaitOptions struct {
 	// Check tunes each attempt. Its Timeout bounds one attempt; zero means
-	// four intervals, at most DefaultTimeout: long enough for a slow connect,
-	// short enough that a lost SYN is retried soon.
+	// DefaultTimeout: long enough for the kernel's retransmission of a lost
+	// SYN (after 1 s) and for a health endpoint that takes a second.
 	Check CheckOptions
 	// Interval is the pause after an attempt that failed; zero means
 	// DefaultInterval.
@@ -89,7 +89,7 @@ func (p *Prober) Wait(ctx context.Context, targets []Target, opts WaitOptions) (
 	}
 	check := opts.Check
 	if check.Timeout <= 0 {
-		check.Timeout = min(4*interval, DefaultTimeout)
+		check.Timeout = DefaultTimeout
 	}
 	slots := opts.Concurrency
 	if slots <= 0 {

@@ -17,9 +17,9 @@ import (
 
 func newWait(e *env) *cobra.Command {
 	var (
-		timeout, interval time.Duration
-		closed, quiet     bool
-		hf                httpFlags
+		timeout, interval, attempt time.Duration
+		closed, quiet              bool
+		hf                         httpFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "wait TARGET... [-- CMD ARGS...]",
@@ -59,12 +59,12 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 			for _, d := range []struct {
 				name string
 				v    time.Duration
-			}{{"--timeout", timeout}, {"--interval", interval}} {
+			}{{"--timeout", timeout}, {"--interval", interval}, {"--attempt-timeout", attempt}} {
 				if d.v < 0 {
 					return &exitError{code: ExitUsage, err: fmt.Errorf("%s %v: must not be negative", d.name, d.v)}
 				}
 			}
-			check, err := hf.options(0)
+			check, err := hf.options(attempt)
 			if err != nil {
 				return err
 			}
@@ -107,6 +107,7 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 	}
 	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 30*time.Second, "give up after this long (0: never)")
 	cmd.Flags().DurationVarP(&interval, "interval", "i", probe.DefaultInterval, "pause between attempts")
+	cmd.Flags().DurationVar(&attempt, "attempt-timeout", probe.DefaultTimeout, "limit for each attempt (a slow health endpoint needs more)")
 	cmd.Flags().BoolVar(&closed, "closed", false, "wait until the targets stop answering")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when ready")
 	hf.add(cmd)
