@@ -163,7 +163,7 @@ var errGone = errors.New("process exited")
 // listeners lists the listening sockets on t's port.
 func listeners(ctx context.Context, tb *sockets.Table, t Target, withProcs bool) ([]sockets.Entry, error) {
 	return tb.List(ctx, sockets.Query{
-		Protos: t.Proto, Port: t.Port, States: sockets.Listen | sockets.Close,
+		Protos: t.Proto, Port: t.Port, // the sockets that hold the port: connected UDP ones too
 		WithProcesses: withProcs, AllProcesses: withProcs,
 	})
 }

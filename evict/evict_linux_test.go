@@ -192,3 +192,24 @@ func TestSignalPIDReused(t *testing.T) {
 		t.Fatal("a process whose start time did not match was signalled")
 	}
 }
+
+// TestEvictConnectedUDP: a UDP socket that was bound and then connected
+// holds its port as much as an unconnected one, and is found.
+func TestEvictConnectedUDP(t *testing.T) {
+	needSockets(t)
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := net.DialUDP("udp4", nil, peer.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	rep, err := Port(context.Background(), Target{Port: port, Proto: sockets.UDP}, Options{DryRun: true})
+	if err != nil || rep.WasFree || len(rep.Holders) != 1 || rep.Holders[0].PID != os.Getpid() {
+		t.Fatalf("connected UDP socket on %d: %+v, %v; want this process as its holder", port, rep, err)
+	}
+}

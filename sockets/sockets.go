@@ -163,14 +163,18 @@ type Entry struct {
 	Hidden bool
 }
 
-// Query says which sockets to list. The zero value lists listening TCP
-// sockets and all UDP sockets, of both families, without processes: what
-// `ss -tuln` shows.
+// Query says which sockets to list. The zero value lists the sockets that
+// hold a port, of both families, without processes: listening TCP sockets
+// and every UDP socket, connected or not (a connected one holds its port
+// as much).
 type Query struct {
 	Protos   Proto  // TCP, UDP or both; 0 means both
 	Families Family // IPv4, IPv6 or both; 0 means both
 	// States lists sockets in these states; 0 means Listen for TCP and every
-	// state for UDP. AllStates is what ss -a shows.
+	// state for UDP. Listen|Close is what `ss -tuln` shows, AllStates what
+	// `ss -a` shows. Close asks nothing of TCP: the kernel lists no TCP
+	// socket in that state, and asking would only make it walk every
+	// connection.
 	States State
 	Port   uint16 // local port; 0 means any
 
@@ -230,6 +234,8 @@ func (q Query) requests() ([]request, error) {
 		}
 		if p == UDP {
 			st &= udpStates
+		} else {
+			st &^= Close
 		}
 		if protos&p == 0 || st == 0 {
 			continue

@@ -85,9 +85,11 @@ func TestQueryRequests(t *testing.T) {
 		{"tcp4 port", Query{Protos: TCP, Families: IPv4, Port: 80},
 			[]request{{TCP, IPv4, Listen, 80}}},
 		{"all states", Query{States: AllStates},
-			append(all4(TCP, AllStates, 0), all4(UDP, udpStates, 0)...)},
+			append(all4(TCP, AllStates&^Close, 0), all4(UDP, udpStates, 0)...)},
 		{"listen: UDP has none", Query{States: Listen}, all4(TCP, Listen, 0)},
 		{"unconn: TCP has none to show", Query{Protos: UDP, States: Close, Port: 53}, all4(UDP, Close, 53)},
+		{"ss -tuln: TCP not asked for Close", Query{States: Listen | Close},
+			append(all4(TCP, Listen, 0), all4(UDP, Close, 0)...)},
 	}
 	for _, tt := range tests {
 		got, err := tt.q.requests()

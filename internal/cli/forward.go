@@ -319,7 +319,7 @@ func portHolder(p forward.Protocol, listen string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	entries, err := sockets.List(ctx, sockets.Query{Protos: proto, Port: uint16(n),
-		States: sockets.Listen | sockets.Close, WithProcesses: true})
+		WithProcesses: true})
 	if err != nil {
 		return ""
 	}

@@ -33,7 +33,9 @@ listed with their owner and marked (hidden).`,
   portkit ls --json`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			q := sockets.Query{WithProcesses: !noProcs}
+			// Without -a, what ss -tuln shows: no connected UDP socket,
+			// which a table without its peer would only puzzle.
+			q := sockets.Query{WithProcesses: !noProcs, States: sockets.Listen | sockets.Close}
 			if tcp {
 				q.Protos |= sockets.TCP
 			}

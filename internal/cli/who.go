@@ -42,7 +42,7 @@ mix.`,
 			var answered tally
 			for _, pa := range ports {
 				entries, err := sockets.List(cmd.Context(), sockets.Query{
-					Protos: pa.proto, Port: pa.port, States: sockets.Listen | sockets.Close, WithProcesses: true,
+					Protos: pa.proto, Port: pa.port, WithProcesses: true, // the sockets that hold the port
 				})
 				if errors.Is(err, errors.ErrUnsupported) {
 					return &exitError{code: ExitNegative, err: err}
