@@ -101,7 +101,12 @@ const maxClimb = 16
 // moment later. The parent opened it, and it is the one to stop. Init is
 // never climbed to: with socket activation it shares its listener with the
 // service it started.
+//
+// Each parent's sockets and details are read once, however many of the
+// entries it shares with its children (a forked server's every connection).
 func originHolders(ctx context.Context, root string, entries []Entry) error {
+	held := map[int]map[uint64]bool{} // a parent's socket inodes
+	parents := map[int]Process{}      // PID 0: exited
 	for i := range entries {
 		e := &entries[i]
 		if len(e.Processes) == 0 {
@@ -109,15 +114,27 @@ func originHolders(ctx context.Context, root string, entries []Entry) error {
 		}
 		for range maxClimb {
 			ppid := e.Processes[0].PPID
-			if ppid <= 1 || !holds(root, ppid, e.Inode) {
+			if ppid <= 1 {
 				break
 			}
-			procs, err := readProcesses(ctx, root, []int{ppid})
-			if err != nil {
-				return err
-			}
-			parent, ok := procs[ppid]
+			socks, ok := held[ppid]
 			if !ok {
+				socks = socketInodes(root, ppid)
+				held[ppid] = socks
+			}
+			if !socks[e.Inode] {
+				break
+			}
+			parent, ok := parents[ppid]
+			if !ok {
+				procs, err := readProcesses(ctx, root, []int{ppid})
+				if err != nil {
+					return err
+				}
+				parent = procs[ppid]
+				parents[ppid] = parent
+			}
+			if parent.PID == 0 {
 				break // exited while we looked
 			}
 			e.Processes[0] = parent
@@ -126,11 +143,23 @@ func originHolders(ctx context.Context, root string, entries []Entry) error {
 	return nil
 }
 
-// holds reports whether process pid has socket inode ino open.
-func holds(root string, pid int, ino uint64) bool {
-	s := search{entries: make([]Entry, 1), want: map[uint64]int{ino: 0}, missing: 1}
-	f := fdReader{search: &s, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
-	return f.read(root, pid) == nil && len(s.entries[0].Processes) > 0
+// socketInodes returns the sockets process pid has open, by inode; none
+// where its descriptors cannot be read.
+func socketInodes(root string, pid int) map[uint64]bool {
+	dir := root + "/" + strconv.Itoa(pid) + "/fd"
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := make(map[uint64]bool)
+	for _, n := range names {
+		if link, err := os.Readlink(dir + "/" + n.Name()); err == nil {
+			if ino := socketInode([]byte(link)); ino != 0 {
+				out[ino] = true
+			}
+		}
+	}
+	return out
 }
 
 // pidsByOwner lists the processes under root: those whose uid is one of
