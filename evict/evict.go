@@ -65,9 +65,12 @@ type Report struct {
 	// HiddenUIDs are the owners of listeners whose process could not be
 	// seen for want of permission; they cannot be signalled.
 	HiddenUIDs []uint32
-	Actions    []Action
-	WasFree    bool // nothing listened on the port to begin with
-	Free       bool // nothing listens on the port now
+	// Orphans counts sockets no process holds that could be seen (the
+	// kernel's own, or one in flight between processes).
+	Orphans int
+	Actions []Action
+	WasFree bool // nothing listened on the port to begin with
+	Free    bool // nothing listens on the port now
 }
 
 // RefusedError is a holder Port will not signal.
@@ -81,6 +84,11 @@ func (e *RefusedError) Error() string { return fmt.Sprintf("pid %d: %s", e.PID, 
 // ErrPortZero is returned for port 0, which no socket listens on: to the
 // socket table it would mean every port.
 var ErrPortZero = errors.New("port 0 is not a port anything listens on")
+
+// ErrNotHolder is a process that no longer holds the port's sockets (it
+// closed them, or its PID names another process that started in the
+// moment between the listing and the check): it is not signalled.
+var ErrNotHolder = errors.New("no longer holds the port; not signalled")
 
 // ErrPIDReused is a holder whose PID now names another process.
 var ErrPIDReused = errors.New("the process exited and its pid was reused; not signalled")
@@ -105,15 +113,17 @@ func Port(ctx context.Context, t Target, opts Options) (Report, error) {
 		return rep, nil
 	}
 	for _, e := range entries {
-		if len(e.Processes) == 0 && !slices.Contains(rep.HiddenUIDs, e.UID) {
-			rep.HiddenUIDs = append(rep.HiddenUIDs, e.UID)
-		}
-		for _, p := range e.Processes {
-			if !slices.ContainsFunc(rep.Holders, func(h sockets.Process) bool { return h.PID == p.PID }) {
-				rep.Holders = append(rep.Holders, p)
+		switch {
+		case len(e.Processes) > 0:
+		case e.Hidden:
+			if !slices.Contains(rep.HiddenUIDs, e.UID) {
+				rep.HiddenUIDs = append(rep.HiddenUIDs, e.UID)
 			}
+		default:
+			rep.Orphans++
 		}
 	}
+	rep.Holders = holders(entries, nil)
 	if opts.DryRun || len(rep.Holders) == 0 {
 		// Nothing to signal (every holder hidden): waiting would not free
 		// the port.
@@ -127,19 +137,49 @@ func Port(ctx context.Context, t Target, opts Options) (Report, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	rep.signalAll(tb, rep.Holders, sig)
+	if !rep.signalAll(tb, entries, rep.Holders, sig) {
+		return rep, nil // nothing was signalled: waiting would not free the port
+	}
 	if rep.Free, err = waitFree(ctx, tb, t, timeout, opts.Poll); err != nil || rep.Free || !opts.Force {
 		return rep, err
 	}
-	rep.signalAll(tb, rep.Holders, syscall.SIGKILL)
+	// The holders now: a master may have started new workers since.
+	if entries, err = listeners(ctx, tb, t, true); err != nil {
+		return rep, err
+	}
+	rep.signalAll(tb, entries, holders(entries, rep.Holders), syscall.SIGKILL)
 	// SIGKILL cannot be caught; the kernel closes the sockets as the
 	// process dies, which takes moments, not seconds.
-	rep.Free, err = waitFree(ctx, tb, t, min(timeout, 2*time.Second), opts.Poll)
+	rep.Free, err = waitFree(ctx, tb, t, 2*time.Second, opts.Poll)
 	return rep, err
 }
 
-// signalAll sends sig to each holder, recording what happened.
-func (rep *Report) signalAll(tb *sockets.Table, holders []sockets.Process, sig syscall.Signal) {
+// holders adds the processes of entries to have, each once.
+func holders(entries []sockets.Entry, have []sockets.Process) []sockets.Process {
+	for _, e := range entries {
+		for _, p := range e.Processes {
+			if !slices.ContainsFunc(have, func(h sockets.Process) bool { return h.PID == p.PID }) {
+				have = append(have, p)
+			}
+		}
+	}
+	return have
+}
+
+// inodesOf is the sockets of entries that pid holds.
+func inodesOf(entries []sockets.Entry, pid int) []uint64 {
+	var out []uint64
+	for _, e := range entries {
+		if slices.ContainsFunc(e.Processes, func(p sockets.Process) bool { return p.PID == pid }) {
+			out = append(out, e.Inode)
+		}
+	}
+	return out
+}
+
+// signalAll sends sig to each holder, recording what happened, and
+// reports whether any signal was sent.
+func (rep *Report) signalAll(tb *sockets.Table, entries []sockets.Entry, holders []sockets.Process, sig syscall.Signal) (sent bool) {
 	for _, p := range holders {
 		var err error
 		switch p.PID {
@@ -148,13 +188,15 @@ func (rep *Report) signalAll(tb *sockets.Table, holders []sockets.Process, sig s
 		case os.Getpid():
 			err = &RefusedError{PID: p.PID, Reason: "refusing to signal portkit itself"}
 		default:
-			err = sendSignal(tb, p, sig)
+			err = sendSignal(tb, p, inodesOf(entries, p.PID), sig)
 		}
 		if errors.Is(err, errGone) {
 			continue // exited already: nothing to do, nothing to report
 		}
+		sent = sent || err == nil
 		rep.Actions = append(rep.Actions, Action{Process: p, Signal: sig, Err: err})
 	}
+	return sent
 }
 
 // errGone is a holder that exited before it could be signalled.

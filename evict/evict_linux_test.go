@@ -183,13 +183,19 @@ func TestSignalPIDReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.StartTicks++ // as if the PID now named a process started later
-	if err := sendSignal(&tb, p, syscall.SIGTERM); !errors.Is(err, ErrPIDReused) {
+	stale := p
+	stale.StartTicks++ // as if the PID now named a process started later
+	if err := sendSignal(&tb, stale, nil, syscall.SIGTERM); !errors.Is(err, ErrPIDReused) {
 		t.Fatalf("sendSignal = %v, want ErrPIDReused", err)
+	}
+	// The start time matches, but the process holds none of the port's
+	// sockets (as when the PID was reused while the listing went on).
+	if err := sendSignal(&tb, p, []uint64{1}, syscall.SIGTERM); !errors.Is(err, ErrNotHolder) {
+		t.Fatalf("sendSignal to a non-holder = %v, want ErrNotHolder", err)
 	}
 	time.Sleep(50 * time.Millisecond)
 	if exited(server) {
-		t.Fatal("a process whose start time did not match was signalled")
+		t.Fatal("a process that was not the holder was signalled")
 	}
 }
 

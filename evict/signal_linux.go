@@ -15,7 +15,12 @@ import (
 // for certain, and a signal through it cannot reach a process that took p's
 // PID later. Kernels before 5.3 have no pidfd; there the check and kill(2)
 // leave a window of microseconds.
-func sendSignal(tb *sockets.Table, p sockets.Process, sig syscall.Signal) error {
+//
+// The start time read with the listing may already be a newer process's,
+// should the holder have exited and its PID been reused while the listing
+// went on; so the process the pidfd names must also hold one of inodes, the
+// port's sockets, now.
+func sendSignal(tb *sockets.Table, p sockets.Process, inodes []uint64, sig syscall.Signal) error {
 	fd, err := unix.PidfdOpen(p.PID, 0)
 	havePidfd := err == nil
 	switch {
@@ -23,11 +28,22 @@ func sendSignal(tb *sockets.Table, p sockets.Process, sig syscall.Signal) error 
 		defer unix.Close(fd)
 	case errors.Is(err, syscall.ESRCH):
 		return errGone
-	case !errors.Is(err, syscall.ENOSYS):
+	case errors.Is(err, syscall.ENOSYS), errors.Is(err, syscall.EPERM):
+		// No pidfd in this kernel, or a seccomp filter refusing it
+		// (pidfd_open itself checks no permission): kill(2) below.
+	default:
 		return err
 	}
 	if err := same(tb, p); err != nil {
 		return err
+	}
+	switch held, err := tb.Holds(p.PID, inodes); {
+	case errors.Is(err, fs.ErrNotExist):
+		return errGone
+	case err != nil:
+		return err
+	case !held:
+		return ErrNotHolder
 	}
 	if havePidfd {
 		err = unix.PidfdSendSignal(fd, sig, nil, 0)

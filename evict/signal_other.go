@@ -12,7 +12,7 @@ import (
 
 // sendSignal is unreachable where sockets cannot be listed, which is everywhere
 // but Linux for now; it says so rather than signalling blind.
-func sendSignal(tb *sockets.Table, p sockets.Process, sig syscall.Signal) error {
+func sendSignal(tb *sockets.Table, p sockets.Process, _ []uint64, sig syscall.Signal) error {
 	if _, err := tb.Process(p.PID); err != nil {
 		return err
 	}

@@ -18,3 +18,21 @@ func (t *Table) Process(pid int) (Process, error) {
 	p.User = userName(p.UID)
 	return p, nil
 }
+
+// Holds reports whether process pid has open any of the sockets inodes
+// (Socket.Inode). With a pidfd already open on pid and its start time
+// checked, it confirms that the process about to be signalled is a holder
+// now, whatever happened between a List and the signal.
+func (t *Table) Holds(pid int, inodes []uint64) (bool, error) {
+	root := newLister(t).(linuxLister).root
+	socks, err := socketInodesErr(root, pid)
+	if err != nil {
+		return false, err
+	}
+	for _, ino := range inodes {
+		if socks[ino] {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -146,10 +146,15 @@ func originHolders(ctx context.Context, root string, entries []Entry) error {
 // socketInodes returns the sockets process pid has open, by inode; none
 // where its descriptors cannot be read.
 func socketInodes(root string, pid int) map[uint64]bool {
+	socks, _ := socketInodesErr(root, pid)
+	return socks
+}
+
+func socketInodesErr(root string, pid int) (map[uint64]bool, error) {
 	dir := root + "/" + strconv.Itoa(pid) + "/fd"
 	names, err := os.ReadDir(dir)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	out := make(map[uint64]bool)
 	for _, n := range names {
@@ -159,7 +164,7 @@ func socketInodes(root string, pid int) map[uint64]bool {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // pidsByOwner lists the processes under root: those whose uid is one of

@@ -21,3 +21,6 @@ func (unsupported) Unwrap() error { return errors.ErrUnsupported }
 
 // Process returns an error wrapping errors.ErrUnsupported.
 func (t *Table) Process(pid int) (Process, error) { return Process{}, unsupported{} }
+
+// Holds returns an error wrapping errors.ErrUnsupported.
+func (t *Table) Holds(pid int, inodes []uint64) (bool, error) { return false, unsupported{} }

@@ -18,6 +18,7 @@ type killRow struct {
 	Protocol   string       `json:"protocol"`
 	Holders    []procRow    `json:"holders"`
 	HiddenUIDs []uint32     `json:"hidden_uids,omitempty"`
+	Orphans    int          `json:"sockets_without_process,omitempty"`
 	Actions    []actionRow  `json:"actions"`
 	WasFree    bool         `json:"was_free"`
 	Free       bool         `json:"free"`
@@ -79,11 +80,17 @@ holders to signal), 1 when none is, 3 for a mix.`,
 					return &exitError{code: ExitNegative, err: err}
 				}
 				if err != nil {
-					return err
+					// What was done so far is said before why it stopped
+					// (an interrupt, say): signals may have been sent.
+					if len(rep.Holders) > 0 || len(rep.Actions) > 0 {
+						rows = append(rows, newKillRow(rep, dryRun))
+					}
+					printKill(e, rows)
+					return fmt.Errorf("%s: %w", pa.input, err)
 				}
 				row := newKillRow(rep, dryRun)
 				rows = append(rows, row)
-				answered.add(rep.Free || dryRun && len(rep.Holders) > 0 && len(rep.HiddenUIDs) == 0)
+				answered.add(rep.Free || dryRun && len(rep.Holders) > 0 && len(rep.HiddenUIDs) == 0 && rep.Orphans == 0)
 			}
 			if err := printKill(e, rows); err != nil {
 				return err
@@ -100,7 +107,7 @@ holders to signal), 1 when none is, 3 for a mix.`,
 
 func newKillRow(rep evict.Report, dryRun bool) killRow {
 	r := killRow{Port: rep.Target.Port, Protocol: "tcp+udp", Holders: []procRow{}, Actions: []actionRow{},
-		HiddenUIDs: rep.HiddenUIDs, WasFree: rep.WasFree, Free: rep.Free, DryRun: dryRun, report: rep}
+		HiddenUIDs: rep.HiddenUIDs, Orphans: rep.Orphans, WasFree: rep.WasFree, Free: rep.Free, DryRun: dryRun, report: rep}
 	if rep.Target.Proto != 0 {
 		r.Protocol = rep.Target.Proto.String()
 	}
@@ -168,6 +175,9 @@ func printKill(e *env, rows []killRow) error {
 		}
 		for _, uid := range r.HiddenUIDs {
 			line += fmt.Sprintf("; a holder owned by uid %d is hidden%s", uid, hiddenWhy())
+		}
+		if r.Orphans > 0 {
+			line += fmt.Sprintf("; %d socket(s) held by no process (the kernel's own, or in flight between processes)", r.Orphans)
 		}
 		if _, err := fmt.Fprintln(e.Out, line); err != nil {
 			return err
