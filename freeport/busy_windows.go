@@ -2,6 +2,7 @@ package freeport
 
 import (
 	"errors"
+	"syscall"
 
 	"golang.org/x/sys/windows"
 )
@@ -12,3 +13,7 @@ import (
 func busy(err error) bool {
 	return errors.Is(err, windows.WSAEADDRINUSE) || errors.Is(err, windows.WSAEACCES)
 }
+
+// strictBind is nil: Go sets no SO_REUSEADDR on Windows (where it would let
+// two listeners share a port), so a bind there is as strict as any.
+func strictBind() func(network, address string, c syscall.RawConn) error { return nil }

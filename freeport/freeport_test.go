@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,35 @@ func TestCanceled(t *testing.T) {
 	cancel()
 	if _, err := freeport.Find(ctx, 1); !errors.Is(err, context.Canceled) {
 		t.Errorf("Find with a canceled context: %v", err)
+	}
+}
+
+// TestTimeWaitNotFree: a port whose last connection is in TIME_WAIT binds
+// only with SO_REUSEADDR, which most programs outside Go do not set: it is
+// not called free.
+func TestTimeWaitNotFree(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no SO_REUSEADDR in the Unix sense")
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	c, err := net.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // the server closes first: its side, on port, goes to TIME_WAIT
+	c.Read(make([]byte, 1))
+	c.Close()
+	l.Close()
+	f := freeport.Finder{Range: freeport.Range{Lo: port, Hi: port}, Addresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}
+	if ports, err := f.Find(t.Context(), 1); !errors.Is(err, freeport.ErrNoFreePort) {
+		t.Fatalf("Find on port %d in TIME_WAIT: %v, %v; want ErrNoFreePort", port, ports, err)
 	}
 }

@@ -233,5 +233,6 @@ func bind(ctx context.Context, p Protocol, ap netip.AddrPort) (io.Closer, error)
 	if p == UDP {
 		return lc.ListenPacket(ctx, network, ap.String())
 	}
+	lc.Control = strictBind()
 	return lc.Listen(ctx, network, ap.String())
 }
