@@ -188,13 +188,8 @@ func newLookupRow(query string, a registry.Answer, s registry.Service, policy ho
 	if r.References == nil {
 		r.References = []string{}
 	}
-	switch {
-	case s.Unassigned():
-		r.Status = "unassigned"
-	case s.Reserved():
-		r.Status = "reserved"
-	case s.Name == "" && (strings.EqualFold(s.Description, "De-registered") || strings.EqualFold(s.Description, "Removed")):
-		r.Status = strings.ToLower(s.Description)
+	if s.Name == "" {
+		r.Status = rowStatus(s.Description)
 	}
 	if !s.HasPort {
 		return r
@@ -291,4 +286,23 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// rowStatus reads what a nameless IANA row says of its ports: besides the
+// plain "Unassigned" and "Reserved" rows, a few say it their own way
+// ("IANA Reserved", "Unassigned [was netstat]", "De-Commissioned Port").
+// Rows such as "any private mail system" are assignments.
+func rowStatus(desc string) string {
+	d := strings.ToLower(desc)
+	switch {
+	case strings.HasPrefix(d, "unassigned"):
+		return "unassigned"
+	case strings.Contains(d, "reserved"):
+		return "reserved"
+	case d == "de-registered", d == "removed", d == "deprecated":
+		return d
+	case strings.HasPrefix(d, "de-commissioned"):
+		return "decommissioned"
+	}
+	return "assigned"
 }
