@@ -182,11 +182,16 @@ func inodesOf(entries []sockets.Entry, pid int) []uint64 {
 func (rep *Report) signalAll(tb *sockets.Table, entries []sockets.Entry, holders []sockets.Process, sig syscall.Signal) (sent bool) {
 	for _, p := range holders {
 		var err error
-		switch p.PID {
-		case 1:
+		switch {
+		case p.PID == 1:
 			err = &RefusedError{PID: 1, Reason: "refusing to signal pid 1 (init)"}
-		case os.Getpid():
+		case p.PID == os.Getpid():
 			err = &RefusedError{PID: p.PID, Reason: "refusing to signal portkit itself"}
+		case p.Manager():
+			// Socket activation: the manager holds the listener for a
+			// service; stopping the manager would stop all of them.
+			err = &RefusedError{PID: p.PID, Reason: "refusing to signal a service manager (" + p.Name +
+				", socket activation): stop the socket unit instead (systemctl stop NAME.socket)"}
 		default:
 			err = sendSignal(tb, p, inodesOf(entries, p.PID), sig)
 		}

@@ -98,9 +98,9 @@ const maxClimb = 16
 // as long as the parent holds the socket too. The newest holder, found
 // first, is often a child that inherited the socket: a worker of a
 // pre-forking server, or a child between fork and exec that drops it a
-// moment later. The parent opened it, and it is the one to stop. Init is
-// never climbed to: with socket activation it shares its listener with the
-// service it started.
+// moment later. The parent opened it, and it is the one to stop. Init, a
+// container's init and systemd's user managers are never climbed to: with
+// socket activation they share the listener with the service they started.
 //
 // Each parent's sockets and details are read once, however many of the
 // entries it shares with its children (a forked server's every connection).
@@ -134,8 +134,8 @@ func originHolders(ctx context.Context, root string, entries []Entry) error {
 				parent = procs[ppid]
 				parents[ppid] = parent
 			}
-			if parent.PID == 0 {
-				break // exited while we looked
+			if parent.PID == 0 || parent.Manager() {
+				break // exited while we looked; or a service manager
 			}
 			e.Processes[0] = parent
 		}
@@ -440,6 +440,7 @@ func readProcess(f *fileReader, root string, pid int, boot time.Time) (Process, 
 	if b, err = f.read(dir + "/status"); err != nil {
 		return p, err
 	}
+	p.NamespaceInit = statusNSInit(b)
 	if p.UID, err = parseStatusUID(b); err != nil {
 		return p, &OpError{Op: "parse", Path: dir + "/status", Err: err}
 	}
@@ -537,6 +538,22 @@ func parseStatusUID(b []byte) (uint32, error) {
 		return 0, fmt.Errorf("malformed %q", line)
 	}
 	return 0, errors.New("no Uid line")
+}
+
+// statusNSInit reports whether the "NSpid:" line of /proc/PID/status, the
+// process's PID in each PID namespace it is in, ends in 1: it is the init
+// of its own namespace (a container's). Kernels before 4.1 have no such
+// line.
+func statusNSInit(b []byte) bool {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
+			f := bytes.Fields(rest)
+			return len(f) > 1 && string(f[len(f)-1]) == "1"
+		}
+	}
+	return false
 }
 
 // parseCmdline splits /proc/PID/cmdline, NUL-terminated arguments.

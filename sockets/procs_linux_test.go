@@ -436,3 +436,20 @@ func TestOriginHolder(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusNSInit(t *testing.T) {
+	for status, want := range map[string]bool{
+		"Name:\tsh\nNSpid:\t4242\t1\n":  true,  // a container's init, seen from the host
+		"Name:\tsh\nNSpid:\t4242\t17\n": false, // another process in it
+		"Name:\tsystemd\nNSpid:\t1\n":   false, // the host's init: PID 1 is told apart by PID
+		"Name:\tsh\nNSpid:\t4242\n":     false,
+		"Name:\tsh\nUid:\t0\t0\t0\t0\n": false, // before Linux 4.1
+	} {
+		if got := statusNSInit([]byte(status)); got != want {
+			t.Errorf("statusNSInit(%q) = %v, want %v", status, got, want)
+		}
+	}
+	if !(Process{PID: 900, Name: "systemd"}).Manager() || !(Process{PID: 1}).Manager() || (Process{PID: 900, Name: "nginx"}).Manager() {
+		t.Error("Manager")
+	}
+}

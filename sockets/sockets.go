@@ -144,10 +144,21 @@ type Process struct {
 	// StartTicks is the start time in clock ticks since boot, as the kernel
 	// reports it: with PID, it names a process even after the PID is reused.
 	StartTicks uint64
+	// NamespaceInit is set for the init of its own PID namespace (PID 1
+	// there: a container's init), seen from outside it.
+	NamespaceInit bool
 	// Container is the 64-hex-digit id of the container the process runs in
 	// (docker, containerd/CRI, CRI-O, podman, Kubernetes), from its cgroup;
 	// empty outside containers.
 	Container string
+}
+
+// Manager reports whether p starts and supervises services rather than
+// being one: PID 1, the init of a PID namespace, or a systemd (a user's
+// manager). With socket activation it holds the listener of the service it
+// started; signalling it would stop far more than the service.
+func (p Process) Manager() bool {
+	return p.PID == 1 || p.NamespaceInit || p.Name == "systemd"
 }
 
 // Entry is a socket and what is known of the processes holding it.
