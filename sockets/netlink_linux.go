@@ -237,5 +237,10 @@ func parseDiagMsg(b []byte, proto Proto) (s Socket, ok bool, err error) {
 	s.UID = ne.Uint32(b[64:])
 	s.Inode = uint64(ne.Uint32(b[68:]))
 	s.State, ok = kernelState(b[1])
+	if proto == TCP && s.State == Close {
+		// Asked for TCP_BOUND_INACTIVE, the kernel lists those sockets in
+		// their own state, CLOSE: bound, neither listening nor connected.
+		s.State = Bound
+	}
 	return s, ok, nil
 }

@@ -177,7 +177,7 @@ func TestParseDiagReplies(t *testing.T) {
 	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 10, ap("[::1]:8080"), ap("[::]:0"), 1000, 4242)...)
 	dgram = append(dgram, diagMsg(2, syscall.AF_INET6, 10, ap("[::1]:9999"), ap("[::]:0"), 0, 1)...) // stale
 	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 1, ap("[::ffff:10.0.0.1]:8080"), ap("[::ffff:10.0.0.2]:5555"), 1000, 4243)...)
-	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 13, ap("[::1]:7"), ap("[::]:0"), 0, 9)...) // unknown state
+	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 14, ap("[::1]:7"), ap("[::]:0"), 0, 9)...) // unknown state
 	// Link-local: the interface index is the zone, of both ends.
 	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 1, ap("[fe80::1%3]:22"), ap("[fe80::2]:40000"), 0, 4244)...)
 	out, done, err := parseDiagReplies(dgram, 3, req, nil)

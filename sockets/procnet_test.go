@@ -141,7 +141,7 @@ func TestParseProcNetEdges(t *testing.T) {
 		{"empty", "", 0, true},
 		{"header only", header, 0, false},
 		{"no final newline", header + "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1", 1, false},
-		{"unknown state skipped", header + "   0: 0100007F:1F90 00000000:0000 0D 00000000:00000000 00:00000000 00000000 0 0 1\n", 0, false},
+		{"unknown state skipped", header + "   0: 0100007F:1F90 00000000:0000 0E 00000000:00000000 00:00000000 00000000 0 0 1\n", 0, false},
 		{"lower-case hex", header + "   0: 0100007f:1f90 00000000:0000 0a 00000000:00000000 00:00000000 00000000 0 0 1\n", 1, false},
 		{"too long", header + strings.Repeat("x", 5000) + "\n", 0, true},
 	}

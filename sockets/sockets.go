@@ -65,15 +65,20 @@ const (
 	LastAck
 	Listen
 	Closing
+	_ // 12, TCP_NEW_SYN_RECV, is listed as SynRecv
+	// Bound is a TCP socket bound to its port but neither listening nor
+	// connected (TCP_BOUND_INACTIVE): it holds the port all the same.
+	// Kernels list them since Linux 6.8, over netlink only.
+	Bound
 
 	// AllStates is every state, like ss -a.
 	AllStates = Established | SynSent | SynRecv | FinWait1 | FinWait2 | TimeWait |
-		Close | CloseWait | LastAck | Listen | Closing
+		Close | CloseWait | LastAck | Listen | Closing | Bound
 )
 
 // Bit 0 has no state: TCP states start at 1.
 var stateNames = []string{"", "established", "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2",
-	"time-wait", "unconn", "close-wait", "last-ack", "listen", "closing"}
+	"time-wait", "unconn", "close-wait", "last-ack", "listen", "closing", "", "bound"}
 
 func (s State) String() string               { return flagString(uint32(s), stateNames, "state") }
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
@@ -85,6 +90,8 @@ func kernelState(n uint8) (s State, ok bool) {
 	switch {
 	case n == 12: // TCP_NEW_SYN_RECV: a request socket, what users call SYN-RECV
 		return SynRecv, true
+	case n == 13: // TCP_BOUND_INACTIVE
+		return Bound, true
 	case n >= 1 && n <= 11:
 		return State(1) << n, true
 	}
@@ -181,8 +188,8 @@ type Entry struct {
 type Query struct {
 	Protos   Proto  // TCP, UDP or both; 0 means both
 	Families Family // IPv4, IPv6 or both; 0 means both
-	// States lists sockets in these states; 0 means Listen for TCP and every
-	// state for UDP. Listen|Close is what `ss -tuln` shows, AllStates what
+	// States lists sockets in these states; 0 means Listen|Bound for TCP
+	// and every state for UDP. Listen|Close is what `ss -tuln` shows, AllStates what
 	// `ss -a` shows. Close asks nothing of TCP: the kernel lists no TCP
 	// socket in that state, and asking would only make it walk every
 	// connection.
@@ -239,7 +246,7 @@ func (q Query) requests() ([]request, error) {
 		st := states
 		switch {
 		case st == 0 && p == TCP:
-			st = Listen
+			st = Listen | Bound
 		case st == 0:
 			st = AllStates
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -350,4 +351,33 @@ func TestLinkLocalZone(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBoundInactive: a TCP socket bound but neither listening nor
+// connected holds its port; netlink lists it (Linux 6.8 and later) among
+// the sockets that hold a port.
+func TestBoundInactive(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(sa.(*syscall.SockaddrInet4).Port)
+	got, err := new(Table).List(context.Background(), Query{Protos: TCP, Port: port, WithProcesses: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 {
+		t.Skip("this kernel lists no bound, inactive TCP sockets (Linux 6.8 and later do)")
+	}
+	if e := got[0]; len(got) != 1 || e.State != Bound || len(e.Processes) != 1 || e.Processes[0].PID != os.Getpid() {
+		t.Fatalf("bound socket on %d: %+v", port, got)
+	}
 }

@@ -40,7 +40,10 @@ func TestKernelState(t *testing.T) {
 			t.Errorf("state %d is bit %#x, want %#x", tt.n, uint32(got), 1<<tt.n)
 		}
 	}
-	for _, n := range []uint8{0, 13, 255} {
+	if s, ok := kernelState(13); !ok || s != Bound || s.String() != "bound" {
+		t.Errorf("kernelState(13) = %v, %v; want bound", s, ok)
+	}
+	for _, n := range []uint8{0, 14, 255} {
 		if s, ok := kernelState(n); ok {
 			t.Errorf("kernelState(%d) = %v, want unknown", n, s)
 		}
@@ -80,10 +83,10 @@ func TestQueryRequests(t *testing.T) {
 		q    Query
 		want []request
 	}{
-		{"zero: listening TCP, all UDP", Query{},
-			append(all4(TCP, Listen, 0), all4(UDP, udpStates, 0)...)},
+		{"zero: listening or bound TCP, all UDP", Query{},
+			append(all4(TCP, Listen|Bound, 0), all4(UDP, udpStates, 0)...)},
 		{"tcp4 port", Query{Protos: TCP, Families: IPv4, Port: 80},
-			[]request{{TCP, IPv4, Listen, 80}}},
+			[]request{{TCP, IPv4, Listen | Bound, 80}}},
 		{"all states", Query{States: AllStates},
 			append(all4(TCP, AllStates&^Close, 0), all4(UDP, udpStates, 0)...)},
 		{"listen: UDP has none", Query{States: Listen}, all4(TCP, Listen, 0)},
