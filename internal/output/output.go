@@ -162,7 +162,7 @@ func (t *Table) Flush() error {
 		for i := range r {
 			r[i].Text = clean(r[i].Text)
 			if i < len(widths) {
-				widths[i] = max(widths[i], utf8.RuneCountInString(r[i].Text))
+				widths[i] = max(widths[i], width(r[i].Text))
 			}
 		}
 	}
@@ -179,7 +179,7 @@ func (t *Table) Flush() error {
 			}
 			b.WriteString(t.p.paint(text, c.Style))
 			if !last {
-				pad := widths[i] - utf8.RuneCountInString(text) + 2
+				pad := widths[i] - width(text) + 2
 				for ; pad > 0; pad-- {
 					b.WriteByte(' ')
 				}
@@ -232,13 +232,45 @@ func clean(s string) string {
 	}, s)
 }
 
-// cut shortens s to n runes, marking the cut with an ellipsis.
+// cut shortens s to n terminal columns, marking the cut with an ellipsis.
 func cut(s string, n int) string {
-	if n < 1 || utf8.RuneCountInString(s) <= n {
+	if n < 1 || width(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	w := 0
+	for i, r := range s {
+		if w+runeWidth(r) > n-1 {
+			return s[:i] + "…"
+		}
+		w += runeWidth(r)
+	}
+	return s
+}
+
+// width is how many terminal columns s takes.
+func width(s string) int {
+	n := 0
+	for _, r := range s {
+		n += runeWidth(r)
+	}
+	return n
+}
+
+// runeWidth is the columns a terminal gives r: none for a combining mark or
+// a joiner, two for East Asian wide and fullwidth characters and emoji
+// (Unicode's East Asian Width, in its main blocks), one otherwise.
+func runeWidth(r rune) int {
+	switch {
+	case r == 0x200D, r >= 0xFE00 && r <= 0xFE0F, unicode.In(r, unicode.Mn, unicode.Me):
+		return 0
+	case r >= 0x1100 && r <= 0x115F, r >= 0x2E80 && r <= 0x303E, r >= 0x3041 && r <= 0x33FF,
+		r >= 0x3400 && r <= 0x4DBF, r >= 0x4E00 && r <= 0x9FFF, r >= 0xA000 && r <= 0xA4CF,
+		r >= 0xAC00 && r <= 0xD7A3, r >= 0xF900 && r <= 0xFAFF, r >= 0xFE30 && r <= 0xFE4F,
+		r >= 0xFF00 && r <= 0xFF60, r >= 0xFFE0 && r <= 0xFFE6, r >= 0x1F300 && r <= 0x1F64F,
+		r >= 0x1F900 && r <= 0x1F9FF, r >= 0x20000 && r <= 0x3FFFD:
+		return 2
+	}
+	return 1
 }
 
 // IsTerminal reports whether f is a terminal.

@@ -88,3 +88,24 @@ func TestControlCharacters(t *testing.T) {
 		t.Errorf("Printable = %q", got)
 	}
 }
+
+// TestWideCharacters: columns line up by terminal width, not by runes, and
+// a cut counts columns.
+func TestWideCharacters(t *testing.T) {
+	for s, want := range map[string]int{"abc": 3, "日本語": 6, "ｆｕｌｌ": 8, "e\u0301": 1, "🎉ok": 4, "": 0} {
+		if got := width(s); got != want {
+			t.Errorf("width(%q) = %d, want %d", s, got, want)
+		}
+	}
+	if got := cut("日本語のテキスト", 7); got != "日本語…" {
+		t.Errorf("cut = %q", got)
+	}
+	var b bytes.Buffer
+	tb := New(&b, Human, func(string) string { return "" }).Table("NAME", "NOTE")
+	tb.Row("日本", "x")
+	tb.Row("abcd", "y")
+	tb.Flush()
+	if want := "NAME  NOTE\n日本  x\nabcd  y\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
