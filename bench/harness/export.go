@@ -24,6 +24,14 @@ func FormatDuration(d time.Duration) string { return formatDuration(d) }
 // FormatRSS prints a byte count in MiB as the reports do, "n/a" for 0.
 func FormatRSS(bytes int64) string { return formatRSS(bytes) }
 
+// FormatPeakRSS prints a run's peak RSS, "≤ floor" where it may be the
+// harness's own (see Sample.RSSFloor).
+func FormatPeakRSS(peak, floor int64) string { return formatPeakRSS(peak, floor) }
+
+// SpawnFloor readies the calling process to start a command whose peak RSS
+// is measured and returns the floor under that measure (Sample.RSSFloor).
+func SpawnFloor() int64 { return spawnFloor() }
+
 // FormatRatio prints a ratio as the reports do, "1.23x", "n/a" for NaN.
 func FormatRatio(x float64) string { return formatRatio(x) }
 

@@ -37,6 +37,11 @@ type Sample struct {
 	Wall    time.Duration
 	CPU     time.Duration // user + system
 	PeakRSS int64         // bytes; 0 where the platform does not report it
+	// RSSFloor is the harness's own resident size when it started the run
+	// (bytes; 0 where unknown). Linux carries the peak RSS of the process
+	// that starts a command across exec into the command's ru_maxrss, so a
+	// PeakRSS at or below the floor says only "at most the floor".
+	RSSFloor int64
 }
 
 // stderrTail bounds how much of a run's stderr is kept for error messages.
@@ -129,6 +134,7 @@ func runOnce(ctx context.Context, c Command, timeout time.Duration, allow []int)
 	// may stall Wait for long; either turns into an error instead.
 	cmd.WaitDelay = time.Second
 
+	floor := spawnFloor()
 	t0 := time.Now()
 	err := cmd.Start()
 	if err == nil {
@@ -151,7 +157,7 @@ func runOnce(ctx context.Context, c Command, timeout time.Duration, allow []int)
 		// Code -1 means no exit code at all; the state says which signal.
 		return Sample{}, fmt.Errorf("harness: %s exited with code %d (%v), allowed %v%s", c.Name, code, ps, allow, tail.suffix())
 	}
-	return Sample{Wall: wall, CPU: ps.UserTime() + ps.SystemTime(), PeakRSS: peakRSS(ps)}, nil
+	return Sample{Wall: wall, CPU: ps.UserTime() + ps.SystemTime(), PeakRSS: peakRSS(ps), RSSFloor: floor}, nil
 }
 
 // tailBuffer keeps the last stderrTail bytes written to it, so a chatty

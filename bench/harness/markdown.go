@@ -23,7 +23,7 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			s.Command.Name, codeSpan(s.Command.String()),
 			formatDuration(s.MedianWall), formatDuration(s.MinWall), formatDuration(s.P90Wall),
-			formatDuration(s.MedianCPU), formatRSS(s.PeakRSS),
+			formatDuration(s.MedianCPU), formatPeakRSS(s.PeakRSS, s.RSSFloor),
 			formatRatio(r.Ratio(s.Command.Name, r.Stats[0].Command.Name)))
 	}
 	return b.String()
@@ -56,6 +56,19 @@ func decimals(v float64) int {
 	}
 	return 0
 }
+
+// formatPeakRSS prints a peak RSS that may be the harness's floor (see
+// Sample.RSSFloor) as "≤ floor".
+func formatPeakRSS(peak, floor int64) string {
+	if peak > 0 && floor > 0 && peak <= floor+rssSlack {
+		return "≤ " + formatRSS(floor+rssSlack)
+	}
+	return formatRSS(peak)
+}
+
+// rssSlack allows for the harness growing between measuring its floor and
+// the exec: a peak this close to the floor may be the floor.
+const rssSlack = 256 << 10
 
 func formatRSS(bytes int64) string {
 	if bytes <= 0 {

@@ -27,16 +27,18 @@ type Stats struct {
 	P90Wall    time.Duration
 	MedianCPU  time.Duration
 	PeakRSS    int64    // bytes, the largest of all runs; 0 if not reported
+	RSSFloor   int64    // bytes, the largest Sample.RSSFloor of the runs
 	Samples    []Sample // in the order they were taken
 }
 
 func summarize(c Command, samples []Sample) Stats {
 	wall := make([]time.Duration, len(samples))
 	cpu := make([]time.Duration, len(samples))
-	var rss int64
+	var rss, floor int64
 	for i, s := range samples {
 		wall[i], cpu[i] = s.Wall, s.CPU
 		rss = max(rss, s.PeakRSS)
+		floor = max(floor, s.RSSFloor)
 	}
 	slices.Sort(wall)
 	slices.Sort(cpu)
@@ -48,6 +50,7 @@ func summarize(c Command, samples []Sample) Stats {
 		P90Wall:    percentile(wall, 90),
 		MedianCPU:  percentile(cpu, 50),
 		PeakRSS:    rss,
+		RSSFloor:   floor,
 		Samples:    samples,
 	}
 }

@@ -139,7 +139,7 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
 			t.Name, harness.CodeSpan(t.String()), len(r.outcomes[i]), med, lo, p90, cpu,
-			harness.FormatRSS(s.PeakRSS), harness.FormatRatio(r.ratio(t.Name, first)), accuracySummary(r.outcomes[i]))
+			harness.FormatPeakRSS(s.PeakRSS, s.RSSFloor), harness.FormatRatio(r.ratio(t.Name, first)), accuracySummary(r.outcomes[i]))
 	}
 
 	most := 0

@@ -52,7 +52,7 @@ func rss(ctx context.Context, c *config) (*report, error) {
 			fmt.Fprintf(c.log, "%-16s run %d/%d FAILED: %v\n", t.Name, k+1, c.runs, r.err)
 		} else {
 			fmt.Fprintf(c.log, "%-16s run %d/%d %9s  peak RSS %s, %s closed of %s\n", t.Name, k+1, c.runs,
-				harness.FormatDuration(r.sample.Wall), harness.FormatRSS(r.sample.PeakRSS), group(r.closed), group(r.done))
+				harness.FormatDuration(r.sample.Wall), harness.FormatPeakRSS(r.sample.PeakRSS, r.sample.RSSFloor), group(r.closed), group(r.done))
 		}
 		runs = append(runs, r)
 	}
@@ -88,6 +88,7 @@ func rssOnce(ctx context.Context, t tool) rssRun {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 3 * time.Second
+	floor := harness.SpawnFloor()
 	t0 := time.Now()
 	err := cmd.Run()
 	wall := time.Since(t0)
@@ -103,7 +104,7 @@ func rssOnce(ctx context.Context, t tool) rssRun {
 		return rssRun{err: err}
 	}
 	ps := cmd.ProcessState
-	r := rssRun{sample: harness.Sample{Wall: wall, CPU: ps.UserTime() + ps.SystemTime(), PeakRSS: harness.PeakRSS(ps)}}
+	r := rssRun{sample: harness.Sample{Wall: wall, CPU: ps.UserTime() + ps.SystemTime(), PeakRSS: harness.PeakRSS(ps), RSSFloor: floor}}
 	if code := ps.ExitCode(); code != 0 && code != 1 {
 		r.err = fmt.Errorf("exit code %d: %s", code, tail)
 		return r
@@ -139,7 +140,7 @@ func (r *report) rssMarkdown() string {
 			continue
 		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s/s | %s | %s | %s | %s |\n", k+1,
-			harness.FormatDuration(x.sample.Wall), harness.FormatDuration(x.sample.CPU), harness.FormatRSS(x.sample.PeakRSS),
+			harness.FormatDuration(x.sample.Wall), harness.FormatDuration(x.sample.CPU), harness.FormatPeakRSS(x.sample.PeakRSS, x.sample.RSSFloor),
 			group(x.done), group(x.rate), group(x.retransmitted), group(x.open), group(x.closed), group(x.filtered))
 	}
 	if len(r.targets) > 0 {

@@ -143,6 +143,7 @@ func (r *runner) once(ctx context.Context, t tool) outcome {
 	// resume file into the working directory); nothing it leaves matters.
 	cmd.WaitDelay = 3 * time.Second
 
+	floor := harness.SpawnFloor()
 	t0 := time.Now()
 	err = cmd.Run()
 	wall := time.Since(t0)
@@ -167,7 +168,7 @@ func (r *runner) once(ctx context.Context, t tool) outcome {
 		return outcome{err: fmt.Errorf("%v%s", err, tail())}
 	}
 	ps := cmd.ProcessState
-	sample := harness.Sample{Wall: wall, CPU: ps.UserTime() + ps.SystemTime(), PeakRSS: harness.PeakRSS(ps)}
+	sample := harness.Sample{Wall: wall, CPU: ps.UserTime() + ps.SystemTime(), PeakRSS: harness.PeakRSS(ps), RSSFloor: floor}
 	if code := ps.ExitCode(); !slices.Contains(t.allowExit, code) {
 		return outcome{sample: sample, err: fmt.Errorf("exit code %d (%v)%s", code, ps, tail())}
 	}
