@@ -129,7 +129,7 @@ func TestParseMasscanList(t *testing.T) {
 	if !s.perfect(false) || s.perfect(true) || s.reportsClosed {
 		t.Errorf("grade = %+v: want every open port, no closed ones reported", s)
 	}
-	if got, want := s.String(), "2/2 open, closed n/a"; got != want {
+	if got, want := s.String(), "2/2 open, closed n/a, 1 reported twice"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 	if _, err := parseMasscanList(strings.NewReader("open tcp x 198.18.0.2 1\n")); err == nil {
@@ -151,11 +151,28 @@ func TestGrade(t *testing.T) {
 	if got := s.missedString(5); got != "198.18.0.2:7" {
 		t.Errorf("missed = %q", got)
 	}
-	r.set(key{hostA, 7}, "open")
+	if s.conflicts != 2 || s.repeats != 2 {
+		t.Errorf("port 3 reported closed, open, closed: %d conflicts, %d repeats; want 2, 2", s.conflicts, s.repeats)
+	}
+
+	r = newResult()
+	for p := uint16(1); p <= 10; p++ {
+		st := "closed"
+		if p == 3 || p == 7 {
+			st = "open"
+		}
+		r.set(key{hostA, p}, st)
+	}
 	r.set(key{hostB, 80}, "closed")
 	s = grade(r, smallTruth())
 	if !s.perfect(true) || s.other["unasked closed"] != 1 {
 		t.Errorf("grade = %+v, want perfect with one unasked pair", s)
+	}
+	// The same report twice: not perfect for a scanner that reports closed
+	// ports, whose every probe should have one line.
+	r.set(key{hostA, 5}, "closed")
+	if s = grade(r, smallTruth()); s.perfect(true) || !s.perfect(false) || !strings.Contains(s.String(), "1 reported twice") {
+		t.Errorf("a port reported twice: %+v, %q", s, s.String())
 	}
 }
 

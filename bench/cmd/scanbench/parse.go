@@ -22,6 +22,10 @@ func (k key) String() string { return netip.AddrPortFrom(k.addr, k.port).String(
 // result is what one run of a scanner reported about TCP ports.
 type result struct {
 	states map[key]string // "open", "closed", "filtered", ... per port
+	// repeats counts ports reported more than once, and conflicts those
+	// reported with two states: a scanner should report each probe once
+	// (masscan may repeat an open port, which costs it nothing here).
+	repeats, conflicts int
 	// unlisted counts, by state, ports a tool reported only as a number:
 	// nmap's <extraports> when it gives no list of them.
 	unlisted map[string]int
@@ -34,7 +38,14 @@ func newResult() *result {
 // set records a state; a port reported twice keeps its first state unless
 // a later report says open (masscan may repeat a port; open is what counts).
 func (r *result) set(k key, state string) {
-	if old, ok := r.states[k]; ok && old == "open" {
+	old, seen := r.states[k]
+	if seen {
+		r.repeats++
+		if old != state {
+			r.conflicts++
+		}
+	}
+	if seen && old == "open" {
 		return
 	}
 	r.states[k] = state

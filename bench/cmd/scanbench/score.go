@@ -59,12 +59,14 @@ type score struct {
 	falseOpen          int // ports reported open that are not, or were never asked for
 	other              map[string]int
 	reportsClosed      bool // whether the tool said anything was closed
+	repeats, conflicts int  // ports reported twice; of those, with two states
 	missed             []key
 }
 
 // grade compares r with t.
 func grade(r *result, t *truth) score {
-	s := score{wantOpen: len(t.open), wantClosed: t.size() - len(t.open), other: map[string]int{}}
+	s := score{wantOpen: len(t.open), wantClosed: t.size() - len(t.open), other: map[string]int{},
+		repeats: r.repeats, conflicts: r.conflicts}
 	for k, st := range r.states {
 		switch {
 		case st == "open" && t.open[k]:
@@ -108,7 +110,7 @@ func grade(r *result, t *truth) score {
 // perfect says whether every open port was found and nothing else called
 // open, and, with closedToo, every closed port reported closed.
 func (s score) perfect(closedToo bool) bool {
-	return s.open == s.wantOpen && s.falseOpen == 0 && (!closedToo || s.closed == s.wantClosed)
+	return s.open == s.wantOpen && s.falseOpen == 0 && s.conflicts == 0 && (!closedToo || s.closed == s.wantClosed && s.repeats == 0)
 }
 
 // String is the accuracy as the report shows it, e.g.
@@ -122,6 +124,12 @@ func (s score) String() string {
 	}
 	if s.falseOpen > 0 {
 		parts = append(parts, group(s.falseOpen)+" falsely open")
+	}
+	if s.repeats > 0 {
+		parts = append(parts, group(s.repeats)+" reported twice")
+	}
+	if s.conflicts > 0 {
+		parts = append(parts, group(s.conflicts)+" with two states")
 	}
 	for _, st := range slices.Sorted(maps.Keys(s.other)) {
 		parts = append(parts, group(s.other[st])+" "+st)
