@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -84,7 +85,7 @@ func rss(ctx context.Context, c *config) (*report, error) {
 func rssOnce(ctx context.Context, t tool) rssRun {
 	runCtx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, t.Argv[0], t.Argv[1:]...)
+	cmd := toolCommand(runCtx, t, os.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 3 * time.Second

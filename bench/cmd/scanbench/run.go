@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,7 +137,7 @@ func (r *runner) once(ctx context.Context, t tool) outcome {
 
 	runCtx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, t.Argv[0], t.Argv[1:]...)
+	cmd := toolCommand(runCtx, t, r.tmp)
 	cmd.Stdout = f // the child writes to the file itself: no copying here
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -184,4 +186,22 @@ func (r *runner) once(ctx context.Context, t tool) outcome {
 		o.res = res
 	}
 	return o
+}
+
+// toolCommand is the command for a run of t, working in dir and in a
+// process group of its own: a Ctrl-C at the terminal reaches scanbench
+// alone, which stops the run itself, and nothing a scanner writes where it
+// runs (portkit's resume file, masscan's paused.conf) lands in the
+// repository.
+func toolCommand(ctx context.Context, t tool, dir string) *exec.Cmd {
+	argv0 := t.Argv[0]
+	if strings.ContainsRune(argv0, '/') {
+		if abs, err := filepath.Abs(argv0); err == nil {
+			argv0 = abs // relative to where scanbench was started, not to dir
+		}
+	}
+	cmd := exec.CommandContext(ctx, argv0, t.Argv[1:]...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = ownGroup()
+	return cmd
 }
