@@ -28,6 +28,7 @@ bin/sidebyside -title "lookup by name: portkit lookup postgresql vs getent servi
 
 gocmd="go test -run '^\$' -bench 'ByPort\$|ByName\$|ByPortLocal' -benchmem -count 1 ./registry"
 eval "$gocmd" | bin/gobench -title "registry lookups in process" -command "$gocmd" \
+	-want BenchmarkByPort,BenchmarkByName,BenchmarkByPortLocal \
 	-max-ns 1000 -max-allocs 0 -md docs/BENCHMARKS.md -section lookup-go || status=1
 
 exit $status

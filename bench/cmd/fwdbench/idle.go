@@ -395,6 +395,11 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	s.notes = append(s.notes, fmt.Sprintf("Opening the %s connections took %v; %s failed.",
 		count(int64(held)), openTime.Round(time.Millisecond), count(int64(failed))))
 
+	if n < c.conns {
+		// The target asked for is not what was run: say so, not PASS.
+		s.addTarget(false, fmt.Sprintf("%s connections held through portkit", count(int64(c.conns))),
+			fmt.Sprintf("not run: the open-file limit leaves room for %s", count(int64(n))))
+	}
 	s.addTarget(held == n && openErr == nil, fmt.Sprintf("all %s connections established through portkit", count(int64(n))),
 		fmt.Sprintf("%s established%s", count(int64(held)), errDetail(openErr)))
 	s.addTarget(perConn <= 20, "portkit RSS <= 20 KiB per forwarded connection", fmt.Sprintf("%.1f KiB", perConn))

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	command := fl.String("command", "", "the command that produced the input, written above the table")
 	md := fl.String("md", "", "markdown `FILE` to write the table into")
 	section := fl.String("section", "", "section `NAME` in FILE")
+	want := fl.String("want", "", "comma-separated `NAMES` of benchmarks that must be in the input (without the -N suffix)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +69,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(results) == 0 {
 		fmt.Fprintln(stderr, "gobench: no benchmark results on stdin")
 		return 1
+	}
+	// A benchmark renamed or left out must not drop from the targets
+	// unnoticed.
+	for _, name := range strings.Split(*want, ",") {
+		if name != "" && !slices.ContainsFunc(results, func(r result) bool { return baseName(r.name) == name }) {
+			fmt.Fprintf(stderr, "gobench: benchmark %s is not in the input\n", name)
+			return 1
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n%s, %s\n\n", *title, time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.Join(header, ", "))
@@ -148,4 +158,13 @@ func parseLine(line string) (result, bool) {
 		}
 	}
 	return r, true
+}
+
+// baseName is a benchmark's name without the GOMAXPROCS suffix
+// ("BenchmarkByPort-2" → "BenchmarkByPort").
+func baseName(name string) string {
+	if i := strings.LastIndexByte(name, '-'); i > 0 && strings.Trim(name[i+1:], "0123456789") == "" {
+		return name[:i]
+	}
+	return name
 }

@@ -51,4 +51,8 @@ func TestRun(t *testing.T) {
 	if code := run([]string{"-md", md}, strings.NewReader(sample), &out, &errb); code != 2 {
 		t.Errorf("-md without -section: exit %d", code)
 	}
+	errb.Reset()
+	if code := run([]string{"-want", "BenchmarkByPort,BenchmarkGone"}, strings.NewReader(sample), &out, &errb); code != 1 || !strings.Contains(errb.String(), "BenchmarkGone is not in the input") {
+		t.Errorf("a wanted benchmark missing: exit %d, %q", code, errb.String())
+	}
 }

@@ -47,6 +47,15 @@ func (r *report) index(name string) int {
 
 // ratio is the median wall time of a over that of b, over completed runs;
 // NaN when either has none.
+// baseline is the portkit run a tool's ratio is taken to: the connect scan
+// for connect scans (nmap -sT), where one was run, else the first tool.
+func (r *report) baseline(name, first string) string {
+	if (name == "portkit-connect" || strings.HasSuffix(name, "-sT")) && r.index("portkit-connect") >= 0 {
+		return "portkit-connect"
+	}
+	return first
+}
+
 func (r *report) ratio(a, b string) float64 {
 	i, j := r.index(a), r.index(b)
 	if i < 0 || j < 0 {
@@ -127,7 +136,7 @@ func (r *report) markdown() string {
 	for _, n := range r.notes {
 		b.WriteString(n + "\n\n")
 	}
-	b.WriteString("| command | command line | runs | median | min | p90 | CPU (median) | peak RSS | ratio | accuracy |\n")
+	b.WriteString("| command | command line | runs | median | min | p90 | CPU (median) | peak RSS | ratio to portkit, same kind of scan | accuracy |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	first := r.tools[0].Name
 	for i, t := range r.tools {
@@ -137,9 +146,13 @@ func (r *report) markdown() string {
 			med, lo, p90 = harness.FormatDuration(s.MedianWall), harness.FormatDuration(s.MinWall), harness.FormatDuration(s.P90Wall)
 			cpu = harness.FormatDuration(s.MedianCPU)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
-			t.Name, harness.CodeSpan(t.String()), len(r.outcomes[i]), med, lo, p90, cpu,
-			harness.FormatPeakRSS(s.PeakRSS, s.RSSFloor), harness.FormatRatio(r.ratio(t.Name, first)), accuracySummary(r.outcomes[i]))
+		runs := strconv.Itoa(len(r.outcomes[i]))
+		if s.Runs != len(r.outcomes[i]) {
+			runs = fmt.Sprintf("%d of %d", s.Runs, len(r.outcomes[i])) // the statistics are of the runs that succeeded
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			t.Name, harness.CodeSpan(t.String()), runs, med, lo, p90, cpu,
+			harness.FormatPeakRSS(s.PeakRSS, s.RSSFloor), harness.FormatRatio(r.ratio(t.Name, r.baseline(t.Name, first))), accuracySummary(r.outcomes[i]))
 	}
 
 	most := 0
