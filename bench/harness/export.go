@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -37,3 +39,21 @@ func FormatRatio(x float64) string { return formatRatio(x) }
 
 // CodeSpan wraps s as inline code that is safe inside a markdown table cell.
 func CodeSpan(s string) string { return codeSpan(s) }
+
+// RecordFailure writes into section of the markdown file at path that the
+// benchmark failed, when, and why, in place of its last figures: a section
+// must not go on showing a run older than the last one tried. The figures
+// it held stay in the file's history. Interrupted runs (ctx ended) are not
+// recorded: nothing failed.
+func RecordFailure(path, section, command string, err error) error {
+	if path == "" || section == "" {
+		return nil
+	}
+	doc, rerr := os.ReadFile(path)
+	if rerr != nil && !os.IsNotExist(rerr) {
+		return rerr
+	}
+	body := fmt.Sprintf("**FAILED** — %s: `%s` stopped with: %s. The figures this section showed before are in the file's history.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), command, strings.ReplaceAll(err.Error(), "\n", " "))
+	return os.WriteFile(path, UpdateSection(doc, section, body), 0o644)
+}

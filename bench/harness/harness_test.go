@@ -315,3 +315,24 @@ func TestRunRotatesOrder(t *testing.T) {
 		t.Errorf("order = %q, want %q", got, want)
 	}
 }
+
+// TestRecordFailure: a failed run replaces a section's figures with what
+// failed, and leaves the rest of the file alone.
+func TestRecordFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "B.md")
+	doc := "# B\n\n<!-- bench:a -->\nold figures\n<!-- /bench:a -->\n\n<!-- bench:b -->\nkept\n<!-- /bench:b -->\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RecordFailure(path, "a", "bench/x.sh", errors.New("the server did not start")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	s := string(got)
+	if strings.Contains(s, "old figures") || !strings.Contains(s, "**FAILED**") || !strings.Contains(s, "`bench/x.sh` stopped with: the server did not start") || !strings.Contains(s, "kept") {
+		t.Errorf("after RecordFailure:\n%s", s)
+	}
+	if err := RecordFailure("", "a", "x", errors.New("e")); err != nil {
+		t.Errorf("no file: %v", err)
+	}
+}

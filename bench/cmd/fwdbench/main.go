@@ -110,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fwdbench: %v\n", err)
+		if rerr := harness.RecordFailure(c.md, c.section, c.command, err); rerr != nil {
+			fmt.Fprintf(stderr, "fwdbench: %v\n", rerr)
+		}
 		return 1
 	}
 	md := s.markdown(c.command)

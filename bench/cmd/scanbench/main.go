@@ -81,6 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	r, err := modes[c.mode](ctx, c)
 	if err != nil {
 		fmt.Fprintf(stderr, "scanbench: %v\n", err)
+		if ctx.Err() == nil {
+			if rerr := harness.RecordFailure(c.md, c.section, "scanbench "+c.mode, err); rerr != nil {
+				fmt.Fprintf(stderr, "scanbench: %v\n", rerr)
+			}
+		}
 		return 1
 	}
 	var md string

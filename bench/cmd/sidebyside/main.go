@@ -127,6 +127,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	report, err := harness.Run(ctx, spec)
 	if err != nil {
 		fmt.Fprintf(stderr, "sidebyside: %v\n", err)
+		if ctx.Err() == nil {
+			if rerr := harness.RecordFailure(mdFile, section, "sidebyside", err); rerr != nil {
+				fmt.Fprintf(stderr, "sidebyside: %v\n", rerr)
+			}
+		}
 		return 1
 	}
 	md, pass := report.Markdown(), true
