@@ -106,6 +106,22 @@ for line in "$who_portkit" "$ls_portkit" "$lsa_portkit"; do
 done
 ((missing == 0)) || exit 1
 
+# The answers are checked against ss's before anything is timed: a faster
+# wrong answer is no result. The fixture holds still, so the counts agree.
+who_pid=$(inns bin/portkit who "$port" --json | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$' || true)
+if [ "pid=$who_pid" != "$owner" ]; then
+	echo "sockets.sh: portkit who $port names pid ${who_pid:-none}, ss ${owner:-none}" >&2
+	exit 1
+fi
+for check in "ls --tcp:$listening" "ls -a --tcp:$sockets"; do
+	read -ra argv <<<"${check%:*}"
+	n=$(inns bin/portkit "${argv[@]}" --json | grep -c '"protocol"' || true)
+	if [ "$n" != "${check##*:}" ]; then
+		echo "sockets.sh: portkit ${check%:*} lists $n TCP sockets, ss ${check##*:}" >&2
+		exit 1
+	fi
+done
+
 # sidebyside runs inside the namespace as a job waited for: a signal to this
 # script then runs the trap at once, not once the section is over. `ip netns
 # exec` replaces itself with sidebyside, so $! is sidebyside.
