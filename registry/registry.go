@@ -137,6 +137,29 @@ func (s *Service) Reserved() bool {
 	return s.Name == "" && strings.EqualFold(s.Description, "Reserved")
 }
 
+// Status says what the row says of its ports: "assigned" for a service, and
+// for a nameless row what its description says, however worded: besides
+// the plain "Unassigned" and "Reserved" rows, a few say it their own way
+// ("IANA Reserved", "Unassigned [was netstat]", "De-Commissioned Port").
+// Nameless rows such as "any private mail system" are assignments.
+func (s *Service) Status() string {
+	if s.Name != "" {
+		return "assigned"
+	}
+	d := strings.ToLower(s.Description)
+	switch {
+	case strings.HasPrefix(d, "unassigned"):
+		return "unassigned"
+	case strings.Contains(d, "reserved"):
+		return "reserved"
+	case d == "de-registered", d == "removed", d == "deprecated":
+		return d
+	case strings.HasPrefix(d, "de-commissioned"):
+		return "decommissioned"
+	}
+	return "assigned"
+}
+
 // ReferenceList splits References into its bracketed parts, without the
 // brackets: "[RFC5321][RFC6409]" gives RFC5321 and RFC6409.
 func (s *Service) ReferenceList() []string {

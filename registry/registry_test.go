@@ -312,3 +312,19 @@ func TestSuggestLeavesOutTheName(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceStatus(t *testing.T) {
+	for desc, want := range map[string]string{
+		"Unassigned": "unassigned", "unassigned": "unassigned", "Unassigned [was netstat]": "unassigned",
+		"Reserved": "reserved", "IANA Reserved": "reserved", "Reserved - IANA": "reserved",
+		"De-registered": "de-registered", "Removed": "removed", "Deprecated": "deprecated",
+		"De-Commissioned Port": "decommissioned", "any private mail system": "assigned", "": "assigned",
+	} {
+		if got := (&Service{Description: desc}).Status(); got != want {
+			t.Errorf("Status of a nameless row %q = %q, want %q", desc, got, want)
+		}
+	}
+	if got := (&Service{Name: "ssh", Description: "Reserved"}).Status(); got != "assigned" {
+		t.Errorf("a named row: %q", got)
+	}
+}

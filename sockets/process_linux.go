@@ -25,7 +25,7 @@ func (t *Table) Process(pid int) (Process, error) {
 // now, whatever happened between a List and the signal.
 func (t *Table) Holds(pid int, inodes []uint64) (bool, error) {
 	root := newLister(t).(linuxLister).root
-	socks, err := socketInodesErr(root, pid)
+	socks, err := socketInodes(root, pid)
 	if err != nil {
 		return false, err
 	}

@@ -119,7 +119,7 @@ func originHolders(ctx context.Context, root string, entries []Entry) error {
 			}
 			socks, ok := held[ppid]
 			if !ok {
-				socks = socketInodes(root, ppid)
+				socks, _ = socketInodes(root, ppid) // none where unreadable
 				held[ppid] = socks
 			}
 			if !socks[e.Inode] {
@@ -143,14 +143,8 @@ func originHolders(ctx context.Context, root string, entries []Entry) error {
 	return nil
 }
 
-// socketInodes returns the sockets process pid has open, by inode; none
-// where its descriptors cannot be read.
-func socketInodes(root string, pid int) map[uint64]bool {
-	socks, _ := socketInodesErr(root, pid)
-	return socks
-}
-
-func socketInodesErr(root string, pid int) (map[uint64]bool, error) {
+// socketInodes returns the sockets process pid has open, by inode.
+func socketInodes(root string, pid int) (map[uint64]bool, error) {
 	dir := root + "/" + strconv.Itoa(pid) + "/fd"
 	names, err := os.ReadDir(dir)
 	if err != nil {

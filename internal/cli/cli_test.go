@@ -374,16 +374,3 @@ func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(path, []byte(os.Expand(string(b), ts.Getenv)), 0o644))
 }
-
-func TestRowStatus(t *testing.T) {
-	for desc, want := range map[string]string{
-		"Unassigned": "unassigned", "unassigned": "unassigned", "Unassigned [was netstat]": "unassigned",
-		"Reserved": "reserved", "IANA Reserved": "reserved", "Reserved - IANA": "reserved",
-		"De-registered": "de-registered", "Removed": "removed", "Deprecated": "deprecated",
-		"De-Commissioned Port": "decommissioned", "any private mail system": "assigned", "": "assigned",
-	} {
-		if got := rowStatus(desc); got != want {
-			t.Errorf("rowStatus(%q) = %q, want %q", desc, got, want)
-		}
-	}
-}

@@ -183,13 +183,10 @@ func newLookupRow(query string, a registry.Answer, s registry.Service, policy ho
 		Query: query, Service: s.Name, Protocol: s.Proto.String(), Description: s.Description,
 		References: s.ReferenceList(), Source: s.Source.String(), AliasOf: s.AliasOf,
 		Assignee: s.Assignee, Contact: s.Contact, Registered: s.Registered, Modified: s.Modified,
-		Notes: s.Notes, Unauthorized: s.UnauthorizedUse, Status: "assigned",
+		Notes: s.Notes, Unauthorized: s.UnauthorizedUse, Status: s.Status(),
 	}
 	if r.References == nil {
 		r.References = []string{}
-	}
-	if s.Name == "" {
-		r.Status = rowStatus(s.Description)
 	}
 	if !s.HasPort {
 		return r
@@ -286,23 +283,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// rowStatus reads what a nameless IANA row says of its ports: besides the
-// plain "Unassigned" and "Reserved" rows, a few say it their own way
-// ("IANA Reserved", "Unassigned [was netstat]", "De-Commissioned Port").
-// Rows such as "any private mail system" are assignments.
-func rowStatus(desc string) string {
-	d := strings.ToLower(desc)
-	switch {
-	case strings.HasPrefix(d, "unassigned"):
-		return "unassigned"
-	case strings.Contains(d, "reserved"):
-		return "reserved"
-	case d == "de-registered", d == "removed", d == "deprecated":
-		return d
-	case strings.HasPrefix(d, "de-commissioned"):
-		return "decommissioned"
-	}
-	return "assigned"
 }

@@ -220,16 +220,9 @@ func clean(s string) string {
 	if !strings.ContainsFunc(s, unicode.IsControl) {
 		return s
 	}
-	// Whitespace runs become one space; any other control character
-	// (an escape sequence from a services file or a server's error, say)
-	// becomes U+FFFD rather than reach the terminal.
-	s = strings.Join(strings.Fields(s), " ")
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return utf8.RuneError
-		}
-		return r
-	}, s)
+	// Whitespace runs become one space; the other control characters are
+	// made harmless as in a diagnostic.
+	return Printable(strings.Join(strings.Fields(s), " "))
 }
 
 // cut shortens s to n terminal columns, marking the cut with an ellipsis.
