@@ -38,7 +38,7 @@ Exit status: 0 when ready (or CMD's status), 124 on timeout naming each
 target not ready and why, 2 on a bad target, 130 when interrupted.`,
 		Example: `  portkit wait db:5432 -- ./app
   portkit wait --timeout 60s localhost:5432 localhost:6379
-  portkit wait http://localhost:8080/health --status 200
+  portkit wait http://localhost:8080/health --status 200 --attempt-timeout 5s
   portkit wait --closed localhost:8080`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
