@@ -11,17 +11,6 @@ import (
 	"testing"
 )
 
-// procNetFile is a /proc/net file name and the table it holds.
-var procNetFiles = []struct {
-	name string
-	req  request
-}{
-	{"tcp", request{TCP, IPv4, AllStates, 0}},
-	{"tcp6", request{TCP, IPv6, AllStates, 0}},
-	{"udp", request{UDP, IPv4, AllStates, 0}},
-	{"udp6", request{UDP, IPv6, AllStates, 0}},
-}
-
 func parseFixture(t *testing.T, path string, req request) ([]Entry, error) {
 	t.Helper()
 	f, err := os.Open(path)

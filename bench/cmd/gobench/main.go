@@ -26,10 +26,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // result is one benchmark line.
 type result struct {
-	name           string
-	nsPerOp        float64
-	bytes, allocs  float64
-	hasMem, passed bool
+	name          string
+	nsPerOp       float64
+	bytes, allocs float64
+	hasMem        bool
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

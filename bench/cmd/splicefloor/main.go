@@ -27,10 +27,10 @@ func main() {
 	target := flag.String("target", "127.0.0.1:5201", "address to relay to")
 	lifetime := flag.Duration("max-lifetime", 30*time.Minute, "exit after this long whatever happens")
 	flag.Parse()
-	if err := run(*listen, *target, *lifetime); err != nil {
-		fmt.Fprintln(os.Stderr, "splicefloor:", err)
-		os.Exit(1)
-	}
+	// run returns only when it fails; its lifetime timer ends it otherwise.
+	err := run(*listen, *target, *lifetime)
+	fmt.Fprintln(os.Stderr, "splicefloor:", err)
+	os.Exit(1)
 }
 
 func run(listen, target string, lifetime time.Duration) error {
