@@ -32,20 +32,12 @@
 //
 // # Receiving
 //
-// A Receiver reads replies from an AF_PACKET socket (SOCK_DGRAM, so packets
-// start at the IP header) with a classic BPF program attached that passes
-// only TCP and UDP to portkit's source port and ICMP errors about probes
-// sent from that port: the kernel drops everything else before copying it.
-// The filter is attached before the socket is bound to a protocol, so no
-// unfiltered packet is queued in between; outgoing packets are skipped
-// (PACKET_IGNORE_OUTGOING, and the packet type is checked again in case the
-// kernel predates it). The kernel copies what passes into a memory-mapped
-// ring (TPACKET_V3) in blocks, with its arrival time, and wakes the reader
-// once a block (when it is full, or a millisecond or so after its first
-// packet), not once a packet: at a full-range scan's hundred thousand
-// replies a second, a wake-up per packet cost the receiving thread, and the
-// CPU the kernel's work on the probes needed, more than all the rest of
-// the reading. Without a ring (a kernel before 3.2) it reads with recvmmsg.
+// A Receiver reads replies through internal/packetring (an AF_PACKET
+// socket, a classic BPF filter and a TPACKET_V3 ring, shared with the
+// knock daemon and the scan sensor) with a filter that passes only TCP and
+// UDP to portkit's source port and ICMP errors about probes sent from that
+// port: the kernel drops everything else before copying it. Outgoing
+// packets are skipped.
 //
 // # The half-open connection
 //

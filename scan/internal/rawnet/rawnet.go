@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/portkit/portkit/internal/packetring"
 )
 
 // OpError is an error of a socket operation, like net.OpError.
@@ -86,7 +88,7 @@ type Handler func(r *Reply, at time.Time)
 // Receiver reads replies to portkit's probes. It needs root or
 // CAP_NET_RAW.
 type Receiver struct {
-	sys       receiverSys
+	ring      *packetring.Ring
 	received  atomic.Uint64
 	malformed atomic.Uint64
 }
@@ -108,11 +110,15 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 64
 	}
-	r := &Receiver{}
-	if err := r.sys.open(cfg); err != nil {
+	prog, err := replyFilter(cfg.Port, uint32(cfg.Snaplen))
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	ring, err := packetring.Open(packetring.Config{Filter: prog, Interface: cfg.Interface, Snaplen: cfg.Snaplen, Batch: cfg.Batch})
+	if err != nil {
+		return nil, err
+	}
+	return &Receiver{ring: ring}, nil
 }
 
 // Run reads replies and calls h for each until ctx is done, when it
@@ -120,25 +126,25 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 // parser rejects are counted and skipped.
 func (r *Receiver) Run(ctx context.Context, h Handler) error {
 	var rep Reply
-	return r.sys.run(ctx, func(pkt []byte, at time.Time) {
+	return r.ring.Run(ctx, func(pkt []byte, info packetring.Info) {
 		r.received.Add(1)
 		if ParseReply(pkt, &rep) != nil {
 			r.malformed.Add(1)
 			return
 		}
-		h(&rep, at)
+		h(&rep, info.At)
 	})
 }
 
 // Stats returns the Receiver's counts so far. It may be called while Run
 // runs.
 func (r *Receiver) Stats() (ReceiverStats, error) {
-	dropped, err := r.sys.dropped()
+	dropped, err := r.ring.Dropped()
 	return ReceiverStats{Received: r.received.Load(), Malformed: r.malformed.Load(), Dropped: dropped}, err
 }
 
 // Close closes the Receiver; a Run in progress returns.
-func (r *Receiver) Close() error { return r.sys.close() }
+func (r *Receiver) Close() error { return r.ring.Close() }
 
 // Reservation holds portkit's source port on the local host; see the
 // package documentation for why.

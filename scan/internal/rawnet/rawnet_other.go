@@ -3,11 +3,9 @@
 package rawnet
 
 import (
-	"context"
 	"errors"
 	"net/netip"
 	"runtime"
-	"time"
 )
 
 // unsupported is the error of raw socket operations off Linux.
@@ -21,13 +19,6 @@ type senderSys struct{}
 func (*senderSys) open() error                              { return unsupported{} }
 func (*senderSys) send([][]byte, []netip.Addr) (int, error) { return 0, unsupported{} }
 func (*senderSys) close() error                             { return nil }
-
-type receiverSys struct{}
-
-func (*receiverSys) open(ReceiverConfig) error                          { return unsupported{} }
-func (*receiverSys) run(context.Context, func([]byte, time.Time)) error { return unsupported{} }
-func (*receiverSys) dropped() (uint64, error)                           { return 0, unsupported{} }
-func (*receiverSys) close() error                                       { return nil }
 
 type reservationSys struct{}
 
