@@ -213,7 +213,9 @@ func extraPorts(ports []scan.Result) ([]xmlExtraPorts, []scan.Result) {
 			count[r.State]++
 		}
 	}
-	collapsed := func(st scan.State) bool { return st != scan.Open && st <= scan.OpenFiltered && count[st] > extraThreshold }
+	collapsed := func(st scan.State) bool {
+		return st != scan.Open && st <= scan.OpenFiltered && count[st] > extraThreshold
+	}
 	var extra []xmlExtraPorts
 	for st := scan.Closed; st <= scan.OpenFiltered; st++ {
 		if !collapsed(st) {
