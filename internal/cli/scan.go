@@ -116,7 +116,7 @@ input, 130 when interrupted (the resume file written).`,
 }
 
 func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args []string) error {
-	cursor, args, err := loadResume(cmd, f, args)
+	files, args, err := loadResume(cmd, f, args)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	s := &scan.Scanner{
 		Targets: targets, Ports: portSet{ports},
 		Rate: f.rate, Retries: cmp.Or(f.retries, -1), InitialRTT: f.initialRTT, MaxRTT: f.maxRTT, HostTimeout: f.hostTimeout,
-		Resume: cursor,
+	}
+	if files.resumed != nil {
+		s.Resume = files.resumed.Cursor
 	}
 	if s.Seed, err = scanSeed(f.seed, f.shard); err != nil {
 		return err
@@ -164,15 +166,13 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	default:
 		format = "jsonl"
 	}
-	out := e.Out
-	continued := false
-	if f.out != "" {
-		file, appended, err := openScanOut(f.out, format, cursor != nil)
-		if err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--out: %w", err)}
-		}
-		defer file.Close()
-		out, continued = file, appended
+	out, continued, err := files.open(e, f, format, targets, ports)
+	if err != nil {
+		return err
+	}
+	defer files.closeOut()
+	if files.replayOnly { // the scan had completed; its output is now whole
+		return files.finish(e, cmd, nil, targets, ports, scan.Stats{}, nil, nil)
 	}
 	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv})
 	if err != nil {
@@ -200,8 +200,8 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		engine += "s"
 	}
 	seed := s.Seed
-	if cursor != nil {
-		seed = cursor.Seed // the order resumed is the saved one
+	if s.Resume != nil {
+		seed = s.Resume.Seed // the order resumed is the saved one
 	}
 	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, seed)
 
@@ -244,9 +244,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	case runErr != nil:
 		summary.Exit, summary.Error = report.Failed, runErr.Error()
 	}
-	if err := w.End(summary); err != nil {
-		return err
-	}
+	endErr := w.End(summary)
 	for _, l := range stats.ICMPLimits {
 		e.warnf("%v", l)
 	}
@@ -259,12 +257,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	e.warnf("%d probes in %v (%.0f/s, %d retransmitted): %d open, %d closed, %d filtered, %d open|filtered",
 		stats.Done, stats.Elapsed.Round(time.Millisecond), stats.Rate, stats.Retransmitted,
 		stats.Open, stats.Closed, stats.Filtered, stats.OpenFiltered)
-	if stats.Cursor != nil {
-		if err := writeResume(f.resumeOut, cmd, stats.Cursor); err != nil {
-			e.warnf("could not save the resume file: %v", err)
-		} else {
-			e.warnf("interrupted; continue with: portkit scan --resume %s", f.resumeOut)
-		}
+	if err := files.finish(e, cmd, w, targets, ports, stats, runErr, endErr); err != nil {
+		return err
+	}
+	if endErr != nil {
+		return endErr
 	}
 	if stats.Cursor != nil && errors.Is(runErr, context.Canceled) {
 		return &exitError{code: ExitInterrupted} // said above, with how to resume
