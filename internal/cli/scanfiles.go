@@ -343,6 +343,10 @@ func savedArgs(cmd *cobra.Command) []string {
 // these decides it (nil: the scan's result decides).
 func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets *portspec.Targets, ports *portspec.PortList,
 	stats scan.Stats, runErr, endErr error) error {
+	outName := "stdout"
+	if fs.out != nil {
+		outName = fs.out.name
+	}
 	closeErr := fs.closeOut()
 	var ioErr *ioError
 	if !errors.As(runErr, &ioErr) && !errors.As(endErr, &ioErr) && !errors.As(closeErr, &ioErr) {
@@ -352,12 +356,8 @@ func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets
 	if ioErr != nil {
 		e.warnf("%v", ioErr)
 		u, ok := w.(report.Unwritten)
-		if !ok || fs.out == nil {
-			what := "stdout"
-			if fs.out != nil {
-				what = fs.out.name
-			}
-			e.warnf("%s is incomplete, and a %s document cannot be continued: run the scan again", what, fs.format)
+		if !ok || outName == "stdout" {
+			e.warnf("%s is incomplete, and its %s cannot be continued: run the scan again", outName, fs.format)
 			return &exitError{code: ExitIO}
 		}
 		if lines := u.Unwritten(); len(lines) > 0 {
