@@ -72,10 +72,16 @@ ports only (the table's default). --out FILE writes there instead.
 Large scans: --shard I/N with the same --seed on N machines (or N jobs of a
 CI matrix or a Kubernetes Indexed Job) splits the scan into disjoint parts
 whose union is the whole. Ctrl-C writes a resume file; --resume FILE
-continues exactly where it stopped.
+continues exactly where it stopped, saving into FILE again, and marks FILE
+done when the scan completes (resuming it again is refused). A resume file
+names an --out only beside itself; confirm another with --out. XML lists at
+most 25 ports of a closed or filtered state per host, the rest counted in
+<extraports>.
 
 Exit status: 0 when an open port was found, 1 when none was, 2 on bad
-input, 130 when interrupted (the resume file written).`,
+input (a resume file that does not fit, or done), 74 when the output or the
+resume file could not be written (results not written are kept in the resume
+file), 130 when interrupted (the resume file written).`,
 		Example: `  portkit scan 198.18.0.2
   portkit scan 198.18.0.0/24 --top 100 --rate 5000
   portkit scan -p- 198.18.0.2 -o xml --out scan.xml
