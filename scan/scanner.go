@@ -851,6 +851,14 @@ func (r *run) finish() Stats {
 	return st
 }
 
+// Fits reports whether c was saved by a scan of these targets and ports,
+// as Run checks it: so a caller can refuse a cursor before it writes
+// anything.
+func (c *Cursor) Fits(t AddrSet, p PortSet) bool {
+	hi, n := bits.Mul64(t.Len(), p.Len())
+	return hi == 0 && c.Size == n && (c.Sum == 0 || c.Sum == scanSum(t, p))
+}
+
 // scanSum hashes every port and up to sumTargets targets evenly spread
 // over the list: enough to tell another scan of the same size, in a
 // millisecond however large the target list.

@@ -94,7 +94,7 @@ ports, and forwarding a port elsewhere. Port knocking is on its way.
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial (of several arguments, some answered and some not),
-124 timeout, 130 interrupted.`,
+74 an output could not be written (a full disk), 124 timeout, 130 interrupted.`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432

@@ -111,6 +111,7 @@ func TestExitCode(t *testing.T) {
 		{&commandError{context.Canceled}, ExitInterrupted},
 		{&commandError{fmt.Errorf("x: %w", &exitError{code: 1})}, ExitNegative},
 		{&commandError{os.ErrPermission}, ExitNegative},
+		{&commandError{fmt.Errorf("scan: result: %w", &ioError{name: "--out x", err: os.ErrPermission})}, ExitIO},
 		{fmt.Errorf("unknown flag: --x"), ExitUsage},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ const (
 	ExitNegative    = 1   // negative answer: nothing found, port free, target not open; other failures
 	ExitUsage       = 2   // bad usage or bad input
 	ExitPartial     = 3   // partial: of several arguments, some answered positively, some not
+	ExitIO          = 74  // an output or state file could not be written (disk full, ...): sysexits' EX_IOERR
 	ExitTimeout     = 124 // timed out (wait), as timeout(1) and wait-for-it
 	ExitInterrupted = 130 // interrupted by a signal
 )
@@ -76,6 +77,17 @@ func isCommandError(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// ioError is output that could not be written: a file or stdout named
+// for the user. Its exit code is ExitIO, not ExitNegative, which a script
+// would read as "nothing found".
+type ioError struct {
+	name string // "--out FILE", "stdout", "the resume file FILE"
+	err  error
+}
+
+func (e *ioError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *ioError) Unwrap() error { return e.err }
+
 // badInput is implemented by the library errors that blame the user's input.
 type badInput interface{ BadInput() bool }
 
@@ -84,6 +96,7 @@ type badInput interface{ BadInput() bool }
 func ExitCode(err error) int {
 	var (
 		ee *exitError
+		ie *ioError
 		bi badInput
 	)
 	switch {
@@ -91,6 +104,8 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ie):
+		return ExitIO
 	case errors.As(err, &bi) && bi.BadInput():
 		return ExitUsage
 	case errors.Is(err, context.DeadlineExceeded):

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,13 +47,6 @@ type scanFlags struct {
 	noProgress                   bool
 }
 
-// resumeFile is what an interrupted scan leaves to continue it: the command
-// line, so `portkit scan --resume FILE` needs nothing else, and the cursor.
-type resumeFile struct {
-	Args   []string     `json:"args"`
-	Cursor *scan.Cursor `json:"cursor"`
-}
-
 func newScan(e *env) *cobra.Command {
 	var f scanFlags
 	cmd := &cobra.Command{
@@ -80,10 +72,16 @@ ports only (the table's default). --out FILE writes there instead.
 Large scans: --shard I/N with the same --seed on N machines (or N jobs of a
 CI matrix or a Kubernetes Indexed Job) splits the scan into disjoint parts
 whose union is the whole. Ctrl-C writes a resume file; --resume FILE
-continues exactly where it stopped.
+continues exactly where it stopped, saving into FILE again, and marks FILE
+done when the scan completes (resuming it again is refused). A resume file
+names an --out only beside itself; confirm another with --out. XML lists at
+most 25 ports of a closed or filtered state per host, the rest counted in
+<extraports>.
 
 Exit status: 0 when an open port was found, 1 when none was, 2 on bad
-input, 130 when interrupted (the resume file written).`,
+input (a resume file that does not fit, or done), 74 when the output or the
+resume file could not be written (results not written are kept in the resume
+file), 130 when interrupted (the resume file written).`,
 		Example: `  portkit scan 198.18.0.2
   portkit scan 198.18.0.0/24 --top 100 --rate 5000
   portkit scan -p- 198.18.0.2 -o xml --out scan.xml
@@ -124,27 +122,9 @@ input, 130 when interrupted (the resume file written).`,
 }
 
 func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args []string) error {
-	var cursor *scan.Cursor
-	if f.resume != "" {
-		saved, err := readResume(f.resume)
-		if err != nil {
-			return err
-		}
-		cursor = saved.Cursor
-		if len(args) == 0 && f.targetFile == "" {
-			// The saved command line, parsed into these same flags: the scan
-			// as it was, with this --resume and any flag given now (a new
-			// --out, say) in place of the saved one.
-			given := map[*pflag.Flag][]string{}
-			cmd.Flags().Visit(func(fl *pflag.Flag) { given[fl] = flagValues(fl) })
-			if err := cmd.Flags().Parse(saved.Args); err != nil {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: saved arguments: %w", f.resume, err)}
-			}
-			for fl, vals := range given {
-				setFlagValues(fl, vals)
-			}
-			args = cmd.Flags().Args()
-		}
+	files, args, err := loadResume(cmd, f, args)
+	if err != nil {
+		return err
 	}
 	if len(args) == 0 && f.targetFile == "" {
 		return &exitError{code: ExitUsage, err: errors.New("scan: give a TARGET, -i FILE or --resume FILE")}
@@ -165,7 +145,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	s := &scan.Scanner{
 		Targets: targets, Ports: portSet{ports},
 		Rate: f.rate, Retries: cmp.Or(f.retries, -1), InitialRTT: f.initialRTT, MaxRTT: f.maxRTT, HostTimeout: f.hostTimeout,
-		Resume: cursor,
+	}
+	if files.resumed != nil {
+		s.Resume = files.resumed.Cursor
 	}
 	if s.Seed, err = scanSeed(f.seed, f.shard); err != nil {
 		return err
@@ -190,15 +172,13 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	default:
 		format = "jsonl"
 	}
-	out := e.Out
-	continued := false
-	if f.out != "" {
-		file, appended, err := openScanOut(f.out, format, cursor != nil)
-		if err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--out: %w", err)}
-		}
-		defer file.Close()
-		out, continued = file, appended
+	out, continued, err := files.open(e, f, format, targets, ports)
+	if err != nil {
+		return err
+	}
+	defer files.closeOut()
+	if files.replayOnly { // the scan had completed; its output is now whole
+		return files.finish(e, cmd, nil, targets, ports, scan.Stats{}, nil, nil)
 	}
 	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv})
 	if err != nil {
@@ -226,8 +206,8 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		engine += "s"
 	}
 	seed := s.Seed
-	if cursor != nil {
-		seed = cursor.Seed // the order resumed is the saved one
+	if s.Resume != nil {
+		seed = s.Resume.Seed // the order resumed is the saved one
 	}
 	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, seed)
 
@@ -270,9 +250,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	case runErr != nil:
 		summary.Exit, summary.Error = report.Failed, runErr.Error()
 	}
-	if err := w.End(summary); err != nil {
-		return err
-	}
+	endErr := w.End(summary)
 	for _, l := range stats.ICMPLimits {
 		e.warnf("%v", l)
 	}
@@ -285,12 +263,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	e.warnf("%d probes in %v (%.0f/s, %d retransmitted): %d open, %d closed, %d filtered, %d open|filtered",
 		stats.Done, stats.Elapsed.Round(time.Millisecond), stats.Rate, stats.Retransmitted,
 		stats.Open, stats.Closed, stats.Filtered, stats.OpenFiltered)
-	if stats.Cursor != nil {
-		if err := writeResume(f.resumeOut, cmd, stats.Cursor); err != nil {
-			e.warnf("could not save the resume file: %v", err)
-		} else {
-			e.warnf("interrupted; continue with: portkit scan --resume %s", f.resumeOut)
-		}
+	if err := files.finish(e, cmd, w, targets, ports, stats, runErr, endErr); err != nil {
+		return err
+	}
+	if endErr != nil {
+		return endErr
 	}
 	if stats.Cursor != nil && errors.Is(runErr, context.Canceled) {
 		return &exitError{code: ExitInterrupted} // said above, with how to resume
@@ -459,43 +436,6 @@ func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortLi
 	return typ, nil
 }
 
-func readResume(name string) (*resumeFile, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume: %w", err)}
-	}
-	var r resumeFile
-	if err := json.Unmarshal(data, &r); err != nil || r.Cursor == nil {
-		if err == nil {
-			err = errors.New("no cursor in it")
-		}
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: not a portkit resume file: %v", name, err)}
-	}
-	return &r, nil
-}
-
-func writeResume(name string, cmd *cobra.Command, c *scan.Cursor) error {
-	var args []string
-	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		if fl.Name == "resume" {
-			return
-		}
-		if sv, ok := fl.Value.(pflag.SliceValue); ok {
-			for _, v := range sv.GetSlice() {
-				args = append(args, "--"+fl.Name+"="+v)
-			}
-			return
-		}
-		args = append(args, "--"+fl.Name+"="+fl.Value.String())
-	})
-	args = append(args, cmd.Flags().Args()...)
-	data, err := json.MarshalIndent(resumeFile{Args: args, Cursor: c}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(name, append(data, '\n'), 0o644)
-}
-
 // progress draws one line on stderr, only on a terminal.
 type progress struct {
 	mu  sync.Mutex
@@ -528,41 +468,6 @@ func (p *progress) clear() {
 	if p.on && p.len > 0 {
 		fmt.Fprintf(p.w, "\r%*s\r", p.len, "")
 	}
-}
-
-// openScanOut opens the --out file. A resumed scan adds to the file of the
-// run it continues rather than truncating it: appended says the file held
-// results already. A JSON or XML document cannot be continued so; resuming
-// into a non-empty one is refused, naming the way out.
-func openScanOut(name, format string, resumed bool) (f *os.File, appended bool, err error) {
-	if !resumed {
-		f, err = os.Create(name)
-		return f, false, err
-	}
-	st, err := os.Stat(name)
-	nonEmpty := err == nil && st.Size() > 0
-	if nonEmpty && (format == "json" || format == "xml") {
-		return nil, false, fmt.Errorf("%s holds the results so far as one %s document, which a resumed scan cannot add to: give --out a new file for the rest", name, strings.ToUpper(format))
-	}
-	f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o666)
-	return f, nonEmpty, err
-}
-
-// flagValues and setFlagValues read and put back what a flag was given,
-// every value of a repeatable one.
-func flagValues(fl *pflag.Flag) []string {
-	if sv, ok := fl.Value.(pflag.SliceValue); ok {
-		return sv.GetSlice()
-	}
-	return []string{fl.Value.String()}
-}
-
-func setFlagValues(fl *pflag.Flag, vals []string) {
-	if sv, ok := fl.Value.(pflag.SliceValue); ok {
-		sv.Replace(vals)
-		return
-	}
-	fl.Value.Set(vals[0])
 }
 
 // checkScanFlags refuses values that would otherwise be read silently as

@@ -33,6 +33,9 @@ func (c *csvWriter) Begin(info ScanInfo) error {
 }
 
 func (c *csvWriter) Result(r scan.Result) error {
+	if err := c.live.Err(); err != nil {
+		return err // stop the scan at once, even on results not shown
+	}
 	if !c.opts.shown(&r) {
 		return nil
 	}
@@ -41,6 +44,10 @@ func (c *csvWriter) Result(r scan.Result) error {
 }
 
 func (c *csvWriter) End(Summary) error { return c.live.Flush() }
+
+// Unwritten returns the rows accepted but not written when a write failed:
+// whole rows (the header too, if it was among them).
+func (c *csvWriter) Unwritten() []byte { return c.live.Unwritten() }
 
 func (c *csvWriter) write(fields ...string) error {
 	c.w.Write(fields)

@@ -118,6 +118,9 @@ func (j *jsonlWriter) Flush() error { return j.w.Flush() }
 func (j *jsonlWriter) Begin(ScanInfo) error { return nil }
 
 func (j *jsonlWriter) Result(r scan.Result) error {
+	if err := j.w.Err(); err != nil {
+		return err // stop the scan at once, even on results not shown
+	}
 	if !j.opts.shown(&r) {
 		return nil
 	}
@@ -127,6 +130,10 @@ func (j *jsonlWriter) Result(r scan.Result) error {
 	_, err := j.w.Write(j.buf.Bytes())
 	return err
 }
+
+// Unwritten returns the lines accepted but not written when a write
+// failed: whole lines, every one a result not in the output.
+func (j *jsonlWriter) Unwritten() []byte { return j.w.Unwritten() }
 
 // End writes nothing more: a footer would not be a result.
 func (j *jsonlWriter) End(Summary) error { return j.w.Flush() }

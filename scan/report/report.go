@@ -35,6 +35,15 @@ type Writer interface {
 	Flush() error
 }
 
+// Unwritten is implemented by the line formats (jsonl, csv), whose output
+// can be continued: once a write has failed, Unwritten returns the whole
+// lines that were accepted (their Result returned nil) but not written.
+// Results whose Result call returned an error are in neither the output
+// nor Unwritten. A scan continued later writes these lines first.
+type Unwritten interface {
+	Unwritten() []byte
+}
+
 // ScanInfo is what a report's header says of the scan.
 type ScanInfo struct {
 	Start time.Time

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/portkit/portkit/scan"
 )
 
 // xmlWriter writes nmap's XML format (the -oX of nmap.dtd, output version
@@ -46,7 +48,29 @@ type xmlHost struct {
 	Status    xmlStatus  `xml:"status"`
 	Address   xmlAddress `xml:"address"`
 	Hostnames struct{}   `xml:"hostnames"`
-	Ports     []xmlPort  `xml:"ports>port"`
+	Ports     xmlPorts   `xml:"ports"`
+}
+
+// xmlPorts is a host's ports: the states collapsed into a count first,
+// then a port element for each of the others, as nmap.dtd orders them.
+type xmlPorts struct {
+	Extra []xmlExtraPorts `xml:"extraports"`
+	Ports []xmlPort       `xml:"port"`
+}
+
+// xmlExtraPorts counts a host's ports in one state that are not listed
+// one by one, with a count per reason and protocol.
+type xmlExtraPorts struct {
+	State   string            `xml:"state,attr"`
+	Count   int               `xml:"count,attr"`
+	Reasons []xmlExtraReasons `xml:"extrareasons"`
+}
+
+type xmlExtraReasons struct {
+	Reason string `xml:"reason,attr"`
+	Count  int    `xml:"count,attr"`
+	Proto  string `xml:"proto,attr"`
+	Ports  string `xml:"ports,attr"`
 }
 
 type xmlStatus struct {
@@ -126,7 +150,6 @@ func (x *xmlWriter) End(s Summary) error {
 		v := xmlHost{
 			Status:  xmlStatus{State: "unknown", Reason: h.reason, TTL: h.ttl},
 			Address: xmlAddress{Addr: h.addr.String(), Type: "ipv6"},
-			Ports:   make([]xmlPort, len(h.ports)),
 		}
 		if h.up {
 			v.Status.State = "up"
@@ -134,13 +157,16 @@ func (x *xmlWriter) End(s Summary) error {
 		if h.addr.Is4() {
 			v.Address.Type = "ipv4"
 		}
-		for i, r := range h.ports {
+		listed := h.ports
+		v.Ports.Extra, listed = extraPorts(h.ports)
+		v.Ports.Ports = make([]xmlPort, len(listed))
+		for i, r := range listed {
 			p := xmlPort{Protocol: r.Proto.String(), PortID: r.Port,
 				State: xmlState{State: r.State.String(), Reason: r.Reason, TTL: r.TTL}}
 			if name := x.names.name(r.Port, r.Proto); name != "" {
 				p.Service = &xmlService{Name: name, Method: "table", Conf: 3}
 			}
-			v.Ports[i] = p
+			v.Ports.Ports[i] = p
 		}
 		if err := x.enc.Encode(v); err != nil {
 			return err
@@ -170,3 +196,89 @@ func (x *xmlWriter) End(s Summary) error {
 
 // Flush does nothing: hosts are written at End.
 func (x *xmlWriter) Flush() error { return nil }
+
+// extraThreshold is the most ports of one state a host's report lists one
+// by one: a state with more (a full-range scan's 65,000 closed ports) is
+// written as one extraports element, as nmap's XML does with the same
+// bound (nmap lists 25 closed ports and collapses 26). Open ports are
+// always listed. Every result, with its reason, stays in the JSON formats.
+const extraThreshold = 25
+
+// extraPorts splits a host's ports, sorted by port, into the states
+// collapsed into extraports and the results still listed, in order.
+func extraPorts(ports []scan.Result) ([]xmlExtraPorts, []scan.Result) {
+	var count [scan.OpenFiltered + 1]int
+	for _, r := range ports {
+		if r.State <= scan.OpenFiltered {
+			count[r.State]++
+		}
+	}
+	collapsed := func(st scan.State) bool {
+		return st != scan.Open && st <= scan.OpenFiltered && count[st] > extraThreshold
+	}
+	var extra []xmlExtraPorts
+	for st := scan.Closed; st <= scan.OpenFiltered; st++ {
+		if !collapsed(st) {
+			continue
+		}
+		e := xmlExtraPorts{State: st.String(), Count: count[st]}
+		// One extrareasons per reason and protocol, in order of first
+		// port; its ports as ranges.
+		type key struct {
+			reason string
+			proto  scan.Proto
+		}
+		index := map[key]int{}
+		var lists [][]uint16
+		for _, r := range ports {
+			if r.State != st {
+				continue
+			}
+			k := key{r.Reason, r.Proto}
+			i, ok := index[k]
+			if !ok {
+				i = len(e.Reasons)
+				index[k] = i
+				e.Reasons = append(e.Reasons, xmlExtraReasons{Reason: r.Reason, Proto: r.Proto.String()})
+				lists = append(lists, nil)
+			}
+			e.Reasons[i].Count++
+			lists[i] = append(lists[i], r.Port)
+		}
+		for i := range e.Reasons {
+			e.Reasons[i].Ports = portRanges(lists[i])
+		}
+		extra = append(extra, e)
+	}
+	if extra == nil {
+		return nil, ports
+	}
+	listed := make([]scan.Result, 0, len(ports))
+	for _, r := range ports {
+		if !collapsed(r.State) {
+			listed = append(listed, r)
+		}
+	}
+	return extra, listed
+}
+
+// portRanges writes sorted ports as ranges, "1-5,7,9-12".
+func portRanges(ports []uint16) string {
+	var b []byte
+	for k := 0; k < len(ports); {
+		j := k
+		for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
+			j++
+		}
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(ports[k]), 10)
+		if j > k {
+			b = append(b, '-')
+			b = strconv.AppendUint(b, uint64(ports[j]), 10)
+		}
+		k = j + 1
+	}
+	return string(b)
+}
