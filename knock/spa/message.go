@@ -59,14 +59,14 @@ func (t MessageType) HasClientTimeout() bool {
 
 // Limits of the message fields, fwknop's.
 const (
-	RandomLen           = 16   // decimal digits of the random field
-	MaxUsernameLen      = 64   // base64 bytes of the username field
-	MaxTimestampLen     = 12   // digits of the timestamp
-	MaxVersionLen       = 8    // bytes of the version
-	MaxFieldLen         = 256  // base64 bytes of the message, NAT access and server auth fields
-	MaxNATHostLen       = 70
-	MaxClientTimeout    = 1 << 16
-	DefaultVersion      = "3.0.0" // the protocol version fwknop 2.6 sends
+	RandomLen        = 16  // decimal digits of the random field
+	MaxUsernameLen   = 64  // base64 bytes of the username field
+	MaxTimestampLen  = 12  // digits of the timestamp
+	MaxVersionLen    = 8   // bytes of the version
+	MaxFieldLen      = 256 // base64 bytes of the message, NAT access and server auth fields
+	MaxNATHostLen    = 70
+	MaxClientTimeout = 1 << 16
+	DefaultVersion   = "3.0.0" // the protocol version fwknop 2.6 sends
 )
 
 // Message is the content of an SPA packet.
