@@ -251,4 +251,3 @@ func (c *Cache) Close() error {
 	c.f = nil
 	return err
 }
-
