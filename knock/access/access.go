@@ -192,7 +192,7 @@ type parser struct {
 	cur     *Stanza
 	// set notes the variables the current stanza has given, to refuse
 	// contradictions (KEY and KEY_BASE64) and repeats.
-	set  map[string]int
+	set map[string]int
 	// curBad: the current stanza's SOURCE was wrong, already told.
 	curBad bool
 	errs   []error
