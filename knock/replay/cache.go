@@ -66,7 +66,8 @@ type Cache struct {
 	opts Options
 
 	mu       sync.Mutex
-	f        *os.File
+	f        *os.File // nil after Close, or when a rewrite could not reopen the file
+	closed   bool
 	seen     map[[32]byte]uint32 // digest → when added, in Unix seconds
 	appended int                 // lines appended since the last rewrite
 }
@@ -166,8 +167,14 @@ func (c *Cache) Add(d [32]byte) error {
 	if _, ok := c.seen[d]; ok {
 		return fmt.Errorf("replay: digest %x: %w", d[:8], ErrReplay)
 	}
-	if c.f == nil {
+	if c.closed {
 		return &FileError{Op: "append", Path: c.path, Err: os.ErrClosed}
+	}
+	if c.f == nil {
+		// The last rewrite renamed the file but could not reopen it.
+		if err := c.compactLocked(); err != nil {
+			return err
+		}
 	}
 	at := uint32(c.opts.Now().Unix())
 	// Kept in memory even if the write fails: this process refuses the
@@ -228,12 +235,15 @@ func (c *Cache) compactLocked() error {
 		d.Sync() // not possible everywhere (Windows); the rename is done either way
 		d.Close()
 	}
+	// The old handle is of the file just replaced: appends to it would
+	// be lost, so it goes whether or not the new one opens.
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
 	f, err := os.OpenFile(c.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fail(err)
-	}
-	if c.f != nil {
-		c.f.Close()
 	}
 	c.f = f
 	c.appended = 0
@@ -244,6 +254,10 @@ func (c *Cache) compactLocked() error {
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
 	if c.f == nil {
 		return nil
 	}

@@ -247,3 +247,25 @@ func BenchmarkLookup1M(b *testing.B) {
 	b.ReportMetric(perEntry, "B/entry") // after the loop: ResetTimer drops reported metrics
 	runtime.KeepAlive(c)
 }
+
+// TestCacheReopensAfterFailedRewrite: when a rewrite renamed the file but
+// could not reopen it, the next Add reopens it rather than failing, or
+// writing to the replaced file, for ever.
+func TestCacheReopensAfterFailedRewrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spa-digests")
+	c, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.mu.Lock()
+	c.f.Close()
+	c.f = nil // as compactLocked leaves it when the reopen fails
+	c.mu.Unlock()
+	if err := c.Add(digest(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(t, path); len(got) != 1 {
+		t.Fatalf("file: %q", got)
+	}
+}
