@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -26,11 +27,20 @@ type probeRow struct {
 func newProbeRow(r probe.Result) probeRow {
 	row := probeRow{Target: r.Target.String(), Kind: r.Target.Kind.String(), Status: r.Status.String(),
 		Address: r.Addr, LatencyUS: r.Latency.Microseconds(), HTTPStatus: r.HTTPStatus}
-	if r.Err != nil {
-		row.Reason = r.Err.Error()
+	switch {
+	case interruptedResult(r):
+		// Cut short: the attempt says nothing about the target.
+		row.Status = "interrupted"
+	case r.Err != nil:
+		row.Reason = plainWords(r.Err.Error(), false)
 	}
 	return row
 }
+
+// interruptedResult tells a probe the interrupt cut short. The CLI's
+// context is cancelled only by an interrupt; probe's own timeouts are
+// deadlines.
+func interruptedResult(r probe.Result) bool { return errors.Is(r.Err, context.Canceled) }
 
 // parseTargets reads every target; the first bad one is the error.
 func parseTargets(args []string) ([]probe.Target, error) {

@@ -39,8 +39,13 @@ func OSStreams() Streams {
 // flags. It lives for one call of Main.
 type env struct {
 	Streams
+	ctx  context.Context // the invocation's: cancelled by an interrupt
 	json bool
 }
+
+// interrupted tells whether the invocation was interrupted (Ctrl-C,
+// SIGTERM): its context is done.
+func (e *env) interrupted() bool { return e.ctx != nil && e.ctx.Err() != nil }
 
 // printer returns the stdout printer for the chosen format.
 func (e *env) printer() *output.Printer {
@@ -51,15 +56,17 @@ func (e *env) printer() *output.Printer {
 	return output.New(e.Out, f, e.Getenv)
 }
 
-// warnf writes a diagnostic to stderr.
+// warnf writes a diagnostic to stderr, in the user's words: Go's names
+// for an ended context become what happened.
 func (e *env) warnf(format string, args ...any) {
-	fmt.Fprint(e.Err, output.Printable(fmt.Sprintf("portkit: "+format+"\n", args...)))
+	msg := fmt.Sprintf("portkit: "+format+"\n", args...)
+	fmt.Fprint(e.Err, output.Printable(plainWords(msg, e.interrupted())))
 }
 
 // Main runs portkit with args (without the program name) and returns the
 // exit code.
 func Main(ctx context.Context, args []string, s Streams) int {
-	e := &env{Streams: s}
+	e := &env{Streams: s, ctx: ctx}
 	root := newRoot(e)
 	root.SetArgs(args)
 	root.SetIn(s.In)
@@ -68,13 +75,17 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	cmd, err := root.ExecuteContextC(ctx)
 	code := ExitCode(err)
 	var ee *exitError
-	if err != nil && ctx.Err() != nil && !(errors.As(err, &ee) && ee.child) {
+	interrupted := err != nil && ctx.Err() != nil && !(errors.As(err, &ee) && ee.child)
+	if interrupted {
 		code = ExitInterrupted
 	}
 	switch {
 	case err == nil:
 	case errors.As(err, &ee) && ee.err == nil:
 		// Already reported by the command.
+	case interrupted && errors.Is(err, context.Canceled):
+		// The interrupt itself: Go's words for it mean nothing to a user.
+		e.warnf("interrupted")
 	case code == ExitUsage && !isCommandError(err):
 		e.warnf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
 	default:

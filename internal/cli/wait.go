@@ -83,8 +83,12 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 						return err
 					}
 				}
+				took := time.Since(start).Round(time.Millisecond)
 				if errors.Is(err, context.DeadlineExceeded) {
-					return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %v", time.Since(start).Round(time.Millisecond))}
+					return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %v", took)}
+				}
+				if errors.Is(err, context.Canceled) {
+					return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted after %v", took)}
 				}
 				return err
 			}
@@ -122,6 +126,9 @@ func readyWord(closed bool) string {
 }
 
 func reasonOf(r probe.Result) string {
+	if interruptedResult(r) {
+		return "interrupted"
+	}
 	if r.Err != nil {
 		return r.Status.String() + ": " + r.Err.Error()
 	}

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestPlainWords(t *testing.T) {
+	tests := []struct {
+		msg         string
+		interrupted bool
+		want        string
+	}{
+		{"dial tcp 127.0.0.1:1: operation was canceled", true, "dial tcp 127.0.0.1:1: interrupted"},
+		{"wait: 1 target(s) not ready (context canceled)", true, "wait: 1 target(s) not ready (interrupted)"},
+		{"lookup db: context canceled", false, "lookup db: cancelled"},
+		{"read: context deadline exceeded", true, "read: timed out"},
+		{"connection refused", true, "connection refused"},
+	}
+	for _, tt := range tests {
+		if got := plainWords(tt.msg, tt.interrupted); got != tt.want {
+			t.Errorf("plainWords(%q, %v) = %q, want %q", tt.msg, tt.interrupted, got, tt.want)
+		}
+	}
+}
+
+// TestMainInterrupted runs commands whose context is already cancelled, as
+// after Ctrl-C: exit 130, and no Go words on either stream.
+func TestMainInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, args := range [][]string{
+		{"check", "127.0.0.1:1"},
+		{"check", "--json", "127.0.0.1:1", "unix:/nonexistent/x.sock"},
+		{"wait", "127.0.0.1:1"},
+		{"wait", "--json", "127.0.0.1:1"},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(ctx, args, Streams{In: strings.NewReader(""), Out: &out, Err: &errb,
+			Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }})
+		if code != ExitInterrupted {
+			t.Errorf("%v: exit %d, want %d; stderr %q", args, code, ExitInterrupted, errb.String())
+		}
+		if !strings.Contains(errb.String(), "interrupted") {
+			t.Errorf("%v: stderr %q does not say interrupted", args, errb.String())
+		}
+		for _, w := range []string{"context", "canceled", "deadline"} {
+			if strings.Contains(out.String()+errb.String(), w) {
+				t.Errorf("%v: output says %q:\nstdout %s\nstderr %s", args, w, out.String(), errb.String())
+			}
+		}
+	}
+}
