@@ -123,7 +123,7 @@ Exit status: 0 when every target is open, 1 when none is, 3 when some are,
 			return answered.err()
 		}),
 	}
-	cmd.Flags().DurationVarP(&timeout, "timeout", "t", probe.DefaultTimeout, "limit for each target")
+	durationVarP(cmd.Flags(), &timeout, "timeout", "t", probe.DefaultTimeout, "limit for each target (seconds, or 500ms, 2m)")
 	hf.add(cmd)
 	return cmd
 }

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/portkit/portkit/internal/output"
 )
@@ -116,7 +118,7 @@ or bad input, 3 partial (of several arguments, some answered and some not),
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return plainFlagError(err) })
 	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
 	// others are added (it is made only for a root with subcommands), it gets
@@ -156,4 +158,36 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 		}
 		return nil
 	}
+}
+
+// plainFlagError puts a flag value's error in the user's words: pflag names
+// the flag and the value, but gives the Go parser's reason
+// (`strconv.ParseInt: parsing "x": invalid syntax`). It holds for every
+// command's flags, as they share the root's flag error function.
+func plainFlagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	f := ive.GetFlag()
+	name := "--" + f.Name
+	if f.Shorthand != "" && f.ShorthandDeprecated == "" {
+		name = "-" + f.Shorthand + ", " + name
+	}
+	reason := ive.Unwrap().Error()
+	var ne *strconv.NumError
+	switch typ := f.Value.Type(); {
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		reason = "out of range"
+	case ne != nil && strings.HasPrefix(typ, "float"):
+		reason = "not a number"
+	case ne != nil && typ == "bool":
+		reason = "not true or false"
+	case ne != nil:
+		reason = "not a whole number"
+	case typ == "duration" && strings.HasPrefix(reason, "time: "):
+		// A flag still on pflag's own duration type: it wants a unit.
+		reason = "not a duration: give a number with a unit (500ms, 30s, 2m, 1h)"
+	}
+	return fmt.Errorf("invalid argument %q for %q flag: %s", ive.GetValue(), name, reason)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPlainWords(t *testing.T) {
@@ -50,6 +51,39 @@ func TestMainInterrupted(t *testing.T) {
 			if strings.Contains(out.String()+errb.String(), w) {
 				t.Errorf("%v: output says %q:\nstdout %s\nstderr %s", args, w, out.String(), errb.String())
 			}
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{"15", 15 * time.Second, ""},
+		{"0", 0, ""},
+		{"0.25", 250 * time.Millisecond, ""},
+		{"1e1", 10 * time.Second, ""},
+		{"500ms", 500 * time.Millisecond, ""},
+		{"1m30s", 90 * time.Second, ""},
+		{" 2m ", 2 * time.Minute, ""},
+		{"-1", 0, "must not be negative"},
+		{"-1s", 0, "must not be negative"},
+		{"", 0, "not a duration"},
+		{"abc", 0, "not a duration"},
+		{"NaN", 0, "not a duration"},
+		{"Inf", 0, "not a duration"},
+		{"1e300", 0, "not a duration"},
+		{"15 s", 0, "not a duration"},
+	}
+	for _, tt := range tests {
+		got, err := parseDuration(tt.in)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("parseDuration(%q) = %v, %v; want error %q", tt.in, got, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || got != tt.want):
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
 }
