@@ -124,6 +124,7 @@ or bad input, 3 partial (of several arguments, some answered and some not),
 	// others are added (it is made only for a root with subcommands), it gets
 	// examples like every other command.
 	root.InitDefaultCompletionCmd()
+	registerCompletions(root)
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
 			c.Example = `  source <(portkit completion bash)
