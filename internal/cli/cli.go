@@ -107,7 +107,10 @@ ports, and forwarding a port elsewhere. Port knocking is on its way.
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial (of several arguments, some answered and some not),
-124 timeout, 130 interrupted.`,
+124 timeout, 130 interrupted (Ctrl-C, SIGTERM). Two commands differ on
+purpose: forward, a service, exits 0 after a clean shutdown on SIGINT or
+SIGTERM; wait -- CMD exits with CMD's status (127 when CMD is not found, 126
+when it cannot run).`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432
@@ -118,6 +121,14 @@ or bad input, 3 partial (of several arguments, some answered and some not),
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
+	var showVersion bool
+	root.Flags().BoolVar(&showVersion, "version", false, "print portkit's version and build, as the version command does")
+	root.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if showVersion {
+			return printVersion(e)
+		}
+		return cmd.Help()
+	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return plainFlagError(err) })
 	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
