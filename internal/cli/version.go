@@ -50,7 +50,7 @@ func newVersion(e *env) *cobra.Command {
 		Short:   "Print portkit's version and build",
 		Example: "  portkit version\n  portkit version --json",
 		Args:    cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error { return printVersion(e) }),
+		RunE:    runE(func(cmd *cobra.Command, args []string) error { return printVersion(e) }),
 	}
 }
 
