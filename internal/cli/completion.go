@@ -25,8 +25,8 @@ type enumFlag struct {
 func enumFlags() []enumFlag {
 	return []enumFlag{
 		{"portkit scan", "output", report.Formats},
-		{"portkit lookup", "protocol", protocolNames},
-		{"portkit kill", "signal", signalNames},
+		{"portkit lookup", "protocol", protocolChoices},
+		{"portkit kill", "signal", signalChoices},
 		// forward.Rule.check switches on these constants.
 		{"portkit forward", "balance", func() []string { return []string{string(forward.First), string(forward.RoundRobin)} }},
 		// forward.ParseProxyVersion and newLogger take these words (and
@@ -78,9 +78,9 @@ next:
 	return cmd
 }
 
-// protocolNames are the protocols registry.ParseProto reads, in its order:
+// protocolChoices are the protocols registry.ParseProto reads, in its order:
 // every registry.Proto whose name parses back to it.
-func protocolNames() []string {
+func protocolChoices() []string {
 	var names []string
 	for i := range 256 {
 		p := registry.Proto(i)
@@ -91,8 +91,8 @@ func protocolNames() []string {
 	return names
 }
 
-// signalNames are the signals parseSignal reads by name, by number order.
-func signalNames() []string {
+// signalChoices are the signals parseSignal reads by name, by number order.
+func signalChoices() []string {
 	var names []string
 	for n := 1; n < 65; n++ {
 		name := signalName(syscall.Signal(n))

@@ -58,10 +58,10 @@ func TestEnumFlagValuesAccepted(t *testing.T) {
 }
 
 func TestProtocolAndSignalNames(t *testing.T) {
-	if got := protocolNames(); !slices.Equal(got, []string{"any", "tcp", "udp", "sctp", "dccp"}) {
-		t.Errorf("protocolNames() = %v", got)
+	if got := protocolChoices(); !slices.Equal(got, []string{"any", "tcp", "udp", "sctp", "dccp"}) {
+		t.Errorf("protocolChoices() = %v", got)
 	}
-	if got := signalNames(); !slices.Contains(got, "TERM") || !slices.Contains(got, "KILL") || !slices.Contains(got, "HUP") {
-		t.Errorf("signalNames() = %v, want TERM, KILL and HUP among them", got)
+	if got := signalChoices(); !slices.Contains(got, "TERM") || !slices.Contains(got, "KILL") || !slices.Contains(got, "HUP") {
+		t.Errorf("signalChoices() = %v, want TERM, KILL and HUP among them", got)
 	}
 }
