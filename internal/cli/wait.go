@@ -64,7 +64,7 @@ interrupted.`,
 			if err := checkWaitFlags(cmd, e.json, interval, attempt, quiet, closed, command != nil); err != nil {
 				return err
 			}
-			check, err := hf.options(attempt)
+			check, err := hf.options(targets, attempt)
 			if err != nil {
 				return err
 			}
