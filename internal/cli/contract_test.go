@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,8 @@ func TestMainInterrupted(t *testing.T) {
 		{"check", "--json", "127.0.0.1:1", "unix:/nonexistent/x.sock"},
 		{"wait", "127.0.0.1:1"},
 		{"wait", "--json", "127.0.0.1:1"},
+		{"free", "-n", "3"},
+		{"scan", "--connect", "--no-progress", "-p", "1", "--resume-file", filepath.Join(t.TempDir(), "resume"), "127.0.0.1"},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(ctx, args, Streams{In: strings.NewReader(""), Out: &out, Err: &errb,
