@@ -24,6 +24,24 @@ const bodyLimit = 4 << 10
 // transport goroutines behind, and ignores proxy settings: the target itself
 // is what is checked. HTTP/1.1 only.
 func exchange(ctx context.Context, conn net.Conn, t Target, opts CheckOptions) (int, error) {
+	code, err := exchangeOn(ctx, conn, t, opts)
+	if err != nil && ctx.Err() != nil {
+		// The error is that of the past deadline set below ("i/o
+		// timeout"); the caller must still tell an interrupt from a
+		// timeout.
+		err = &endedError{ended: ctx.Err(), err: err}
+	}
+	return code, err
+}
+
+// endedError is an exchange cut short because its context ended: it reads
+// as the I/O error and is also the context's error.
+type endedError struct{ ended, err error }
+
+func (e *endedError) Error() string   { return e.err.Error() }
+func (e *endedError) Unwrap() []error { return []error{e.ended, e.err} }
+
+func exchangeOn(ctx context.Context, conn net.Conn, t Target, opts CheckOptions) (int, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil {
 		return 0, err

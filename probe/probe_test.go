@@ -256,3 +256,23 @@ func TestCheckZeroTarget(t *testing.T) {
 		t.Errorf("zero target: %v", r)
 	}
 }
+
+// TestCheckHTTPCutShort: an HTTP exchange with a server that never answers,
+// ended by its context, says which end it was: cancelled (an interrupt) or
+// out of time, not only the I/O error the ending caused.
+func TestCheckHTTPCutShort(t *testing.T) {
+	l := listen(t) // connections complete in the kernel; nothing answers
+	tg := target(t, "http://"+l.Addr().String()+"/")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	r := probe.Check(ctx, tg, probe.CheckOptions{Timeout: time.Minute})
+	if !r.Connected || !errors.Is(r.Err, context.Canceled) {
+		t.Errorf("cancelled: %v (connected %v); want an error that is context.Canceled", r, r.Connected)
+	}
+
+	r = probe.Check(t.Context(), tg, probe.CheckOptions{Timeout: 50 * time.Millisecond})
+	if !errors.Is(r.Err, context.DeadlineExceeded) || errors.Is(r.Err, context.Canceled) {
+		t.Errorf("timed out: %v; want an error that is context.DeadlineExceeded alone", r)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/internal/netnstest"
+	"github.com/portkit/portkit/internal/testtool"
 	"github.com/portkit/portkit/scan/internal/rawnet"
 )
 
@@ -60,9 +61,7 @@ func (n engineNet) noICMPLimit(t testing.TB) {
 // nft loads rules into an input chain of the target's namespace.
 func (n engineNet) nft(t testing.TB, rules ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs nft (nftables):", err)
-	}
+	testtool.Need(t, "nft")
 	script := "add table inet t\nadd chain inet t input { type filter hook input priority 0; }\n"
 	for _, r := range rules {
 		script += "add rule inet t input " + r + "\n"

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 func TestParseStat(t *testing.T) {
@@ -413,7 +415,8 @@ func TestOriginHolder(t *testing.T) {
 	err = child.Start()
 	f.Close()
 	if err != nil {
-		t.Skip("no sleep to run:", err)
+		testtool.Need(t, "sleep")
+		t.Fatal("run sleep:", err)
 	}
 	defer func() { child.Process.Kill(); child.Wait() }()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)

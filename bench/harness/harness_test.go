@@ -5,11 +5,12 @@ import (
 	"errors"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 func TestPercentile(t *testing.T) {
@@ -174,9 +175,7 @@ func TestTailBuffer(t *testing.T) {
 func needTools(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not found: %v", n, err)
-		}
+		testtool.Need(t, n)
 	}
 }
 

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,11 +29,20 @@ type probeRow struct {
 func newProbeRow(r probe.Result) probeRow {
 	row := probeRow{Target: r.Target.String(), Kind: r.Target.Kind.String(), Status: r.Status.String(),
 		Address: r.Addr, LatencyUS: r.Latency.Microseconds(), HTTPStatus: r.HTTPStatus}
-	if r.Err != nil {
-		row.Reason = r.Err.Error()
+	switch {
+	case interruptedResult(r):
+		// Cut short: the attempt says nothing about the target.
+		row.Status = "interrupted"
+	case r.Err != nil:
+		row.Reason = plainWords(r.Err.Error(), false)
 	}
 	return row
 }
+
+// interruptedResult tells a probe the interrupt cut short. The CLI's
+// context is cancelled only by an interrupt; probe's own timeouts are
+// deadlines.
+func interruptedResult(r probe.Result) bool { return errors.Is(r.Err, context.Canceled) }
 
 // parseTargets reads every target; the first bad one is the error.
 func parseTargets(args []string) ([]probe.Target, error) {
@@ -56,12 +68,28 @@ func (h *httpFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&h.insecure, "insecure", "k", false, "do not verify https certificates")
 }
 
-// options checks the flags and makes them CheckOptions.
-func (h *httpFlags) options(timeout time.Duration) (probe.CheckOptions, error) {
+// options checks the flags and makes them CheckOptions. A flag no target
+// would use is refused rather than ignored: `--status 200 host:80` would
+// otherwise say open without any status read.
+func (h *httpFlags) options(targets []probe.Target, timeout time.Duration) (probe.CheckOptions, error) {
+	usage := func(format string, args ...any) (probe.CheckOptions, error) {
+		return probe.CheckOptions{}, &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+	}
 	for _, code := range h.status {
 		if code < 100 || code > 599 {
-			return probe.CheckOptions{}, &exitError{code: ExitUsage, err: fmt.Errorf("--status %d: not an HTTP status (100-599)", code)}
+			return usage("--status %d: not an HTTP status (100-599)", code)
 		}
+	}
+	var web, tls bool
+	for _, t := range targets {
+		web = web || t.Kind == probe.HTTP
+		tls = tls || t.Kind == probe.HTTP && len(t.URL) > 5 && strings.EqualFold(t.URL[:6], "https:")
+	}
+	switch {
+	case len(h.status) > 0 && !web:
+		return usage("--status %s: no http(s):// target to read a status from", intList(h.status))
+	case h.insecure && !tls:
+		return usage("--insecure: no https:// target whose certificate it would skip")
 	}
 	return probe.CheckOptions{Timeout: timeout, Status: h.status, InsecureSkipVerify: h.insecure}, nil
 }
@@ -81,8 +109,12 @@ with the connect latency. A host name is resolved and every address tried.
 TARGET is host:port or [v6]:port (TCP), unix:/path (a Unix socket), or an
 http(s):// URL (open when the status is 2xx, or one of --status).
 
+--timeout takes seconds (-t 5) or a number with a unit (500ms). --status and
+-k apply to http(s):// targets, and are refused with none.
+
 Exit status: 0 when every target is open, 1 when none is, 3 when some are,
-2 on a bad target.`,
+2 on bad usage or a bad target, 130 when interrupted (the targets cut short
+reported as interrupted).`,
 		Example: `  portkit check localhost:5432
   portkit check db:5432 cache:6379 unix:/run/app.sock
   portkit check https://localhost:8443/health --status 200,204 -k --json`,
@@ -95,7 +127,7 @@ Exit status: 0 when every target is open, 1 when none is, 3 when some are,
 			if timeout <= 0 {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("--timeout %v: must be positive", timeout)}
 			}
-			opts, err := hf.options(timeout)
+			opts, err := hf.options(targets, timeout)
 			if err != nil {
 				return err
 			}
@@ -113,7 +145,7 @@ Exit status: 0 when every target is open, 1 when none is, 3 when some are,
 			return answered.err()
 		}),
 	}
-	cmd.Flags().DurationVarP(&timeout, "timeout", "t", probe.DefaultTimeout, "limit for each target")
+	durationVarP(cmd.Flags(), &timeout, "timeout", "t", probe.DefaultTimeout, "limit for each target (seconds, or 500ms, 2m)")
 	hf.add(cmd)
 	return cmd
 }
@@ -166,4 +198,12 @@ func latency(d time.Duration) string {
 		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+func intList(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }

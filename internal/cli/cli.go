@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/portkit/portkit/internal/output"
 )
@@ -39,8 +41,13 @@ func OSStreams() Streams {
 // flags. It lives for one call of Main.
 type env struct {
 	Streams
+	ctx  context.Context // the invocation's: cancelled by an interrupt
 	json bool
 }
+
+// interrupted tells whether the invocation was interrupted (Ctrl-C,
+// SIGTERM): its context is done.
+func (e *env) interrupted() bool { return e.ctx != nil && e.ctx.Err() != nil }
 
 // printer returns the stdout printer for the chosen format.
 func (e *env) printer() *output.Printer {
@@ -51,15 +58,17 @@ func (e *env) printer() *output.Printer {
 	return output.New(e.Out, f, e.Getenv)
 }
 
-// warnf writes a diagnostic to stderr.
+// warnf writes a diagnostic to stderr, in the user's words: Go's names
+// for an ended context become what happened.
 func (e *env) warnf(format string, args ...any) {
-	fmt.Fprint(e.Err, output.Printable(fmt.Sprintf("portkit: "+format+"\n", args...)))
+	msg := fmt.Sprintf("portkit: "+format+"\n", args...)
+	fmt.Fprint(e.Err, output.Printable(plainWords(msg, e.interrupted())))
 }
 
 // Main runs portkit with args (without the program name) and returns the
 // exit code.
 func Main(ctx context.Context, args []string, s Streams) int {
-	e := &env{Streams: s}
+	e := &env{Streams: s, ctx: ctx}
 	root := newRoot(e)
 	root.SetArgs(args)
 	root.SetIn(s.In)
@@ -68,13 +77,17 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	cmd, err := root.ExecuteContextC(ctx)
 	code := ExitCode(err)
 	var ee *exitError
-	if err != nil && ctx.Err() != nil && !(errors.As(err, &ee) && ee.child) {
+	interrupted := err != nil && ctx.Err() != nil && !(errors.As(err, &ee) && ee.child)
+	if interrupted {
 		code = ExitInterrupted
 	}
 	switch {
 	case err == nil:
 	case errors.As(err, &ee) && ee.err == nil:
 		// Already reported by the command.
+	case interrupted && errors.Is(err, context.Canceled):
+		// The interrupt itself: Go's words for it mean nothing to a user.
+		e.warnf("interrupted")
 	case code == ExitUsage && !isCommandError(err):
 		e.warnf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
 	default:
@@ -94,7 +107,11 @@ ports, and forwarding a port elsewhere. Port knocking is on its way.
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial (of several arguments, some answered and some not),
-74 an output could not be written (a full disk), 124 timeout, 130 interrupted.`,
+74 an output could not be written (a full disk), 124 timeout,
+130 interrupted (Ctrl-C, SIGTERM). Two commands differ on purpose:
+forward, a service, exits 0 after a clean shutdown on SIGINT or SIGTERM;
+wait -- CMD exits with CMD's status (127 when CMD is not found, 126 when it
+cannot run).`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432
@@ -105,12 +122,21 @@ or bad input, 3 partial (of several arguments, some answered and some not),
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
+	var showVersion bool
+	root.Flags().BoolVar(&showVersion, "version", false, "print portkit's version and build, as the version command does")
+	root.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if showVersion {
+			return printVersion(e)
+		}
+		return cmd.Help()
+	})
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return plainFlagError(err) })
 	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
 	// others are added (it is made only for a root with subcommands), it gets
 	// examples like every other command.
 	root.InitDefaultCompletionCmd()
+	registerCompletions(root)
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
 			c.Example = `  source <(portkit completion bash)
@@ -145,4 +171,36 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 		}
 		return nil
 	}
+}
+
+// plainFlagError puts a flag value's error in the user's words: pflag names
+// the flag and the value, but gives the Go parser's reason
+// (`strconv.ParseInt: parsing "x": invalid syntax`). It holds for every
+// command's flags, as they share the root's flag error function.
+func plainFlagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	f := ive.GetFlag()
+	name := "--" + f.Name
+	if f.Shorthand != "" && f.ShorthandDeprecated == "" {
+		name = "-" + f.Shorthand + ", " + name
+	}
+	reason := ive.Unwrap().Error()
+	var ne *strconv.NumError
+	switch typ := f.Value.Type(); {
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		reason = "out of range"
+	case ne != nil && strings.HasPrefix(typ, "float"):
+		reason = "not a number"
+	case ne != nil && typ == "bool":
+		reason = "not true or false"
+	case ne != nil:
+		reason = "not a whole number"
+	case typ == "duration" && strings.HasPrefix(reason, "time: "):
+		// A flag still on pflag's own duration type: it wants a unit.
+		reason = "not a duration: give a number with a unit (500ms, 30s, 2m, 1h)"
+	}
+	return fmt.Errorf("invalid argument %q for %q flag: %s", ive.GetValue(), name, reason)
 }

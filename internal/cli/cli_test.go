@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 // statusMain runs `status N[,M...] CMD ARGS...`: CMD with its streams
 // passed through, succeeding only if CMD exits with one of the codes.
 // Scripts use it to pin exit codes, which testscript's `! exec` does not
-// tell apart.
+// tell apart. Interrupts it gets are passed on to CMD.
 func statusMain() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: status CODE CMD [ARGS...]")
@@ -57,7 +57,18 @@ func statusMain() {
 	}
 	cmd := exec.Command(os.Args[2], os.Args[3:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
+	// An interrupt sent to status (a script's `kill -INT`) is meant for CMD.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	err := cmd.Start()
+	if err == nil {
+		go func() {
+			for s := range sigs {
+				cmd.Process.Signal(s)
+			}
+		}()
+		err = cmd.Wait()
+	}
 	got := cmd.ProcessState.ExitCode()
 	if !slices.Contains(want, got) {
 		fmt.Fprintf(os.Stderr, "status: %s exited with %d (%v), want %v\n", os.Args[2], got, err, want)
@@ -81,6 +92,9 @@ func TestScripts(t *testing.T) {
 			"echo-server":  cmdEchoServer,
 			"roundtrip":    cmdRoundTrip,
 			"expand":       cmdExpand,
+			"hold":         cmdHold,
+			"await-conn":   cmdAwaitConn,
+			"blackhole":    cmdBlackhole,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond != "ipv6" {

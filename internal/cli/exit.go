@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // Exit codes, one table for every command.
@@ -116,4 +117,22 @@ func ExitCode(err error) int {
 		return ExitUsage // cobra: unknown command or flag, wrong arguments
 	}
 	return ExitNegative
+}
+
+// plainWords replaces Go's names for an ended context in a diagnostic with
+// what they mean to a user: a cancelled context is the interrupt (or, with
+// no interrupt, something stopped), a deadline is a timeout. Library errors
+// carry these texts inside their own (a dial "operation was canceled");
+// errors.Is finds them where they are wrapped, this where they were
+// flattened into a message.
+func plainWords(msg string, interrupted bool) string {
+	cancelled := "cancelled"
+	if interrupted {
+		cancelled = "interrupted"
+	}
+	return strings.NewReplacer(
+		"context canceled", cancelled,
+		"operation was canceled", cancelled,
+		"context deadline exceeded", "timed out",
+	).Replace(msg)
 }

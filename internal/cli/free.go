@@ -66,7 +66,18 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 				}
 				f.Near = p
 			}
+			if n < 1 {
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--count %d: ask for at least one port", n)}
+			}
 			ports, err := f.Find(cmd.Context(), n)
+			var (
+				fe *freeport.Error
+				ie *freeport.InputError
+			)
+			if errors.As(err, &fe) && errors.As(err, &ie) {
+				// --range was checked above: what is left to blame is the count.
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--count %d (range %v): %s", n, fe.Range, ie.Reason)}
+			}
 			if errors.Is(err, freeport.ErrNoFreePort) {
 				if e.json {
 					printFree(e, []uint16{}, f.Protocols) // an empty list, for a JSON reader

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 // TestHiddenProcessInNamespace runs, in a network namespace of its own, a
@@ -20,9 +22,7 @@ func TestHiddenProcessInNamespace(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: makes a network namespace and runs processes as other users")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (iproute2):", err)
-	}
+	testtool.Need(t, "ip")
 	ns := fmt.Sprintf("pkhidden%d", os.Getpid())
 	ip := func(args ...string) {
 		t.Helper()

@@ -79,7 +79,7 @@ are, 2 on a bad query.`,
 				return &exitError{code: ExitUsage, err: errors.New("lookup: give a QUERY or --search WORD (see portkit lookup --help)")}
 			}
 			proto := registry.AnyProto
-			if protocol != "" {
+			if cmd.Flags().Changed("protocol") { // -p '' is a bad value, not no value
 				var err error
 				if proto, err = registry.ParseProto(protocol); err != nil {
 					return fmt.Errorf("--protocol: %w", err)

@@ -50,21 +50,25 @@ func newVersion(e *env) *cobra.Command {
 		Short:   "Print portkit's version and build",
 		Example: "  portkit version\n  portkit version --json",
 		Args:    cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			v := buildVersion()
-			p := e.printer()
-			if p.Format() == output.JSON {
-				return p.JSON(v)
-			}
-			line := "portkit " + v.Version
-			if v.Revision != "" {
-				line += " " + v.Revision[:min(12, len(v.Revision))]
-				if v.Modified {
-					line += "-dirty"
-				}
-			}
-			_, err := fmt.Fprintf(e.Out, "%s %s %s\n", line, v.Go, v.Platform)
-			return err
-		}),
+		RunE:    runE(func(cmd *cobra.Command, args []string) error { return printVersion(e) }),
 	}
+}
+
+// printVersion writes the version, for `portkit version` and `portkit
+// --version` alike.
+func printVersion(e *env) error {
+	v := buildVersion()
+	p := e.printer()
+	if p.Format() == output.JSON {
+		return p.JSON(v)
+	}
+	line := "portkit " + v.Version
+	if v.Revision != "" {
+		line += " " + v.Revision[:min(12, len(v.Revision))]
+		if v.Modified {
+			line += "-dirty"
+		}
+	}
+	_, err := fmt.Fprintf(e.Out, "%s %s %s\n", line, v.Go, v.Platform)
+	return err
 }

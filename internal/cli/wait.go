@@ -34,10 +34,15 @@ found exits 127, not runnable 126.
 TARGET is host:port or [v6]:port (TCP), unix:/path (a Unix socket), or an
 http(s):// URL (ready when the status is 2xx, or one of --status).
 
+Durations are seconds (-t 15) or a number with a unit (500ms, 2m). --quiet
+prints nothing and --json one document, so they are not given together;
+nor --json with a command after "--", whose output is stdout.
+
 Exit status: 0 when ready (or CMD's status), 124 on timeout naming each
-target not ready and why, 2 on a bad target, 130 when interrupted.`,
+target not ready and why, 2 on bad usage or a bad target, 130 when
+interrupted.`,
 		Example: `  portkit wait db:5432 -- ./app
-  portkit wait --timeout 60s localhost:5432 localhost:6379
+  portkit wait -t 60 localhost:5432 localhost:6379
   portkit wait http://localhost:8080/health --status 200 --attempt-timeout 5s
   portkit wait --closed localhost:8080`,
 		Args: cobra.MinimumNArgs(1),
@@ -56,15 +61,10 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 			if err != nil {
 				return err
 			}
-			for _, d := range []struct {
-				name string
-				v    time.Duration
-			}{{"--timeout", timeout}, {"--interval", interval}, {"--attempt-timeout", attempt}} {
-				if d.v < 0 {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("%s %v: must not be negative", d.name, d.v)}
-				}
+			if err := checkWaitFlags(cmd, e.json, interval, attempt, quiet, closed, command != nil); err != nil {
+				return err
 			}
-			check, err := hf.options(attempt)
+			check, err := hf.options(targets, attempt)
 			if err != nil {
 				return err
 			}
@@ -77,14 +77,18 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 				for _, r := range we.NotReady {
 					e.warnf("%s: not %s: %s", r.Target, readyWord(closed), reasonOf(r))
 				}
-				if e.json && !quiet && command == nil {
+				if e.json {
 					// A JSON reader gets each target's last answer either way.
 					if err := printProbe(e, results); err != nil {
 						return err
 					}
 				}
+				took := time.Since(start).Round(time.Millisecond)
 				if errors.Is(err, context.DeadlineExceeded) {
-					return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %v", time.Since(start).Round(time.Millisecond))}
+					return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %v", took)}
+				}
+				if errors.Is(err, context.Canceled) {
+					return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted after %v", took)}
 				}
 				return err
 			}
@@ -105,13 +109,35 @@ target not ready and why, 2 on a bad target, 130 when interrupted.`,
 			return printProbe(e, results)
 		}),
 	}
-	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 30*time.Second, "give up after this long (0: never)")
-	cmd.Flags().DurationVarP(&interval, "interval", "i", probe.DefaultInterval, "pause between attempts")
-	cmd.Flags().DurationVar(&attempt, "attempt-timeout", probe.DefaultTimeout, "limit for each attempt (a slow health endpoint needs more)")
+	durationVarP(cmd.Flags(), &timeout, "timeout", "t", 30*time.Second, "give up after this long (seconds, or 500ms, 2m; 0: never)")
+	durationVarP(cmd.Flags(), &interval, "interval", "i", probe.DefaultInterval, "pause between attempts")
+	durationVarP(cmd.Flags(), &attempt, "attempt-timeout", "", probe.DefaultTimeout, "limit for each attempt (a slow health endpoint needs more)")
 	cmd.Flags().BoolVar(&closed, "closed", false, "wait until the targets stop answering")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when ready")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing when ready (not with --json)")
 	hf.add(cmd)
 	return cmd
+}
+
+// checkWaitFlags refuses values that would be read as something else and
+// flags that cannot both be meant.
+func checkWaitFlags(cmd *cobra.Command, json bool, interval, attempt time.Duration, quiet, closed, command bool) error {
+	usage := func(format string, args ...any) error {
+		return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case interval == 0:
+		// probe would take 0 for its default pause, not for none.
+		return usage("--interval %v: must be positive", interval)
+	case attempt == 0:
+		return usage("--attempt-timeout %v: must be positive", attempt)
+	case quiet && json:
+		return usage("wait: --quiet and --json conflict: --quiet prints nothing, --json prints the result")
+	case command && json:
+		return usage("wait: --json and a command after -- conflict: the command's output is stdout")
+	case closed && cmd.Flags().Changed("status"):
+		return usage("wait: --closed and --status conflict: a target that answers at all is not closed, whatever its status")
+	}
+	return nil
 }
 
 func readyWord(closed bool) string {
@@ -122,6 +148,9 @@ func readyWord(closed bool) string {
 }
 
 func reasonOf(r probe.Result) string {
+	if interruptedResult(r) {
+		return "interrupted"
+	}
 	if r.Err != nil {
 		return r.Status.String() + ": " + r.Err.Error()
 	}

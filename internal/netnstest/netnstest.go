@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 // The addresses of the pair's ends.
@@ -44,9 +46,7 @@ func New(t testing.TB, prefix string) Pair {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: makes network namespaces")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (iproute2):", err)
-	}
+	testtool.Need(t, "ip")
 	// Interface names have at most 15 bytes.
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, seq.Add(1))
 	p := Pair{Scanner: "pk" + prefix + "s" + id, Target: "pk" + prefix + "t" + id}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 const nmapDTD = "/usr/share/nmap/nmap.dtd"
@@ -14,13 +16,8 @@ const nmapDTD = "/usr/share/nmap/nmap.dtd"
 // TestXMLValidates runs xmllint on reports with nmap's DTD as Debian's
 // nmap package installs it (CI installs nmap and libxml2-utils).
 func TestXMLValidates(t *testing.T) {
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not installed (Debian: libxml2-utils)")
-	}
-	if _, err := os.Stat(nmapDTD); err != nil {
-		t.Skipf("nmap's DTD not installed (Debian: nmap): %v", err)
-	}
+	xmllint := testtool.Need(t, "xmllint")
+	testtool.NeedFile(t, nmapDTD, "nmap")
 	dir := t.TempDir()
 	ours := nmapDTD
 	for name, out := range map[string][]byte{

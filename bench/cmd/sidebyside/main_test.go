@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/portkit/portkit/bench/harness"
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 func TestSplitWords(t *testing.T) {
@@ -170,9 +170,7 @@ func TestBadUsage(t *testing.T) {
 
 func TestRunWritesSectionAndTargets(t *testing.T) {
 	for _, n := range []string{"true", "sh"} {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not found", n)
-		}
+		testtool.Need(t, n)
 	}
 	md := filepath.Join(t.TempDir(), "BENCH.md")
 	args := []string{"-title", "tiny", "-runs", "3", "-warmup", "0", "-md", md, "-section", "tiny",
@@ -210,9 +208,7 @@ func TestRunWritesSectionAndTargets(t *testing.T) {
 }
 
 func TestRunReportsFailingCommand(t *testing.T) {
-	if _, err := exec.LookPath("false"); err != nil {
-		t.Skip("false not found")
-	}
+	testtool.Need(t, "false")
 	code, stdout, stderr := sidebyside(t, "-runs", "1", "-warmup", "0", "-cmd", "nope=false")
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "nope exited with code 1") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 // asMain makes the test binary behave as sidebyside, for tests that need a
@@ -23,9 +25,7 @@ func TestMain(m *testing.M) {
 
 // Interrupted, sidebyside must die of SIGINT so that a calling script stops.
 func TestInterruptKillsBySIGINT(t *testing.T) {
-	if _, err := exec.LookPath("sleep"); err != nil {
-		t.Skip("sleep not found")
-	}
+	testtool.Need(t, "sleep")
 	cmd := exec.Command(os.Args[0], "-runs", "1", "-warmup", "0", "-cmd", "sleep=sleep 30")
 	cmd.Env = append(os.Environ(), asMain+"=1")
 	// Its own process group, so that the test can interrupt sidebyside and
