@@ -65,6 +65,16 @@ func Package(tool string) string {
 		return "libc-bin"
 	case "sh":
 		return "dash"
+	case "fwknop":
+		return "fwknop-client"
+	case "fwknopd":
+		return "fwknop-server"
+	case "knock", "knockd":
+		return "knockd"
+	case "nmap":
+		return "nmap"
+	case "masscan":
+		return "masscan"
 	case "true", "false", "sleep", "cat", "echo":
 		return "coreutils"
 	}

@@ -13,16 +13,14 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/internal/netnstest"
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 // TestInteropStockClient: a packet made by the stock fwknop client
 // (`fwknop -T -B FILE`: built and saved, never sent) decodes here with
 // the fields asked for.
 func TestInteropStockClient(t *testing.T) {
-	fwknop, err := exec.LookPath("fwknop")
-	if err != nil {
-		t.Skip("needs the fwknop client (Debian package fwknop-client):", err)
-	}
+	fwknop := testtool.Need(t, "fwknop")
 	keys, err := Keygen(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -103,10 +101,7 @@ func TestInteropStockClient(t *testing.T) {
 // of the test's own so that nothing it might do touches the host; its log
 // must tell that the SPA packet authenticated and was granted.
 func TestInteropStockServer(t *testing.T) {
-	fwknopd, err := exec.LookPath("fwknopd")
-	if err != nil {
-		t.Skip("needs fwknopd (Debian package fwknop-server):", err)
-	}
+	fwknopd := testtool.Need(t, "fwknopd")
 	pair := netnstest.New(t, "spa")
 	keys, err := Keygen(nil)
 	if err != nil {
