@@ -203,17 +203,9 @@ func inodesOf(entries []sockets.Entry, pid int) []uint64 {
 func (rep *Report) signalAll(tb *sockets.Table, entries []sockets.Entry, holders []sockets.Process, sig syscall.Signal) (sent bool) {
 	for _, p := range holders {
 		var err error
-		switch {
-		case p.PID == 1:
-			err = &RefusedError{PID: 1, What: "init"}
-		case p.PID == os.Getpid():
-			err = &RefusedError{PID: p.PID, What: "portkit itself"}
-		case p.Manager():
-			// Socket activation: the manager holds the listener for a
-			// service; stopping the manager would stop all of them.
-			err = &RefusedError{PID: p.PID, What: "a service manager (" + p.Name + ", socket activation)",
-				Advice: "stop the socket unit instead (systemctl stop NAME.socket)"}
-		default:
+		if re := Refusal(p); re != nil {
+			err = re
+		} else {
 			err = sendSignal(tb, p, inodesOf(entries, p.PID), sig)
 		}
 		if errors.Is(err, errGone) {
@@ -223,6 +215,24 @@ func (rep *Report) signalAll(tb *sockets.Table, entries []sockets.Entry, holders
 		rep.Actions = append(rep.Actions, Action{Process: p, Signal: sig, Err: err})
 	}
 	return sent
+}
+
+// Refusal says why Port never signals p, or is nil when it may: PID 1,
+// the calling process, and service managers are refused whatever the
+// signal.
+func Refusal(p sockets.Process) *RefusedError {
+	switch {
+	case p.PID == 1:
+		return &RefusedError{PID: 1, What: "init"}
+	case p.PID == os.Getpid():
+		return &RefusedError{PID: p.PID, What: "portkit itself"}
+	case p.Manager():
+		// Socket activation: the manager holds the listener for a
+		// service; stopping the manager would stop all of them.
+		return &RefusedError{PID: p.PID, What: "a service manager (" + p.Name + ", socket activation)",
+			Advice: "stop the socket unit instead (systemctl stop NAME.socket)"}
+	}
+	return nil
 }
 
 // errGone is a holder that exited before it could be signalled.
