@@ -4,8 +4,8 @@
 // On Linux the kernel is asked over netlink (NETLINK_SOCK_DIAG), so that it
 // filters by state and port before anything is copied out; /proc/net is the
 // fallback where netlink is not available. Processes are found through
-// /proc/PID/fd: every process holding each socket, as `ss -p` lists them. Other systems
-// return an error that wraps errors.ErrUnsupported.
+// /proc/PID/fd: every process holding each socket, as `ss -p` lists them.
+// Other systems return an error that wraps errors.ErrUnsupported.
 package sockets
 
 import (
