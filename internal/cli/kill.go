@@ -135,6 +135,7 @@ holders to signal), 1 when none is, 3 for a mix.`,
 			return answered.err()
 		}),
 	}
+	cmd.SetFlagErrorFunc(flagValueError)
 	cmd.Flags().StringVarP(&sigName, "signal", "s", "TERM", "the first `SIGNAL` to send")
 	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 5*time.Second, "how long to wait for the port to be free")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "send KILL to holders still there after --timeout")

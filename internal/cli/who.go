@@ -12,7 +12,7 @@ import (
 )
 
 func newWho(e *env) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "who PORT[/PROTO]...",
 		Short: "Show the processes holding a port",
 		Long: `Show who holds each PORT: every process with a listening TCP socket or a
@@ -79,6 +79,8 @@ ports), 1 when every one is free, 3 for a mix.`,
 			return answered.err()
 		}),
 	}
+	cmd.SetFlagErrorFunc(flagValueError)
+	return cmd
 }
 
 // freeWhy words a free argument: "nothing listens on it", or on any of a
