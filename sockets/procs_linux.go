@@ -31,24 +31,19 @@ const clockTicks = 100
 // pre-forking server's workers, a child caught between fork and exec) and
 // by passing descriptors (socket activation), so no holder tells where the
 // others are. Reading descriptors is most of the cost (some microseconds
-// each, in the kernel): a few workers read processes side by side, the
-// processes of the sockets' owners first, and each descriptor costs one
-// readlinkat and no allocation.
+// each, in the kernel): a few workers read processes side by side, and
+// each descriptor costs one readlinkat and no allocation.
 func findProcesses(ctx context.Context, root string, entries []Entry) error {
 	s := search{entries: entries, want: make(map[uint64]int, len(entries))}
-	var owners []uint32
 	for i := range entries {
 		if ino := entries[i].Inode; ino != 0 {
 			s.want[ino] = i
-			if uid := entries[i].UID; !slices.Contains(owners, uid) {
-				owners = append(owners, uid)
-			}
 		}
 	}
 	if len(s.want) == 0 {
 		return nil
 	}
-	pids, err := pidsByOwner(root, owners)
+	pids, err := listPIDs(root)
 	if err != nil {
 		return err
 	}
@@ -154,12 +149,8 @@ func socketInodes(root string, pid int) (map[uint64]bool, error) {
 	return out, nil
 }
 
-// pidsByOwner lists the processes under root: those whose uid is one of
-// owners first, and in each group the newest (highest pid) first, as the
-// holder of a port someone asks about was most often started recently. A
-// process's directory belongs to its effective uid (to root for one that
-// made itself undumpable, which then sorts with root's).
-func pidsByOwner(root string, owners []uint32) ([]int, error) {
+// listPIDs lists the processes under root.
+func listPIDs(root string) ([]int, error) {
 	d, err := os.Open(root)
 	if err != nil {
 		return nil, pathError(err)
@@ -169,27 +160,13 @@ func pidsByOwner(root string, owners []uint32) ([]int, error) {
 	if err != nil {
 		return nil, pathError(err)
 	}
-	first := make([]int, 0, len(names))
-	var rest []int
+	pids := make([]int, 0, len(names))
 	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil || pid <= 0 {
-			continue // not a process: /proc/net, /proc/self, …
-		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(root+"/"+name, &st); err != nil {
-			continue // exited since the listing
-		}
-		if slices.Contains(owners, st.Uid) {
-			first = append(first, pid)
-		} else {
-			rest = append(rest, pid)
+		if pid, err := strconv.Atoi(name); err == nil && pid > 0 {
+			pids = append(pids, pid) // else not a process: /proc/net, /proc/self, …
 		}
 	}
-	newestFirst := func(a, b int) int { return b - a }
-	slices.SortFunc(first, newestFirst)
-	slices.SortFunc(rest, newestFirst)
-	return append(first, rest...), nil
+	return pids, nil
 }
 
 // maxWorkers bounds the processes read at once: past the number of CPUs
