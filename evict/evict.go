@@ -21,17 +21,23 @@ import (
 	"github.com/portkit/portkit/sockets"
 )
 
-// Target is a port to free, for TCP, UDP or both (Proto 0).
+// Target is a port to free, or a range of them (Port to PortEnd), for TCP,
+// UDP or both (Proto 0).
 type Target struct {
-	Port  uint16
-	Proto sockets.Proto
+	Port    uint16
+	PortEnd uint16 // the range's last port; 0 means Port alone
+	Proto   sockets.Proto
 }
 
 func (t Target) String() string {
-	if t.Proto == 0 {
-		return fmt.Sprint(t.Port)
+	s := fmt.Sprint(t.Port)
+	if t.PortEnd != 0 && t.PortEnd != t.Port {
+		s += fmt.Sprintf("-%d", t.PortEnd)
 	}
-	return fmt.Sprintf("%d/%v", t.Port, t.Proto)
+	if t.Proto != 0 {
+		s += "/" + t.Proto.String()
+	}
+	return s
 }
 
 // Options tune Port. The zero value sends SIGTERM, waits up to 5 s, and
@@ -69,21 +75,32 @@ type Report struct {
 	// kernel's own, or one in flight between processes).
 	Orphans int
 	Actions []Action
-	WasFree bool // nothing listened on the port to begin with
-	Free    bool // nothing listens on the port now
+	WasFree bool // nothing listened on the port (or range) to begin with
+	Free    bool // nothing listens on the port (or range) now
 }
 
-// RefusedError is a holder Port will not signal.
+// RefusedError is a holder Port will not signal, whatever the signal:
+// --force changes nothing for it.
 type RefusedError struct {
 	PID    int
-	Reason string
+	What   string // what the process is: "init", "portkit itself", …
+	Advice string // what to do instead; may be empty
 }
 
-func (e *RefusedError) Error() string { return fmt.Sprintf("pid %d: %s", e.PID, e.Reason) }
+func (e *RefusedError) Error() string {
+	s := fmt.Sprintf("pid %d is %s: portkit never signals it", e.PID, e.What)
+	if e.Advice != "" {
+		s += "; " + e.Advice
+	}
+	return s
+}
 
 // ErrPortZero is returned for port 0, which no socket listens on: to the
 // socket table it would mean every port.
 var ErrPortZero = errors.New("port 0 is not a port anything listens on")
+
+// ErrBadRange is a Target whose range ends before it starts.
+var ErrBadRange = errors.New("port range ends before it starts")
 
 // ErrNotHolder is a process that no longer holds the port's sockets (it
 // closed them, or its PID names another process that started in the
@@ -93,7 +110,8 @@ var ErrNotHolder = errors.New("no longer holds the port; not signalled")
 // ErrPIDReused is a holder whose PID now names another process.
 var ErrPIDReused = errors.New("the process exited and its pid was reused; not signalled")
 
-// Port frees t's port as Options say.
+// Port frees t's port, or every port of its range, as Options say: every
+// holder is signalled at once, then the ports are waited for together.
 func Port(ctx context.Context, t Target, opts Options) (Report, error) {
 	tb := opts.Table
 	if tb == nil {
@@ -102,6 +120,9 @@ func Port(ctx context.Context, t Target, opts Options) (Report, error) {
 	rep := Report{Target: t}
 	if t.Port == 0 {
 		return rep, ErrPortZero
+	}
+	if t.PortEnd != 0 && t.PortEnd < t.Port {
+		return rep, ErrBadRange
 	}
 	entries, err := listeners(ctx, tb, t, true)
 	if err != nil {
@@ -182,17 +203,9 @@ func inodesOf(entries []sockets.Entry, pid int) []uint64 {
 func (rep *Report) signalAll(tb *sockets.Table, entries []sockets.Entry, holders []sockets.Process, sig syscall.Signal) (sent bool) {
 	for _, p := range holders {
 		var err error
-		switch {
-		case p.PID == 1:
-			err = &RefusedError{PID: 1, Reason: "refusing to signal pid 1 (init)"}
-		case p.PID == os.Getpid():
-			err = &RefusedError{PID: p.PID, Reason: "refusing to signal portkit itself"}
-		case p.Manager():
-			// Socket activation: the manager holds the listener for a
-			// service; stopping the manager would stop all of them.
-			err = &RefusedError{PID: p.PID, Reason: "refusing to signal a service manager (" + p.Name +
-				", socket activation): stop the socket unit instead (systemctl stop NAME.socket)"}
-		default:
+		if re := Refusal(p); re != nil {
+			err = re
+		} else {
 			err = sendSignal(tb, p, inodesOf(entries, p.PID), sig)
 		}
 		if errors.Is(err, errGone) {
@@ -204,18 +217,37 @@ func (rep *Report) signalAll(tb *sockets.Table, entries []sockets.Entry, holders
 	return sent
 }
 
+// Refusal says why Port never signals p, or is nil when it may: PID 1,
+// the calling process, and service managers are refused whatever the
+// signal.
+func Refusal(p sockets.Process) *RefusedError {
+	switch {
+	case p.PID == 1:
+		return &RefusedError{PID: 1, What: "init"}
+	case p.PID == os.Getpid():
+		return &RefusedError{PID: p.PID, What: "portkit itself"}
+	case p.Manager():
+		// Socket activation: the manager holds the listener for a
+		// service; stopping the manager would stop all of them.
+		return &RefusedError{PID: p.PID, What: "a service manager (" + p.Name + ", socket activation)",
+			Advice: "stop the socket unit instead (systemctl stop NAME.socket)"}
+	}
+	return nil
+}
+
 // errGone is a holder that exited before it could be signalled.
 var errGone = errors.New("process exited")
 
-// listeners lists the listening sockets on t's port.
+// listeners lists the listening sockets on t's ports, with every process
+// holding each when withProcs is set.
 func listeners(ctx context.Context, tb *sockets.Table, t Target, withProcs bool) ([]sockets.Entry, error) {
 	return tb.List(ctx, sockets.Query{
-		Protos: t.Proto, Port: t.Port, // the sockets that hold the port: connected UDP ones too
-		WithProcesses: withProcs, AllProcesses: withProcs,
+		Protos: t.Proto, Port: t.Port, PortEnd: t.PortEnd, // the sockets that hold the ports: connected UDP ones too
+		WithProcesses: withProcs,
 	})
 }
 
-// waitFree polls until nothing listens on t's port or timeout passes.
+// waitFree polls until nothing listens on t's ports or timeout passes.
 func waitFree(ctx context.Context, tb *sockets.Table, t Target, timeout, poll time.Duration) (bool, error) {
 	if poll <= 0 {
 		poll = 50 * time.Millisecond

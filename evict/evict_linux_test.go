@@ -2,6 +2,7 @@ package evict
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 		if os.Getenv("EVICT_CHILD") == "stubborn" {
 			signal.Ignore(syscall.SIGTERM)
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", "127.0.0.1:"+cmp.Or(os.Getenv("EVICT_PORT"), "0"))
 		if err != nil {
 			os.Exit(3)
 		}
@@ -170,9 +171,93 @@ func TestEvictRefusesSelf(t *testing.T) {
 	defer l.Close()
 	rep, err := Port(context.Background(), Target{Port: uint16(l.Addr().(*net.TCPAddr).Port)}, Options{Timeout: 100 * time.Millisecond})
 	var re *RefusedError
-	if err != nil || rep.Free || len(rep.Actions) != 1 || !errors.As(rep.Actions[0].Err, &re) {
+	if err != nil || rep.Free || len(rep.Actions) == 0 || !errors.As(rep.Actions[0].Err, &re) {
 		t.Fatalf("%+v, %v: want a refusal and the port still held", rep, err)
 	}
+	if got, want := re.Error(), fmt.Sprintf("pid %d is portkit itself: portkit never signals it", os.Getpid()); got != want {
+		t.Errorf("refusal %q, want %q", got, want)
+	}
+}
+
+func TestRefusedError(t *testing.T) {
+	for _, tt := range []struct {
+		err  RefusedError
+		want string
+	}{
+		{RefusedError{PID: 1, What: "init"}, "pid 1 is init: portkit never signals it"},
+		{RefusedError{PID: 900, What: "a service manager (systemd, socket activation)", Advice: "stop the socket unit instead"},
+			"pid 900 is a service manager (systemd, socket activation): portkit never signals it; stop the socket unit instead"},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestEvictRange: every holder of a range of ports is signalled, and the
+// range is free afterwards; a port beside it is left alone. The range is
+// two adjacent ports, so that no other process's listener is in it.
+func TestEvictRange(t *testing.T) {
+	needSockets(t)
+	lo := adjacentFreePorts(t, 3)
+	var servers []*exec.Cmd
+	for i := range 3 {
+		cmd, port := child(t, "server", "EVICT_PORT="+strconv.Itoa(lo+i))
+		if port != strconv.Itoa(lo+i) {
+			t.Fatalf("server on %s, want %d", port, lo+i)
+		}
+		servers = append(servers, cmd)
+	}
+	target := Target{Port: uint16(lo), PortEnd: uint16(lo + 1), Proto: sockets.TCP}
+	if target.String() != fmt.Sprintf("%d-%d/tcp", lo, lo+1) {
+		t.Errorf("target %q", target)
+	}
+	rep, err := Port(context.Background(), target, Options{DryRun: true})
+	if err != nil || len(rep.Holders) != 2 {
+		t.Skipf("range %v: holders %+v, %v; want our two servers alone", target, rep.Holders, err)
+	}
+	rep, err = Port(context.Background(), target, Options{Timeout: 5 * time.Second})
+	if err != nil || !rep.Free || rep.WasFree {
+		t.Fatalf("range %v: %+v, %v; want it freed", target, rep, err)
+	}
+	for _, s := range servers[:2] {
+		if !exited(s) {
+			t.Errorf("server %d still running", s.Process.Pid)
+		}
+	}
+	if exited(servers[2]) {
+		t.Error("the server beside the range was signalled")
+	}
+	if _, err := Port(context.Background(), Target{Port: 9, PortEnd: 8}, Options{DryRun: true}); !errors.Is(err, ErrBadRange) {
+		t.Errorf("range 9-8: %v, want ErrBadRange", err)
+	}
+}
+
+// adjacentFreePorts returns the first of n consecutive loopback TCP ports
+// free now, trying a bounded number of times.
+func adjacentFreePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := l.Addr().(*net.TCPAddr).Port
+		ls := []net.Listener{l}
+		for i := 1; i < n; i++ {
+			if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(first+i)); err == nil {
+				ls = append(ls, l)
+			}
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == n && first+n-1 <= 65535 {
+			return first
+		}
+	}
+	t.Skip("no run of free ports found")
+	return 0
 }
 
 func TestSignalPIDReused(t *testing.T) {

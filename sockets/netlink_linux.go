@@ -124,7 +124,7 @@ func appendDiagRequest(b []byte, seq uint32, req request) []byte {
 	if req.port != 0 {
 		b = ne.AppendUint16(b, sizeofNlattr+sizeofPortRange)
 		b = ne.AppendUint16(b, inetDiagReqBytecode)
-		b = appendPortRange(b, req.port, req.port)
+		b = appendPortRange(b, req.port, req.last)
 	}
 	return b
 }

@@ -107,8 +107,8 @@ func TestDiagRequest(t *testing.T) {
 		family, prot byte
 		size         int
 	}{
-		{request{TCP, IPv4, Listen, 0}, syscall.AF_INET, syscall.IPPROTO_TCP, 72},
-		{request{UDP, IPv6, udpStates, 53}, syscall.AF_INET6, syscall.IPPROTO_UDP, 92},
+		{request{TCP, IPv4, Listen, 0, 0}, syscall.AF_INET, syscall.IPPROTO_TCP, 72},
+		{request{UDP, IPv6, udpStates, 53, 53}, syscall.AF_INET6, syscall.IPPROTO_UDP, 92},
 	} {
 		b := appendDiagRequest(nil, 7, tt.req)
 		if len(b) != tt.size || int(ne.Uint32(b)) != tt.size {
@@ -172,7 +172,7 @@ func nlmsg(seq uint32, typ uint16, errno int32) []byte {
 
 func TestParseDiagReplies(t *testing.T) {
 	ap := netip.MustParseAddrPort
-	req := request{TCP, IPv6, AllStates, 0}
+	req := request{TCP, IPv6, AllStates, 0, 0}
 	var dgram []byte
 	dgram = append(dgram, diagMsg(3, syscall.AF_INET6, 10, ap("[::1]:8080"), ap("[::]:0"), 1000, 4242)...)
 	dgram = append(dgram, diagMsg(2, syscall.AF_INET6, 10, ap("[::1]:9999"), ap("[::]:0"), 0, 1)...) // stale
@@ -194,7 +194,7 @@ func TestParseDiagReplies(t *testing.T) {
 	}
 
 	v4 := diagMsg(3, syscall.AF_INET, 7, ap("127.0.0.53:53"), ap("0.0.0.0:0"), 101, 77)
-	out, done, err = parseDiagReplies(append(v4, nlmsg(3, nlmsgDone, 0)...), 3, request{UDP, IPv4, udpStates, 0}, nil)
+	out, done, err = parseDiagReplies(append(v4, nlmsg(3, nlmsgDone, 0)...), 3, request{UDP, IPv4, udpStates, 0, 0}, nil)
 	if err != nil || !done || len(out) != 1 || out[0].Socket != (Socket{UDP, IPv4, ap("127.0.0.53:53"), ap("0.0.0.0:0"), Close, 101, 77, 5, 128}) {
 		t.Fatalf("udp4: %+v, done %v, %v", out, done, err)
 	}
@@ -244,7 +244,7 @@ func TestKernelPortFilter(t *testing.T) {
 		ports = append(ports, uint16(ln.Addr().(*net.TCPAddr).Port))
 	}
 	ctx := context.Background()
-	all, err := c.dump(ctx, request{TCP, IPv4, Listen, 0}, nil)
+	all, err := c.dump(ctx, request{TCP, IPv4, Listen, 0, 0}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestKernelPortFilter(t *testing.T) {
 		t.Fatalf("unfiltered dump has %d of our 2 listeners: %+v", n, all)
 	}
 	for _, port := range ports {
-		got, err := c.dump(ctx, request{TCP, IPv4, Listen, port}, nil)
+		got, err := c.dump(ctx, request{TCP, IPv4, Listen, port, port}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,8 +260,22 @@ func TestKernelPortFilter(t *testing.T) {
 			t.Errorf("dump of port %d returned %+v", port, got)
 		}
 	}
+	// A range: both listeners, and nothing outside it.
+	lo, hi := min(ports[0], ports[1]), max(ports[0], ports[1])
+	got, err := c.dump(ctx, request{TCP, IPv4, Listen, lo, hi}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countPort(got, lo) != 1 || countPort(got, hi) != 1 {
+		t.Errorf("dump of ports %d-%d lacks one of them: %+v", lo, hi, got)
+	}
+	for _, e := range got {
+		if p := e.Local.Port(); p < lo || p > hi {
+			t.Errorf("dump of ports %d-%d returned port %d", lo, hi, p)
+		}
+	}
 	// Same socket, successive requests: sequence numbers keep them apart.
-	if got, err := c.dump(ctx, request{UDP, IPv4, udpStates, ports[0]}, nil); err != nil || len(got) != 0 {
+	if got, err := c.dump(ctx, request{UDP, IPv4, udpStates, ports[0], ports[0]}, nil); err != nil || len(got) != 0 {
 		t.Errorf("udp dump of a TCP port: %+v, %v", got, err)
 	}
 }

@@ -28,40 +28,46 @@ func TestParseProcNet(t *testing.T) {
 		req  request
 		want []Socket
 	}{
-		{"tcp", request{TCP, IPv4, AllStates, 0}, []Socket{
+		{"tcp", request{TCP, IPv4, AllStates, 0, 0}, []Socket{
 			{TCP, IPv4, ap("0.0.0.0:22"), ap("0.0.0.0:0"), Listen, 0, 20001, 0, 0},
 			{TCP, IPv4, ap("127.0.0.1:5432"), ap("0.0.0.0:0"), Listen, 105, 20002, 0, 0},
 			{TCP, IPv4, ap("0.0.0.0:8080"), ap("0.0.0.0:0"), Listen, 1000, 20004, 3, 0},
 			{TCP, IPv4, ap("10.0.0.5:22"), ap("10.0.0.9:51234"), Established, 0, 20003, 0, 0x24},
 			{TCP, IPv4, ap("127.0.0.1:5432"), ap("127.0.0.1:40000"), TimeWait, 0, 0, 0, 0},
 		}},
-		{"tcp", request{TCP, IPv4, Listen, 5432}, []Socket{
+		{"tcp", request{TCP, IPv4, Listen, 5432, 5432}, []Socket{
 			{TCP, IPv4, ap("127.0.0.1:5432"), ap("0.0.0.0:0"), Listen, 105, 20002, 0, 0},
 		}},
-		{"tcp6", request{TCP, IPv6, AllStates, 0}, []Socket{
+		{"tcp", request{TCP, IPv4, AllStates, 22, 5432}, []Socket{ // a range: 8080 left out
+			{TCP, IPv4, ap("0.0.0.0:22"), ap("0.0.0.0:0"), Listen, 0, 20001, 0, 0},
+			{TCP, IPv4, ap("127.0.0.1:5432"), ap("0.0.0.0:0"), Listen, 105, 20002, 0, 0},
+			{TCP, IPv4, ap("10.0.0.5:22"), ap("10.0.0.9:51234"), Established, 0, 20003, 0, 0x24},
+			{TCP, IPv4, ap("127.0.0.1:5432"), ap("127.0.0.1:40000"), TimeWait, 0, 0, 0, 0},
+		}},
+		{"tcp6", request{TCP, IPv6, AllStates, 0, 0}, []Socket{
 			{TCP, IPv6, ap("[::]:80"), ap("[::]:0"), Listen, 0, 20005, 0, 0},
 			{TCP, IPv6, ap("[::1]:631"), ap("[::]:0"), Listen, 0, 20007, 0, 0},
 			{TCP, IPv6, ap("[::ffff:127.0.0.1]:80"), ap("[::ffff:127.0.0.1]:50000"), Established, 33, 20006, 0, 0},
 			{TCP, IPv6, ap("[2001:db8::10]:443"), ap("[2001:db8:1::77]:61000"), CloseWait, 33, 20011, 0x1c, 0},
 		}},
-		{"tcp6", request{TCP, IPv6, Established | CloseWait, 443}, []Socket{
+		{"tcp6", request{TCP, IPv6, Established | CloseWait, 443, 443}, []Socket{
 			{TCP, IPv6, ap("[2001:db8::10]:443"), ap("[2001:db8:1::77]:61000"), CloseWait, 33, 20011, 0x1c, 0},
 		}},
-		{"udp", request{UDP, IPv4, udpStates, 0}, []Socket{
+		{"udp", request{UDP, IPv4, udpStates, 0, 0}, []Socket{
 			{UDP, IPv4, ap("0.0.0.0:68"), ap("0.0.0.0:0"), Close, 0, 20008, 0, 0},
 			{UDP, IPv4, ap("127.0.0.53:53"), ap("0.0.0.0:0"), Close, 101, 20009, 0, 0},
 			{UDP, IPv4, ap("10.0.0.5:41000"), ap("10.0.0.1:53"), Established, 101, 20012, 0, 0},
 		}},
-		{"udp", request{UDP, IPv4, Close, 0}, []Socket{
+		{"udp", request{UDP, IPv4, Close, 0, 0}, []Socket{
 			{UDP, IPv4, ap("0.0.0.0:68"), ap("0.0.0.0:0"), Close, 0, 20008, 0, 0},
 			{UDP, IPv4, ap("127.0.0.53:53"), ap("0.0.0.0:0"), Close, 101, 20009, 0, 0},
 		}},
-		{"udp6", request{UDP, IPv6, udpStates, 0}, []Socket{
+		{"udp6", request{UDP, IPv6, udpStates, 0, 0}, []Socket{
 			{UDP, IPv6, ap("[::]:5353"), ap("[::]:0"), Close, 107, 20010, 0, 0},
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/%v/%d", tt.file, tt.req.states, tt.req.port), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%v/%d-%d", tt.file, tt.req.states, tt.req.port, tt.req.last), func(t *testing.T) {
 			got, err := parseFixture(t, filepath.Join("testdata/proc/net", tt.file), tt.req)
 			if err != nil {
 				t.Fatal(err)
@@ -83,7 +89,7 @@ func TestParseProcNet(t *testing.T) {
 func TestParseProcNetBigEndian(t *testing.T) {
 	const table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
 		"   0: 7F000001:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 41234 1 0 100 0 0 10 0\n"
-	got, err := parseProcNet(strings.NewReader(table), request{TCP, IPv4, Listen, 0}, binary.BigEndian, nil)
+	got, err := parseProcNet(strings.NewReader(table), request{TCP, IPv4, Listen, 0, 0}, binary.BigEndian, nil)
 	if err != nil || len(got) != 1 || got[0].Local != netip.MustParseAddrPort("127.0.0.1:8080") {
 		t.Fatalf("got %+v, %v; want 127.0.0.1:8080", got, err)
 	}
@@ -105,7 +111,7 @@ func TestParseProcNetMalformed(t *testing.T) {
 		{"ipv4-in.tcp6", 2, "local address"},
 	}
 	for _, tt := range tests {
-		req := request{TCP, IPv4, AllStates, 0}
+		req := request{TCP, IPv4, AllStates, 0, 0}
 		if strings.HasSuffix(tt.file, "6") {
 			req.family = IPv6
 		}
@@ -135,7 +141,7 @@ func TestParseProcNetEdges(t *testing.T) {
 		{"too long", header + strings.Repeat("x", 5000) + "\n", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := parseProcNet(strings.NewReader(tt.text), request{TCP, IPv4, AllStates, 0}, binary.LittleEndian, nil)
+		got, err := parseProcNet(strings.NewReader(tt.text), request{TCP, IPv4, AllStates, 0, 0}, binary.LittleEndian, nil)
 		if (err != nil) != tt.err || len(got) != tt.n {
 			t.Errorf("%s: %d sockets, error %v; want %d, error %v", tt.name, len(got), err, tt.n, tt.err)
 		}
@@ -178,7 +184,7 @@ func FuzzParseProcNet(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
-		req := request{TCP, IPv4, AllStates, 0}
+		req := request{TCP, IPv4, AllStates, 0, 0}
 		if v6 {
 			req.family = IPv6
 		}

@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,32 +25,25 @@ import (
 const clockTicks = 100
 
 // findProcesses fills in the Processes and Hidden fields of entries from the
-// descriptors under root/PID/fd.
+// descriptors under root/PID/fd: every process holding each socket.
 //
-// It does only the work the question needs, as reading descriptors is most
-// of the cost of who-holds-this-port (some microseconds each, in the
-// kernel). Sockets are looked for first in the processes of their owners'
-// uids, where they almost always are, newest first, and the search stops as
-// soon as each socket has a process (unless all is set). Only then are other
-// processes looked into: a socket can outlive its creator in a child that
-// changed uid. A few workers read processes side by side; each descriptor
-// costs one readlinkat and no allocation.
-func findProcesses(ctx context.Context, root string, entries []Entry, all bool) error {
-	s := search{entries: entries, want: make(map[uint64]int, len(entries)), all: all}
-	var owners []uint32
+// Every process is looked into, as a socket is shared by fork (a
+// pre-forking server's workers, a child caught between fork and exec) and
+// by passing descriptors (socket activation), so no holder tells where the
+// others are. Reading descriptors is most of the cost (some microseconds
+// each, in the kernel): a few workers read processes side by side, and
+// each descriptor costs one readlinkat and no allocation.
+func findProcesses(ctx context.Context, root string, entries []Entry) error {
+	s := search{entries: entries, want: make(map[uint64]int, len(entries))}
 	for i := range entries {
 		if ino := entries[i].Inode; ino != 0 {
 			s.want[ino] = i
-			if uid := entries[i].UID; !slices.Contains(owners, uid) {
-				owners = append(owners, uid)
-			}
 		}
 	}
-	s.missing = len(s.want)
-	if s.missing == 0 {
+	if len(s.want) == 0 {
 		return nil
 	}
-	pids, err := pidsByOwner(root, owners)
+	pids, err := listPIDs(root)
 	if err != nil {
 		return err
 	}
@@ -57,10 +51,8 @@ func findProcesses(ctx context.Context, root string, entries []Entry, all bool) 
 		return err
 	}
 
-	// Workers find holders in no particular order.
 	var holders []int
 	for i := range entries {
-		slices.SortFunc(entries[i].Processes, func(a, b Process) int { return a.PID - b.PID })
 		for _, p := range entries[i].Processes {
 			holders = append(holders, p.PID)
 		}
@@ -84,63 +76,59 @@ func findProcesses(ctx context.Context, root string, entries []Entry, all bool) 
 			}
 		}
 		e.Processes = kept
-	}
-	if all {
-		return nil
-	}
-	return originHolders(ctx, root, entries)
-}
-
-// maxClimb bounds how many parents originHolders goes up through.
-const maxClimb = 16
-
-// originHolders replaces the holder found for each socket by its parent for
-// as long as the parent holds the socket too. The newest holder, found
-// first, is often a child that inherited the socket: a worker of a
-// pre-forking server, or a child between fork and exec that drops it a
-// moment later. The parent opened it, and it is the one to stop. Init, a
-// container's init and systemd's user managers are never climbed to: with
-// socket activation they share the listener with the service they started.
-//
-// Each parent's sockets and details are read once, however many of the
-// entries it shares with its children (a forked server's every connection).
-func originHolders(ctx context.Context, root string, entries []Entry) error {
-	held := map[int]map[uint64]bool{} // a parent's socket inodes
-	parents := map[int]Process{}      // PID 0: exited
-	for i := range entries {
-		e := &entries[i]
-		if len(e.Processes) == 0 {
-			continue
-		}
-		for range maxClimb {
-			ppid := e.Processes[0].PPID
-			if ppid <= 1 {
-				break
-			}
-			socks, ok := held[ppid]
-			if !ok {
-				socks, _ = socketInodes(root, ppid) // none where unreadable
-				held[ppid] = socks
-			}
-			if !socks[e.Inode] {
-				break
-			}
-			parent, ok := parents[ppid]
-			if !ok {
-				procs, err := readProcesses(ctx, root, []int{ppid})
-				if err != nil {
-					return err
-				}
-				parent = procs[ppid]
-				parents[ppid] = parent
-			}
-			if parent.PID == 0 || parent.Manager() {
-				break // exited while we looked; or a service manager
-			}
-			e.Processes[0] = parent
-		}
+		orderHolders(kept)
 	}
 	return nil
+}
+
+// orderHolders sorts the holders of one socket so that the one that opened
+// it comes first: a holder before those it forked (a pre-forking server's
+// master before its workers; a parent before its child caught between fork
+// and exec, which holds the socket for a moment), then by PID. Service
+// managers come last: with socket activation init or a systemd user
+// manager holds the listener it passed to a service, which is the one
+// users mean.
+func orderHolders(procs []Process) {
+	if len(procs) < 2 {
+		return
+	}
+	parent := make(map[int]int, len(procs)) // holder → its parent, among holders
+	for _, p := range procs {
+		parent[p.PID] = p.PPID
+	}
+	depth := func(p Process) int {
+		d := 0
+		for pid := p.PPID; d < len(procs); d++ { // bounded: a loop is no tree
+			ppid, ok := parent[pid]
+			if !ok {
+				break
+			}
+			pid = ppid
+		}
+		return d
+	}
+	depths := make(map[int]int, len(procs))
+	for _, p := range procs {
+		depths[p.PID] = depth(p)
+	}
+	slices.SortFunc(procs, func(a, b Process) int {
+		return cmp.Or(
+			boolCompare(a.Manager(), b.Manager()),
+			cmp.Compare(depths[a.PID], depths[b.PID]),
+			cmp.Compare(a.PID, b.PID),
+		)
+	})
+}
+
+// boolCompare orders false before true.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // socketInodes returns the sockets process pid has open, by inode.
@@ -161,12 +149,8 @@ func socketInodes(root string, pid int) (map[uint64]bool, error) {
 	return out, nil
 }
 
-// pidsByOwner lists the processes under root: those whose uid is one of
-// owners first, and in each group the newest (highest pid) first, as the
-// holder of a port someone asks about was most often started recently. A
-// process's directory belongs to its effective uid (to root for one that
-// made itself undumpable, which then sorts with root's).
-func pidsByOwner(root string, owners []uint32) ([]int, error) {
+// listPIDs lists the processes under root.
+func listPIDs(root string) ([]int, error) {
 	d, err := os.Open(root)
 	if err != nil {
 		return nil, pathError(err)
@@ -176,27 +160,13 @@ func pidsByOwner(root string, owners []uint32) ([]int, error) {
 	if err != nil {
 		return nil, pathError(err)
 	}
-	first := make([]int, 0, len(names))
-	var rest []int
+	pids := make([]int, 0, len(names))
 	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil || pid <= 0 {
-			continue // not a process: /proc/net, /proc/self, …
-		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(root+"/"+name, &st); err != nil {
-			continue // exited since the listing
-		}
-		if slices.Contains(owners, st.Uid) {
-			first = append(first, pid)
-		} else {
-			rest = append(rest, pid)
+		if pid, err := strconv.Atoi(name); err == nil && pid > 0 {
+			pids = append(pids, pid) // else not a process: /proc/net, /proc/self, …
 		}
 	}
-	newestFirst := func(a, b int) int { return b - a }
-	slices.SortFunc(first, newestFirst)
-	slices.SortFunc(rest, newestFirst)
-	return append(first, rest...), nil
+	return pids, nil
 }
 
 // maxWorkers bounds the processes read at once: past the number of CPUs
@@ -241,22 +211,19 @@ func workers(n int) int { return min(runtime.GOMAXPROCS(0), maxWorkers, n) }
 type search struct {
 	entries []Entry        // Processes guarded by mu
 	want    map[uint64]int // socket inode → index in entries; read-only
-	all     bool           // find every holder, not just the first
 
-	mu      sync.Mutex
-	missing int // wanted sockets that no process was found for yet
-
-	done   atomic.Bool // every socket has a holder and one is enough
+	mu     sync.Mutex
 	denied atomic.Bool // some process's descriptors were not ours to read
 }
 
-// run reads the descriptors of pids, in about that order, until done.
+// run reads the descriptors of pids, in about that order.
 func (s *search) run(ctx context.Context, root string, pids []int) error {
 	readers := make([]fdReader, workers(len(pids)))
 	for w := range readers {
 		readers[w] = fdReader{search: s, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
 	}
-	return parallel(ctx, len(pids), &s.done, func(w, i int) error {
+	var stop atomic.Bool // set by an error only
+	return parallel(ctx, len(pids), &stop, func(w, i int) error {
 		return readers[w].read(root, pids[i])
 	})
 }
@@ -266,19 +233,10 @@ func (s *search) found(i, pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := &s.entries[i]
-	if len(e.Processes) > 0 && !s.all {
-		return // another worker found a holder first, and one is enough
-	}
 	if slices.ContainsFunc(e.Processes, func(p Process) bool { return p.PID == pid }) {
 		return // the same socket on another descriptor
 	}
-	if len(e.Processes) == 0 {
-		s.missing--
-	}
 	e.Processes = append(e.Processes, Process{PID: pid})
-	if s.missing == 0 && !s.all {
-		s.done.Store(true)
-	}
 }
 
 // fdReader is one worker's buffers.
@@ -330,9 +288,6 @@ func (f *fdReader) read(root string, pid int) error {
 			}
 			if i, ok := f.want[socketInode(f.link[:m])]; ok {
 				f.found(i, pid)
-				if f.done.Load() {
-					return nil
-				}
 			}
 		}
 	}

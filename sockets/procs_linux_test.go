@@ -329,13 +329,15 @@ func executableCopy(t *testing.T) string {
 	return exe
 }
 
-// TestOriginHolderFixture: a socket shared down a line of processes is
-// reported as its oldest holder's below init, and with AllProcesses as
-// every holder's.
-func TestOriginHolderFixture(t *testing.T) {
+// TestHoldersFixture: every process holding a socket is listed, the one
+// that opened it first: a master before its worker, and the worker before
+// its child caught between fork and exec; a service before the init that
+// passed it its socket.
+func TestHoldersFixture(t *testing.T) {
 	const tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
 		"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20002 1 0 100 0 0 10 0\n" +
-		"   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20003 1 0 100 0 0 10 0\n"
+		"   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20003 1 0 100 0 0 10 0\n" +
+		"   2: 0100007F:1F92 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20004 1 0 100 0 0 10 0\n"
 	proc := func(pid, ppid int, name string) map[string]string {
 		dir := strconv.Itoa(pid) + "/"
 		return map[string]string{
@@ -350,57 +352,57 @@ func TestOriginHolderFixture(t *testing.T) {
 		"net/udp6":      strings.SplitAfter(tcp, "\n")[0],
 		"stat":          "btime 1700000000\n",
 		"self/fd/.keep": "",
-		// 8080: a master (30), its worker (31) and the worker's child
-		// between fork and exec (32), all holding it.
+		// 8080: a master (30), its worker (31, a higher pid: read first,
+		// newest first) and the worker's child between fork and exec
+		// (29: pids wrap), all holding it; a worker with a pid below its
+		// master's (28).
 		"30/fd/3": "-> socket:[20002]",
 		"31/fd/3": "-> socket:[20002]",
-		"32/fd/3": "-> socket:[20002]",
+		"29/fd/3": "-> socket:[20002]",
+		"28/fd/5": "-> socket:[20002]",
 		// 8081: opened by 33, a child of 30 that does not hold it.
 		"33/fd/4": "-> socket:[20003]",
-		// init's, passed to the service it started (socket activation).
+		// 8082: init's, passed to the service it started (socket activation).
 		"1/fd/9":  "-> socket:[20004]",
 		"50/fd/3": "-> socket:[20004]",
 	}
-	for _, p := range []map[string]string{proc(1, 0, "init"), proc(30, 1, "master"), proc(31, 30, "worker"), proc(32, 31, "worker"), proc(33, 30, "helper"), proc(50, 1, "service")} {
+	for _, p := range []map[string]string{proc(1, 0, "init"), proc(30, 1, "master"), proc(31, 30, "worker"),
+		proc(29, 31, "worker"), proc(28, 30, "worker"), proc(33, 30, "helper"), proc(50, 1, "service")} {
 		maps.Copy(files, p)
 	}
 	root := t.TempDir()
 	writeTree(t, root, files)
 	table := Table{ProcRoot: root, NoNetlink: true}
-	pids := func(all bool) map[uint16][]int {
-		t.Helper()
-		got, err := table.List(context.Background(), Query{WithProcesses: true, AllProcesses: all})
-		if err != nil {
-			t.Fatal(err)
+	got, err := table.List(context.Background(), Query{WithProcesses: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[uint16][]int{}
+	for _, e := range got {
+		for _, p := range e.Processes {
+			pids[e.Local.Port()] = append(pids[e.Local.Port()], p.PID)
 		}
-		m := map[uint16][]int{}
-		for _, e := range got {
-			for _, p := range e.Processes {
-				m[e.Local.Port()] = append(m[e.Local.Port()], p.PID)
-			}
-		}
-		return m
 	}
-	want := map[uint16][]int{8080: {30}, 8081: {33}}
-	if got := pids(false); !reflect.DeepEqual(got, want) {
-		t.Errorf("first holders %v, want %v", got, want)
-	}
-	want = map[uint16][]int{8080: {30, 31, 32}, 8081: {33}}
-	if got := pids(true); !reflect.DeepEqual(got, want) {
-		t.Errorf("all holders %v, want %v", got, want)
-	}
-
-	// Which of init and the service is found first depends on the workers;
-	// from the service, the climb stops short of init.
-	e := []Entry{{Socket: Socket{Inode: 20004}, Processes: []Process{{PID: 50, PPID: 1}}}}
-	if err := originHolders(context.Background(), root, e); err != nil || e[0].Processes[0].PID != 50 {
-		t.Errorf("socket-activated service: holder %+v, %v; want pid 50", e[0].Processes, err)
+	want := map[uint16][]int{8080: {30, 28, 31, 29}, 8081: {33}, 8082: {50, 1}}
+	if !reflect.DeepEqual(pids, want) {
+		t.Errorf("holders %v, want %v", pids, want)
 	}
 }
 
-// TestOriginHolder: a child that inherited this process's listener does not
-// take it over in the answer, though it is the newest holder.
-func TestOriginHolder(t *testing.T) {
+// TestOrderHoldersLoop: PPIDs that loop (a fixture, or PIDs reused while
+// they were read) end the climb rather than hang it.
+func TestOrderHoldersLoop(t *testing.T) {
+	procs := []Process{{PID: 7, PPID: 8}, {PID: 8, PPID: 7}, {PID: 6, PPID: 1}}
+	orderHolders(procs)
+	if procs[0].PID != 6 {
+		t.Errorf("order %+v, want pid 6 first", procs)
+	}
+}
+
+// TestPreforkHolders: a listener this process shares with children it
+// started (a pre-forking server's shape) is listed with every holder, this
+// process first, though the children are newer.
+func TestPreforkHolders(t *testing.T) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -410,32 +412,37 @@ func TestOriginHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := exec.Command("sleep", "30")
-	child.ExtraFiles = []*os.File{f}
-	err = child.Start()
-	f.Close()
-	if err != nil {
-		testtool.Need(t, "sleep")
-		t.Fatal("run sleep:", err)
+	want := []int{os.Getpid()}
+	for range 3 {
+		child := exec.Command("sleep", "30")
+		child.ExtraFiles = []*os.File{f}
+		if err := child.Start(); err != nil {
+			f.Close()
+			testtool.Need(t, "sleep")
+			t.Fatal("run sleep:", err)
+		}
+		defer func() { child.Process.Kill(); child.Wait() }()
+		want = append(want, child.Process.Pid)
 	}
-	defer func() { child.Process.Kill(); child.Wait() }()
+	f.Close()
+	slices.Sort(want[1:])
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	for _, all := range []bool{false, true} {
-		got, err := new(Table).List(context.Background(), Query{Protos: TCP, Port: port, WithProcesses: true, AllProcesses: all})
-		if err != nil || len(got) != 1 {
-			t.Fatalf("all=%v: %+v, %v", all, got, err)
-		}
-		var pids []int
-		for _, p := range got[0].Processes {
-			pids = append(pids, p.PID)
-		}
-		want := []int{os.Getpid()}
-		if all {
-			want = append(want, child.Process.Pid)
-			slices.Sort(want)
-		}
-		if !slices.Equal(pids, want) {
-			t.Errorf("all=%v: holders %v, want %v", all, pids, want)
+	got, err := new(Table).List(context.Background(), Query{Protos: TCP, Port: port, WithProcesses: true})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	var pids []int
+	for _, p := range got[0].Processes {
+		pids = append(pids, p.PID)
+	}
+	// Children this test binary forks for other tests meanwhile hold the
+	// listener between fork and exec: true holders, listed after it.
+	if len(pids) < len(want) || pids[0] != want[0] {
+		t.Fatalf("holders %v, want %v first", pids, want)
+	}
+	for _, pid := range want {
+		if !slices.Contains(pids, pid) {
+			t.Errorf("holders %v lack pid %d", pids, pid)
 		}
 	}
 }

@@ -4,8 +4,8 @@
 // On Linux the kernel is asked over netlink (NETLINK_SOCK_DIAG), so that it
 // filters by state and port before anything is copied out; /proc/net is the
 // fallback where netlink is not available. Processes are found through
-// /proc/PID/fd, looking only as far as the question needs. Other systems
-// return an error that wraps errors.ErrUnsupported.
+// /proc/PID/fd: every process holding each socket, as `ss -p` lists them.
+// Other systems return an error that wraps errors.ErrUnsupported.
 package sockets
 
 import (
@@ -171,9 +171,12 @@ func (p Process) Manager() bool {
 // Entry is a socket and what is known of the processes holding it.
 type Entry struct {
 	Socket
-	// Processes hold the socket open, by PID: with Query.WithProcesses at
-	// least one where any can be seen, the first found or the ancestor of it
-	// that holds the socket too (all of them with Query.AllProcesses).
+	// Processes hold the socket open: with Query.WithProcesses every one
+	// that can be seen, as `ss -p` lists them (a pre-forking server's master
+	// and each of its workers). A holder comes before the holders it forked
+	// (the master before its workers, a parent before a child caught
+	// between fork and exec), then by PID; service managers (Process.Manager)
+	// that hold a socket they passed on come last.
 	Processes []Process
 	// Hidden is set when no holder was found while some processes could not
 	// be looked into for want of permission: the holder is probably one of
@@ -195,15 +198,15 @@ type Query struct {
 	// connection.
 	States State
 	Port   uint16 // local port; 0 means any
+	// PortEnd, with Port, asks for the local ports Port to PortEnd
+	// inclusive; 0 means Port alone. The kernel filters on the range.
+	PortEnd uint16
 
-	// WithProcesses finds the processes holding each socket. The search
-	// looks first at the processes of the sockets' owners, newest first, and
-	// stops once every socket has one.
+	// WithProcesses finds every process holding each socket, looking into
+	// every process's descriptors as `ss -p` does: a socket is shared by
+	// fork (a pre-forking server's workers) and by passing descriptors, so
+	// no holder tells where the others are.
 	WithProcesses bool
-	// AllProcesses, with WithProcesses, finds every process holding each
-	// socket (a pre-forking server shares its listener with its workers) at
-	// the cost of looking into every process.
-	AllProcesses bool
 }
 
 // request is one of the tables a Query reads: one protocol and family, with
@@ -212,13 +215,15 @@ type request struct {
 	proto  Proto
 	family Family
 	states State
-	port   uint16
+	port   uint16 // 0: any
+	last   uint16 // the range's last port, >= port when port is set
 }
 
 func (r request) String() string { return r.proto.String() + r.family.String() }
 
 func (r request) match(s *Socket) bool {
-	return s.State&r.states != 0 && (r.port == 0 || s.Local.Port() == r.port)
+	p := s.Local.Port()
+	return s.State&r.states != 0 && (r.port == 0 || p >= r.port && p <= r.last)
 }
 
 // udpStates are the only states a UDP socket is ever in.
@@ -234,6 +239,14 @@ func (q Query) requests() ([]request, error) {
 		return nil, fmt.Errorf("unknown address family in query: %v", families)
 	case states&^AllStates != 0:
 		return nil, fmt.Errorf("unknown state in query: %v", states)
+	case q.PortEnd != 0 && q.Port == 0:
+		return nil, fmt.Errorf("port range 0-%d in query: ranges start at port 1", q.PortEnd)
+	case q.PortEnd != 0 && q.PortEnd < q.Port:
+		return nil, fmt.Errorf("port range %d-%d in query ends before it starts", q.Port, q.PortEnd)
+	}
+	last := q.Port
+	if q.PortEnd != 0 {
+		last = q.PortEnd
 	}
 	if protos == 0 {
 		protos = TCP | UDP
@@ -260,7 +273,7 @@ func (q Query) requests() ([]request, error) {
 		}
 		for _, f := range []Family{IPv4, IPv6} {
 			if families&f != 0 {
-				reqs = append(reqs, request{p, f, st, q.Port})
+				reqs = append(reqs, request{p, f, st, q.Port, last})
 			}
 		}
 	}

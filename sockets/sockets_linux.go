@@ -60,7 +60,7 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 	}
 	zoneNames(out)
 	if q.WithProcesses {
-		if err := findProcesses(ctx, l.root, out, q.AllProcesses); err != nil {
+		if err := findProcesses(ctx, l.root, out); err != nil {
 			return nil, err
 		}
 	}

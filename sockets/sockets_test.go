@@ -76,7 +76,7 @@ func TestStrings(t *testing.T) {
 
 func TestQueryRequests(t *testing.T) {
 	all4 := func(p Proto, st State, port uint16) []request {
-		return []request{{p, IPv4, st, port}, {p, IPv6, st, port}}
+		return []request{{p, IPv4, st, port, port}, {p, IPv6, st, port, port}}
 	}
 	tests := []struct {
 		name string
@@ -86,13 +86,17 @@ func TestQueryRequests(t *testing.T) {
 		{"zero: listening or bound TCP, all UDP", Query{},
 			append(all4(TCP, Listen|Bound, 0), all4(UDP, udpStates, 0)...)},
 		{"tcp4 port", Query{Protos: TCP, Families: IPv4, Port: 80},
-			[]request{{TCP, IPv4, Listen | Bound, 80}}},
+			[]request{{TCP, IPv4, Listen | Bound, 80, 80}}},
 		{"all states", Query{States: AllStates},
 			append(all4(TCP, AllStates&^Close, 0), all4(UDP, udpStates, 0)...)},
 		{"listen: UDP has none", Query{States: Listen}, all4(TCP, Listen, 0)},
 		{"unconn: TCP has none to show", Query{Protos: UDP, States: Close, Port: 53}, all4(UDP, Close, 53)},
 		{"ss -tuln: TCP not asked for Close", Query{States: Listen | Close},
 			append(all4(TCP, Listen, 0), all4(UDP, Close, 0)...)},
+		{"a range of ports", Query{Protos: TCP, Families: IPv6, Port: 8000, PortEnd: 8005},
+			[]request{{TCP, IPv6, Listen | Bound, 8000, 8005}}},
+		{"a range of one port", Query{Protos: UDP, Families: IPv4, Port: 53, PortEnd: 53},
+			[]request{{UDP, IPv4, udpStates, 53, 53}}},
 	}
 	for _, tt := range tests {
 		got, err := tt.q.requests()
@@ -100,7 +104,8 @@ func TestQueryRequests(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", tt.name, got, err, tt.want)
 		}
 	}
-	for _, q := range []Query{{Protos: 4}, {Families: 4}, {States: 1}, {States: 1 << 12}} {
+	for _, q := range []Query{{Protos: 4}, {Families: 4}, {States: 1}, {States: 1 << 12},
+		{PortEnd: 80}, {Port: 81, PortEnd: 80}} {
 		if _, err := q.requests(); err == nil {
 			t.Errorf("%+v: no error", q)
 		}

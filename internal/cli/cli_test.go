@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ func TestMain(m *testing.M) {
 			stop()
 			os.Exit(code)
 		},
-		"status": statusMain,
+		"status":          statusMain,
+		"portkit-holding": portkitHoldingMain,
 	})
 }
 
@@ -77,6 +79,27 @@ func statusMain() {
 	os.Exit(0)
 }
 
+// portkitHoldingMain runs portkit as a process that itself listens on a
+// loopback TCP port, each argument "PORT" replaced by that port: how a
+// script makes portkit one of a port's holders.
+func portkitHoldingMain() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "portkit-holding:", err)
+		os.Exit(3)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	args := slices.Clone(os.Args[1:])
+	for i, a := range args {
+		if a == "PORT" {
+			args[i] = port
+		}
+	}
+	code := Main(context.Background(), args, OSStreams())
+	l.Close()
+	os.Exit(code)
+}
+
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -95,8 +118,25 @@ func TestScripts(t *testing.T) {
 			"hold":         cmdHold,
 			"await-conn":   cmdAwaitConn,
 			"blackhole":    cmdBlackhole,
+			"prefork":      cmdPrefork,
+			"serve-range":  cmdServeRange,
+			"listen-on":    cmdListenOn,
 		},
 		Condition: func(cond string) (bool, error) {
+			if port, ok := strings.CutPrefix(cond, "port-free:"); ok {
+				// Nothing holds it, TCP or UDP, on any address.
+				l, err := net.Listen("tcp", ":"+port)
+				if err != nil {
+					return false, nil
+				}
+				l.Close()
+				c, err := net.ListenPacket("udp", ":"+port)
+				if err != nil {
+					return false, nil
+				}
+				c.Close()
+				return true, nil
+			}
 			if cond != "ipv6" {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
@@ -253,13 +293,24 @@ func childMain(kind string) int {
 	}
 	switch kind {
 	case "serve":
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", "127.0.0.1:"+cmp.Or(os.Getenv("PORTKIT_TEST_PORT"), "0"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			return 3
 		}
 		go acceptAll(l)
 		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	case "prefork":
+		return preforkMain()
+	case "worker":
+		// A pre-forking server's worker: it accepts on the listener its
+		// master passed it as descriptor 3.
+		l, err := net.FileListener(os.NewFile(3, "listener"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 3
+		}
+		go acceptAll(l)
 	case "client":
 		c, err := net.Dial("tcp", os.Getenv("PORTKIT_TEST_ADDR"))
 		if err != nil {
@@ -276,6 +327,128 @@ func childMain(kind string) int {
 	// Held until killed, or until the test binary's run is long over.
 	time.Sleep(2 * time.Minute)
 	return 0
+}
+
+// preforkMain is a pre-forking server's master, as nginx and gunicorn run:
+// it listens on 127.0.0.1:0, starts $PORTKIT_TEST_WORKERS workers that
+// inherit the listener, and prints the port and the workers' pids.
+func preforkMain() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "prefork:", err)
+		return 3
+	}
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "prefork:", err)
+		return 3
+	}
+	n, _ := strconv.Atoi(os.Getenv("PORTKIT_TEST_WORKERS"))
+	line := []string{strconv.Itoa(l.Addr().(*net.TCPAddr).Port)}
+	for range min(n, 16) {
+		w := exec.Command(os.Args[0])
+		w.Env = append(os.Environ(), childEnv+"=worker")
+		w.ExtraFiles = []*os.File{f}
+		if err := w.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "prefork:", err)
+			return 3
+		}
+		line = append(line, strconv.Itoa(w.Process.Pid))
+	}
+	f.Close()
+	go acceptAll(l)
+	fmt.Println(strings.Join(line, " "))
+	time.Sleep(2 * time.Minute)
+	return 0
+}
+
+// cmdPrefork: `prefork NAME N` starts a pre-forking server: a master
+// listening on 127.0.0.1:0 and N workers it started, which inherit the
+// listener. $NAME_PORT is the port, $NAME_PID the master's pid,
+// $NAME_W1 … $NAME_WN the workers'.
+func cmdPrefork(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: prefork NAME N")
+	}
+	cmd, line := startChild(ts, "prefork", "PORTKIT_TEST_WORKERS="+args[1])
+	f := strings.Fields(line)
+	if want, _ := strconv.Atoi(args[1]); len(f) != want+1 {
+		ts.Fatalf("prefork printed %q, want a port and %s pids", line, args[1])
+	}
+	ts.Setenv(args[0]+"_PORT", f[0])
+	ts.Setenv(args[0]+"_PID", strconv.Itoa(cmd.Process.Pid))
+	for i, pid := range f[1:] {
+		ts.Setenv(fmt.Sprintf("%s_W%d", args[0], i+1), pid)
+		ts.Defer(func() {
+			if n, err := strconv.Atoi(pid); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		})
+	}
+}
+
+// cmdServeRange: `serve-range NAME N` starts N child processes listening on
+// N consecutive loopback ports, free when asked for; $NAME_LO and $NAME_HI
+// are the first and last port, $NAME_PID1 … $NAME_PIDN the children.
+func cmdServeRange(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: serve-range NAME N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	for range 50 {
+		lo, ok := freeRun(n)
+		if !ok {
+			continue
+		}
+		var cmds []*exec.Cmd
+		for i := range n {
+			cmd, port := startChild(ts, "serve", "PORTKIT_TEST_PORT="+strconv.Itoa(lo+i))
+			if port != strconv.Itoa(lo+i) {
+				ts.Fatalf("child on port %s, want %d", port, lo+i)
+			}
+			cmds = append(cmds, cmd)
+		}
+		ts.Setenv(args[0]+"_LO", strconv.Itoa(lo))
+		ts.Setenv(args[0]+"_HI", strconv.Itoa(lo+n-1))
+		for i, c := range cmds {
+			ts.Setenv(fmt.Sprintf("%s_PID%d", args[0], i+1), strconv.Itoa(c.Process.Pid))
+		}
+		return
+	}
+	ts.Fatalf("no %d consecutive free ports found", n)
+}
+
+// freeRun finds n consecutive loopback TCP ports free now.
+func freeRun(n int) (int, bool) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, false
+	}
+	first := l.Addr().(*net.TCPAddr).Port
+	ls := []net.Listener{l}
+	for i := 1; i < n && first+i <= 65535; i++ {
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(first+i)); err == nil {
+			ls = append(ls, l)
+		}
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return first, len(ls) == n
+}
+
+// cmdListenOn: `listen-on PORT NAME` listens on 127.0.0.1:PORT in this
+// process ($NAME_PORT, $NAME_PID); scripts check [port-free:PORT] first.
+func cmdListenOn(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: listen-on PORT NAME")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+args[0])
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	go acceptAll(l)
+	setAddr(ts, args[1], l.Addr())
 }
 
 // startChild starts the test binary as a child of kind and returns it

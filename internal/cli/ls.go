@@ -15,24 +15,44 @@ import (
 
 func newLs(e *env) *cobra.Command {
 	var (
-		all, tcp, udp, v4, v6, noProcs bool
-		portIn                         string
+		all, listening, tcp, udp, v4, v6 bool
+		procs, noProcs                   bool
+		portIn                           string
 	)
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List listening TCP and bound UDP sockets with their processes",
 		Long: `List this machine's listening TCP sockets and bound UDP sockets, IPv4 and
-IPv6, with the process holding each (pid, name, user) and the port's
+IPv6, with every process holding each (pids, names, user) and the port's
 service name. -a lists every state, established connections included.
 
-Without root, other users' processes cannot be seen: their sockets are
-listed with their owner and marked (hidden).`,
+The flags ss users type first work as in ss, alone or bundled (-tlnp,
+-tulpn, -ulnp): -t TCP, -u UDP (both, or neither, mean both), -4 IPv4,
+-6 IPv6 (both, or neither, mean both), -l listening sockets (the default;
+-l with -a is refused), -a every state. -n and -p are accepted and change
+nothing: addresses and ports are always shown as numbers (the SERVICE
+column adds the name), and processes are always shown (--no-processes
+leaves them out; with -p it is refused).
+
+A socket shared by several processes (a pre-forking server's master and
+workers) lists every pid, the master first. Without root, other users'
+processes cannot be seen: their sockets are listed with their owner and
+marked (hidden).`,
 		Example: `  portkit ls
+  portkit ls -tlnp
+  portkit ls -tulpn
   portkit ls --tcp -4
   portkit ls -a --port 5432
+  portkit ls --port 8000-8100
   portkit ls --json`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && listening:
+				return &exitError{code: ExitUsage, err: errors.New("-l/--listening and -a/--all: -l lists listening sockets only, -a every state; give one")}
+			case procs && noProcs:
+				return &exitError{code: ExitUsage, err: errors.New("-p/--processes and --no-processes: give one")}
+			}
 			// Without -a, what ss -tuln shows: no connected UDP socket,
 			// which a table without its peer would only puzzle.
 			q := sockets.Query{WithProcesses: !noProcs, States: sockets.Listen | sockets.Close}
@@ -52,14 +72,14 @@ listed with their owner and marked (hidden).`,
 				q.States = sockets.AllStates
 			}
 			if cmd.Flags().Changed("port") {
-				p, err := portspec.ParsePort(portIn)
+				r, err := portspec.ParseRange(portIn)
 				if err != nil {
 					return fmt.Errorf("--port: %w", err)
 				}
-				if p == 0 {
+				if r.Lo == 0 {
 					return fmt.Errorf("--port: %w", errPortZero(portIn))
 				}
-				q.Port = p
+				q.Port, q.PortEnd = r.Lo, r.Hi
 			}
 			entries, err := sockets.List(cmd.Context(), q)
 			if errors.Is(err, errors.ErrUnsupported) {
@@ -75,13 +95,19 @@ listed with their owner and marked (hidden).`,
 			return printLs(e, newSocketView(), entries, all)
 		}),
 	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "every state, not only listening")
-	cmd.Flags().BoolVar(&tcp, "tcp", false, "TCP only")
-	cmd.Flags().BoolVar(&udp, "udp", false, "UDP only")
-	cmd.Flags().BoolVarP(&v4, "ipv4", "4", false, "IPv4 only")
-	cmd.Flags().BoolVarP(&v6, "ipv6", "6", false, "IPv6 only")
-	cmd.Flags().StringVar(&portIn, "port", "", "only sockets on local `PORT`")
-	cmd.Flags().BoolVar(&noProcs, "no-processes", false, "do not look up processes (faster)")
+	cmd.SetFlagErrorFunc(flagValueError)
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "every state, not only listening")
+	f.BoolVarP(&listening, "listening", "l", false, "listening sockets only (the default), as ss -l")
+	f.BoolVarP(&tcp, "tcp", "t", false, "TCP (with -u: both)")
+	f.BoolVarP(&udp, "udp", "u", false, "UDP (with -t: both)")
+	f.BoolVarP(&v4, "ipv4", "4", false, "IPv4 (with -6: both)")
+	f.BoolVarP(&v6, "ipv6", "6", false, "IPv6 (with -4: both)")
+	// ss's -n turns off name resolution, which ls never does.
+	f.BoolP("numeric", "n", false, "accepted for ss users: addresses and ports are always numbers")
+	f.BoolVarP(&procs, "processes", "p", false, "accepted for ss users: processes are always shown")
+	f.StringVar(&portIn, "port", "", "only sockets on local `PORT` or range LO-HI")
+	f.BoolVar(&noProcs, "no-processes", false, "do not look up processes (faster)")
 	return cmd
 }
 

@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/portkit/portkit/portspec"
 	"github.com/portkit/portkit/registry"
@@ -172,36 +177,198 @@ func socketsProto(p registry.Proto, input string) (sockets.Proto, error) {
 	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%q: only tcp and udp sockets are listed", input)}
 }
 
+// flagValueError words a bad flag value of ls, who and kill without the
+// internals of Go's parsers: the flag, the value, and what the flag takes.
+func flagValueError(_ *cobra.Command, err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	f := ive.GetFlag()
+	want := "want a " + f.Value.Type()
+	switch f.Value.Type() {
+	case "bool":
+		want = "takes no value, or true or false"
+	case "duration":
+		want = "want a duration such as 500ms, 5s or 2m"
+	}
+	return fmt.Errorf("--%s %q: %s", f.Name, ive.GetValue(), want)
+}
+
 // errPortZero refuses port 0: no socket listens there, and to the socket
 // table it means every port.
 func errPortZero(input string) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: port 0 is not a port anything listens on", input)}
 }
 
-// portArg is a PORT[/PROTO] argument of who and kill.
+// badArg is an argument of who or kill that cannot be read: exit 2, the
+// argument named.
+func badArg(input, format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: %s", input, fmt.Sprintf(format, args...))}
+}
+
+// portArg is an argument of who and kill: a port ("3000", ":3000"), a range
+// ("3000-3010") or a service name ("postgresql"), each with an optional
+// protocol ("/tcp", "/udp").
 type portArg struct {
 	input string
-	port  uint16
-	proto sockets.Proto // 0: TCP and UDP
+	name  string     // the service name, for a name
+	spans []portSpan // one, or one per protocol for a name whose TCP and UDP ports differ
+}
+
+// portSpan is a port or a range of ports for TCP, UDP or both.
+type portSpan struct {
+	lo, hi uint16
+	proto  sockets.Proto // 0: TCP and UDP
+}
+
+func (s portSpan) size() int { return int(s.hi) - int(s.lo) + 1 }
+
+// String is "3000/tcp+udp", "8000-8005/tcp".
+func (s portSpan) String() string {
+	out := strconv.Itoa(int(s.lo))
+	if s.hi != s.lo {
+		out += "-" + strconv.Itoa(int(s.hi))
+	}
+	return out + "/" + protoLabel(s.proto)
+}
+
+// protoLabel names a socket protocol set: "tcp", "udp" or "tcp+udp".
+func protoLabel(p sockets.Proto) string {
+	if p == 0 {
+		return "tcp+udp"
+	}
+	return p.String()
+}
+
+// label is how a message names the argument: as typed, and a name with
+// the ports it stands for: "postgresql (5432/tcp+udp)".
+func (a portArg) label() string {
+	if a.name == "" {
+		return strings.TrimSpace(a.input)
+	}
+	var spans []string
+	for _, s := range a.spans {
+		spans = append(spans, s.String())
+	}
+	return a.name + " (" + strings.Join(spans, ", ") + ")"
 }
 
 // parsePortArgs reads every argument before any is acted on, so a bad one
-// stops the command before it has done anything.
-func parsePortArgs(args []string) ([]portArg, error) {
+// stops the command before it has done anything. Names are looked up in reg.
+func parsePortArgs(args []string, reg *registry.Registry) ([]portArg, error) {
 	out := make([]portArg, 0, len(args))
 	for _, a := range args {
-		pp, err := portspec.ParsePortProto(a)
+		pa, err := parsePortArg(a, reg)
 		if err != nil {
 			return nil, err
 		}
-		if pp.Port == 0 {
-			return nil, errPortZero(a)
-		}
-		proto, err := socketsProto(pp.Proto, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, portArg{input: a, port: pp.Port, proto: proto})
+		out = append(out, pa)
 	}
 	return out, nil
+}
+
+// parsePortArg reads [:]PORT, [:]LO-HI or NAME, each perhaps with /PROTO.
+func parsePortArg(input string, reg *registry.Registry) (portArg, error) {
+	body := strings.TrimSpace(input)
+	// ":3000" is how ss and lsof write a local port.
+	body = strings.TrimPrefix(body, ":")
+	if strings.ContainsAny(body, ":[]") {
+		return portArg{}, badArg(input, "a port, not an address: %q answers for every local address", ":"+body[strings.LastIndexByte(body, ':')+1:])
+	}
+	body, protoIn, hasProto := strings.Cut(body, "/")
+	proto := sockets.Proto(0)
+	if hasProto {
+		rp, err := registry.ParseProto(protoIn)
+		if err != nil || rp == registry.AnyProto {
+			return portArg{}, badArg(input, "unknown protocol %q (want tcp or udp)", protoIn)
+		}
+		if proto, err = socketsProto(rp, input); err != nil {
+			return portArg{}, err
+		}
+	}
+	pa := portArg{input: input}
+	switch {
+	case body == "":
+		return portArg{}, badArg(input, "no port")
+	case body[0] >= '0' && body[0] <= '9':
+		r, err := portspec.ParseRange(body)
+		if err != nil {
+			var pe *portspec.Error
+			if errors.As(err, &pe) {
+				pe.Input = input
+			}
+			return portArg{}, err
+		}
+		if r.Lo == 0 {
+			return portArg{}, errPortZero(input)
+		}
+		pa.spans = []portSpan{{r.Lo, r.Hi, proto}}
+	case body[0] >= 'A' && body[0] <= 'Z' || body[0] >= 'a' && body[0] <= 'z':
+		spans, err := nameSpans(input, body, proto, reg)
+		if err != nil {
+			return portArg{}, err
+		}
+		pa.name, pa.spans = body, spans
+	default:
+		return portArg{}, badArg(input, "not a port, a range (3000-3010) or a service name")
+	}
+	return pa, nil
+}
+
+// nameSpans are the TCP and UDP ports that reg gives service name for the
+// protocols of want (0: both): one span for both where they agree.
+func nameSpans(input, name string, want sockets.Proto, reg *registry.Registry) ([]portSpan, error) {
+	var tcp, udp []portSpan
+	var other []string // protocols other than TCP and UDP that have the name
+	for _, s := range reg.AppendByName(nil, name, registry.AnyProto) {
+		if !s.HasPort {
+			continue
+		}
+		span := portSpan{lo: s.Port, hi: s.PortEnd}
+		switch {
+		case s.Proto == registry.TCP && want != sockets.UDP:
+			span.proto = sockets.TCP
+			if !slices.Contains(tcp, span) {
+				tcp = append(tcp, span)
+			}
+		case s.Proto == registry.UDP && want != sockets.TCP:
+			span.proto = sockets.UDP
+			if !slices.Contains(udp, span) {
+				udp = append(udp, span)
+			}
+		case !slices.Contains(other, s.Proto.String()):
+			other = append(other, s.Proto.String())
+		}
+	}
+	var out []portSpan
+	for _, t := range tcp {
+		both := portSpan{t.lo, t.hi, sockets.UDP}
+		if i := slices.Index(udp, both); i >= 0 {
+			udp = slices.Delete(udp, i, i+1)
+			t.proto = 0
+		}
+		out = append(out, t)
+	}
+	out = append(out, udp...)
+	for _, s := range out {
+		if s.lo == 0 {
+			return nil, badArg(input, "the registry gives port 0 for this name, and port 0 is not a port anything listens on")
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case len(other) > 0:
+		wanted := "tcp or udp"
+		if want != 0 {
+			wanted = want.String()
+		}
+		return nil, badArg(input, "no %s port has this name (%s has)", wanted, strings.Join(other, ", "))
+	}
+	why := "unknown service name"
+	if s := reg.Suggest(name, 3); len(s) > 0 {
+		why += "; did you mean " + strings.Join(s, ", ") + "?"
+	}
+	return nil, badArg(input, "%s", why)
 }

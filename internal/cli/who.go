@@ -12,52 +12,65 @@ import (
 )
 
 func newWho(e *env) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "who PORT[/PROTO]...",
 		Short: "Show the processes holding a port",
-		Long: `Show who holds each PORT: the processes with a listening TCP socket or a
-bound UDP socket on it, with pid, user, command line, start time and
-container. PROTO (tcp or udp) narrows the search.
+		Long: `Show who holds each PORT: every process with a listening TCP socket or a
+bound UDP socket on it, one row per process, with pid, user, command line,
+start time and container. A pre-forking server (nginx, gunicorn) shows its
+master first, then each worker, as ss -tlnp does.
+
+PORT is a port (3000, or :3000 as ss and lsof write it), a range
+(3000-3010) or a service name from the IANA registry (postgresql: its TCP
+and UDP ports, as the registry gives them). /PROTO (tcp or udp) narrows
+the search. Port 0 is refused: nothing listens there.
 
 A socket whose process cannot be seen without root is still shown, with
 its owner, and the message says so: never an empty answer when the
 kernel says the port is taken.
 
-Exit status: 0 when every PORT is held, 1 when every one is free, 3 for a
-mix.`,
+Exit status: 0 when every PORT is held (a range or a name: any of its
+ports), 1 when every one is free, 3 for a mix.`,
 		Example: `  portkit who 3000
+  portkit who :8080
   portkit who 53/udp 5432/tcp
+  portkit who postgresql
+  portkit who 3000-3010
   portkit who 8080 --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			ports, err := parsePortArgs(args)
+			v := newSocketView()
+			ports, err := parsePortArgs(args, v.reg)
 			if err != nil {
 				return err
 			}
 			var (
-				rows []socketRow
-				all  []sockets.Entry
+				rows     []socketRow
+				all      []sockets.Entry
+				answered tally
 			)
-			v := newSocketView()
-			var answered tally
 			for _, pa := range ports {
-				entries, err := sockets.List(cmd.Context(), sockets.Query{
-					Protos: pa.proto, Port: pa.port, WithProcesses: true, // the sockets that hold the port
-				})
-				if errors.Is(err, errors.ErrUnsupported) {
-					return &exitError{code: ExitNegative, err: err}
+				held := false
+				for _, span := range pa.spans {
+					entries, err := sockets.List(cmd.Context(), sockets.Query{
+						Protos: span.proto, Port: span.lo, PortEnd: span.hi, WithProcesses: true, // the sockets that hold the ports
+					})
+					if errors.Is(err, errors.ErrUnsupported) {
+						return &exitError{code: ExitNegative, err: err}
+					}
+					if err != nil {
+						return err
+					}
+					held = held || len(entries) > 0
+					for _, en := range entries {
+						rows = append(rows, v.row(en))
+					}
+					all = append(all, entries...)
 				}
-				if err != nil {
-					return err
+				if !held {
+					e.warnf("%s: free, %s", pa.label(), freeWhy(pa))
 				}
-				if len(entries) == 0 {
-					e.warnf("%s: free, nothing listens on it", pa.input)
-				}
-				answered.add(len(entries) > 0)
-				for _, en := range entries {
-					rows = append(rows, v.row(en))
-				}
-				all = append(all, entries...)
+				answered.add(held)
 			}
 			hiddenNote(e, v, all)
 			if err := printWho(e, rows); err != nil {
@@ -66,6 +79,17 @@ mix.`,
 			return answered.err()
 		}),
 	}
+	cmd.SetFlagErrorFunc(flagValueError)
+	return cmd
+}
+
+// freeWhy words a free argument: "nothing listens on it", or on any of a
+// range's ports.
+func freeWhy(pa portArg) string {
+	if len(pa.spans) > 1 || pa.spans[0].size() > 1 {
+		return "nothing listens on any of its ports"
+	}
+	return "nothing listens on it"
 }
 
 func printWho(e *env, rows []socketRow) error {
