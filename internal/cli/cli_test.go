@@ -27,6 +27,13 @@ func TestMain(m *testing.M) {
 	}
 	testscript.Main(m, map[string]func(){
 		"portkit": func() {
+			// $PORTKIT_TEST_UID runs it without root, as that uid.
+			if uid := os.Getenv("PORTKIT_TEST_UID"); uid != "" {
+				if err := dropTo(uid); err != nil {
+					fmt.Fprintln(os.Stderr, "drop privileges:", err)
+					os.Exit(3)
+				}
+			}
 			// As cmd/portkit does: interrupts cancel the context.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			code := Main(ctx, os.Args[1:], OSStreams())
@@ -83,6 +90,9 @@ func TestScripts(t *testing.T) {
 			"expand":       cmdExpand,
 		},
 		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
 			if cond != "ipv6" {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}

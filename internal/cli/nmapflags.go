@@ -21,9 +21,9 @@ import (
 //	-Pn, -n → nothing: portkit sends no ping before a scan and looks up no
 //	          names of the addresses it scans, so both are what it does
 //	--max-retries N → --retries N, --initial-rtt-timeout and
-//	--max-rtt-timeout T → --initial-rtt and --max-rtt, --excludefile F →
-//	--exclude-file F (a bare number of seconds, as nmap takes them, gets
-//	its "s")
+//	--max-rtt-timeout T → --initial-rtt and --max-rtt (a bare number of
+//	seconds, as nmap takes it, gets its "s"), --excludefile F →
+//	--exclude-file F
 //
 // -T4, -p-, -v, -6, --min-rate, --max-rate, --exclude, --open and
 // --host-timeout are portkit's own flags already. An nmap option portkit
@@ -71,10 +71,10 @@ func nmapLong(name string) string {
 	return name
 }
 
-// nmapDuration reports whether a long option, by portkit's name, takes a
-// time that nmap may give as a bare number of seconds.
+// nmapDuration reports whether an nmap long option takes a time that nmap
+// may give as a bare number of seconds. (portkit's own flags want a unit.)
 func nmapDuration(name string) bool {
-	return name == "--initial-rtt" || name == "--max-rtt" || name == "--host-timeout"
+	return name == "--initial-rtt-timeout" || name == "--max-rtt-timeout"
 }
 
 // nmapUnsupportedLong reports whether name is an nmap long option portkit
@@ -137,6 +137,7 @@ func translateScanArgs(fs *pflag.FlagSet, args []string) []string {
 			return append(out, args[i:]...)
 		case strings.HasPrefix(a, "--"):
 			name, value, hasValue := strings.Cut(a, "=")
+			seconds := nmapDuration(name)
 			name = nmapLong(name)
 			if nmapUnsupportedLong(name) {
 				unsupported(name)
@@ -155,7 +156,7 @@ func translateScanArgs(fs *pflag.FlagSet, args []string) []string {
 				i++
 				value = args[i]
 			}
-			if nmapDuration(name) && isPlainNumber(value) {
+			if seconds && isPlainNumber(value) {
 				value += "s"
 			}
 			out = append(out, name+"="+value)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,19 +69,58 @@ func newScan(e *env) *cobra.Command {
 		Long: `Scan TARGETs for open ports. TARGET is an address, a CIDR block
 (198.18.0.0/24, 2001:db8::/120), a range (198.18.0.1-20, 198.18.0-3.1) or a
 host name (every address; -4/-6 to pick). Probes go in a seeded random order
-across every target and port, as fast as --rate allows, retransmitted with
-timeouts from measured round trips, so random loss costs retries, not rate.
+across every target and port, paced by the timing template or --rate,
+retransmitted with timeouts from measured round trips, so random loss costs
+retries, not rate.
 
 Engines: SYN (raw packets, the default with root or CAP_NET_RAW on Linux),
 connect (every OS, no privileges), and UDP (--udp; payloads for common
 services, ICMP port unreachable means closed, silence open|filtered).
+--udp with --syn or --connect (nmap's -sS -sU) scans TCP and UDP at once.
+--syn without root or CAP_NET_RAW is refused (exit 2), naming the
+capability; the default then falls back to connect.
 
 Ports: -p 22,80,443 | 1-1024 | - (all) | T:80,U:53 | ssh,https; --top N
-from portkit's own list (default: --top 1000); --ports-file FILE.
+from portkit's own list (default: --top 1000; it ranks 1,224 TCP ports, and
+a larger N scans those, saying so); --ports-file FILE.
+
+Speed: -T0 to -T5 (or their names) pick a timing template; -T3 is the
+default. Rates count probes a second, retransmissions included:
+  -T0 paranoid    a probe every 5 minutes, one at a time
+  -T1 sneaky      a probe every 15 seconds, one at a time
+  -T2 polite      2.5 probes a second
+  -T3 normal      starts at 1,000/s, grows to at most 10,000/s while
+                  answers keep coming, backs off on loss
+  -T4 aggressive  starts at 5,000/s, grows to at most 100,000/s; timeouts
+                  0.5s at first, 1.25s at most
+  -T5 insane      no rate bound (as fast as the engine goes); timeouts
+                  0.25s, 0.3s at most; 2 retries
+The others retransmit 6 times, with timeouts from 1s down to what the round
+trips show, 10s at most. Flags given override the template: --rate N
+starts at N and never exceeds it (lower only on congestion; --rate 0: no
+bound), --max-rate N is the template's growth to at most N, --min-rate N
+the least it falls to on loss; --retries, --initial-rtt, --max-rtt.
 
 Output: a table of open ports on a terminal, JSON Lines when piped
 (-o jsonl|json|xml|grep|csv|table); XML is nmap's format. --open shows open
 ports only (the table's default). --out FILE writes there instead.
+--save FORMAT=FILE also writes the report to FILE, whole, at the end.
+-v says the rates and timeouts, each open port as found, and the pace.
+
+nmap's options work as nmap users expect: -sS (--syn), -sT (--connect),
+-sU (--udp), -oX FILE, -oG FILE, -oN FILE (--save xml|grep|table=FILE;
+-oX - is XML on stdout), -oA BASE (BASE.xml, BASE.gnmap, BASE.nmap),
+-iL FILE (-i), -F (--top 100), --top-ports N (--top), -T4, -p-, -v,
+--min-rate, --max-rate, --max-retries, --initial-rtt-timeout,
+--max-rtt-timeout, --excludefile. -Pn and -n are accepted and change
+nothing: portkit sends no ping before scanning (every target is scanned;
+a host is up when it answers a probe) and looks up no names of the
+addresses it scans. Other nmap options (-sV, -O, -A, --script, …) are
+refused: "portkit does not support -sV yet", exit 2.
+
+Contradictions are refused, naming both flags: --syn with --connect,
+--json with another -o, --rate with --max-rate, a --min-rate above the
+bound, two reports to one file, -p with --top.
 
 Large scans: --shard I/N with the same --seed on N machines (or N jobs of a
 CI matrix or a Kubernetes Indexed Job) splits the scan into disjoint parts
@@ -88,11 +128,14 @@ whose union is the whole. Ctrl-C writes a resume file; --resume FILE
 continues exactly where it stopped.
 
 Exit status: 0 when an open port was found, 1 when none was, 2 on bad
-input, 130 when interrupted (the resume file written).`,
+input (a bad or contradictory flag, a missing privilege), 130 when
+interrupted (the resume file written).`,
 		Example: `  portkit scan 198.18.0.2
-  portkit scan 198.18.0.0/24 --top 100 --rate 5000
+  portkit scan 198.18.0.0/24 --top 100 -T4
+  portkit scan -sS -sU -p T:22,80,U:53 198.18.0.2
+  portkit scan -sT -Pn -n -T4 --top-ports 100 -oA scan 198.18.0.0/24
+  portkit scan -iL targets.txt --max-rate 2000 -oX scan.xml -v
   portkit scan -p- 198.18.0.2 -o xml --out scan.xml
-  portkit scan -p T:22,80,U:53,161 --udp 198.18.0.2
   portkit scan 198.18.0.0/16 --top 100 --seed 42 --shard 3/8 -o jsonl
   portkit scan --resume portkit-scan.resume`,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
@@ -409,14 +452,17 @@ func scanPorts(f *scanFlags, reg *registry.Registry) (*portspec.PortList, error)
 	case f.udp:
 		opts.Protos = []registry.Proto{registry.UDP}
 	}
-	given := 0
-	for _, set := range []bool{f.ports != "", f.top > 0, f.portsFile != ""} {
-		if set {
-			given++
+	var given []string
+	for _, g := range []struct {
+		set  bool
+		flag string
+	}{{f.ports != "", "-p " + f.ports}, {f.top > 0, "--top " + strconv.Itoa(f.top)}, {f.portsFile != "", "--ports-file " + f.portsFile}} {
+		if g.set {
+			given = append(given, g.flag)
 		}
 	}
-	if given > 1 {
-		return nil, &exitError{code: ExitUsage, err: errors.New("scan: give one of -p, --top and --ports-file")}
+	if len(given) > 1 {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: give one of -p, --top and --ports-file", strings.Join(given, " and "))}
 	}
 	switch {
 	case f.ports != "":
@@ -505,7 +551,12 @@ func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortLi
 		case f.syn && errors.As(err, &pe):
 			// A permission the user can grant, or a flag to change: the
 			// command line is what is wrong here, as with any usage error.
-			return "", &exitError{code: ExitUsage, err: fmt.Errorf("--syn: the SYN scan sends raw packets, which needs root or the capability CAP_NET_RAW (%v): run it as root, grant it with `setcap cap_net_raw+ep $(command -v portkit)`, or scan with --connect (-sT)", pe.Err)}
+			said := pe.Err
+			var errno syscall.Errno
+			if errors.As(said, &errno) {
+				said = errno // the system's word, without the socket call's
+			}
+			return "", &exitError{code: ExitUsage, err: fmt.Errorf("--syn: the SYN scan sends raw packets, which needs root or the capability CAP_NET_RAW (%v): run it as root, grant it with `setcap cap_net_raw+ep $(command -v portkit)`, or scan with --connect (-sT)", said)}
 		case f.syn:
 			return "", err
 		case errors.As(err, &pe) || errors.Is(err, errors.ErrUnsupported):
