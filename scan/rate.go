@@ -53,12 +53,6 @@ func (b *tokenBucket) take(now time.Duration) bool {
 	return false
 }
 
-// ready reports whether a token is there, without taking it.
-func (b *tokenBucket) ready(now time.Duration) bool {
-	b.refill(now)
-	return b.tokens >= 1
-}
-
 // wait is how long until a token is there.
 func (b *tokenBucket) wait(now time.Duration) time.Duration {
 	b.refill(now)
