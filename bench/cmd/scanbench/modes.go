@@ -153,10 +153,11 @@ func loss(ctx context.Context, c *config) (*report, error) {
 // and leaves out every peer without c.peers.
 func (c *config) hostTools(underLoss bool) []tool {
 	host := c.plan.Host.String()
-	// -T5: no rate bound, as fast as the engine goes (the default, -T3,
-	// grows to at most 10,000 probes/s).
-	syn := c.portkitTool("portkit-syn", "--syn", "-T5", "-p-", host)
-	connect := c.portkitTool("portkit-connect", "--connect", "-T5", "-p-", host)
+	// --rate 0: no rate bound, as fast as the engine goes (the default,
+	// -T3, grows to at most 10,000 probes/s), with -T3's retries and
+	// timeouts.
+	syn := c.portkitTool("portkit-syn", "--syn", "--rate", "0", "-p-", host)
+	connect := c.portkitTool("portkit-connect", "--connect", "--rate", "0", "-p-", host)
 	if underLoss && !c.peers {
 		return []tool{syn, connect}
 	}
