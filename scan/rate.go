@@ -78,11 +78,11 @@ type schedule struct {
 }
 
 // scheduleBurst is the most sends a schedule makes at once when catching
-// up: two milliseconds of probes, so a sender woken a little late loses
-// nothing, at least two (one on time and one made up) however low the rate,
-// and at most 1024. At 100 kpps that is 200 probes.
+// up: five milliseconds of probes, so a sender woken late on a busy
+// machine loses nothing, at least four however low the rate, and at most
+// 1024. At 100 kpps that is 500 probes.
 func scheduleBurst(rate float64) int {
-	return int(min(max(2, math.Floor(rate*0.002)), 1024))
+	return int(min(max(4, math.Floor(rate*0.005)), 1024))
 }
 
 func newSchedule(rate float64, now time.Duration) schedule {

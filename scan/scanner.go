@@ -150,7 +150,8 @@ type Stats struct {
 	// Rate is attempts per second over Elapsed.
 	Rate float64
 	// Pace is the rate the scan paces itself to now, at most Scanner.Rate
-	// (below it while the network shows congestion); 0 without a Rate.
+	// (below it while growing from InitialRate, or while the network shows
+	// congestion); 0 without a Rate.
 	Pace float64
 
 	// InFlightLimit is the bound on outstanding probes, and what set it.
