@@ -837,7 +837,7 @@ func scanFlagError(_ *cobra.Command, err error) error {
 		"float64":  "want a number",
 		"int":      "want a whole number",
 		"duration": "want a time such as 500ms, 2s or 1m30s",
-		"count":    "takes no value",
+		"count":    "want a count such as 2 (or give -v, -vv)",
 		"bool":     "want true or false",
 	}[ive.GetFlag().Value.Type()]
 	if want == "" {
