@@ -27,7 +27,6 @@ import (
 var (
 	nsScanner4 = netnstest.Scanner4
 	nsTarget4  = netnstest.Target4
-	nsScanner6 = netnstest.Scanner6
 	nsTarget6  = netnstest.Target6
 	// In the benchmarking range, but with no route from the scanner.
 	nsUnrouted = netip.MustParseAddr("198.19.0.1")

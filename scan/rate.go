@@ -53,12 +53,6 @@ func (b *tokenBucket) take(now time.Duration) bool {
 	return false
 }
 
-// ready reports whether a token is there, without taking it.
-func (b *tokenBucket) ready(now time.Duration) bool {
-	b.refill(now)
-	return b.tokens >= 1
-}
-
 // wait is how long until a token is there.
 func (b *tokenBucket) wait(now time.Duration) time.Duration {
 	b.refill(now)
@@ -67,6 +61,65 @@ func (b *tokenBucket) wait(now time.Duration) time.Duration {
 	}
 	return time.Duration(math.Ceil((1 - b.tokens) / b.rate * 1e9))
 }
+
+// schedule is the scan's send rate: a hard bound that, within it, delivers
+// the rate. It keeps the time the next send is due and moves it on by one
+// interval per send, so a sender woken late by its timer is owed the sends
+// it missed and makes them up at once: a token bucket one token deep loses
+// every late wake-up instead (--rate 200 sent 167/s, the timer about a
+// millisecond late on each 5 ms interval). What it makes up is bounded: it
+// falls at most lag behind the schedule, so after a stall it sends at most
+// burst probes at once, and in any stretch of time t at most
+// rate·t + burst (it is a token bucket in the form of a schedule, GCRA).
+type schedule struct {
+	interval time.Duration // between sends
+	burst    int           // the most sends at one instant
+	next     time.Duration // when the next send is due
+}
+
+// scheduleBurst is the most sends a schedule makes at once when catching
+// up: five milliseconds of probes, so a sender woken late on a busy
+// machine loses nothing, at least four however low the rate, and at most
+// 1024. At 100 kpps that is 500 probes.
+func scheduleBurst(rate float64) int {
+	return int(min(max(4, math.Floor(rate*0.005)), 1024))
+}
+
+func newSchedule(rate float64, now time.Duration) schedule {
+	s := schedule{next: now}
+	s.setRate(rate)
+	return s
+}
+
+// interval is the time between sends at rate, at least a nanosecond.
+func interval(rate float64) time.Duration {
+	return max(1, time.Duration(math.Round(1e9/rate)))
+}
+
+// setRate changes the rate from the next send on (the burst stays that of
+// the first rate, the cap's).
+func (s *schedule) setRate(rate float64) {
+	if s.burst == 0 {
+		s.burst = scheduleBurst(rate)
+	}
+	s.interval = interval(rate)
+}
+
+// ready reports whether a send is due.
+func (s *schedule) ready(now time.Duration) bool { return now >= s.next }
+
+// take records a send made now, which must be ready.
+func (s *schedule) take(now time.Duration) {
+	// Behind by more than the burst: what was missed beyond it is lost,
+	// not owed.
+	if lag := time.Duration(s.burst-1) * s.interval; s.next < now-lag {
+		s.next = now - lag
+	}
+	s.next += s.interval
+}
+
+// wait is how long until the next send is due.
+func (s *schedule) wait(now time.Duration) time.Duration { return max(0, s.next-now) }
 
 // pacer adapts the send rate below the cap, telling random loss from
 // congestion. Its input is the outcome of every attempt: answered in time,
@@ -100,6 +153,8 @@ func (b *tokenBucket) wait(now time.Duration) time.Duration {
 //
 // The baseline starts at 1 (every probe answered), so the first silent
 // windows run the test once and teach the pacer the scan's normal silence.
+// The rate starts at the cap, or below it (a timing template's initial
+// rate) and then grows by a sixteenth a window while answers come back.
 // The rate never exceeds the cap and never drops below a floor (1/64 of the
 // cap, at least one probe per second), so a scan always progresses.
 type pacer struct {
@@ -138,10 +193,20 @@ type pacerWindow struct {
 	sent, resolved, lost int32
 }
 
-func newPacer(cap float64, now time.Duration) *pacer {
+// newPacer returns a pacer of rates between floor and cap that starts at
+// initial. A floor of 0 is the default: 1/64 of the cap, at least one probe
+// a second. An initial rate of 0 is the cap.
+func newPacer(cap, initial, floor float64, now time.Duration) *pacer {
+	if floor <= 0 {
+		floor = max(1, cap/64)
+	}
 	// The floor is below the cap however low the cap: --rate is a hard
 	// bound, a fraction of a probe a second included.
-	p := &pacer{cap: cap, floor: min(cap, max(1, cap/64)), rate: cap, openedAt: now, base: 1}
+	floor = min(cap, floor)
+	if initial <= 0 {
+		initial = cap
+	}
+	p := &pacer{cap: cap, floor: floor, rate: min(cap, max(floor, initial)), openedAt: now, base: 1}
 	p.window = int32(min(max(cap/10, minWindow), 1024))
 	return p
 }

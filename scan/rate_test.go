@@ -61,6 +61,106 @@ func TestTokenBucketWait(t *testing.T) {
 	}
 }
 
+// A sender that sleeps until the next send is due and wakes late, as a
+// timer does, still gets the rate: the schedule owes it what it missed.
+// (A token bucket one token deep delivered 167/s of --rate 200 so.)
+func TestScheduleDeliversRateDespiteLateWakeups(t *testing.T) {
+	for _, c := range []struct {
+		rate float64
+		late time.Duration // every wake-up, at most
+	}{
+		{200, time.Millisecond}, {200, 4 * time.Millisecond}, {1, 300 * time.Millisecond},
+		{1000, 500 * time.Microsecond}, {50000, 100 * time.Microsecond}, {3, 0},
+	} {
+		rng := rand.New(rand.NewPCG(1, 2))
+		const d = 20 * time.Second
+		s := newSchedule(c.rate, 0)
+		sends := 0
+		for now := time.Duration(0); now < d; {
+			for s.ready(now) {
+				s.take(now)
+				sends++
+			}
+			now += s.wait(now)
+			if c.late > 0 {
+				now += time.Duration(rng.Int64N(int64(c.late) + 1))
+			}
+		}
+		// All that fell due, but those due in the last wake-up's lateness.
+		want := c.rate * d.Seconds()
+		if float64(sends) < want-c.rate*c.late.Seconds()-1 || float64(sends) > want+float64(s.burst) {
+			t.Errorf("rate %v, wake-ups up to %v late: %d sends in %v, want %.0f", c.rate, c.late, sends, d, want)
+		}
+	}
+}
+
+// The schedule is a hard bound: a sender that asks as often as it likes, or
+// comes back after a stall, gets no more than rate·t + burst sends in any
+// stretch of t, and makes up a stall with one burst at most.
+func TestScheduleBound(t *testing.T) {
+	for _, rate := range []float64{0.5, 1, 10, 200, 999, 12345, 100000, 1e6} {
+		start := 5 * time.Second
+		s := newSchedule(rate, start)
+		var sends []time.Duration
+		step := min(time.Duration(float64(time.Second)/rate/3), time.Millisecond)
+		end := start + 3*time.Second
+		for now := start; now < end; now += step {
+			if now >= start+time.Second && now < start+2*time.Second {
+				continue // a stall of a second
+			}
+			for s.ready(now) {
+				s.take(now)
+				sends = append(sends, now)
+			}
+		}
+		limit := int(rate) + s.burst
+		j := 0
+		for i := range sends {
+			for sends[i]-sends[j] >= time.Second {
+				j++
+			}
+			if n := i - j + 1; n > limit {
+				t.Fatalf("rate %v: %d sends within one second, limit %d", rate, n, limit)
+			}
+		}
+		atOnce := 0
+		for i, n := 0, 0; i < len(sends); i++ {
+			if i > 0 && sends[i] == sends[i-1] {
+				n++
+			} else {
+				n = 1
+			}
+			atOnce = max(atOnce, n)
+		}
+		if atOnce > s.burst {
+			t.Errorf("rate %v: %d sends at one instant, burst %d", rate, atOnce, s.burst)
+		}
+	}
+}
+
+// A rate below the cap is the pacer's: it starts there, within the floor
+// and cap given, and grows toward the cap while every probe is answered.
+func TestPacerStartsAtInitialAndGrows(t *testing.T) {
+	p := newPacer(10000, 1000, 0, 0)
+	if p.rate != 1000 || p.floor != 10000.0/64 {
+		t.Fatalf("rate %v, floor %v; want 1000 and the default floor", p.rate, p.floor)
+	}
+	now := time.Duration(0)
+	for i := 0; i < 200000 && p.rate < 10000; i++ {
+		p.outcome(p.sent(now), true)
+		now += time.Duration(float64(time.Second) / p.rate)
+	}
+	if p.rate != 10000 {
+		t.Fatalf("rate %v after steady answers, want the cap", p.rate)
+	}
+	if p := newPacer(100, 5, 20, 0); p.rate != 20 || p.floor != 20 {
+		t.Errorf("initial 5 under a floor of 20: rate %v, floor %v", p.rate, p.floor)
+	}
+	if p := newPacer(100, 500, 200, 0); p.rate != 100 || p.floor != 100 {
+		t.Errorf("initial and floor above the cap: rate %v, floor %v, want both 100", p.rate, p.floor)
+	}
+}
+
 // link is a simulated path for the pacer: a bottleneck of capacity pps with
 // a buffer of buffer seconds (drop-tail), a base round trip, and random
 // loss each way. Pure logic on a fake clock.
@@ -82,8 +182,8 @@ func simulate(t *testing.T, l link, cap float64, d time.Duration, seed uint64) s
 	const step = time.Millisecond
 	const timeout = 300 * time.Millisecond
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	p := newPacer(cap, 0)
-	b := newTokenBucket(cap, 0)
+	p := newPacer(cap, 0, 0, 0)
+	b := newSchedule(cap, 0)
 
 	type event struct {
 		sent     time.Duration
@@ -113,11 +213,12 @@ func simulate(t *testing.T, l link, cap float64, d time.Duration, seed uint64) s
 			}
 		}
 		ring[slot] = ring[slot][:0]
-		b.setRate(now, p.rate)
+		b.setRate(p.rate)
 		if half {
 			r.minRate = min(r.minRate, p.rate)
 		}
-		for b.take(now) {
+		for b.ready(now) {
+			b.take(now)
 			if half {
 				sentHalf++
 			}
@@ -192,7 +293,7 @@ func TestPacerBacksOffAtBottleneck(t *testing.T) {
 // turns lossier halfway) is taken as the new normal after a few cuts.
 func TestPacerLossStepIsNotCongestion(t *testing.T) {
 	const cap = 10000
-	p := newPacer(cap, 0)
+	p := newPacer(cap, 0, 0, 0)
 	rng := rand.New(rand.NewPCG(9, 9))
 	now := time.Duration(0)
 	feed := func(loss float64, d time.Duration) {
@@ -215,7 +316,7 @@ func TestPacerLossStepIsNotCongestion(t *testing.T) {
 // or under the cap, below one probe a second too.
 func TestPacerNeverAboveCap(t *testing.T) {
 	for _, cap := range []float64{0.5, 1, 3, 100} {
-		p := newPacer(cap, 0)
+		p := newPacer(cap, 0, 0, 0)
 		now := time.Duration(0)
 		for i := range 2000 {
 			w := p.sent(now)

@@ -65,8 +65,7 @@ type rawCore struct {
 	reshaped atomic.Bool
 	closed   bool
 
-	sent, busy, unroutable    atomic.Uint64
-	dbgSend, dbgIdle, dbgRoom atomic.Int64
+	sent, busy, unroutable atomic.Uint64
 }
 
 // rawRoute is the source address for destinations in a prefix, or why

@@ -54,6 +54,13 @@ type Scanner struct {
 	// bound, below which the scanner adapts to the network. 0 means no bound
 	// but MaxOutstanding and the engine's.
 	Rate float64
+	// InitialRate, if set, is the rate a scan with a Rate starts at: it
+	// grows toward Rate while answers come back and loss stays as it was,
+	// and falls back on loss (0: start at Rate). MinRate, if set, is the
+	// lowest the scan falls to (0: 1/64 of Rate, at least one a second).
+	// Both are at most Rate, and mean nothing without one: a scan without a
+	// Rate goes as fast as it can, faster than any MinRate.
+	InitialRate, MinRate float64
 	// Retries is the number of retransmissions of an unanswered probe before
 	// silence becomes its answer: 0 means DefaultRetries, negative none.
 	Retries int
@@ -143,7 +150,8 @@ type Stats struct {
 	// Rate is attempts per second over Elapsed.
 	Rate float64
 	// Pace is the rate the scan paces itself to now, at most Scanner.Rate
-	// (below it while the network shows congestion); 0 without a Rate.
+	// (below it while growing from InitialRate, or while the network shows
+	// congestion); 0 without a Rate.
 	Pace float64
 
 	// InFlightLimit is the bound on outstanding probes, and what set it.
@@ -242,7 +250,7 @@ type run struct {
 	bounded  bool // maxOut is the engine's bound
 	start    time.Time
 	rtt      *rttTable
-	bucket   *tokenBucket
+	sched    *schedule
 	pacer    *pacer
 	pace     *hostPacing                  // nil unless an engine is a HostPacer
 	hosts    map[netip.Addr]time.Duration // first probe, for HostTimeout
@@ -299,6 +307,17 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 	r.stats = Stats{Seed: seed, Shard: shard, Shards: shards, Probes: r.total}
 	if !(s.Rate >= 0) || math.IsInf(s.Rate, 0) {
 		return nil, &ConfigError{"Rate", fmt.Sprintf("%v: not a rate", s.Rate)}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"InitialRate", s.InitialRate}, {"MinRate", s.MinRate}} {
+		switch {
+		case !(f.v >= 0) || math.IsInf(f.v, 0):
+			return nil, &ConfigError{f.name, fmt.Sprintf("%v: not a rate", f.v)}
+		case s.Rate > 0 && f.v > s.Rate:
+			return nil, &ConfigError{f.name, fmt.Sprintf("%v above Rate %v", f.v, s.Rate)}
+		}
 	}
 
 	r.tcp, r.udp = s.Engine, s.UDPEngine
@@ -399,9 +418,10 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 	}
 	r.pace = newHostPacing(r.tcp, r.udp)
 	if r.s.Rate > 0 {
-		b := newTokenBucket(r.s.Rate, 0)
-		r.bucket = &b
-		r.pacer = newPacer(r.s.Rate, 0)
+		r.pacer = newPacer(r.s.Rate, r.s.InitialRate, r.s.MinRate, 0)
+		sched := newSchedule(r.s.Rate, 0)
+		sched.setRate(r.pacer.rate)
+		r.sched = &sched
 	}
 
 	timer := time.NewTimer(time.Hour)
@@ -447,7 +467,7 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 		}
 		switch blocked {
 		case byRate:
-			wait = min(wait, r.bucket.wait(now))
+			wait = min(wait, r.sched.wait(now))
 		case byBusy:
 			wait = min(wait, time.Millisecond)
 		case byHost:
@@ -513,9 +533,9 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 		}
 		// The scan's token is looked for first, and taken last: a probe
 		// its host's pace parks costs none.
-		if r.bucket != nil {
-			r.bucket.setRate(now, r.pacer.rate)
-			if !r.bucket.ready(now) {
+		if r.sched != nil {
+			r.sched.setRate(r.pacer.rate)
+			if !r.sched.ready(now) {
 				if unparked {
 					r.repark(slot, now)
 				} else {
@@ -527,8 +547,8 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 		if r.pace != nil && !r.admit(now, &slot, idx, unparked) {
 			continue // parked, or a duplicate deferred
 		}
-		if r.bucket != nil {
-			r.bucket.take(now)
+		if r.sched != nil {
+			r.sched.take(now)
 		}
 		if slot < 0 {
 			slot = r.alloc(idx)

@@ -259,14 +259,17 @@ func TestScanConfigErrors(t *testing.T) {
 	eng := &fakeEngine{answer: closedAt()}
 	one := addrList{netip.MustParseAddr("127.0.0.1")}
 	for name, s := range map[string]Scanner{
-		"no targets":     {Ports: portRange{1, 2, TCP}},
-		"shard ≥ shards": {Targets: one, Ports: portRange{1, 2, TCP}, Shard: 4, Shards: 4, Engine: eng},
-		"negative shard": {Targets: one, Ports: portRange{1, 2, TCP}, Shard: -1, Shards: 4, Engine: eng},
-		"udp, no engine": {Targets: one, Ports: portRange{1, 2, UDP}, Engine: eng},
-		"overflow":       {Targets: addrRange{n: 1 << 60}, Ports: portRange{1, 100, TCP}, Engine: eng},
-		"min above max":  {Targets: one, Ports: portRange{1, 2, TCP}, MinRTT: time.Second, MaxRTT: time.Millisecond, Engine: eng},
-		"rate NaN":       {Targets: one, Ports: portRange{1, 2, TCP}, Rate: math.NaN(), Engine: eng},
-		"retries":        {Targets: one, Ports: portRange{1, 2, TCP}, Retries: 1 << 32, Engine: eng},
+		"no targets":      {Ports: portRange{1, 2, TCP}},
+		"shard ≥ shards":  {Targets: one, Ports: portRange{1, 2, TCP}, Shard: 4, Shards: 4, Engine: eng},
+		"negative shard":  {Targets: one, Ports: portRange{1, 2, TCP}, Shard: -1, Shards: 4, Engine: eng},
+		"udp, no engine":  {Targets: one, Ports: portRange{1, 2, UDP}, Engine: eng},
+		"overflow":        {Targets: addrRange{n: 1 << 60}, Ports: portRange{1, 100, TCP}, Engine: eng},
+		"min above max":   {Targets: one, Ports: portRange{1, 2, TCP}, MinRTT: time.Second, MaxRTT: time.Millisecond, Engine: eng},
+		"rate NaN":        {Targets: one, Ports: portRange{1, 2, TCP}, Rate: math.NaN(), Engine: eng},
+		"retries":         {Targets: one, Ports: portRange{1, 2, TCP}, Retries: 1 << 32, Engine: eng},
+		"initial > rate":  {Targets: one, Ports: portRange{1, 2, TCP}, Rate: 10, InitialRate: 20, Engine: eng},
+		"min rate > rate": {Targets: one, Ports: portRange{1, 2, TCP}, Rate: 10, MinRate: 20, Engine: eng},
+		"min rate < 0":    {Targets: one, Ports: portRange{1, 2, TCP}, MinRate: -1, Engine: eng},
 	} {
 		_, err := s.Run(t.Context(), &collect{})
 		var ce *ConfigError
@@ -313,7 +316,7 @@ func TestScanRateBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	burst := int(burstFor(rate))
+	burst := scheduleBurst(rate)
 	j := 0
 	for i := range times {
 		for times[i].Sub(times[j]) >= time.Second {

@@ -55,8 +55,6 @@ func (e *rawUDP) Send(p Probe, attempt int) error {
 	return e.push(p, pkt)
 }
 
-func (e *rawUDP) stats() rawStats { return e.rawStats(0) }
-
 // handle turns a packet the receiver read into a Reply. UDP probes carry
 // no cookie: an answer is matched by its ports, and the Scanner ignores
 // one for a probe it does not have outstanding.

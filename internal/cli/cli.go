@@ -70,7 +70,7 @@ func (e *env) warnf(format string, args ...any) {
 func Main(ctx context.Context, args []string, s Streams) int {
 	e := &env{Streams: s, ctx: ctx}
 	root := newRoot(e)
-	root.SetArgs(args)
+	root.SetArgs(nmapArgs(root, args)) // nmap's -sS, -oX FILE, … for scan
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)

@@ -28,6 +28,13 @@ func TestMain(m *testing.M) {
 	}
 	testscript.Main(m, map[string]func(){
 		"portkit": func() {
+			// $PORTKIT_TEST_UID runs it without root, as that uid.
+			if uid := os.Getenv("PORTKIT_TEST_UID"); uid != "" {
+				if err := dropTo(uid); err != nil {
+					fmt.Fprintln(os.Stderr, "drop privileges:", err)
+					os.Exit(3)
+				}
+			}
 			// As cmd/portkit does: interrupts cancel the context.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			code := Main(ctx, os.Args[1:], OSStreams())
@@ -123,6 +130,9 @@ func TestScripts(t *testing.T) {
 			"listen-on":    cmdListenOn,
 		},
 		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
 			if port, ok := strings.CutPrefix(cond, "port-free:"); ok {
 				// Nothing holds it, TCP or UDP, on any address.
 				l, err := net.Listen("tcp", ":"+port)

@@ -12,9 +12,11 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,7 +37,8 @@ type scanFlags struct {
 	excludeFile                  string
 	v4, v6                       bool
 	syn, connect, udp, tcp       bool
-	rate                         float64
+	rate, minRate, maxRate       float64
+	timing                       string
 	retries                      int
 	initialRTT, maxRTT           time.Duration
 	hostTimeout                  time.Duration
@@ -45,6 +48,9 @@ type scanFlags struct {
 	format, out                  string
 	open                         bool
 	noProgress                   bool
+	verbose                      int
+	save                         []string
+	unsupported                  []string // nmap options portkit lacks (nmapArgs)
 }
 
 func newScan(e *env) *cobra.Command {
@@ -55,19 +61,58 @@ func newScan(e *env) *cobra.Command {
 		Long: `Scan TARGETs for open ports. TARGET is an address, a CIDR block
 (198.18.0.0/24, 2001:db8::/120), a range (198.18.0.1-20, 198.18.0-3.1) or a
 host name (every address; -4/-6 to pick). Probes go in a seeded random order
-across every target and port, as fast as --rate allows, retransmitted with
-timeouts from measured round trips, so random loss costs retries, not rate.
+across every target and port, paced by the timing template or --rate,
+retransmitted with timeouts from measured round trips, so random loss costs
+retries, not rate.
 
 Engines: SYN (raw packets, the default with root or CAP_NET_RAW on Linux),
 connect (every OS, no privileges), and UDP (--udp; payloads for common
 services, ICMP port unreachable means closed, silence open|filtered).
+--udp with --syn or --connect (nmap's -sS -sU) scans TCP and UDP at once.
+--syn without root or CAP_NET_RAW is refused (exit 2), naming the
+capability; the default then falls back to connect.
 
 Ports: -p 22,80,443 | 1-1024 | - (all) | T:80,U:53 | ssh,https; --top N
-from portkit's own list (default: --top 1000); --ports-file FILE.
+from portkit's own list (default: --top 1000; it ranks 1,224 TCP ports, and
+a larger N scans those, saying so); --ports-file FILE.
+
+Speed: -T0 to -T5 (or their names) pick a timing template; -T3 is the
+default. Rates count probes a second, retransmissions included:
+  -T0 paranoid    a probe every 5 minutes, one at a time
+  -T1 sneaky      a probe every 15 seconds, one at a time
+  -T2 polite      2.5 probes a second
+  -T3 normal      starts at 1,000/s, grows to at most 10,000/s while
+                  answers keep coming, backs off on loss
+  -T4 aggressive  starts at 5,000/s, grows to at most 100,000/s; timeouts
+                  0.5s at first, 1.25s at most
+  -T5 insane      no rate bound (as fast as the engine goes); timeouts
+                  0.25s, 0.3s at most; 2 retries
+The others retransmit 6 times, with timeouts from 1s down to what the round
+trips show, 10s at most. Flags given override the template: --rate N
+starts at N and never exceeds it (lower only on congestion; --rate 0: no
+bound), --max-rate N is the template's growth to at most N, --min-rate N
+the least it falls to on loss; --retries, --initial-rtt, --max-rtt.
 
 Output: a table of open ports on a terminal, JSON Lines when piped
 (-o jsonl|json|xml|grep|csv|table); XML is nmap's format. --open shows open
 ports only (the table's default). --out FILE writes there instead.
+--save FORMAT=FILE also writes the report to FILE, whole, at the end.
+-v says the rates and timeouts, each open port as found, and the pace.
+
+nmap's options work as nmap users expect: -sS (--syn), -sT (--connect),
+-sU (--udp), -oX FILE, -oG FILE, -oN FILE (--save xml|grep|table=FILE;
+-oX - is XML on stdout), -oA BASE (BASE.xml, BASE.gnmap, BASE.nmap),
+-iL FILE (-i), -F (--top 100), --top-ports N (--top), -T4, -p-, -v,
+--min-rate, --max-rate, --max-retries, --initial-rtt-timeout,
+--max-rtt-timeout, --excludefile. -Pn and -n are accepted and change
+nothing: portkit sends no ping before scanning (every target is scanned;
+a host is up when it answers a probe) and looks up no names of the
+addresses it scans. Other nmap options (-sV, -O, -A, --script, …) are
+refused: "portkit does not support -sV yet", exit 2.
+
+Contradictions are refused, naming both flags: --syn with --connect,
+--json with another -o, --rate with --max-rate, a --min-rate above the
+bound, two reports to one file, -p with --top.
 
 Large scans: --shard I/N with the same --seed on N machines (or N jobs of a
 CI matrix or a Kubernetes Indexed Job) splits the scan into disjoint parts
@@ -79,15 +124,24 @@ most 25 ports of a closed or filtered state per host, the rest counted in
 <extraports>.
 
 Exit status: 0 when an open port was found, 1 when none was, 2 on bad
-input (a resume file that does not fit, or done), 74 when the output or the
-resume file could not be written (results not written are kept in the resume
-file), 130 when interrupted (the resume file written).`,
+input (a bad or contradictory flag, a missing privilege, a resume file that
+does not fit, or done), 74 when the output or the resume file could not be
+written (results not written are kept in the resume file), 130 when
+interrupted (the resume file written).`,
 		Example: `  portkit scan 198.18.0.2
-  portkit scan 198.18.0.0/24 --top 100 --rate 5000
+  portkit scan 198.18.0.0/24 --top 100 -T4
+  portkit scan -sS -sU -p T:22,80,U:53 198.18.0.2
+  portkit scan -sT -Pn -n -T4 --top-ports 100 -oA scan 198.18.0.0/24
+  portkit scan -iL targets.txt --max-rate 2000 -oX scan.xml -v
   portkit scan -p- 198.18.0.2 -o xml --out scan.xml
-  portkit scan -p T:22,80,U:53,161 --udp 198.18.0.2
   portkit scan 198.18.0.0/16 --top 100 --seed 42 --shard 3/8 -o jsonl
   portkit scan --resume portkit-scan.resume`,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if len(f.unsupported) > 0 {
+				return unsupportedError(f.unsupported)
+			}
+			return nil
+		},
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd.Context(), e, cmd, &f, args)
 		}),
@@ -105,10 +159,13 @@ file), 130 when interrupted (the resume file written).`,
 	fl.BoolVar(&f.connect, "connect", false, "connect scan (no privileges needed)")
 	fl.BoolVarP(&f.udp, "udp", "U", false, "scan UDP ports (ports without T:/U: become UDP; add --tcp for both)")
 	fl.BoolVar(&f.tcp, "tcp", false, "with --udp, scan TCP ports too")
-	fl.Float64Var(&f.rate, "rate", 0, "at most `PPS` probes a second, retransmissions included (0: as fast as the engine goes)")
-	fl.IntVar(&f.retries, "retries", scan.DefaultRetries, "retransmissions of an unanswered probe")
-	fl.DurationVar(&f.initialRTT, "initial-rtt", 0, "timeout before the first answer (default 1s)")
-	fl.DurationVar(&f.maxRTT, "max-rtt", 0, "largest retransmission timeout (default 10s)")
+	fl.StringVarP(&f.timing, "timing", "T", "", "timing template `0-5` or its name: paranoid, sneaky, polite, normal (the default), aggressive, insane")
+	fl.Float64Var(&f.rate, "rate", 0, "`PPS` probes a second, retransmissions included: start there, never above, lower on congestion (0: no bound)")
+	fl.Float64Var(&f.maxRate, "max-rate", 0, "at most `PPS` probes a second, grown to from the template's initial rate")
+	fl.Float64Var(&f.minRate, "min-rate", 0, "at least `PPS` probes a second, even on loss")
+	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default: the template's, 6 at -T3)")
+	fl.DurationVar(&f.initialRTT, "initial-rtt", 0, "timeout before the first answer (default: the template's, 1s at -T3)")
+	fl.DurationVar(&f.maxRTT, "max-rtt", 0, "largest retransmission timeout (default: the template's, 10s at -T3)")
 	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "give up a host this long after its first probe")
 	fl.StringVar(&f.seed, "seed", "", "`N` keys the probe order (random when not given; shards must share one)")
 	fl.StringVar(&f.shard, "shard", "", "scan part `I/N` of the whole (1 ≤ I ≤ N), with a shared --seed")
@@ -116,8 +173,13 @@ file), 130 when interrupted (the resume file written).`,
 	fl.StringVar(&f.resumeOut, "resume-file", "portkit-scan.resume", "where Ctrl-C saves the scan to resume it")
 	fl.StringVarP(&f.format, "output", "o", "", "output `FORMAT`: "+strings.Join(report.Formats(), ", ")+" (default table on a terminal, jsonl piped)")
 	fl.StringVar(&f.out, "out", "", "write results to `FILE` instead of stdout")
+	fl.StringArrayVar(&f.save, "save", nil, "also write the results as `FORMAT=FILE` (repeatable; nmap's -oX, -oG, -oN, -oA)")
 	fl.BoolVar(&f.open, "open", false, "show open ports only (the table's default)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress line on stderr")
+	fl.CountVarP(&f.verbose, "verbose", "v", "say more on stderr: the rates and timeouts used, each open port as found, the pace reached")
+	fl.StringArrayVar(&f.unsupported, unsupportedFlag, nil, "")
+	fl.MarkHidden(unsupportedFlag)
+	cmd.SetFlagErrorFunc(scanFlagError)
 	return cmd
 }
 
@@ -142,13 +204,14 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if err != nil {
 		return err
 	}
-	s := &scan.Scanner{
-		Targets: targets, Ports: portSet{ports},
-		Rate: f.rate, Retries: cmp.Or(f.retries, -1), InitialRTT: f.initialRTT, MaxRTT: f.maxRTT, HostTimeout: f.hostTimeout,
+	for _, w := range topShort(f, ports) {
+		e.warnf("%s", w)
 	}
+	s := &scan.Scanner{Targets: targets, Ports: portSet{ports}, HostTimeout: f.hostTimeout}
 	if files.resumed != nil {
 		s.Resume = files.resumed.Cursor
 	}
+	timing := scanTiming(cmd.Flags(), f, s)
 	if s.Seed, err = scanSeed(f.seed, f.shard); err != nil {
 		return err
 	}
@@ -184,6 +247,14 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("-o: %w", err)}
 	}
+	saved, err := openSaved(f.save, files.resumed != nil, report.Options{All: !f.open, Registry: reg, Getenv: e.Getenv})
+	if err != nil {
+		return err
+	}
+	defer saved.discard()
+	if len(saved) > 0 {
+		w = teeReport(append([]report.Writer{w}, saved.writers()...))
+	}
 	start := time.Now()
 	info := report.ScanInfo{Start: start, Args: append([]string{"portkit", "scan"}, os.Args[min(2, len(os.Args)):]...),
 		Version: buildVersion().Version, Targets: int(targets.Len()), Continued: continued}
@@ -210,6 +281,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		seed = s.Resume.Seed // the order resumed is the saved one
 	}
 	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, seed)
+	if f.verbose > 0 {
+		e.warnf("%s", timing)
+	}
 
 	prog := newProgress(e, f.noProgress)
 	// Progress comes about four times a second on the Sink's goroutine:
@@ -224,6 +298,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	sink := scan.SinkFunc(func(r scan.Result) error {
 		if r.State == scan.Open || r.State == scan.Closed {
 			up[r.IP] = struct{}{}
+		}
+		if f.verbose > 0 && r.State == scan.Open {
+			e.warnf("open %d/%v on %v", r.Port, r.Proto, r.IP)
 		}
 		return w.Result(r)
 	})
@@ -263,11 +340,19 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	e.warnf("%d probes in %v (%.0f/s, %d retransmitted): %d open, %d closed, %d filtered, %d open|filtered",
 		stats.Done, stats.Elapsed.Round(time.Millisecond), stats.Rate, stats.Retransmitted,
 		stats.Open, stats.Closed, stats.Filtered, stats.OpenFiltered)
+	if f.verbose > 0 && stats.Pace > 0 {
+		e.warnf("paced at %.0f probes/s at the end", stats.Pace)
+	}
 	if err := files.finish(e, cmd, w, targets, ports, stats, runErr, endErr); err != nil {
 		return err
 	}
 	if endErr != nil {
 		return endErr
+	}
+	// The --save files are whole once the report has ended, interrupted
+	// or not; only then do they replace what their names held.
+	if err := saved.commit(); err != nil {
+		return &exitError{code: ExitIO, err: err}
 	}
 	if stats.Cursor != nil && errors.Is(runErr, context.Canceled) {
 		return &exitError{code: ExitInterrupted} // said above, with how to resume
@@ -284,7 +369,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*portspec.Targets, error) {
 	specs := args
 	if f.targetFile != "" {
-		more, err := readSpecFile(f.targetFile)
+		more, err := readSpecFile("-i", f.targetFile)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +377,7 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 	}
 	opts := portspec.TargetOptions{Exclude: f.exclude}
 	if f.excludeFile != "" {
-		more, err := readSpecFile(f.excludeFile)
+		more, err := readSpecFile("--exclude-file", f.excludeFile)
 		if err != nil {
 			return nil, err
 		}
@@ -311,6 +396,10 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 		return nil
 	}
 	targets, err := portspec.ParseTargets(ctx, specs, opts)
+	var pe *portspec.Error
+	if errors.As(err, &pe) && pe.File == "" && slices.Contains(f.exclude, pe.Input) {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--exclude: %w", err)}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -320,42 +409,59 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 	return targets, nil
 }
 
-func readSpecFile(name string) ([]string, error) {
+// readSpecFile reads the targets in the file named by flag.
+func readSpecFile(flag, name string) ([]string, error) {
 	file, err := os.Open(name)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: err}
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s %s: %w", flag, name, pathCause(err))}
 	}
 	defer file.Close()
-	return portspec.ReadTargetFile(file, name)
+	specs, err := portspec.ReadTargetFile(file, name)
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", flag, err)}
+	}
+	return specs, nil
 }
 
 func scanPorts(f *scanFlags, reg *registry.Registry) (*portspec.PortList, error) {
 	opts := portspec.PortOptions{Registry: reg}
 	switch {
-	case f.udp && f.tcp:
+	case f.udp && (f.tcp || f.syn || f.connect):
+		// A TCP engine named beside --udp (nmap's -sS -sU) asks for both.
 		opts.Protos = []registry.Proto{registry.TCP, registry.UDP}
 	case f.udp:
 		opts.Protos = []registry.Proto{registry.UDP}
 	}
-	given := 0
-	for _, set := range []bool{f.ports != "", f.top > 0, f.portsFile != ""} {
-		if set {
-			given++
+	var given []string
+	for _, g := range []struct {
+		set  bool
+		flag string
+	}{{f.ports != "", "-p " + f.ports}, {f.top > 0, "--top " + strconv.Itoa(f.top)}, {f.portsFile != "", "--ports-file " + f.portsFile}} {
+		if g.set {
+			given = append(given, g.flag)
 		}
 	}
-	if given > 1 {
-		return nil, &exitError{code: ExitUsage, err: errors.New("scan: give one of -p, --top and --ports-file")}
+	if len(given) > 1 {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: give one of -p, --top and --ports-file", strings.Join(given, " and "))}
 	}
 	switch {
 	case f.ports != "":
-		return portspec.ParsePorts(f.ports, opts)
+		l, err := portspec.ParsePorts(f.ports, opts)
+		if err != nil {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("-p: %w", err)}
+		}
+		return l, nil
 	case f.portsFile != "":
 		file, err := os.Open(f.portsFile)
 		if err != nil {
-			return nil, &exitError{code: ExitUsage, err: err}
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--ports-file %s: %w", f.portsFile, pathCause(err))}
 		}
 		defer file.Close()
-		return portspec.ReadPortsFile(file, f.portsFile, opts)
+		l, err := portspec.ReadPortsFile(file, f.portsFile, opts)
+		if err != nil {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--ports-file: %w", err)}
+		}
+		return l, nil
 	}
 	n := f.top
 	if n == 0 {
@@ -408,9 +514,6 @@ func parseShard(s string) (shard, shards int, err error) {
 // where raw sockets can be opened; connect otherwise. It returns the TCP
 // scan's type for the report.
 func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortList) (string, error) {
-	if f.syn && f.connect {
-		return "", &exitError{code: ExitUsage, err: errors.New("scan: --syn or --connect, not both")}
-	}
 	if len(ports.Ports(registry.UDP)) > 0 {
 		udp, err := scan.NewUDP(scan.UDPOptions{OnLimit: func(l scan.ICMPLimit) { e.warnf("%v", l) }})
 		if err != nil {
@@ -425,6 +528,15 @@ func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortLi
 		switch {
 		case err == nil:
 			s.Engine, typ = syn, "syn"
+		case f.syn && errors.As(err, &pe):
+			// A permission the user can grant, or a flag to change: the
+			// command line is what is wrong here, as with any usage error.
+			said := pe.Err
+			var errno syscall.Errno
+			if errors.As(said, &errno) {
+				said = errno // the system's word, without the socket call's
+			}
+			return "", &exitError{code: ExitUsage, err: fmt.Errorf("--syn: the SYN scan sends raw packets, which needs root or the capability CAP_NET_RAW (%v): run it as root, grant it with `setcap cap_net_raw+ep $(command -v portkit)`, or scan with --connect (-sT)", said)}
 		case f.syn:
 			return "", err
 		case errors.As(err, &pe) || errors.Is(err, errors.ErrUnsupported):
@@ -471,8 +583,46 @@ func (p *progress) clear() {
 }
 
 // checkScanFlags refuses values that would otherwise be read silently as
-// a default: an empty -p, --top 0, a negative rate, retry count or time.
+// a default (an empty -p, --top 0, a negative rate, retry count or time),
+// and flags that contradict each other, naming both.
 func checkScanFlags(fs *pflag.FlagSet, f *scanFlags) error {
+	if _, err := parseTiming(f.timing); err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"min-rate", f.minRate}, {"max-rate", f.maxRate}} {
+		if fs.Changed(r.name) && (!(r.v > 0) || math.IsInf(r.v, 0)) {
+			return fmt.Errorf("--%s %v: want probes a second, more than 0", r.name, r.v)
+		}
+	}
+	outs := map[string]string{}
+	if f.out != "" {
+		outs[f.out] = "--out " + f.out
+	}
+	for _, v := range f.save {
+		sp, err := parseSave(v)
+		if err != nil {
+			return err
+		}
+		if prev, ok := outs[sp.name]; ok {
+			return fmt.Errorf("%s and --save %s: one file, two reports; give each its own", prev, v)
+		}
+		outs[sp.name] = "--save " + v
+	}
+	switch {
+	case f.syn && f.connect:
+		return errors.New("--syn (-sS) and --connect (-sT): a scan has one TCP engine; give one")
+	case fs.Changed("json") && f.format != "" && f.format != "json":
+		return fmt.Errorf("--json and -o %s: two formats for one output; give one", f.format)
+	case fs.Changed("rate") && fs.Changed("max-rate"):
+		return fmt.Errorf("--rate %v and --max-rate %v: both bound the rate; give one (--rate starts there, --max-rate grows to it)", f.rate, f.maxRate)
+	case fs.Changed("min-rate") && fs.Changed("max-rate") && f.minRate > f.maxRate:
+		return fmt.Errorf("--min-rate %v above --max-rate %v", f.minRate, f.maxRate)
+	case fs.Changed("min-rate") && fs.Changed("rate") && f.rate > 0 && f.minRate > f.rate:
+		return fmt.Errorf("--min-rate %v above --rate %v", f.minRate, f.rate)
+	}
 	switch {
 	case fs.Changed("ports") && strings.TrimSpace(f.ports) == "":
 		return errors.New("-p: empty port list")
@@ -494,4 +644,112 @@ func checkScanFlags(fs *pflag.FlagSet, f *scanFlags) error {
 		}
 	}
 	return nil
+}
+
+// parseTiming reads -T: a level 0 to 5 or its name; "" is the default.
+func parseTiming(v string) (scan.Timing, error) {
+	if v == "" {
+		return scan.TimingByLevel(scan.DefaultTiming)
+	}
+	var names []string
+	for _, t := range scan.Timings() {
+		if v == strconv.Itoa(t.Level) || strings.EqualFold(v, t.Name) {
+			return t, nil
+		}
+		names = append(names, t.Name)
+	}
+	return scan.Timing{}, fmt.Errorf("-T %q: want 0 to 5 or a name: %s", v, strings.Join(names, ", "))
+}
+
+// scanTiming sets the scanner's rates, timeouts and retries from the timing
+// template, then from the flags given, which override it, and describes
+// the result for -v.
+func scanTiming(fs *pflag.FlagSet, f *scanFlags, s *scan.Scanner) string {
+	t, _ := parseTiming(f.timing) // checked by checkScanFlags
+	t.Apply(s)
+	switch {
+	case fs.Changed("rate"):
+		s.Rate, s.InitialRate = f.rate, 0
+	case fs.Changed("max-rate"):
+		s.Rate = f.maxRate
+		if s.InitialRate >= s.Rate {
+			s.InitialRate = 0
+		}
+	}
+	if fs.Changed("min-rate") && s.Rate > 0 {
+		// A floor above the template's bound raises the bound to it.
+		s.Rate = max(s.Rate, f.minRate)
+		s.MinRate = f.minRate
+		if s.InitialRate > 0 {
+			s.InitialRate = max(s.InitialRate, f.minRate)
+		}
+	}
+	if fs.Changed("retries") {
+		s.Retries = cmp.Or(f.retries, -1)
+	}
+	if fs.Changed("initial-rtt") {
+		s.InitialRTT = f.initialRTT
+	}
+	if fs.Changed("max-rtt") {
+		s.MaxRTT = f.maxRTT
+		s.MinRTT = min(s.MinRTT, f.maxRTT)
+	}
+
+	rate := "no rate bound"
+	switch {
+	case s.Rate > 0 && s.InitialRate > 0:
+		rate = fmt.Sprintf("from %g probes/s growing to at most %g", s.InitialRate, s.Rate)
+	case s.Rate > 0:
+		rate = fmt.Sprintf("at most %g probes/s", s.Rate)
+	}
+	if s.MinRate > 0 {
+		rate += fmt.Sprintf(", at least %g", s.MinRate)
+	}
+	retries := max(s.Retries, 0)
+	if s.Retries == 0 {
+		retries = scan.DefaultRetries
+	}
+	return fmt.Sprintf("timing -T%d %s: %s, first timeout %v, at most %v, %d retries", t.Level, t.Name, rate,
+		cmp.Or(s.InitialRTT, scan.DefaultInitialRTT), cmp.Or(s.MaxRTT, scan.DefaultMaxRTT), retries)
+}
+
+// topShort says when --top asks for more ports than the ranking has of a
+// protocol: the scan takes the ranking whole.
+func topShort(f *scanFlags, ports *portspec.PortList) []string {
+	if f.top == 0 {
+		return nil
+	}
+	var out []string
+	for _, proto := range []registry.Proto{registry.TCP, registry.UDP} {
+		n := len(ports.Ports(proto))
+		if n == 0 || n >= f.top {
+			continue
+		}
+		what := "ports"
+		if len(ports.Ports(registry.TCP)) > 0 && len(ports.Ports(registry.UDP)) > 0 {
+			what = proto.String() + " ports"
+		}
+		out = append(out, fmt.Sprintf("--top %d: the ranking has %d %s; scanning those", f.top, n, what))
+	}
+	return out
+}
+
+// scanFlagError names the flag and the value pflag could not read, and
+// what it wants, rather than Go's parse error.
+func scanFlagError(_ *cobra.Command, err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	want := map[string]string{
+		"float64":  "want a number",
+		"int":      "want a whole number",
+		"duration": "want a time such as 500ms, 2s or 1m30s",
+		"count":    "want a count such as 2 (or give -v, -vv)",
+		"bool":     "want true or false",
+	}[ive.GetFlag().Value.Type()]
+	if want == "" {
+		return err
+	}
+	return fmt.Errorf("--%s %q: %s", ive.GetFlag().Name, ive.GetValue(), want)
 }

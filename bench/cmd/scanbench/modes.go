@@ -153,8 +153,11 @@ func loss(ctx context.Context, c *config) (*report, error) {
 // and leaves out every peer without c.peers.
 func (c *config) hostTools(underLoss bool) []tool {
 	host := c.plan.Host.String()
-	syn := c.portkitTool("portkit-syn", "--syn", "-p-", host)
-	connect := c.portkitTool("portkit-connect", "--connect", "-p-", host)
+	// --rate 0: no rate bound, as fast as the engine goes (the default,
+	// -T3, grows to at most 10,000 probes/s), with -T3's retries and
+	// timeouts.
+	syn := c.portkitTool("portkit-syn", "--syn", "--rate", "0", "-p-", host)
+	connect := c.portkitTool("portkit-connect", "--connect", "--rate", "0", "-p-", host)
 	if underLoss && !c.peers {
 		return []tool{syn, connect}
 	}
