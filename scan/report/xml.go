@@ -157,8 +157,8 @@ func (x *xmlWriter) End(s Summary) error {
 		if h.addr.Is4() {
 			v.Address.Type = "ipv4"
 		}
-		listed := h.ports
-		v.Ports.Extra, listed = extraPorts(h.ports)
+		extra, listed := extraPorts(h.ports)
+		v.Ports.Extra = extra
 		v.Ports.Ports = make([]xmlPort, len(listed))
 		for i, r := range listed {
 			p := xmlPort{Protocol: r.Proto.String(), PortID: r.Port,
