@@ -60,15 +60,26 @@ func (c *tcpConn) setTarget(t *net.TCPConn) bool {
 	return true
 }
 
-// abort closes both sides; the relay sees the errors and ends.
+// abort resets both sides; the relay sees the errors and ends. A reset,
+// not a FIN: a connection cut short must not look finished to either end.
 func (c *tcpConn) abort() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.aborted.Store(true)
-	c.client.Close()
+	reset(c.client)
 	if c.target != nil {
-		c.target.Close()
+		reset(c.target)
 	}
+}
+
+// reset closes c with an RST (SO_LINGER 0) instead of a FIN, so the peer
+// reads ECONNRESET rather than a clean end of stream: how an abort on one
+// leg (a reset, a failed write, a drain that ran out of time, a refusal)
+// is passed on to the other. An EOF-delimited download or upload cut short
+// must not look complete.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
 }
 
 func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
@@ -214,7 +225,11 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		var err error
 		header, buffered, err = readProxyHeader(t.ctx, client, r.ConnectTimeout)
 		if err != nil {
-			client.Close()
+			reset(client)
+			if t.ctx.Err() != nil { // cut by a drain, not the peer's fault
+				l.end = endShutdown
+				return
+			}
 			m.denied[deniedProxyHeader].Add(1)
 			l.end, l.err = endProxyHeader, err
 			return
@@ -224,14 +239,14 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		}
 	}
 	if !r.permits(l.client.Addr()) {
-		client.Close()
+		reset(client)
 		m.denied[deniedACL].Add(1)
 		l.end = endDenied
 		return
 	}
 	c := &tcpConn{client: client}
 	if !t.admit(r, c, l.client.Addr()) {
-		client.Close()
+		reset(client)
 		m.denied[deniedLimit].Add(1)
 		l.end = endLimit
 		return
@@ -242,13 +257,16 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 
 	target, addr, err := t.dial(st)
 	if err != nil {
-		client.Close()
+		reset(client)
 		l.end, l.err = endDialFailed, err
+		if t.ctx.Err() != nil { // a drain ran out: its "operation was canceled" says nothing
+			l.end, l.err = endShutdown, nil
+		}
 		return
 	}
 	l.target = addr
 	if !c.setTarget(target) {
-		target.Close()
+		reset(target)
 		l.end = endShutdown
 		return
 	}
@@ -267,8 +285,8 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 			b, err = proxyproto.ForConn(client.RemoteAddr(), client.LocalAddr()).Format(r.ProxyProtocol)
 		}
 		if err != nil {
-			client.Close()
-			target.Close()
+			reset(client)
+			reset(target)
 			l.end, l.err = endError, err
 			return
 		}
@@ -276,8 +294,8 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	}
 	if len(prefix) > 0 {
 		if _, err := target.Write(prefix); err != nil {
-			client.Close()
-			target.Close()
+			reset(client)
+			reset(target)
 			l.end, l.err = endError, err
 			return
 		}
@@ -428,7 +446,15 @@ func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up,
 			return
 		}
 		once.Do(func() { first, ferr = end, err })
-		client.Close() // wakes the other direction
+		// Closing wakes the other direction. A failure on either leg
+		// reaches both ends as a reset; an idle timeout is a policy end
+		// of a quiet connection, closed as nginx's proxy_timeout does.
+		if end == endError {
+			reset(client)
+			reset(target)
+			return
+		}
+		client.Close()
 		target.Close()
 	}
 	var watch *idleWatch
