@@ -200,6 +200,7 @@ func TestTCPEchoAndLog(t *testing.T) {
 	if !strings.HasPrefix(rec["client"].(string), "127.0.0.1:") {
 		t.Errorf("log client = %v", rec["client"])
 	}
+	checkMillis(t, rec, "duration_ms")
 }
 
 // TestHalfClose: a protocol in which the client says everything, shuts its
@@ -262,6 +263,22 @@ func TestFailover(t *testing.T) {
 	}
 	if recs := fx.log.lines("target down"); len(recs) != 1 || recs[0]["target"] != dead {
 		t.Errorf("target down lines: %v", recs)
+	} else {
+		checkMillis(t, recs[0], "retry_in_ms")
+	}
+}
+
+// checkMillis checks that a JSON log record gives a duration as a number
+// in a key that names its unit, and no unit-less key beside it.
+func checkMillis(t *testing.T, rec map[string]any, key string) {
+	t.Helper()
+	if v, ok := rec[key].(float64); !ok || v < 0 {
+		t.Errorf("log %s = %v, want a number of milliseconds; record %v", key, rec[key], rec)
+	}
+	for _, bare := range []string{"duration", "retry_in", "drain_timeout"} {
+		if _, ok := rec[bare]; ok {
+			t.Errorf("log has %s without its unit: %v", bare, rec)
+		}
 	}
 }
 

@@ -398,3 +398,11 @@ func (f *Forwarder) nextState(old *ruleState, r Rule) *ruleState {
 	})
 	return &ruleState{rule: r, targets: ts, m: m}
 }
+
+// millis is d in milliseconds to the microsecond, for the log attributes
+// that name their unit (duration_ms): slog would otherwise write a Duration
+// as "1.302s" in text and as integer nanoseconds in JSON, and log consumers
+// expect the unit in the key.
+func millis(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}

@@ -355,7 +355,7 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 		}
 		st.m.dialError(addr)
 		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
-			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in", backoff, "err", r.err)
+			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
 		}
 	}
 	startNext()
@@ -403,7 +403,7 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 func (t *tcpRunner) logEnd(r *Rule, l connLog, d time.Duration) {
 	attrs := []any{"rule", r.Name, "protocol", "tcp", "client", l.client.String(), "target", l.target,
 		"bytes_from_client", l.fromClient, "bytes_to_client", l.toClient,
-		"duration", d.Round(time.Microsecond), "end", l.end}
+		"duration_ms", millis(d), "end", l.end}
 	if l.err != nil {
 		attrs = append(attrs, "err", l.err.Error())
 	}

@@ -277,7 +277,7 @@ func (s *udpSession) fail(err error) {
 		end = endRefused
 		s.st.m.dialError(s.target)
 		if backoff, marked := s.st.targets.failed(s.ti, time.Now()); marked {
-			s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in", backoff, "err", err)
+			s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in_ms", backoff.Milliseconds(), "err", err)
 		}
 	}
 	s.close(end)
@@ -349,7 +349,7 @@ func (s *udpSession) finish() {
 	s.u.f.log.Info("session end", "rule", s.st.rule.Name, "protocol", "udp",
 		"client", netip.AddrPortFrom(plainAddr(s.client.Addr()), s.client.Port()).String(), "target", s.target,
 		"bytes_from_client", s.fromClient.Load(), "bytes_to_client", s.toClient.Load(),
-		"duration", time.Since(s.start).Round(time.Microsecond), "end", end)
+		"duration_ms", millis(time.Since(s.start)), "end", end)
 }
 
 func (u *udpRunner) stop() {

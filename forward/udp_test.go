@@ -95,6 +95,7 @@ func TestUDPEviction(t *testing.T) {
 	if recs[0]["bytes_from_client"] != float64(2) || recs[0]["bytes_to_client"] != float64(7) {
 		t.Fatalf("bytes in the log: %v", recs[0])
 	}
+	checkMillis(t, recs[0], "duration_ms")
 	// b comes back as a new session (evicting a, now the quietest).
 	if got := udpAsk(t, b, "b2"); got != "echo:b2" {
 		t.Fatalf("b after eviction: %q", got)

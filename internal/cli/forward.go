@@ -174,7 +174,7 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 			reload(fw, ff.configPath, log)
 			continue
 		}
-		log.Info("stopping", "signal", sig.String(), "drain_timeout", ff.drainTimeout)
+		log.Info("stopping", "signal", sig.String(), "drain_timeout_ms", ff.drainTimeout.Milliseconds())
 		dctx, cancel := context.WithTimeout(context.Background(), ff.drainTimeout)
 		go func() { // a second stop signal ends the drain at once
 			for {
