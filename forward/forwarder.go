@@ -47,6 +47,9 @@ type Forwarder struct {
 	// when its own context ends, so a stop cuts them short too.
 	drains      context.Context
 	cancelDrain context.CancelFunc
+
+	loopEnv loopEnv   // what the loop check asks of the system
+	hops    *hopGuard // connections that come back to us
 }
 
 type listenKey struct {
@@ -98,7 +101,8 @@ func New(opts Options) *Forwarder {
 		m = NewMetrics()
 	}
 	drains, cancel := context.WithCancel(context.Background())
-	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}, drains: drains, cancelDrain: cancel}
+	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}, drains: drains, cancelDrain: cancel,
+		loopEnv: systemLoopEnv(), hops: newHopGuard()}
 }
 
 // ErrClosed is returned by Reload after Shutdown.
@@ -111,7 +115,7 @@ var ErrClosed = errors.New("forwarder shut down")
 // apply to new connections; the listeners of removed rules close and their
 // connections drain for up to Options.DrainTimeout.
 func (f *Forwarder) Reload(rules []Rule) error {
-	rules, err := prepare(rules)
+	rules, err := prepare(rules, f.loopEnv)
 	if err != nil {
 		return err
 	}
@@ -241,8 +245,8 @@ func (f *Forwarder) leaving(rules []Rule, r Rule) []*tcpRunner {
 }
 
 // prepare applies defaults and checks the set: each rule valid, names and
-// listeners unique.
-func prepare(rules []Rule) ([]Rule, error) {
+// listeners unique, no rule's targets leading back into it.
+func prepare(rules []Rule, env loopEnv) ([]Rule, error) {
 	out := make([]Rule, len(rules))
 	names := map[string]bool{}
 	listens := map[listenKey]string{}
@@ -261,6 +265,9 @@ func prepare(rules []Rule) ([]Rule, error) {
 		}
 		listens[k] = r.Name
 		out[i] = r
+	}
+	if err := checkLoops(out, env); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

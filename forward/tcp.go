@@ -24,6 +24,7 @@ const (
 	endLimit       = "limit"       // max_conns or max_conns_per_source
 	endProxyHeader = "bad proxy header"
 	endShutdown    = "shutdown" // closed by a drain that ran out of time
+	endLoop        = "loop"     // came back to the forwarder from one of its own dials
 )
 
 type tcpRunner struct {
@@ -45,9 +46,16 @@ type tcpRunner struct {
 // tcpConn is one forwarded connection, tracked so a drain can close it.
 type tcpConn struct {
 	client  *net.TCPConn
+	rule    string // the rule's name, for the loop guard
 	mu      sync.Mutex
 	target  *net.TCPConn
 	aborted atomic.Bool
+	looped  atomic.Bool // aborted by the loop guard
+
+	// Kept by hopGuard, under its lock: the conn whose dial this one came
+	// from, and the keys it is registered under.
+	via             *tcpConn
+	hopKey, dialKey netip.AddrPort
 }
 
 func (c *tcpConn) setTarget(t *net.TCPConn) bool {
@@ -244,7 +252,16 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		l.end = endDenied
 		return
 	}
-	c := &tcpConn{client: client}
+	c := &tcpConn{client: client, rule: r.Name}
+	if peer := clientAddr(client.RemoteAddr()); fromThisHost(peer, clientAddr(client.LocalAddr())) {
+		defer t.f.hops.done(c)
+		if via := t.f.hops.accept(c, peer); via != nil {
+			reset(client) // unwinds the chain: via's dial is this conn's peer
+			t.logLoop(c, via)
+			l.end = endLoop
+			return
+		}
+	}
 	if !t.admit(r, c, l.client.Addr()) {
 		reset(client)
 		m.denied[deniedLimit].Add(1)
@@ -265,6 +282,14 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		return
 	}
 	l.target = addr
+	if out, dst := clientAddr(target.LocalAddr()), clientAddr(target.RemoteAddr()); fromThisHost(dst, out) {
+		defer t.f.hops.done(c)
+		if looped := t.f.hops.dial(c, out); looped != nil {
+			looped.looped.Store(true)
+			looped.abort()
+			t.logLoop(looped, c)
+		}
+	}
 	if !c.setTarget(target) {
 		reset(target)
 		l.end = endShutdown
@@ -309,6 +334,15 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	if c.aborted.Load() {
 		l.end, l.err = endShutdown, nil
 	}
+	if c.looped.Load() {
+		l.end, l.err = endLoop, nil
+	}
+}
+
+// logLoop says that c came back to the forwarder through via's dial.
+func (t *tcpRunner) logLoop(c, via *tcpConn) {
+	t.f.log.Warn("connection loops back to the forwarder, refused", "rule", c.rule, "via_rule", via.rule,
+		"client", clientAddr(c.client.RemoteAddr()).String())
 }
 
 // attemptDelay is how long a dial may go unanswered before the next
