@@ -50,6 +50,7 @@ type Forwarder struct {
 
 	loopEnv loopEnv   // what the loop check asks of the system
 	hops    *hopGuard // connections that come back to us
+	exhaust exhaustion
 }
 
 type listenKey struct {

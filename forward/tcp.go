@@ -116,18 +116,20 @@ func (t *tcpRunner) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors and the like: wait instead of spinning,
-			// and say so once per episode.
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-				t.f.log.Warn("accept failed", "rule", t.state.Load().rule.Name, "err", err)
-			} else {
-				delay = min(2*delay, time.Second)
+			// Out of descriptors and the like: wait instead of spinning
+			// (the connection stays in the backlog), and say so once per
+			// episode.
+			if localExhaustion(err) {
+				t.f.outOfResources(opAccept, t.state.Load().rule.Name, err)
+			} else if delay == 0 {
+				t.f.log.Warn("accept failed", "rule", t.state.Load().rule.Name, "err", err.Error())
 			}
+			delay = acceptBackoff(delay)
 			time.Sleep(delay)
 			continue
 		}
 		delay = 0
+		t.f.gotResources()
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
@@ -379,6 +381,7 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 	learn := func(r result) {
 		addr := st.targets.addrs[r.i]
 		if r.err == nil {
+			t.f.gotResources()
 			if st.targets.succeeded(r.i) {
 				t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
 			}
@@ -386,6 +389,10 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 		}
 		if t.ctx.Err() != nil {
 			return // cancelled by a drain, not the target's fault
+		}
+		if localExhaustion(r.err) {
+			t.f.outOfResources(opDial, st.rule.Name, r.err)
+			return // our problem, not the target's
 		}
 		st.m.dialError(addr)
 		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {

@@ -258,7 +258,14 @@ func (s *udpSession) dial() error {
 		c, err := d.Dial("udp", addr)
 		if err == nil {
 			s.up, s.target, s.ti = c.(*net.UDPConn), addr, i
+			s.u.f.gotResources()
 			return nil
+		}
+		if localExhaustion(err) {
+			// Our problem, not the target's: no other target would fare
+			// better.
+			s.u.f.outOfResources(opDial, s.st.rule.Name, err)
+			return err
 		}
 		s.st.m.dialError(addr)
 		s.st.targets.failed(i, time.Now())
