@@ -787,3 +787,21 @@ func TestShutdownDuringProxyHeader(t *testing.T) {
 		t.Fatalf("Shutdown took %v with a header half read", d)
 	}
 }
+
+// TestMaxConnsAloneSharesSlots: with max_conns alone, one client address
+// gets a quarter of the slots by default, not all of them.
+func TestMaxConnsAloneSharesSlots(t *testing.T) {
+	echo, _ := echoServer(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}, MaxConns: 4})
+	first := dial(t, "tcp", addr)
+	first.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(first, "a")
+	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	refusedWithReset(t, addr)
+	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "limit" {
+		t.Fatalf("log: %v", rec)
+	}
+}

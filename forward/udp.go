@@ -304,7 +304,9 @@ func (s *udpSession) close(end string) {
 func (s *udpSession) relayReplies() {
 	defer s.finish()
 	idle := s.st.rule.IdleTimeout
-	s.up.SetReadDeadline(time.Now().Add(idle))
+	if idle > 0 { // NoLimit: the session lasts until max_sessions evicts it
+		s.up.SetReadDeadline(time.Now().Add(idle))
+	}
 	answered := false
 	var io batchIO
 	dgs := make([]datagram, udpBatch)
