@@ -80,7 +80,7 @@ func (l *loader) file(root *table) *File {
 			}
 		case "metrics":
 			if s, ok := l.str(v, k); ok {
-				if err := checkMetrics(s); err != nil {
+				if err := CheckMetrics(s); err != nil {
 					l.failf(v.line, k, "%q: %v", s, err)
 				} else {
 					f.Metrics = s
@@ -640,8 +640,9 @@ func checkTarget(t string) error {
 	return err
 }
 
-// checkMetrics checks the metrics listen address.
-func checkMetrics(s string) error {
+// CheckMetrics checks the metrics listen address, host:port: the metrics
+// key here and --metrics on the command line.
+func CheckMetrics(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || strings.ContainsAny(host, " /") {
 		return errors.New("want host:port, like \"127.0.0.1:9100\"")
