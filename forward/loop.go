@@ -194,20 +194,28 @@ func reachesAny(listens, dsts, local []netip.Addr) bool {
 }
 
 // hopGuard pairs the connections the forwarder accepts from this host with
-// the ones it dials: a connection whose client address is the local address
-// of one of our own outgoing connections is a hop of ours. A hop into a
+// the ones it dials: a connection whose two ends are those of one of our
+// own outgoing connections (its client address our local one, its local
+// address the one we dialled) is a hop of ours. Both ends, not the client
+// port alone: Linux hands the same ephemeral port to connections to
+// different destinations, so a local client may share a port with one of
+// our dials to a local target. A hop into a
 // rule already on its chain is a loop, and is refused with a reset, which
 // unwinds the chain. Accept and dial race (the kernel completes the
 // handshake before either side's call returns), so whichever registers
 // second makes the match.
 type hopGuard struct {
 	mu       sync.Mutex
-	dialed   map[netip.AddrPort]*tcpConn // our outgoing conn's local address -> the conn it serves
-	accepted map[netip.AddrPort]*tcpConn // a local client's address -> its conn
+	dialed   map[hopEnds]*tcpConn // our outgoing conn's ends -> the conn it serves
+	accepted map[hopEnds]*tcpConn // a local client's conn's ends -> the conn
 }
 
+// hopEnds is a TCP connection's two ends as the dialling side sees them:
+// from (its local address), to (the address it dialled).
+type hopEnds struct{ from, to netip.AddrPort }
+
 func newHopGuard() *hopGuard {
-	return &hopGuard{dialed: map[netip.AddrPort]*tcpConn{}, accepted: map[netip.AddrPort]*tcpConn{}}
+	return &hopGuard{dialed: map[hopEnds]*tcpConn{}, accepted: map[hopEnds]*tcpConn{}}
 }
 
 // maxHops bounds the walk up a chain of hops.
@@ -220,14 +228,15 @@ func fromThisHost(peer, self netip.AddrPort) bool {
 	return peer.Addr().IsLoopback() || peer.Addr() == self.Addr()
 }
 
-// accept registers c, accepted from client, and returns the conn whose
-// dial it came from if that makes a loop (c must then be refused).
-func (g *hopGuard) accept(c *tcpConn, client netip.AddrPort) (loopsVia *tcpConn) {
+// accept registers c, accepted from client at self, and returns the conn
+// whose dial it came from if that makes a loop (c must then be refused).
+func (g *hopGuard) accept(c *tcpConn, client, self netip.AddrPort) (loopsVia *tcpConn) {
+	k := hopEnds{client, self}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.accepted[client] = c
-	c.hopKey = client
-	if p := g.dialed[client]; p != nil {
+	g.accepted[k] = c
+	c.hopKey = k
+	if p := g.dialed[k]; p != nil {
 		if g.linkLocked(c, p) {
 			return p
 		}
@@ -235,14 +244,16 @@ func (g *hopGuard) accept(c *tcpConn, client netip.AddrPort) (loopsVia *tcpConn)
 	return nil
 }
 
-// dialed registers out, dialled for c, and returns the accepted conn that
-// it turned into if that makes a loop (it must then be aborted).
-func (g *hopGuard) dial(c *tcpConn, out netip.AddrPort) (looped *tcpConn) {
+// dial registers the connection from out to dst, dialled for c, and
+// returns the accepted conn that it turned into if that makes a loop (it
+// must then be aborted).
+func (g *hopGuard) dial(c *tcpConn, out, dst netip.AddrPort) (looped *tcpConn) {
+	k := hopEnds{out, dst}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.dialed[out] = c
-	c.dialKey = out
-	if a := g.accepted[out]; a != nil {
+	g.dialed[k] = c
+	c.dialKey = k
+	if a := g.accepted[k]; a != nil {
 		if g.linkLocked(a, c) {
 			return a
 		}
@@ -266,10 +277,10 @@ func (g *hopGuard) linkLocked(a, p *tcpConn) bool {
 func (g *hopGuard) done(c *tcpConn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if c.hopKey.IsValid() && g.accepted[c.hopKey] == c {
+	if g.accepted[c.hopKey] == c {
 		delete(g.accepted, c.hopKey)
 	}
-	if c.dialKey.IsValid() && g.dialed[c.dialKey] == c {
+	if g.dialed[c.dialKey] == c {
 		delete(g.dialed, c.dialKey)
 	}
 }

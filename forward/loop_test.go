@@ -137,3 +137,46 @@ func TestLoopGuard(t *testing.T) {
 		t.Fatalf("%d connections before the loop ended, want a few", n)
 	}
 }
+
+// TestHopGuard: a hop is matched on both ends of the connection, in either
+// order of registration; a chain through other rules is allowed, one back
+// into a rule on it is not.
+func TestHopGuard(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	g := newHopGuard()
+	// A local client shares its source port with our dial to a local
+	// target (Linux reuses ports across destinations): not a hop.
+	client := &tcpConn{rule: "r"}
+	if via := g.accept(client, ap("127.0.0.1:5000"), ap("127.0.0.1:8080")); via != nil {
+		t.Fatal("accept matched nothing yet")
+	}
+	if looped := g.dial(client, ap("127.0.0.1:5000"), ap("127.0.0.1:5432")); looped != nil {
+		t.Fatalf("a dial to another destination from the same port taken for a loop")
+	}
+	// Our dial to our own listener, accept after: a loop.
+	dialer := &tcpConn{rule: "r"}
+	if looped := g.dial(dialer, ap("127.0.0.1:5001"), ap("127.0.0.1:8080")); looped != nil {
+		t.Fatal("dial matched before the accept")
+	}
+	back := &tcpConn{rule: "r"}
+	if via := g.accept(back, ap("127.0.0.1:5001"), ap("127.0.0.1:8080")); via != dialer {
+		t.Fatalf("the conn that came back: via %v, want the dialling conn", via)
+	}
+	// Through two rules: a -> b is a chain, b -> a a loop; here the
+	// accept registers first.
+	a, b, a2 := &tcpConn{rule: "a"}, &tcpConn{rule: "b"}, &tcpConn{rule: "a"}
+	g.accept(b, ap("127.0.0.1:6000"), ap("127.0.0.1:9090"))
+	if looped := g.dial(a, ap("127.0.0.1:6000"), ap("127.0.0.1:9090")); looped != nil {
+		t.Fatal("a chain a -> b taken for a loop")
+	}
+	g.accept(a2, ap("127.0.0.1:6001"), ap("127.0.0.1:8080"))
+	if looped := g.dial(b, ap("127.0.0.1:6001"), ap("127.0.0.1:8080")); looped != a2 {
+		t.Fatalf("a -> b -> a: looped %v, want the second a", looped)
+	}
+	for _, c := range []*tcpConn{client, dialer, back, a, b, a2} {
+		g.done(c)
+	}
+	if len(g.accepted) != 0 || len(g.dialed) != 0 {
+		t.Fatalf("left after done: %d accepted, %d dialed", len(g.accepted), len(g.dialed))
+	}
+}

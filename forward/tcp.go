@@ -55,7 +55,7 @@ type tcpConn struct {
 	// Kept by hopGuard, under its lock: the conn whose dial this one came
 	// from, and the keys it is registered under.
 	via             *tcpConn
-	hopKey, dialKey netip.AddrPort
+	hopKey, dialKey hopEnds
 }
 
 func (c *tcpConn) setTarget(t *net.TCPConn) bool {
@@ -255,9 +255,9 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		return
 	}
 	c := &tcpConn{client: client, rule: r.Name}
-	if peer := clientAddr(client.RemoteAddr()); fromThisHost(peer, clientAddr(client.LocalAddr())) {
+	if peer, self := clientAddr(client.RemoteAddr()), clientAddr(client.LocalAddr()); fromThisHost(peer, self) {
 		defer t.f.hops.done(c)
-		if via := t.f.hops.accept(c, peer); via != nil {
+		if via := t.f.hops.accept(c, peer, self); via != nil {
 			reset(client) // unwinds the chain: via's dial is this conn's peer
 			t.logLoop(c, via)
 			l.end = endLoop
@@ -286,7 +286,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	l.target = addr
 	if out, dst := clientAddr(target.LocalAddr()), clientAddr(target.RemoteAddr()); fromThisHost(dst, out) {
 		defer t.f.hops.done(c)
-		if looped := t.f.hops.dial(c, out); looped != nil {
+		if looped := t.f.hops.dial(c, out, dst); looped != nil {
 			looped.looped.Store(true)
 			looped.abort()
 			t.logLoop(looped, c)
