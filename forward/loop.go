@@ -74,6 +74,20 @@ func (e loopEnv) addrsOf(host string) []netip.Addr {
 	return e.hostAddrs(host)
 }
 
+// listenAddrs is the one address of as that net.Listen binds a host name
+// to: the first IPv4 one if any, else the first.
+func listenAddrs(as []netip.Addr) []netip.Addr {
+	for _, a := range as {
+		if a.Is4() {
+			return []netip.Addr{a}
+		}
+	}
+	if len(as) > 1 {
+		return as[:1]
+	}
+	return as
+}
+
 // reaches reports whether a connection to dst arrives at a socket listening
 // on listen (same port assumed). A wildcard listener (0.0.0.0 or ::, both
 // dual-stack in Go) is reached at every local address; a connection to the
@@ -114,7 +128,7 @@ func checkLoops(rules []Rule, env loopEnv) error {
 		if err != nil || port == "0" {
 			continue // port 0: no target can name it ahead
 		}
-		listens[i] = listener{port, env.addrsOf(host)}
+		listens[i] = listener{port, listenAddrs(env.addrsOf(host))}
 	}
 	// edges[i] lists the rules that rule i's targets reach, with the target.
 	type edge struct {

@@ -51,7 +51,9 @@ func TestCheckLoops(t *testing.T) {
 		{"same address", []Rule{tcp("a", "127.0.0.1:8080", "127.0.0.1:8080")}, `targets "127.0.0.1:8080"`},
 		{"mapped address", []Rule{tcp("a", "127.0.0.1:8080", "[::ffff:127.0.0.1]:8080")}, `targets`},
 		{"unspecified target", []Rule{tcp("a", "127.0.0.1:8080", "0.0.0.0:8080")}, `targets "0.0.0.0:8080"`},
-		{"listen by name", []Rule{tcp("a", "localhost:8080", "[::1]:8080")}, `targets "[::1]:8080"`},
+		{"listen by name", []Rule{tcp("a", "localhost:8080", "127.0.0.1:8080")}, `targets "127.0.0.1:8080"`},
+		// net.Listen binds localhost to its IPv4 address alone.
+		{"listen by name, other family", []Rule{tcp("a", "localhost:8080", "[::1]:8080")}, ""},
 		{"udp too", []Rule{udp("d", ":5353", "127.0.0.1:5353")}, `rule d: targets "127.0.0.1:5353"`},
 		{"second target", []Rule{tcp("a", ":8080", "10.0.0.1:80", "127.0.0.1:8080")}, `targets "127.0.0.1:8080"`},
 		{"cycle of two", []Rule{tcp("a", ":8080", "127.0.0.1:9090"), tcp("b", ":9090", "127.0.0.1:8080")},
