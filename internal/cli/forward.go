@@ -60,7 +60,7 @@ to --drain-timeout (a second signal closes them at once).
 
 One log line per connection or UDP session end on stderr (text, or JSON
 with --log-format json or --json): client, target, bytes each way,
-duration, how it ended. --metrics ADDR serves Prometheus metrics.
+duration_ms, how it ended. --metrics ADDR serves Prometheus metrics.
 
 Defaults that hold under abuse, as HAProxy's and nginx's are configured:
 a TCP connection quiet both ways for 10m is closed (--idle-timeout; nginx's
@@ -75,7 +75,8 @@ as a reset. A target that resets, a failed dial, a refusal and a drain that
 runs out of time reach the client as a reset (ECONNRESET), never as a clean
 end that would make a cut-off download look complete. A rule whose target
 is its own listen address (or leads back to it through other rules) is
-refused; a connection that comes back to portkit at run time is dropped.
+refused (exit 2); a connection that comes back to portkit at run time is
+reset and logged.
 
 Exit status: 0 after a stop by SIGTERM or SIGINT (drained, or cut short by
 a second signal or --drain-timeout: a stop on purpose), 2 on a bad flag,
@@ -107,7 +108,7 @@ holding it).`,
 	f.StringSliceVar(&ff.deny, "deny", nil, "refuse clients from these `CIDR`s, checked before --allow")
 	f.StringVar(&ff.proxy, "proxy-protocol", "", "send the client's address to the target in a PROXY header: v1 or v2")
 	f.BoolVar(&ff.rule.AcceptProxyProtocol, "accept-proxy-protocol", false, "read a PROXY header (v1 or v2) from --trusted-proxies and use its client address")
-	f.StringSliceVar(&ff.trusted, "trusted-proxies", nil, "load balancers (`CIDR`s) whose PROXY headers are believed")
+	f.StringSliceVar(&ff.trusted, "trusted-proxies", nil, "load balancers (`CIDR`s) whose PROXY headers are believed (with --accept-proxy-protocol)")
 	f.StringVar(&ff.metrics, "metrics", "", "serve Prometheus metrics on this `ADDR` (host:port) at /metrics")
 	f.StringVar(&ff.logFormat, "log-format", "text", "log lines as text or json")
 	f.DurationVar(&ff.drainTimeout, "drain-timeout", 30*time.Second, "on stop or rule removal, let connections finish for this long")
