@@ -786,6 +786,11 @@ func TestShutdownDuringProxyHeader(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Shutdown took %v with a header half read", d)
 	}
+	// Cut by the drain, not the peer's fault: no bad-header count, no
+	// deadline error in the log.
+	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "shutdown" || rec["err"] != nil {
+		t.Fatalf("log: %v", rec)
+	}
 }
 
 // TestMaxConnsAloneSharesSlots: with max_conns alone, one client address
