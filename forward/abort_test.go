@@ -127,3 +127,25 @@ func TestDrainAbortResets(t *testing.T) {
 		t.Fatalf("log: %v", rec)
 	}
 }
+
+// TestTargetResetMidSplice: the same with the relay busy splicing a large
+// transfer when the reset comes.
+func TestTargetResetMidSplice(t *testing.T) {
+	chunk := make([]byte, 64<<10)
+	target := serveOnce(t, func(c *net.TCPConn) {
+		io.ReadFull(c, make([]byte, 3))
+		for range 64 { // 4 MB: more than the socket buffers hold
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+		abortConn(t, c)
+	})
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{target}})
+	c := dial(t, "tcp", addr)
+	io.WriteString(c, "get")
+	if err := readToEnd(c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read after the target's reset mid-transfer: %v, want ECONNRESET", err)
+	}
+}
