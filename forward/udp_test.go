@@ -313,3 +313,20 @@ func TestUDPWildcardReplySource(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPNoIdleTimeout: idle_timeout switched off (0 in a file, NoLimit
+// here) keeps a session rather than ending it at once.
+func TestUDPNoIdleTimeout(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Name: "forever", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, IdleTimeout: NoLimit})
+	c := dial(t, "udp", addr)
+	for _, msg := range []string{"one", "two", "three"} {
+		if got := udpAsk(t, c, msg); got != "echo:"+msg {
+			t.Fatalf("%s: got %q", msg, got)
+		}
+	}
+	if n := fx.m.rule("forever", UDP).sessionsTotal.Load(); n != 1 {
+		t.Fatalf("%d sessions for one client, want 1; log %v", n, fx.log.lines("session end"))
+	}
+}
