@@ -17,8 +17,10 @@ import (
 // until the process runs out of descriptors. Rules that form such a cycle
 // between them (a to b, b to a) do the same. checkLoops refuses both
 // before anything starts; hopGuard catches at run time what a file cannot
-// show (a host name that resolves to this host only later, a path through
-// another local proxy into a rule of ours).
+// show (a host name that resolves to this host only when dialled, a name
+// that did not resolve at the check). A loop through another process (our
+// target is a local proxy that forwards back to us) it cannot see: that
+// process's connections are not ours.
 
 // loopResolveTimeout bounds the look-up of a target's host name for the
 // loop check: a name that cannot be resolved now is left to the run-time
