@@ -75,8 +75,8 @@ as a reset. A target that resets, a failed dial, a refusal and a drain that
 runs out of time reach the client as a reset (ECONNRESET), never as a clean
 end that would make a cut-off download look complete. A rule whose target
 is its own listen address (or leads back to it through other rules) is
-refused (exit 2); a connection that comes back to portkit at run time is
-reset and logged.
+refused (exit 2); one of portkit's own connections that comes back to it
+at run time is reset and logged.
 
 Exit status: 0 after a stop by SIGTERM or SIGINT (drained, or cut short by
 a second signal or --drain-timeout: a stop on purpose), 2 on a bad flag,
