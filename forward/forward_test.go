@@ -200,6 +200,7 @@ func TestTCPEchoAndLog(t *testing.T) {
 	if !strings.HasPrefix(rec["client"].(string), "127.0.0.1:") {
 		t.Errorf("log client = %v", rec["client"])
 	}
+	checkMillis(t, rec, "duration_ms")
 }
 
 // TestHalfClose: a protocol in which the client says everything, shuts its
@@ -262,6 +263,22 @@ func TestFailover(t *testing.T) {
 	}
 	if recs := fx.log.lines("target down"); len(recs) != 1 || recs[0]["target"] != dead {
 		t.Errorf("target down lines: %v", recs)
+	} else {
+		checkMillis(t, recs[0], "retry_in_ms")
+	}
+}
+
+// checkMillis checks that a JSON log record gives a duration as a number
+// in a key that names its unit, and no unit-less key beside it.
+func checkMillis(t *testing.T, rec map[string]any, key string) {
+	t.Helper()
+	if v, ok := rec[key].(float64); !ok || v < 0 {
+		t.Errorf("log %s = %v, want a number of milliseconds; record %v", key, rec[key], rec)
+	}
+	for _, bare := range []string{"duration", "retry_in", "drain_timeout"} {
+		if _, ok := rec[bare]; ok {
+			t.Errorf("log has %s without its unit: %v", bare, rec)
+		}
 	}
 }
 
@@ -281,9 +298,7 @@ func TestRoundRobin(t *testing.T) {
 func TestAllTargetsDown(t *testing.T) {
 	fx := newFixture(t, Options{})
 	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{closedPort(t), closedPort(t)}})
-	if got := roundTrip(t, addr, "x"); got != "" {
-		t.Fatalf("got %q from nowhere", got)
-	}
+	refusedWithReset(t, addr)
 	rec := fx.log.waitLines(t, "connection end", 1)[0]
 	if rec["end"] != "dial failed" || !strings.Contains(rec["err"].(string), "refused") {
 		t.Fatalf("log: %v", rec)
@@ -296,9 +311,7 @@ func TestDenyBeforeDial(t *testing.T) {
 	addr := fx.start(
 		Rule{Name: "deny", Listen: "127.0.0.1:0", Targets: []string{echo}, Deny: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
 	)
-	if got := roundTrip(t, addr, "x"); got != "" {
-		t.Fatalf("denied client got %q", got)
-	}
+	refusedWithReset(t, addr)
 	rec := fx.log.waitLines(t, "connection end", 1)[0]
 	if rec["end"] != "denied" || rec["target"] != "" {
 		t.Fatalf("log: %v", rec)
@@ -306,9 +319,7 @@ func TestDenyBeforeDial(t *testing.T) {
 	// An allow list without the client denies too; with it, it passes.
 	fx2 := newFixture(t, Options{})
 	addr2 := fx2.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}, Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-	if got := roundTrip(t, addr2, "x"); got != "" {
-		t.Fatalf("client outside allow got %q", got)
-	}
+	refusedWithReset(t, addr2)
 	if accepted() != 0 {
 		t.Fatalf("target dialled %d times for denied clients", accepted())
 	}
@@ -329,9 +340,7 @@ func TestMaxConnsPerSource(t *testing.T) {
 	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if got := roundTrip(t, addr, "x"); got != "" {
-		t.Fatalf("second connection got %q", got)
-	}
+	refusedWithReset(t, addr)
 	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "limit" {
 		t.Fatalf("log: %v", rec)
 	}
@@ -776,5 +785,28 @@ func TestShutdownDuringProxyHeader(t *testing.T) {
 	fx.fw.Shutdown(ctx)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Shutdown took %v with a header half read", d)
+	}
+	// Cut by the drain, not the peer's fault: no bad-header count, no
+	// deadline error in the log.
+	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "shutdown" || rec["err"] != nil {
+		t.Fatalf("log: %v", rec)
+	}
+}
+
+// TestMaxConnsAloneSharesSlots: with max_conns alone, one client address
+// gets a quarter of the slots by default, not all of them.
+func TestMaxConnsAloneSharesSlots(t *testing.T) {
+	echo, _ := echoServer(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Listen: "127.0.0.1:0", Targets: []string{echo}, MaxConns: 4})
+	first := dial(t, "tcp", addr)
+	first.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(first, "a")
+	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	refusedWithReset(t, addr)
+	if rec := fx.log.waitLines(t, "connection end", 1)[0]; rec["end"] != "limit" {
+		t.Fatalf("log: %v", rec)
 	}
 }

@@ -47,6 +47,10 @@ type Forwarder struct {
 	// when its own context ends, so a stop cuts them short too.
 	drains      context.Context
 	cancelDrain context.CancelFunc
+
+	loopEnv loopEnv   // what the loop check asks of the system
+	hops    *hopGuard // connections that come back to us
+	exhaust exhaustion
 }
 
 type listenKey struct {
@@ -98,7 +102,8 @@ func New(opts Options) *Forwarder {
 		m = NewMetrics()
 	}
 	drains, cancel := context.WithCancel(context.Background())
-	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}, drains: drains, cancelDrain: cancel}
+	return &Forwarder{opts: opts, log: log, metrics: m, runners: map[listenKey]runner{}, drains: drains, cancelDrain: cancel,
+		loopEnv: systemLoopEnv(), hops: newHopGuard()}
 }
 
 // ErrClosed is returned by Reload after Shutdown.
@@ -111,7 +116,7 @@ var ErrClosed = errors.New("forwarder shut down")
 // apply to new connections; the listeners of removed rules close and their
 // connections drain for up to Options.DrainTimeout.
 func (f *Forwarder) Reload(rules []Rule) error {
-	rules, err := prepare(rules)
+	rules, err := prepare(rules, f.loopEnv)
 	if err != nil {
 		return err
 	}
@@ -241,8 +246,8 @@ func (f *Forwarder) leaving(rules []Rule, r Rule) []*tcpRunner {
 }
 
 // prepare applies defaults and checks the set: each rule valid, names and
-// listeners unique.
-func prepare(rules []Rule) ([]Rule, error) {
+// listeners unique, no rule's targets leading back into it.
+func prepare(rules []Rule, env loopEnv) ([]Rule, error) {
 	out := make([]Rule, len(rules))
 	names := map[string]bool{}
 	listens := map[listenKey]string{}
@@ -261,6 +266,9 @@ func prepare(rules []Rule) ([]Rule, error) {
 		}
 		listens[k] = r.Name
 		out[i] = r
+	}
+	if err := checkLoops(out, env); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -397,4 +405,12 @@ func (f *Forwarder) nextState(old *ruleState, r Rule) *ruleState {
 		return out
 	})
 	return &ruleState{rule: r, targets: ts, m: m}
+}
+
+// millis is d in milliseconds to the microsecond, for the log attributes
+// that name their unit (duration_ms): slog would otherwise write a Duration
+// as "1.302s" in text and as integer nanoseconds in JSON, and log consumers
+// expect the unit in the key.
+func millis(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
 }

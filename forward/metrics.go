@@ -24,6 +24,8 @@ import (
 type Metrics struct {
 	mu    sync.Mutex
 	rules map[string]*ruleMetrics
+
+	resourceErrors [numOps]atomic.Int64 // accepts and dials out of descriptors
 }
 
 // NewMetrics returns an empty set of counters.
@@ -180,6 +182,12 @@ func (m *Metrics) WriteText(w io.Writer) error {
 			}
 		}
 	})
+	family("portkit_forward_resource_errors_total", "counter", "Accepts and dials that failed for lack of file descriptors or kernel memory, by operation.",
+		func(emit func(string, int64)) {
+			for op := range numOps {
+				emit(labels("op", opNames[op]), m.resourceErrors[op].Load())
+			}
+		})
 	family("go_goroutines", "gauge", "Number of goroutines that currently exist.", func(emit func(string, int64)) {
 		emit("", int64(runtime.NumGoroutine()))
 	})

@@ -41,12 +41,38 @@ const (
 	RoundRobin Balance = "round-robin"
 )
 
-// Defaults applied by Rule.WithDefaults.
+// Defaults applied by Rule.WithDefaults. They are chosen to hold under
+// abuse with no setting at all, as HAProxy's and nginx's stream module are
+// expected to be configured: a client that goes quiet does not hold its
+// slot forever, and one client address cannot take every slot.
 const (
 	DefaultConnectTimeout = 5 * time.Second
+	// DefaultTCPIdleTimeout is nginx's proxy_timeout default.
+	DefaultTCPIdleTimeout = 10 * time.Minute
 	DefaultUDPIdleTimeout = 60 * time.Second
 	DefaultMaxSessions    = 10000
+	// DefaultMaxConnsPerSource bounds one client address when MaxConns
+	// does not bound it lower (see DefaultPerSource): far above what a
+	// browser (6 per host) or a connection pool opens, far below the
+	// descriptors a process has, so one address cannot exhaust them.
+	DefaultMaxConnsPerSource = 256
 )
+
+// NoLimit switches off a bound or timeout that has a default
+// (IdleTimeout, MaxConnsPerSource); 0 takes the default. A config file and
+// the command line write it as 0.
+const NoLimit = -1
+
+// DefaultPerSource is the per-client-address bound of a TCP rule that sets
+// none: DefaultMaxConnsPerSource, or a quarter of maxConns (at least 1)
+// when that is lower, so that with max_conns alone at least four client
+// addresses share the slots instead of one taking them all.
+func DefaultPerSource(maxConns int) int {
+	if maxConns > 0 {
+		return min(DefaultMaxConnsPerSource, max(1, maxConns/4))
+	}
+	return DefaultMaxConnsPerSource
+}
 
 // Rule is one forwarding rule. The field comments give the key of the same
 // name in a config file.
@@ -59,11 +85,14 @@ type Rule struct {
 
 	ConnectTimeout time.Duration // connect_timeout: per target dial (TCP)
 	// IdleTimeout closes a TCP connection after this long with no bytes in
-	// either direction (0: never) and ends a UDP session (default 60 s).
+	// either direction (default 10 min) and ends a UDP session (default
+	// 60 s); NoLimit: never.
 	IdleTimeout time.Duration // idle_timeout
 
-	MaxConns          int // max_conns: TCP connections at once (0: no bound)
-	MaxConnsPerSource int // max_conns_per_source: per client address (0: no bound)
+	MaxConns int // max_conns: TCP connections at once (0: no bound)
+	// MaxConnsPerSource bounds a client address's TCP connections at once
+	// (default DefaultPerSource(MaxConns); NoLimit: no bound).
+	MaxConnsPerSource int // max_conns_per_source
 	MaxSessions       int // max_sessions: UDP sessions (default 10,000)
 
 	// Allow and Deny are checked against the client's address before any
@@ -145,6 +174,13 @@ func (r Rule) WithDefaults() Rule {
 		if r.MaxSessions == 0 {
 			r.MaxSessions = DefaultMaxSessions
 		}
+		return r
+	}
+	if r.IdleTimeout == 0 {
+		r.IdleTimeout = DefaultTCPIdleTimeout
+	}
+	if r.MaxConnsPerSource == 0 {
+		r.MaxConnsPerSource = DefaultPerSource(r.MaxConns)
 	}
 	return r
 }
@@ -190,7 +226,7 @@ func (r Rule) Validate() error {
 		field string
 		v     time.Duration
 	}{{"connect_timeout", r.ConnectTimeout}, {"idle_timeout", r.IdleTimeout}} {
-		if d.v < 0 {
+		if d.v < 0 && !(d.field == "idle_timeout" && d.v == NoLimit) {
 			return bad(d.field, d.v.String(), errors.New("must not be negative"))
 		}
 	}
@@ -198,7 +234,7 @@ func (r Rule) Validate() error {
 		field string
 		v     int
 	}{{"max_conns", r.MaxConns}, {"max_conns_per_source", r.MaxConnsPerSource}, {"max_sessions", r.MaxSessions}} {
-		if n.v < 0 {
+		if n.v < 0 && !(n.field == "max_conns_per_source" && n.v == NoLimit) {
 			return bad(n.field, strconv.Itoa(n.v), errors.New("must not be negative"))
 		}
 	}
@@ -215,6 +251,11 @@ func (r Rule) Validate() error {
 	}
 	if r.AcceptProxyProtocol && len(r.TrustedProxies) == 0 {
 		return bad("trusted_proxies", "", errors.New("accept_proxy_protocol needs the addresses of the trusted load balancers"))
+	}
+	if len(r.TrustedProxies) > 0 && !r.AcceptProxyProtocol {
+		// Believed headers are only read with accept_proxy_protocol: alone,
+		// the list would do nothing while seeming to.
+		return bad("trusted_proxies", "", errors.New("trusted_proxies means nothing without accept_proxy_protocol = true"))
 	}
 	return nil
 }

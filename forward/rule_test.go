@@ -62,6 +62,11 @@ func TestValidate(t *testing.T) {
 		{"udp proxy", func(r *Rule) { r.Protocol = UDP; r.ProxyProtocol = 1 }, "PROXY protocol is for TCP"},
 		{"udp max_conns", func(r *Rule) { r.Protocol = UDP; r.MaxConns = 1 }, "max_sessions"},
 		{"accept without trust", func(r *Rule) { r.AcceptProxyProtocol = true }, "trusted"},
+		{"trust without accept", func(r *Rule) { r.TrustedProxies = mustPrefixes("10.0.0.5/32") }, "trusted_proxies means nothing without accept_proxy_protocol"},
+		{"no idle timeout", func(r *Rule) { r.IdleTimeout = NoLimit }, ""},
+		{"no per-source bound", func(r *Rule) { r.MaxConnsPerSource = NoLimit }, ""},
+		{"negative idle", func(r *Rule) { r.IdleTimeout = -time.Second }, "idle_timeout"},
+		{"negative per-source", func(r *Rule) { r.MaxConnsPerSource = -2 }, "max_conns_per_source"},
 		{"control in name", func(r *Rule) { r.Name = "a\nb" }, "control characters"},
 	} {
 		r := ok
@@ -78,8 +83,28 @@ func TestValidate(t *testing.T) {
 	if d.Name != "udp/:53" || d.IdleTimeout != DefaultUDPIdleTimeout || d.MaxSessions != DefaultMaxSessions || d.Balance != First {
 		t.Errorf("UDP defaults: %+v", d)
 	}
-	if d := ok.WithDefaults(); d.IdleTimeout != 0 || d.ConnectTimeout != DefaultConnectTimeout || d.Protocol != TCP {
+	if d := ok.WithDefaults(); d.IdleTimeout != DefaultTCPIdleTimeout || d.MaxConnsPerSource != DefaultMaxConnsPerSource ||
+		d.ConnectTimeout != DefaultConnectTimeout || d.Protocol != TCP {
 		t.Errorf("TCP defaults: %+v", d)
+	}
+	// NoLimit stays: the defaults are switched off, not applied.
+	off := ok
+	off.IdleTimeout, off.MaxConnsPerSource = NoLimit, NoLimit
+	if d := off.WithDefaults(); d.IdleTimeout != NoLimit || d.MaxConnsPerSource != NoLimit {
+		t.Errorf("TCP defaults switched off: %+v", d)
+	}
+}
+
+// TestDefaultPerSource: with max_conns alone, one client address gets at
+// most a quarter of the slots.
+func TestDefaultPerSource(t *testing.T) {
+	for maxConns, want := range map[int]int{0: 256, 1: 1, 3: 1, 4: 1, 100: 25, 1024: 256, 100000: 256} {
+		if got := DefaultPerSource(maxConns); got != want {
+			t.Errorf("DefaultPerSource(%d) = %d, want %d", maxConns, got, want)
+		}
+		if r := (Rule{Listen: ":1", Targets: []string{"h:1"}, MaxConns: maxConns}).WithDefaults(); r.MaxConnsPerSource != want {
+			t.Errorf("max_conns %d: per source %d, want %d", maxConns, r.MaxConnsPerSource, want)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	endLimit       = "limit"       // max_conns or max_conns_per_source
 	endProxyHeader = "bad proxy header"
 	endShutdown    = "shutdown" // closed by a drain that ran out of time
+	endLoop        = "loop"     // came back to the forwarder from one of its own dials
 )
 
 type tcpRunner struct {
@@ -45,9 +46,16 @@ type tcpRunner struct {
 // tcpConn is one forwarded connection, tracked so a drain can close it.
 type tcpConn struct {
 	client  *net.TCPConn
+	rule    string // the rule's name, for the loop guard
 	mu      sync.Mutex
 	target  *net.TCPConn
 	aborted atomic.Bool
+	looped  atomic.Bool // aborted by the loop guard
+
+	// Kept by hopGuard, under its lock: the conn whose dial this one came
+	// from, and the keys it is registered under.
+	via             *tcpConn
+	hopKey, dialKey hopEnds
 }
 
 func (c *tcpConn) setTarget(t *net.TCPConn) bool {
@@ -60,15 +68,26 @@ func (c *tcpConn) setTarget(t *net.TCPConn) bool {
 	return true
 }
 
-// abort closes both sides; the relay sees the errors and ends.
+// abort resets both sides; the relay sees the errors and ends. A reset,
+// not a FIN: a connection cut short must not look finished to either end.
 func (c *tcpConn) abort() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.aborted.Store(true)
-	c.client.Close()
+	reset(c.client)
 	if c.target != nil {
-		c.target.Close()
+		reset(c.target)
 	}
+}
+
+// reset closes c with an RST (SO_LINGER 0) instead of a FIN, so the peer
+// reads ECONNRESET rather than a clean end of stream: how an abort on one
+// leg (a reset, a failed write, a drain that ran out of time, a refusal)
+// is passed on to the other. An EOF-delimited download or upload cut short
+// must not look complete.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
 }
 
 func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
@@ -97,18 +116,20 @@ func (t *tcpRunner) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors and the like: wait instead of spinning,
-			// and say so once per episode.
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-				t.f.log.Warn("accept failed", "rule", t.state.Load().rule.Name, "err", err)
-			} else {
-				delay = min(2*delay, time.Second)
+			// Out of descriptors and the like: wait instead of spinning
+			// (the connection stays in the backlog), and say so once per
+			// episode.
+			if localExhaustion(err) {
+				t.f.outOfResources(opAccept, t.state.Load().rule.Name, err)
+			} else if delay == 0 {
+				t.f.log.Warn("accept failed", "rule", t.state.Load().rule.Name, "err", err.Error())
 			}
+			delay = acceptBackoff(delay)
 			time.Sleep(delay)
 			continue
 		}
 		delay = 0
+		t.f.gotResources()
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
@@ -214,7 +235,11 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		var err error
 		header, buffered, err = readProxyHeader(t.ctx, client, r.ConnectTimeout)
 		if err != nil {
-			client.Close()
+			reset(client)
+			if t.ctx.Err() != nil { // cut by a drain, not the peer's fault
+				l.end = endShutdown
+				return
+			}
 			m.denied[deniedProxyHeader].Add(1)
 			l.end, l.err = endProxyHeader, err
 			return
@@ -224,14 +249,23 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		}
 	}
 	if !r.permits(l.client.Addr()) {
-		client.Close()
+		reset(client)
 		m.denied[deniedACL].Add(1)
 		l.end = endDenied
 		return
 	}
-	c := &tcpConn{client: client}
+	c := &tcpConn{client: client, rule: r.Name}
+	if peer, self := clientAddr(client.RemoteAddr()), clientAddr(client.LocalAddr()); fromThisHost(peer, self) {
+		defer t.f.hops.done(c)
+		if via := t.f.hops.accept(c, peer, self); via != nil {
+			reset(client) // unwinds the chain: via's dial is this conn's peer
+			t.logLoop(c, via)
+			l.end = endLoop
+			return
+		}
+	}
 	if !t.admit(r, c, l.client.Addr()) {
-		client.Close()
+		reset(client)
 		m.denied[deniedLimit].Add(1)
 		l.end = endLimit
 		return
@@ -242,13 +276,24 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 
 	target, addr, err := t.dial(st)
 	if err != nil {
-		client.Close()
+		reset(client)
 		l.end, l.err = endDialFailed, err
+		if t.ctx.Err() != nil { // a drain ran out: its "operation was canceled" says nothing
+			l.end, l.err = endShutdown, nil
+		}
 		return
 	}
 	l.target = addr
+	if out, dst := clientAddr(target.LocalAddr()), clientAddr(target.RemoteAddr()); fromThisHost(dst, out) {
+		defer t.f.hops.done(c)
+		if looped := t.f.hops.dial(c, out, dst); looped != nil {
+			looped.looped.Store(true)
+			looped.abort()
+			t.logLoop(looped, c)
+		}
+	}
 	if !c.setTarget(target) {
-		target.Close()
+		reset(target)
 		l.end = endShutdown
 		return
 	}
@@ -267,8 +312,8 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 			b, err = proxyproto.ForConn(client.RemoteAddr(), client.LocalAddr()).Format(r.ProxyProtocol)
 		}
 		if err != nil {
-			client.Close()
-			target.Close()
+			reset(client)
+			reset(target)
 			l.end, l.err = endError, err
 			return
 		}
@@ -276,8 +321,8 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	}
 	if len(prefix) > 0 {
 		if _, err := target.Write(prefix); err != nil {
-			client.Close()
-			target.Close()
+			reset(client)
+			reset(target)
 			l.end, l.err = endError, err
 			return
 		}
@@ -291,6 +336,15 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	if c.aborted.Load() {
 		l.end, l.err = endShutdown, nil
 	}
+	if c.looped.Load() {
+		l.end, l.err = endLoop, nil
+	}
+}
+
+// logLoop says that c came back to the forwarder through via's dial.
+func (t *tcpRunner) logLoop(c, via *tcpConn) {
+	t.f.log.Warn("connection loops back to the forwarder, refused", "rule", c.rule, "via_rule", via.rule,
+		"client", clientAddr(c.client.RemoteAddr()).String())
 }
 
 // attemptDelay is how long a dial may go unanswered before the next
@@ -327,6 +381,7 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 	learn := func(r result) {
 		addr := st.targets.addrs[r.i]
 		if r.err == nil {
+			t.f.gotResources()
 			if st.targets.succeeded(r.i) {
 				t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
 			}
@@ -335,9 +390,13 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 		if t.ctx.Err() != nil {
 			return // cancelled by a drain, not the target's fault
 		}
+		if localExhaustion(r.err) {
+			t.f.outOfResources(opDial, st.rule.Name, r.err)
+			return // our problem, not the target's
+		}
 		st.m.dialError(addr)
 		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
-			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in", backoff, "err", r.err)
+			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
 		}
 	}
 	startNext()
@@ -385,7 +444,7 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 func (t *tcpRunner) logEnd(r *Rule, l connLog, d time.Duration) {
 	attrs := []any{"rule", r.Name, "protocol", "tcp", "client", l.client.String(), "target", l.target,
 		"bytes_from_client", l.fromClient, "bytes_to_client", l.toClient,
-		"duration", d.Round(time.Microsecond), "end", l.end}
+		"duration_ms", millis(d), "end", l.end}
 	if l.err != nil {
 		attrs = append(attrs, "err", l.err.Error())
 	}
@@ -428,7 +487,15 @@ func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up,
 			return
 		}
 		once.Do(func() { first, ferr = end, err })
-		client.Close() // wakes the other direction
+		// Closing wakes the other direction. A failure on either leg
+		// reaches both ends as a reset; an idle timeout is a policy end
+		// of a quiet connection, closed as nginx's proxy_timeout does.
+		if end == endError {
+			reset(client)
+			reset(target)
+			return
+		}
+		client.Close()
 		target.Close()
 	}
 	var watch *idleWatch

@@ -258,7 +258,14 @@ func (s *udpSession) dial() error {
 		c, err := d.Dial("udp", addr)
 		if err == nil {
 			s.up, s.target, s.ti = c.(*net.UDPConn), addr, i
+			s.u.f.gotResources()
 			return nil
+		}
+		if localExhaustion(err) {
+			// Our problem, not the target's: no other target would fare
+			// better.
+			s.u.f.outOfResources(opDial, s.st.rule.Name, err)
+			return err
 		}
 		s.st.m.dialError(addr)
 		s.st.targets.failed(i, time.Now())
@@ -277,7 +284,7 @@ func (s *udpSession) fail(err error) {
 		end = endRefused
 		s.st.m.dialError(s.target)
 		if backoff, marked := s.st.targets.failed(s.ti, time.Now()); marked {
-			s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in", backoff, "err", err)
+			s.u.f.log.Warn("target down", "rule", s.st.rule.Name, "target", s.target, "retry_in_ms", backoff.Milliseconds(), "err", err)
 		}
 	}
 	s.close(end)
@@ -297,7 +304,9 @@ func (s *udpSession) close(end string) {
 func (s *udpSession) relayReplies() {
 	defer s.finish()
 	idle := s.st.rule.IdleTimeout
-	s.up.SetReadDeadline(time.Now().Add(idle))
+	if idle > 0 { // NoLimit: the session lasts until max_sessions evicts it
+		s.up.SetReadDeadline(time.Now().Add(idle))
+	}
 	answered := false
 	var io batchIO
 	dgs := make([]datagram, udpBatch)
@@ -349,7 +358,7 @@ func (s *udpSession) finish() {
 	s.u.f.log.Info("session end", "rule", s.st.rule.Name, "protocol", "udp",
 		"client", netip.AddrPortFrom(plainAddr(s.client.Addr()), s.client.Port()).String(), "target", s.target,
 		"bytes_from_client", s.fromClient.Load(), "bytes_to_client", s.toClient.Load(),
-		"duration", time.Since(s.start).Round(time.Microsecond), "end", end)
+		"duration_ms", millis(time.Since(s.start)), "end", end)
 }
 
 func (u *udpRunner) stop() {

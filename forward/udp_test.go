@@ -95,6 +95,7 @@ func TestUDPEviction(t *testing.T) {
 	if recs[0]["bytes_from_client"] != float64(2) || recs[0]["bytes_to_client"] != float64(7) {
 		t.Fatalf("bytes in the log: %v", recs[0])
 	}
+	checkMillis(t, recs[0], "duration_ms")
 	// b comes back as a new session (evicting a, now the quietest).
 	if got := udpAsk(t, b, "b2"); got != "echo:b2" {
 		t.Fatalf("b after eviction: %q", got)
@@ -310,5 +311,22 @@ func TestUDPWildcardReplySource(t *testing.T) {
 		if got := udpAsk(t, c, "q "+host); got != "echo:q "+host {
 			t.Fatalf("via %s: %q", to, got)
 		}
+	}
+}
+
+// TestUDPNoIdleTimeout: idle_timeout switched off (0 in a file, NoLimit
+// here) keeps a session rather than ending it at once.
+func TestUDPNoIdleTimeout(t *testing.T) {
+	echo := udpEcho(t)
+	fx := newFixture(t, Options{})
+	addr := fx.start(Rule{Name: "forever", Protocol: UDP, Listen: "127.0.0.1:0", Targets: []string{echo}, IdleTimeout: NoLimit})
+	c := dial(t, "udp", addr)
+	for _, msg := range []string{"one", "two", "three"} {
+		if got := udpAsk(t, c, msg); got != "echo:"+msg {
+			t.Fatalf("%s: got %q", msg, got)
+		}
+	}
+	if n := fx.m.rule("forever", UDP).sessionsTotal.Load(); n != 1 {
+		t.Fatalf("%d sessions for one client, want 1; log %v", n, fx.log.lines("session end"))
 	}
 }

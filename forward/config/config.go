@@ -19,9 +19,9 @@
 //	targets = ["10.1.2.3:80", "[2001:db8::1]:80"]
 //	balance = "round-robin"        # "first" (default) or "round-robin"
 //	connect_timeout = "3s"
-//	idle_timeout = "5m"
+//	idle_timeout = "5m"            # default 10m (TCP), 60s (UDP); "0s": never
 //	max_conns = 1000
-//	max_conns_per_source = 50
+//	max_conns_per_source = 50      # default 256, or max_conns/4 if lower; 0: no bound
 //	allow = ["10.0.0.0/8", "2001:db8::/32"]   # a bare address is a /32 or /128
 //	deny = ["10.9.0.0/16"]
 //	proxy_protocol = "v2"          # "v1", "v2" (or 1, 2); "none" or 0 turns a default off
@@ -39,7 +39,12 @@
 // be negative; counts are integers; allow, deny and trusted_proxies hold
 // CIDRs or bare addresses. The protocol is its own key: listen does not take
 // the command line's "udp/ADDR" form, though a bare port means every address
-// as it does there. Only listen and targets are required.
+// as it does there. Only listen and targets are required. For idle_timeout
+// and max_conns_per_source, which have defaults that bound a client (see
+// forward.DefaultTCPIdleTimeout, forward.DefaultPerSource), 0 switches the
+// bound off (forward.NoLimit); leaving the key out takes the default.
+// trusted_proxies is refused in a rule without accept_proxy_protocol; in
+// [defaults] it applies to the rules that accept headers.
 //
 // A key in [defaults] applies to every rule that does not set the key
 // itself; a rule overrides it with its own value, for instance

@@ -90,6 +90,7 @@ max_sessions = 500
 					Listen:      "[::1]:5353",
 					Protocol:    forward.UDP,
 					Targets:     []string{"[2001:db8::53]:53"},
+					IdleTimeout: forward.NoLimit, // "0s": never, not the default
 					MaxSessions: 500,
 				}},
 			},
@@ -168,6 +169,32 @@ targets = ["10.0.0.53:53"]
 				{Listen: ":8080", Targets: []string{"[::1]:80"}},
 				{Listen: ":0", Targets: []string{"[::1]:80"}},
 				{Listen: ":0", Protocol: forward.UDP, Targets: []string{"[::1]:53"}},
+			}},
+		},
+		{
+			name: "0 switches a default off",
+			toml: "[[rule]]\nlisten = \":80\"\ntargets = [\"10.0.0.1:80\"]\nidle_timeout = \"0s\"\nmax_conns_per_source = 0\n",
+			want: File{Rules: []forward.Rule{{Listen: ":80", Targets: []string{"10.0.0.1:80"},
+				IdleTimeout: forward.NoLimit, MaxConnsPerSource: forward.NoLimit}}},
+		},
+		{
+			name: "default trusted proxies only for the rules that accept headers",
+			toml: `
+[defaults]
+trusted_proxies = ["10.0.0.5"]
+
+[[rule]]
+listen = ":80"
+targets = ["10.0.0.1:80"]
+accept_proxy_protocol = true
+
+[[rule]]
+listen = ":81"
+targets = ["10.0.0.1:81"]
+`,
+			want: File{Rules: []forward.Rule{
+				{Listen: ":80", Targets: []string{"10.0.0.1:80"}, AcceptProxyProtocol: true, TrustedProxies: prefixes("10.0.0.5/32")},
+				{Listen: ":81", Targets: []string{"10.0.0.1:81"}},
 			}},
 		},
 		{
@@ -304,6 +331,7 @@ func badFiles() []badFile {
 		{"bad default reported once", "[defaults]\nmax_conns = -5\n" + okRule + "[[rule]]\nlisten = \":9001\"\ntargets = [\"h:1\"]\n", []wantErr{{2, "defaults.max_conns", "must not be negative"}}},
 		{"log_format", "log_format = \"xml\"\n" + okRule, []wantErr{{1, "log_format", `want "text" or "json"`}}},
 		{"metrics", "metrics = \"9100\"\n" + okRule, []wantErr{{1, "metrics", "want host:port"}}},
+		{"trust without accept", okRule + "trusted_proxies = [\"10.0.0.5\"]\n", []wantErr{{4, "rule[0].trusted_proxies", "means nothing without accept_proxy_protocol"}}},
 		{"drain_timeout", "drain_timeout = \"-5s\"\n" + okRule, []wantErr{{1, "drain_timeout", "must not be negative"}}},
 		{"date", okRule + "idle_timeout = 1979-05-27\n", []wantErr{{4, "rule[0].idle_timeout", "got a local date 1979-05-27"}}},
 		{"many, in line order", `log_format = "xml"

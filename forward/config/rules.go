@@ -80,7 +80,7 @@ func (l *loader) file(root *table) *File {
 			}
 		case "metrics":
 			if s, ok := l.str(v, k); ok {
-				if err := checkMetrics(s); err != nil {
+				if err := CheckMetrics(s); err != nil {
 					l.failf(v.line, k, "%q: %v", s, err)
 				} else {
 					f.Metrics = s
@@ -248,10 +248,16 @@ func (l *loader) rule(prefix string, v *value, def *table) (parsedRule, bool) {
 			l.field(r, "protocol", def.vals["protocol"], "defaults.protocol")
 		}
 		for _, k := range def.keys {
-			if _, set := pr.lines[k]; set || k == "protocol" || !defaultApplies(k, r.Protocol) {
+			if _, set := pr.lines[k]; set || k == "protocol" || k == "trusted_proxies" || !defaultApplies(k, r.Protocol) {
 				continue
 			}
 			l.field(r, k, def.vals[k], "defaults."+k)
+		}
+		// Default load balancers are for the rules that read their
+		// headers; to the others they would mean nothing, which Validate
+		// refuses in a rule that sets them itself.
+		if _, set := pr.lines["trusted_proxies"]; !set && def.vals["trusted_proxies"] != nil && r.AcceptProxyProtocol {
+			l.field(r, "trusted_proxies", def.vals["trusted_proxies"], "defaults.trusted_proxies")
 		}
 	}
 	*r = r.WithDefaults()
@@ -427,11 +433,21 @@ func (l *loader) field(r *forward.Rule, k string, v *value, key string) {
 	case "connect_timeout":
 		r.ConnectTimeout, _ = l.duration(v, key)
 	case "idle_timeout":
-		r.IdleTimeout, _ = l.duration(v, key)
+		// Written 0 to switch the default off: a rule that leaves the key
+		// out gets the default.
+		if d, ok := l.duration(v, key); ok && d == 0 {
+			r.IdleTimeout = forward.NoLimit
+		} else {
+			r.IdleTimeout = d
+		}
 	case "max_conns":
 		r.MaxConns, _ = l.count(v, key)
 	case "max_conns_per_source":
-		r.MaxConnsPerSource, _ = l.count(v, key)
+		if n, ok := l.count(v, key); ok && n == 0 {
+			r.MaxConnsPerSource = forward.NoLimit
+		} else {
+			r.MaxConnsPerSource = n
+		}
 	case "max_sessions":
 		r.MaxSessions, _ = l.count(v, key)
 	case "allow":
@@ -624,8 +640,9 @@ func checkTarget(t string) error {
 	return err
 }
 
-// checkMetrics checks the metrics listen address.
-func checkMetrics(s string) error {
+// CheckMetrics checks the metrics listen address, host:port: the metrics
+// key here and --metrics on the command line.
+func CheckMetrics(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || strings.ContainsAny(host, " /") {
 		return errors.New("want host:port, like \"127.0.0.1:9100\"")

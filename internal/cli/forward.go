@@ -60,16 +60,35 @@ to --drain-timeout (a second signal closes them at once).
 
 One log line per connection or UDP session end on stderr (text, or JSON
 with --log-format json or --json): client, target, bytes each way,
-duration, how it ended. --metrics ADDR serves Prometheus metrics.
+duration_ms, how it ended. --metrics ADDR serves Prometheus metrics.
 
-Exit status: 0 after a clean stop, 2 on a bad rule or file, 1 when a port
-cannot be bound (the message names the process holding it).`,
+Defaults that hold under abuse, as HAProxy's and nginx's are configured:
+a TCP connection quiet both ways for 10m is closed (--idle-timeout; nginx's
+proxy_timeout), and one client address may hold at most 256 connections, or
+a quarter of --max-conns when that is lower (--max-conns-per-source). Give
+0 to switch either off. Behind a load balancer or NAT, every client has the
+balancer's address: use --accept-proxy-protocol, or
+--max-conns-per-source 0.
+
+A connection is passed on as it ends: a FIN as a FIN (half-close), a reset
+as a reset. A target that resets, a failed dial, a refusal and a drain that
+runs out of time reach the client as a reset (ECONNRESET), never as a clean
+end that would make a cut-off download look complete. A rule whose target
+is its own listen address (or leads back to it through other rules) is
+refused (exit 2); one of portkit's own connections that comes back to it
+at run time is reset and logged.
+
+Exit status: 0 after a stop by SIGTERM or SIGINT (drained, or cut short by
+a second signal or --drain-timeout: a stop on purpose), 2 on a bad flag,
+rule or file, 1 when a port cannot be bound (the message names the process
+holding it).`,
 		Example: `  portkit forward :8080 10.1.2.3:80
   portkit forward udp/127.0.0.1:5353 [::1]:53
   portkit forward :443 10.0.0.1:443 10.0.0.2:443 --balance round-robin --proxy-protocol v2
   portkit forward :5432 db1:5432 db2:5432 --allow 10.0.0.0/8 --deny 10.9.0.0/16 --max-conns-per-source 20
   portkit forward :8443 10.0.0.5:443 --accept-proxy-protocol --trusted-proxies 10.0.0.2,10.0.0.3
   portkit forward :22 10.0.0.9:22 --connect-timeout 2s --idle-timeout 30m --max-conns 100
+  portkit forward :8080 10.1.2.3:80 --idle-timeout 0 --max-conns-per-source 0   # no idle or per-source bound
   portkit forward udp/:53 10.0.0.53:53 --idle-timeout 10s --max-sessions 50000
   portkit forward --config /etc/portkit/forward.toml --metrics 127.0.0.1:9100 --drain-timeout 10s
   portkit forward --log-format json :8080 10.1.2.3:80`,
@@ -81,15 +100,15 @@ cannot be bound (the message names the process holding it).`,
 	f.StringVarP(&ff.configPath, "config", "c", "", "read the rules from this TOML `FILE` (SIGHUP reloads it)")
 	f.StringVar(&ff.balance, "balance", "first", "how to pick a target: first (failover) or round-robin")
 	f.DurationVar(&ff.rule.ConnectTimeout, "connect-timeout", forward.DefaultConnectTimeout, "give up dialling one target after this long")
-	f.DurationVar(&ff.rule.IdleTimeout, "idle-timeout", 0, "close a connection quiet this long both ways (TCP: 0 never; UDP default 60s)")
+	f.DurationVar(&ff.rule.IdleTimeout, "idle-timeout", 0, "close a connection quiet this long both ways (default 10m for TCP, 60s for UDP; 0: never)")
 	f.IntVar(&ff.rule.MaxConns, "max-conns", 0, "at most this many TCP connections at once (0: no bound)")
-	f.IntVar(&ff.rule.MaxConnsPerSource, "max-conns-per-source", 0, "at most this many TCP connections per client address (0: no bound)")
+	f.IntVar(&ff.rule.MaxConnsPerSource, "max-conns-per-source", 0, "at most this many TCP connections per client address (default 256, or max-conns/4 if lower; 0: no bound)")
 	f.IntVar(&ff.rule.MaxSessions, "max-sessions", forward.DefaultMaxSessions, "at most this many UDP sessions; the longest idle makes room")
 	f.StringSliceVar(&ff.allow, "allow", nil, "accept clients only from these `CIDR`s (repeat or comma-separate)")
 	f.StringSliceVar(&ff.deny, "deny", nil, "refuse clients from these `CIDR`s, checked before --allow")
 	f.StringVar(&ff.proxy, "proxy-protocol", "", "send the client's address to the target in a PROXY header: v1 or v2")
 	f.BoolVar(&ff.rule.AcceptProxyProtocol, "accept-proxy-protocol", false, "read a PROXY header (v1 or v2) from --trusted-proxies and use its client address")
-	f.StringSliceVar(&ff.trusted, "trusted-proxies", nil, "load balancers (`CIDR`s) whose PROXY headers are believed")
+	f.StringSliceVar(&ff.trusted, "trusted-proxies", nil, "load balancers (`CIDR`s) whose PROXY headers are believed (with --accept-proxy-protocol)")
 	f.StringVar(&ff.metrics, "metrics", "", "serve Prometheus metrics on this `ADDR` (host:port) at /metrics")
 	f.StringVar(&ff.logFormat, "log-format", "text", "log lines as text or json")
 	f.DurationVar(&ff.drainTimeout, "drain-timeout", 30*time.Second, "on stop or rule removal, let connections finish for this long")
@@ -104,6 +123,14 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 	)
 	if ff.drainTimeout < 0 {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--drain-timeout %v: must not be negative", ff.drainTimeout)}
+	}
+	if flags.Changed("metrics") {
+		if err := config.CheckMetrics(ff.metrics); err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("--metrics %q: %w", ff.metrics, err)}
+		}
+	}
+	if e.json && flags.Changed("log-format") && ff.logFormat != "json" {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("--json and --log-format %s disagree: give one", ff.logFormat)}
 	}
 	if ff.configPath != "" {
 		if len(args) > 0 {
@@ -174,7 +201,7 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 			reload(fw, ff.configPath, log)
 			continue
 		}
-		log.Info("stopping", "signal", sig.String(), "drain_timeout", ff.drainTimeout)
+		log.Info("stopping", "signal", sig.String(), "drain_timeout_ms", ff.drainTimeout.Milliseconds())
 		dctx, cancel := context.WithTimeout(context.Background(), ff.drainTimeout)
 		go func() { // a second stop signal ends the drain at once
 			for {
@@ -207,6 +234,16 @@ func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (fo
 	if r.Protocol, r.Listen, err = forward.ParseProtoListen(args[0]); err != nil {
 		return r, err
 	}
+	if err := ff.checkFlags(flags, r.Protocol); err != nil {
+		return r, err
+	}
+	// 0 on the command line switches a default off.
+	if flags.Changed("idle-timeout") && r.IdleTimeout == 0 {
+		r.IdleTimeout = forward.NoLimit
+	}
+	if flags.Changed("max-conns-per-source") && r.MaxConnsPerSource == 0 {
+		r.MaxConnsPerSource = forward.NoLimit
+	}
 	r.Targets = args[1:]
 	r.Balance = forward.Balance(ff.balance)
 	if ff.proxy != "" {
@@ -231,8 +268,6 @@ func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (fo
 		if !flags.Changed("max-sessions") {
 			r.MaxSessions = 0 // the default applies
 		}
-	} else if flags.Changed("max-sessions") {
-		return r, &exitError{code: ExitUsage, err: errors.New("forward: --max-sessions is for udp/ rules")}
 	} else {
 		r.MaxSessions = 0
 	}
@@ -240,6 +275,53 @@ func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (fo
 		return r, err
 	}
 	return r.WithDefaults(), nil
+}
+
+// checkFlags refuses the rule flags' bad values and combinations, naming
+// the flag and the value, before the rule is built: Validate would name
+// the config key instead.
+func (ff *forwardFlags) checkFlags(flags *pflag.FlagSet, proto forward.Protocol) error {
+	usage := func(format string, args ...any) error {
+		return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+	}
+	switch forward.Balance(ff.balance) {
+	case forward.First, forward.RoundRobin:
+	default:
+		return usage("--balance %q: want first or round-robin", ff.balance)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"connect-timeout", ff.rule.ConnectTimeout}, {"idle-timeout", ff.rule.IdleTimeout}} {
+		if d.v < 0 {
+			return usage("--%s %v: must not be negative", d.flag, d.v)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"max-conns", ff.rule.MaxConns}, {"max-conns-per-source", ff.rule.MaxConnsPerSource}, {"max-sessions", ff.rule.MaxSessions}} {
+		if n.v < 0 {
+			return usage("--%s %d: must not be negative", n.flag, n.v)
+		}
+	}
+	if proto == forward.UDP {
+		for _, name := range []string{"max-conns", "max-conns-per-source", "proxy-protocol", "accept-proxy-protocol", "trusted-proxies"} {
+			if flags.Changed(name) {
+				return usage("forward: --%s is for TCP rules, not udp/ ones", name)
+			}
+		}
+	} else if flags.Changed("max-sessions") {
+		return usage("forward: --max-sessions is for udp/ rules")
+	}
+	// The PROXY header flags only mean something together.
+	if flags.Changed("trusted-proxies") && !ff.rule.AcceptProxyProtocol {
+		return usage("forward: --trusted-proxies needs --accept-proxy-protocol: the list says whose PROXY headers to believe, and only that flag reads them")
+	}
+	if ff.rule.AcceptProxyProtocol && len(ff.trusted) == 0 {
+		return usage("forward: --accept-proxy-protocol needs --trusted-proxies: the load balancers whose PROXY headers are believed")
+	}
+	return nil
 }
 
 func loadRules(path string) (*config.File, error) {

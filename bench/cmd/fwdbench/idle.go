@@ -226,7 +226,9 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	}
 	defer srv.stop()
 	metrics := local(metricsPort)
-	p := portkitPath(c, "tcp", idleBase+1, echoPort, "--metrics", metrics)
+	// Every idle connection comes from 127.0.0.1: the default bound of 256
+	// per client address would refuse all but the first 256.
+	p := portkitPath(c, "tcp", idleBase+1, echoPort, "--metrics", metrics, "--max-conns-per-source", "0")
 	paths := []*path{p}
 	if err := startPaths(ctx, c, "tcp", paths); err != nil {
 		return nil, err
