@@ -123,6 +123,17 @@ func (p *Prober) Wait(ctx context.Context, targets []Target, opts WaitOptions) (
 	return results, nil
 }
 
+// ended tells whether ctx has ended, or its deadline has passed: a dial
+// bounded by the deadline fails with "i/o timeout" a moment before the
+// context's own timer marks it done.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 // waitOne checks t until it is done or ctx ends, and returns the result that
 // best says where it stands.
 func (p *Prober) waitOne(ctx context.Context, t Target, opts CheckOptions, interval time.Duration, closed bool, sem chan struct{}) (Result, bool) {
@@ -143,14 +154,15 @@ func (p *Prober) waitOne(ctx context.Context, t Target, opts CheckOptions, inter
 		}
 		r := p.Check(ctx, t, opts)
 		<-sem
-		if r.Status == Open && !closed || closed && !r.Connected && ctx.Err() == nil {
+		cut := ended(ctx)
+		if r.Status == Open && !closed || closed && !r.Connected && !cut {
 			// (A connect that failed because the wait ended says nothing
 			// about the target being closed.)
 			return r, true
 		}
 		// An attempt cut short by the end of the wait says only that the
 		// wait ended; the one before it says why the target was not ready.
-		if ctx.Err() == nil || !tried {
+		if !cut || !tried {
 			last, tried = r, true
 		}
 		timer.Reset(interval)

@@ -6,9 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,5 +167,58 @@ func TestWaitLeavesNoGoroutine(t *testing.T) {
 			t.Fatalf("%d goroutines after Wait, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lateCtx is a context whose deadline has passed before its own timer
+// marks it done, as a real one's may for a moment: a dial bounded by the
+// deadline fails with "i/o timeout" while Err is still nil.
+type lateCtx struct {
+	context.Context
+	passed atomic.Bool
+	done   chan struct{}
+}
+
+func (c *lateCtx) Deadline() (time.Time, bool) {
+	if c.passed.Load() {
+		return time.Now().Add(-time.Millisecond), true
+	}
+	return time.Now().Add(time.Hour), true
+}
+func (c *lateCtx) Done() <-chan struct{} { return c.done }
+func (c *lateCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// An attempt cut short by the end of the wait is not the target's answer:
+// a closed port stays closed in the result, never "filtered".
+func TestWaitCutAttemptKeepsLastAnswer(t *testing.T) {
+	ctx := &lateCtx{Context: context.Background(), done: make(chan struct{})}
+	var calls atomic.Int32
+	p := probe.Prober{Resolver: stubResolver{}, Dial: func(context.Context, string, string) (net.Conn, error) {
+		if calls.Add(1) == 1 {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		// The deadline passes; the context's timer fires a moment later.
+		if !ctx.passed.Swap(true) {
+			after(t, 50*time.Millisecond, func() { close(ctx.done) })
+		}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	}}
+	target, err := probe.ParseTarget("127.0.0.1:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Wait(ctx, []probe.Target{target}, probe.WaitOptions{Interval: time.Millisecond})
+	if err == nil {
+		t.Fatal("Wait of a closed port: no error")
+	}
+	if calls.Load() < 2 || res[0].Status != probe.Closed {
+		t.Errorf("after %d attempts the result is %v (%v), want closed: the cut attempt is not an answer", calls.Load(), res[0].Status, res[0].Err)
 	}
 }

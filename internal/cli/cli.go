@@ -173,8 +173,8 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 	}
 }
 
-// plainFlagError puts a flag value's error in the user's words: pflag names
-// the flag and the value, but gives the Go parser's reason
+// plainFlagError puts a flag value's error in the user's words, naming the
+// flag and the value: pflag gives the Go parser's reason
 // (`strconv.ParseInt: parsing "x": invalid syntax`). It holds for every
 // command's flags, as they share the root's flag error function.
 func plainFlagError(err error) error {
@@ -183,10 +183,6 @@ func plainFlagError(err error) error {
 		return err
 	}
 	f := ive.GetFlag()
-	name := "--" + f.Name
-	if f.Shorthand != "" && f.ShorthandDeprecated == "" {
-		name = "-" + f.Shorthand + ", " + name
-	}
 	reason := ive.Unwrap().Error()
 	var ne *strconv.NumError
 	switch typ := f.Value.Type(); {
@@ -195,12 +191,11 @@ func plainFlagError(err error) error {
 	case ne != nil && strings.HasPrefix(typ, "float"):
 		reason = "not a number"
 	case ne != nil && typ == "bool":
-		reason = "not true or false"
+		reason = "not true or false (the flag needs no value)"
+	case ne != nil && typ == "count":
+		reason = "not a count (give -v, -vv, or --" + f.Name + "=2)"
 	case ne != nil:
 		reason = "not a whole number"
-	case typ == "duration" && strings.HasPrefix(reason, "time: "):
-		// A flag still on pflag's own duration type: it wants a unit.
-		reason = "not a duration: give a number with a unit (500ms, 30s, 2m, 1h)"
 	}
-	return fmt.Errorf("invalid argument %q for %q flag: %s", ive.GetValue(), name, reason)
+	return fmt.Errorf("--%s %q: %s", f.Name, ive.GetValue(), reason)
 }

@@ -99,8 +99,8 @@ holding it).`,
 	f := cmd.Flags()
 	f.StringVarP(&ff.configPath, "config", "c", "", "read the rules from this TOML `FILE` (SIGHUP reloads it)")
 	f.StringVar(&ff.balance, "balance", "first", "how to pick a target: first (failover) or round-robin")
-	f.DurationVar(&ff.rule.ConnectTimeout, "connect-timeout", forward.DefaultConnectTimeout, "give up dialling one target after this long")
-	f.DurationVar(&ff.rule.IdleTimeout, "idle-timeout", 0, "close a connection quiet this long both ways (default 10m for TCP, 60s for UDP; 0: never)")
+	durationVarP(f, &ff.rule.ConnectTimeout, "connect-timeout", "", forward.DefaultConnectTimeout, "give up dialling one target after this long")
+	durationVarP(f, &ff.rule.IdleTimeout, "idle-timeout", "", 0, "close a connection quiet this long both ways (default 10m for TCP, 60s for UDP; 0: never)")
 	f.IntVar(&ff.rule.MaxConns, "max-conns", 0, "at most this many TCP connections at once (0: no bound)")
 	f.IntVar(&ff.rule.MaxConnsPerSource, "max-conns-per-source", 0, "at most this many TCP connections per client address (default 256, or max-conns/4 if lower; 0: no bound)")
 	f.IntVar(&ff.rule.MaxSessions, "max-sessions", forward.DefaultMaxSessions, "at most this many UDP sessions; the longest idle makes room")
@@ -111,7 +111,7 @@ holding it).`,
 	f.StringSliceVar(&ff.trusted, "trusted-proxies", nil, "load balancers (`CIDR`s) whose PROXY headers are believed (with --accept-proxy-protocol)")
 	f.StringVar(&ff.metrics, "metrics", "", "serve Prometheus metrics on this `ADDR` (host:port) at /metrics")
 	f.StringVar(&ff.logFormat, "log-format", "text", "log lines as text or json")
-	f.DurationVar(&ff.drainTimeout, "drain-timeout", 30*time.Second, "on stop or rule removal, let connections finish for this long")
+	durationVarP(f, &ff.drainTimeout, "drain-timeout", "", 30*time.Second, "on stop or rule removal, let connections finish for this long")
 	return cmd
 }
 
@@ -121,9 +121,6 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		file  *config.File
 		err   error
 	)
-	if ff.drainTimeout < 0 {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--drain-timeout %v: must not be negative", ff.drainTimeout)}
-	}
 	if flags.Changed("metrics") {
 		if err := config.CheckMetrics(ff.metrics); err != nil {
 			return &exitError{code: ExitUsage, err: fmt.Errorf("--metrics %q: %w", ff.metrics, err)}
@@ -288,14 +285,6 @@ func (ff *forwardFlags) checkFlags(flags *pflag.FlagSet, proto forward.Protocol)
 	case forward.First, forward.RoundRobin:
 	default:
 		return usage("--balance %q: want first or round-robin", ff.balance)
-	}
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"connect-timeout", ff.rule.ConnectTimeout}, {"idle-timeout", ff.rule.IdleTimeout}} {
-		if d.v < 0 {
-			return usage("--%s %v: must not be negative", d.flag, d.v)
-		}
 	}
 	for _, n := range []struct {
 		flag string

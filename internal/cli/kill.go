@@ -135,9 +135,8 @@ holders to signal), 1 when none is, 3 for a mix.`,
 			return answered.err()
 		}),
 	}
-	cmd.SetFlagErrorFunc(flagValueError)
 	cmd.Flags().StringVarP(&sigName, "signal", "s", "TERM", "the first `SIGNAL` to send")
-	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 5*time.Second, "how long to wait for the port to be free")
+	durationVarP(cmd.Flags(), &timeout, "timeout", "t", 5*time.Second, "how long to wait for the port to be free")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "send KILL to holders still there after --timeout")
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "show what would be signalled, signal nothing")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, fmt.Sprintf("signal in a range of more than %d ports", maxKillRange))

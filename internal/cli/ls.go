@@ -95,7 +95,6 @@ marked (hidden).`,
 			return printLs(e, newSocketView(), entries, all)
 		}),
 	}
-	cmd.SetFlagErrorFunc(flagValueError)
 	f := cmd.Flags()
 	f.BoolVarP(&all, "all", "a", false, "every state, not only listening")
 	f.BoolVarP(&listening, "listening", "l", false, "listening sockets only (the default), as ss -l")

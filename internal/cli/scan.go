@@ -164,9 +164,9 @@ interrupted (the resume file written).`,
 	fl.Float64Var(&f.maxRate, "max-rate", 0, "at most `PPS` probes a second, grown to from the template's initial rate")
 	fl.Float64Var(&f.minRate, "min-rate", 0, "at least `PPS` probes a second, even on loss")
 	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default: the template's, 6 at -T3)")
-	fl.DurationVar(&f.initialRTT, "initial-rtt", 0, "timeout before the first answer (default: the template's, 1s at -T3)")
-	fl.DurationVar(&f.maxRTT, "max-rtt", 0, "largest retransmission timeout (default: the template's, 10s at -T3)")
-	fl.DurationVar(&f.hostTimeout, "host-timeout", 0, "give up a host this long after its first probe")
+	durationVarP(fl, &f.initialRTT, "initial-rtt", "", 0, "timeout before the first answer (default: the template's, 1s at -T3)")
+	durationVarP(fl, &f.maxRTT, "max-rtt", "", 0, "largest retransmission timeout (default: the template's, 10s at -T3)")
+	durationVarP(fl, &f.hostTimeout, "host-timeout", "", 0, "give up a host this long after its first probe")
 	fl.StringVar(&f.seed, "seed", "", "`N` keys the probe order (random when not given; shards must share one)")
 	fl.StringVar(&f.shard, "shard", "", "scan part `I/N` of the whole (1 ≤ I ≤ N), with a shared --seed")
 	fl.StringVar(&f.resume, "resume", "", "continue the interrupted scan saved in `FILE`")
@@ -179,7 +179,6 @@ interrupted (the resume file written).`,
 	fl.CountVarP(&f.verbose, "verbose", "v", "say more on stderr: the rates and timeouts used, each open port as found, the pace reached")
 	fl.StringArrayVar(&f.unsupported, unsupportedFlag, nil, "")
 	fl.MarkHidden(unsupportedFlag)
-	cmd.SetFlagErrorFunc(scanFlagError)
 	return cmd
 }
 
@@ -632,8 +631,6 @@ func checkScanFlags(fs *pflag.FlagSet, f *scanFlags) error {
 		return fmt.Errorf("--rate %v: want probes a second, 0 or more (0 is as fast as the engine goes)", f.rate)
 	case f.retries < 0 || f.retries > scan.MaxRetries:
 		return fmt.Errorf("--retries %d: want 0 to %d", f.retries, scan.MaxRetries)
-	case f.hostTimeout < 0:
-		return fmt.Errorf("--host-timeout %v: must not be negative", f.hostTimeout)
 	}
 	for _, d := range []struct {
 		name string
@@ -732,24 +729,4 @@ func topShort(f *scanFlags, ports *portspec.PortList) []string {
 		out = append(out, fmt.Sprintf("--top %d: the ranking has %d %s; scanning those", f.top, n, what))
 	}
 	return out
-}
-
-// scanFlagError names the flag and the value pflag could not read, and
-// what it wants, rather than Go's parse error.
-func scanFlagError(_ *cobra.Command, err error) error {
-	var ive *pflag.InvalidValueError
-	if !errors.As(err, &ive) {
-		return err
-	}
-	want := map[string]string{
-		"float64":  "want a number",
-		"int":      "want a whole number",
-		"duration": "want a time such as 500ms, 2s or 1m30s",
-		"count":    "want a count such as 2 (or give -v, -vv)",
-		"bool":     "want true or false",
-	}[ive.GetFlag().Value.Type()]
-	if want == "" {
-		return err
-	}
-	return fmt.Errorf("--%s %q: %s", ive.GetFlag().Name, ive.GetValue(), want)
 }

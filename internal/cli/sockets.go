@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-
 	"github.com/portkit/portkit/portspec"
 	"github.com/portkit/portkit/registry"
 	"github.com/portkit/portkit/sockets"
@@ -175,24 +172,6 @@ func socketsProto(p registry.Proto, input string) (sockets.Proto, error) {
 		return sockets.UDP, nil
 	}
 	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%q: only tcp and udp sockets are listed", input)}
-}
-
-// flagValueError words a bad flag value of ls, who and kill without the
-// internals of Go's parsers: the flag, the value, and what the flag takes.
-func flagValueError(_ *cobra.Command, err error) error {
-	var ive *pflag.InvalidValueError
-	if !errors.As(err, &ive) {
-		return err
-	}
-	f := ive.GetFlag()
-	want := "want a " + f.Value.Type()
-	switch f.Value.Type() {
-	case "bool":
-		want = "takes no value, or true or false"
-	case "duration":
-		want = "want a duration such as 500ms, 5s or 2m"
-	}
-	return fmt.Errorf("--%s %q: %s", f.Name, ive.GetValue(), want)
 }
 
 // errPortZero refuses port 0: no socket listens there, and to the socket

@@ -79,7 +79,6 @@ ports), 1 when every one is free, 3 for a mix.`,
 			return answered.err()
 		}),
 	}
-	cmd.SetFlagErrorFunc(flagValueError)
 	return cmd
 }
 
