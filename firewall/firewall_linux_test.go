@@ -233,8 +233,10 @@ func TestOpenIPv6(t *testing.T) {
 	}
 }
 
-// TestReopenRefreshes: opening again renews the timeout (delete and add:
-// adding alone does not, before Linux 6.12).
+// TestReopenRefreshes: opening again renews the timeout, longer or
+// shorter. Adding an element that is there does not renew it before Linux
+// 6.12, which is why Open deletes and adds it; on 6.12 and later adding
+// alone would pass this test too.
 func TestReopenRefreshes(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
