@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/portkit/portkit/internal/netnstest"
@@ -433,4 +434,36 @@ func portsText(ps []Port) string {
 		s = append(s, p.String())
 	}
 	return strings.Join(s, ",")
+}
+
+// TestConcurrentFirstUse: several callers making the table at once end
+// with one table, one set of rules, and every element they added.
+func TestConcurrentFirstUse(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	const n = 6
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- h.tbl.Protect(ctx, uint16(1000+i), registry.TCP) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if st := h.list(t); len(st.Protected) != n {
+		t.Errorf("protected %v, want %d ports", st.Protected, n)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(h.tbl.NetNS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := &nftables.Table{Name: DefaultTable, Family: nftables.TableFamilyINet}
+	rules, err := c.GetRules(nt, &nftables.Chain{Name: chainInput, Table: nt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 7 {
+		t.Errorf("%d rules in the input chain, want 7", len(rules))
+	}
 }

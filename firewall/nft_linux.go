@@ -82,16 +82,22 @@ func (s *session) set(name string) *nftables.Set {
 	panic("firewall: no set " + name) // the names are this file's constants
 }
 
-// layout is the table's sets as they are made.
+// layout is the table's sets as they are made. Each has its own ID (the
+// rules of the same batch refer to a set by it), given here: AddSet would
+// otherwise take one from a counter shared by the whole process.
 func (s *session) layout() []*nftables.Set {
 	portType := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	return []*nftables.Set{
+	sets := []*nftables.Set{
 		{Table: s.nt, Name: setProtected, KeyType: portType, Concatenation: true},
 		{Table: s.nt, Name: setOpen4, KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService), Concatenation: true, HasTimeout: true},
 		{Table: s.nt, Name: setOpen6, KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService), Concatenation: true, HasTimeout: true},
 		{Table: s.nt, Name: setBlocked4, KeyType: nftables.TypeIPAddr, HasTimeout: true},
 		{Table: s.nt, Name: setBlocked6, KeyType: nftables.TypeIP6Addr, HasTimeout: true},
 	}
+	for i, st := range sets {
+		st.ID = uint32(i + 1)
+	}
+	return sets
 }
 
 // present tells whether the table exists, and fails with ErrForeignTable
