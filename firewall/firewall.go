@@ -150,7 +150,10 @@ var (
 	ErrNotFound = errors.New("not there")
 	// ErrForeignTable: a table of the name exists and is not portkit's;
 	// it is left alone.
-	ErrForeignTable = errors.New("exists and was not made by portkit; it is left alone (name another with Table.Name)")
+	ErrForeignTable = errors.New("a table of this name exists and was not made by portkit; portkit leaves it alone")
+	// ErrNoNftables: the kernel has no nftables (nf_tables not built or
+	// not loadable).
+	ErrNoNftables = errors.New("this kernel has no nftables (nf_tables)")
 	// ErrInvalid: an argument no opening, port or block can have.
 	ErrInvalid = errors.New("invalid argument")
 )

@@ -66,8 +66,11 @@ func (t Table) fail(op, input string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, os.ErrPermission) {
+	switch {
+	case errors.Is(err, os.ErrPermission):
 		err = ErrPermission
+	case errors.Is(err, unix.EPROTONOSUPPORT):
+		err = ErrNoNftables
 	}
 	return &Error{Op: op, Table: t.String(), Input: input, Err: err}
 }

@@ -49,8 +49,9 @@ nftables runs every table's input chain: an opening accepts in portkit's
 table only, and another table's chain that drops the packet still drops it.
 'status' names such chains.
 
-PORT is a number, a service name or a range, with /tcp, /udp, /sctp or /dccp
-(tcp when none is given): 22/tcp, ssh, 53/udp, 8000-8010.
+PORT is a number, a service name, a range or a list, with /tcp, /udp, /sctp
+or /dccp (tcp when none is given; T: and U: in a list as for scan): 22/tcp,
+ssh, 53/udp, 8000-8010, T:22,U:53.
 
 Needs CAP_NET_ADMIN (root). Linux only.`,
 		Example: `  portkit firewall protect 22/tcp
@@ -133,35 +134,38 @@ func parseFirewallPorts(e *env, args []string) ([]firewall.Port, error) {
 			}
 			proto = p
 		}
-		var ports []uint16
+		var ports []firewall.Port
 		switch proto {
 		case registry.TCP, registry.UDP:
 			if reg == nil {
 				reg = firewallRegistry(e)
 			}
+			// PROTO is the default; T: and U: prefixes in the list say otherwise.
 			l, err := portspec.ParsePorts(spec, portspec.PortOptions{Protos: []registry.Proto{proto}, Registry: reg})
 			if err != nil {
 				return nil, err
 			}
-			ports = l.Ports(proto)
+			for n, pr := range l.All() {
+				ports = append(ports, firewall.Port{Number: n, Proto: pr})
+			}
 		default:
 			// Service names are for TCP and UDP; SCTP and DCCP ports by number.
 			r, err := portspec.ParseRange(spec)
 			if err != nil {
 				return nil, err
 			}
-			for p := int(r.Lo); p <= int(r.Hi); p++ {
-				ports = append(ports, uint16(p))
+			for n := int(r.Lo); n <= int(r.Hi); n++ {
+				ports = append(ports, firewall.Port{Number: uint16(n), Proto: proto})
 			}
 		}
 		for _, p := range ports {
-			if p == 0 {
+			if p.Number == 0 {
 				return nil, &exitError{code: ExitUsage, err: fmt.Errorf("port %q: port 0 is not a port a connection is made to", a)}
 			}
 			if len(out) == maxFirewallPorts {
 				return nil, &exitError{code: ExitUsage, err: fmt.Errorf("port %q: more than %d ports at once", a, maxFirewallPorts)}
 			}
-			out = append(out, firewall.Port{Number: p, Proto: proto})
+			out = append(out, p)
 		}
 	}
 	return out, nil
@@ -215,6 +219,8 @@ func firewallErr(e *env, err error) error {
 		return &exitError{code: ExitInterrupted}
 	case errors.Is(err, fs.ErrPermission):
 		return &exitError{code: ExitNegative, err: err}
+	case errors.Is(err, firewall.ErrForeignTable):
+		return fmt.Errorf("%w (name another with --table)", err)
 	}
 	return err
 }

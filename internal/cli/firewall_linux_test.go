@@ -96,6 +96,12 @@ func TestFirewallCLIInNamespace(t *testing.T) {
 		t.Errorf("status:\n%s", stdout)
 	}
 
+	// T: and U: in a list set each port's protocol.
+	_, stderr = run(ExitOK, "firewall", "protect", "T:8000,U:8001")
+	if !strings.Contains(stderr, "protected 8000/tcp") || !strings.Contains(stderr, "protected 8001/udp") {
+		t.Errorf("protect T:8000,U:8001: %q", stderr)
+	}
+
 	_, stderr = run(ExitPartial, "firewall", "close", "22/tcp", "80/tcp", "--from", "198.18.0.1")
 	if !strings.Contains(stderr, "closed 22/tcp to 198.18.0.1") || !strings.Contains(stderr, "80/tcp from 198.18.0.1: was not open") {
 		t.Errorf("close 22 80: %q", stderr)
