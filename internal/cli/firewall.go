@@ -298,7 +298,7 @@ source through only where PORT is protected.`,
 		}),
 	}
 	cmd.Flags().StringVar(&f.from, "from", "", "the source `ADDR` let in")
-	cmd.Flags().DurationVar(&f.dur, "for", 0, "how long the port stays open (e.g. 30s, 10m)")
+	durationVarP(cmd.Flags(), &f.dur, "for", "", 0, "how long the port stays open (e.g. 30s, 10m)")
 	return cmd
 }
 
@@ -370,7 +370,7 @@ the time anew.`,
 			})
 		}),
 	}
-	cmd.Flags().DurationVar(&f.dur, "for", 0, "how long the block lasts (default: until unblocked)")
+	durationVarP(cmd.Flags(), &f.dur, "for", "", 0, "how long the block lasts (default: until unblocked)")
 	return cmd
 }
 
