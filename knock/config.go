@@ -164,11 +164,6 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 }
 
 func tomlError(path string, err error) error {
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		line, _ := de.Position()
-		return &ConfigError{Path: path, Line: line, Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
-	}
 	var se *toml.StrictMissingError
 	if errors.As(err, &se) && len(se.Errors) > 0 {
 		errs := make([]error, len(se.Errors))
@@ -177,6 +172,11 @@ func tomlError(path string, err error) error {
 			errs[i] = &ConfigError{Path: path, Line: line, Key: strings.Join(se.Errors[i].Key(), "."), Err: errors.New("unknown key")}
 		}
 		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		return &ConfigError{Path: path, Line: line, Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
 	}
 	return &ConfigError{Path: path, Err: err}
 }

@@ -283,11 +283,23 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 	s.open(ctx, kind, p.src, allow, acc.Ports, d, where...)
 }
 
-// Run reads packets on the interface with index iface (0: all of them)
-// and handles each, until ctx ends. Reloads that change the ports watched
-// take effect when reload is signalled: the ring is reopened with the new
-// filter, the new one opened before the old one closes.
-func (s *Server) Run(ctx context.Context, iface int, reload <-chan struct{}) error {
+// RunOptions tune Run.
+type RunOptions struct {
+	// Interface is the index of the interface to watch; 0 watches all.
+	Interface int
+	// Reload tells Run that the config was reloaded: when the ports
+	// watched changed, the packet reader is reopened with the new filter,
+	// the new one opened before the old one closes.
+	Reload <-chan struct{}
+	// Started, when set, is called once the packet reader is open: from
+	// then on no packet is missed.
+	Started func()
+}
+
+// Run reads packets and handles each, until ctx ends. It opens the packet
+// reader in the calling thread's network namespace.
+func (s *Server) Run(ctx context.Context, o RunOptions) error {
+	iface, reload := o.Interface, o.Reload
 	var (
 		ring   *packetring.Ring
 		filter []byte
@@ -317,7 +329,10 @@ func (s *Server) Run(ctx context.Context, iface int, reload <-chan struct{}) err
 		go func() {
 			defer wg.Done()
 			if err := r.Run(ctx, func(pkt []byte, _ packetring.Info) { s.HandlePacket(ctx, pkt) }); err != nil {
-				errc <- err
+				select {
+				case errc <- err:
+				default: // one error is enough to stop
+				}
 			}
 		}()
 		if old != nil {
@@ -329,6 +344,9 @@ func (s *Server) Run(ctx context.Context, iface int, reload <-chan struct{}) err
 		return err
 	}
 	defer func() { ring.Close() }()
+	if o.Started != nil {
+		o.Started()
+	}
 	for {
 		select {
 		case <-ctx.Done():
