@@ -188,7 +188,6 @@ func TestServerSPA(t *testing.T) {
 	ts.expect(t, client, pkt, nil, "reason=replay")
 	ts.expect(t, other, pkt, nil, "reason=replay")
 
-
 	flipped := bytes.Clone(ts.spaPacket(t, access, keys))
 	// One bit of the base64 text's value: 'A' (0) and 'B' (1) differ in
 	// the lowest bit, and the text stays base64.
