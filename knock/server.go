@@ -178,6 +178,11 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 	const kind = "spa"
 	payload := bytes.TrimRight(p.payload, "\r\n") // the stock client sends none, a file saved by -B has one
 	switch {
+	case p.udpLen > spa.MaxPacketLen:
+		// Told by the UDP header, so that a datagram fragmented by its
+		// size is refused for its size, not for the missing fragments.
+		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", p.udpLen, spa.MaxPacketLen))
+		return
 	case p.udpLen > len(p.payload):
 		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("truncated: %d of %d bytes", len(p.payload), p.udpLen))
 		return
