@@ -36,13 +36,16 @@ type Config struct {
 type SPARule struct {
 	access.Stanza
 	MaxAge time.Duration // replay.DefaultMaxAge when 0
+	// Name says where the rule was read, for the log: "file:line" of an
+	// access.conf stanza, "file spa[N]" of a TOML one.
+	Name string
 }
 
 // SPARulesFromAccess makes rules of fwknop's stanzas.
 func SPARulesFromAccess(st []access.Stanza) []SPARule {
 	rules := make([]SPARule, len(st))
 	for i, s := range st {
-		rules[i] = SPARule{Stanza: s}
+		rules[i] = SPARule{Stanza: s, Name: fmt.Sprintf("%s:%d", s.File, s.Line)}
 	}
 	return rules
 }
@@ -229,7 +232,7 @@ func (l *loader) openPorts(key string, ports []string) []spa.ProtoPort {
 
 func (l *loader) spaRule(key string, s tomlSPA) (SPARule, bool) {
 	n := len(l.errs)
-	r := SPARule{}
+	r := SPARule{Name: l.path + " " + key}
 	r.SourceAny, r.Source = l.source(key+".source", s.Source)
 	r.OpenPorts = l.openPorts(key+".open_ports", s.OpenPorts)
 	var err error

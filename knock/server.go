@@ -234,7 +234,7 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 		s.refuse(kind, p.src, r, lastErr)
 		return
 	}
-	where := []any{"stanza", fmt.Sprintf("%s:%d", rule.File, rule.Line), "user", msg.Username}
+	where := []any{"stanza", rule.Name, "user", msg.Username}
 	if err := (replay.Window{MaxAge: rule.MaxAge, Skew: s.opts.Skew}).Check(msg.Timestamp, s.opts.Now()); err != nil {
 		r := ReasonStale
 		if errors.Is(err, replay.ErrFromFuture) {
