@@ -340,3 +340,30 @@ func TestOneTimeDoor(t *testing.T) {
 		t.Errorf("after a reload %d sequences remain unused", ot2.Remaining())
 	}
 }
+
+// TestServerFlood: junk from many sources costs no lasting memory: the
+// tracker stays within MaxSources, the replay cache holds nothing, and
+// nothing opens.
+func TestServerFlood(t *testing.T) {
+	keys := testKeys(t)
+	ts := newTestServer(t, t.TempDir(), keys, func(c *Config) { c.MaxSources = 500 })
+	junk := bytes.Repeat([]byte("QUJD"), 60)
+	for i := range 20000 {
+		src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		junk[i%len(junk)] = "ABCDEFGH"[i%8]
+		ts.HandlePacket(context.Background(), ipv4(src, server, UDP, udp(DefaultSPAPort, junk)))
+		ts.HandlePacket(context.Background(), ipv4(src, server, TCP, tcp(7000, synFlag)))
+		if i%1000 == 0 {
+			ts.log.Reset()
+		}
+	}
+	if n := ts.tr.Len(); n > 500 {
+		t.Errorf("%d sources followed, at most 500", n)
+	}
+	if n := ts.cache.Len(); n != 0 {
+		t.Errorf("%d digests kept from junk", n)
+	}
+	if got := ts.opener.take(); len(got) != 0 {
+		t.Errorf("opened %q", got)
+	}
+}
