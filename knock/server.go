@@ -102,8 +102,20 @@ func (s *Server) Reload(cfg *Config) error {
 	}
 	tr := newTracker(cfg.Doors, cfg.MaxSources)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		// A TOTP step spent stays spent across a reload, for a door of the
+		// same name and secret: else a reload would let a recorded
+		// sequence open again within its window.
+		for old, step := range s.tr.usedStep {
+			for _, d := range cfg.Doors {
+				if d.TOTP != nil && d.Name == old.Name && bytes.Equal(d.TOTP.Secret, old.TOTP.Secret) {
+					tr.usedStep[d] = step
+				}
+			}
+		}
+	}
 	s.cfg, s.tr = cfg, tr
-	s.mu.Unlock()
 	return nil
 }
 

@@ -367,3 +367,31 @@ func TestServerFlood(t *testing.T) {
 		t.Errorf("opened %q", got)
 	}
 }
+
+// TestServerReloadKeepsSpentSteps: a TOTP sequence that opened does not
+// open again after a reload within its window.
+func TestServerReloadKeepsSpentSteps(t *testing.T) {
+	tp := &TOTP{Secret: []byte("0123456789abcdef0123"), Low: 40000, High: 40999, Proto: UDP}
+	door := func() *Door {
+		return &Door{Name: "totp", SourceAny: true, TOTP: tp, OpenPorts: []spa.ProtoPort{{Proto: "tcp", Port: 22}}, AccessTimeout: time.Minute}
+	}
+	ts := newTestServer(t, t.TempDir(), testKeys(t), func(c *Config) { c.Doors = []*Door{door()} })
+	knockAll := func() {
+		for _, k := range tp.At(ts.now) {
+			ts.HandlePacket(context.Background(), ipv4(client, server, UDP, udp(k.Port, nil)))
+		}
+	}
+	knockAll()
+	if got := ts.opener.take(); len(got) != 1 {
+		t.Fatalf("opened %q", got)
+	}
+	cfg := *ts.Config()
+	cfg.Doors = []*Door{door()}
+	if err := ts.Reload(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	knockAll()
+	if got := ts.opener.take(); len(got) != 0 {
+		t.Errorf("a spent step opened again after a reload: %q", got)
+	}
+}
