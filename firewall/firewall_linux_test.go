@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/portkit/portkit/internal/netnstest"
+	"github.com/portkit/portkit/internal/testtool"
 	"github.com/portkit/portkit/registry"
 )
 
@@ -53,9 +54,7 @@ func newHost(t *testing.T) host {
 // needNft skips a test that compares rulesets without nft.
 func needNft(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs nft (to make and compare other tables):", err)
-	}
+	testtool.Need(t, "nft")
 }
 
 // nft runs nft in the target namespace.

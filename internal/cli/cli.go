@@ -103,7 +103,8 @@ func newRoot(e *env) *cobra.Command {
 		Long: `portkit does what you do with network ports: what a port number means (the
 IANA registry), who holds a port and how to free it, a free port to use,
 whether a target answers and waiting until it does, scanning hosts for open
-ports, and forwarding a port elsewhere. Port knocking is on its way.
+ports, forwarding a port elsewhere, and keeping a port closed until an
+authorised client knocks (firewall, knockd, knock).
 
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial (of several arguments, some answered and some not),
@@ -117,7 +118,9 @@ cannot run).`,
   portkit check localhost:5432
   portkit wait db:5432 -- ./app
   portkit scan 198.18.0.0/24 --top 100
-  portkit forward :8080 10.1.2.3:80`,
+  portkit forward :8080 10.1.2.3:80
+  portkit firewall open ssh --from 198.18.0.1 --for 10m
+  portkit knock --spa 198.18.0.2 --open 22/tcp --key-file ~/.portkit-key`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -131,7 +134,7 @@ cannot run).`,
 		return cmd.Help()
 	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return plainFlagError(err) })
-	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newFirewall(e), newVersion(e))
+	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newFirewall(e), newKnock(e), newKnockd(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
 	// others are added (it is made only for a root with subcommands), it gets
 	// examples like every other command.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/portkit/portkit/internal/netnstest"
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 // fwNS runs portkit in network namespace ns as a child process (`ip netns
@@ -40,9 +41,7 @@ func nftNS(t *testing.T, ns string, args ...string) string {
 // holds; flush leaves another table as it was.
 func TestFirewallCLIInNamespace(t *testing.T) {
 	p := netnstest.New(t, "fc")
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs nft:", err)
-	}
+	testtool.Need(t, "nft")
 	ns := p.Target
 	t.Cleanup(func() { fwNS(t, ns, "", "firewall", "flush") })
 	run := func(wantCode int, args ...string) (string, string) {

@@ -360,7 +360,7 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--log-format %q: want text or json", format)}
 }
 
-func serveMetrics(addr string, m *forward.Metrics, log *slog.Logger) (*http.Server, error) {
+func serveMetrics(addr string, m http.Handler, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

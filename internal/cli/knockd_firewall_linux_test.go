@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portkit/portkit/internal/netnstest"
+	"github.com/portkit/portkit/internal/testtool"
+	"github.com/portkit/portkit/knock/spa"
+)
+
+// TestKnockdOpensFirewall runs `portkit knockd` and `portkit firewall` as
+// they run on a host, in the target namespace: a protected port drops the
+// scanner's connects until `portkit knock --spa` from the scanner
+// namespace has knockd open it in nftables; then the scanner connects.
+func TestKnockdOpensFirewall(t *testing.T) {
+	pair := netnstest.New(t, "kf")
+	testtool.Need(t, "nft")
+	const port = 2222
+	// The service behind the firewall: a listener in the target namespace.
+	var ln net.Listener
+	netnstest.Run(t, pair.Target, func() error {
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	})
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello\n"))
+			c.Close()
+		}
+	}()
+	if _, stderr, code := fwNS(t, pair.Target, "", "firewall", "protect", fmt.Sprintf("%d/tcp", port)); code != 0 {
+		t.Fatalf("firewall protect: exit %d: %s", code, stderr)
+	}
+	t.Cleanup(func() { fwNS(t, pair.Target, "", "firewall", "flush") })
+
+	// connect dials the service from the scanner namespace.
+	target := fmt.Sprintf("%v:%d", netnstest.Target4, port)
+	connect := func() error {
+		var err error
+		netnstest.Run(t, pair.Scanner, func() error {
+			var c net.Conn
+			c, err = net.DialTimeout("tcp", target, 500*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return nil
+		})
+		return err
+	}
+	if err := connect(); err == nil {
+		t.Fatal("a protected port took a connect before any knock")
+	}
+
+	keys, err := spa.Keygen(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, fmt.Appendf(nil, "KEY_BASE64: %s\nHMAC_KEY_BASE64: %s\n", keys.EncryptionBase64(), keys.HMACBase64()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "knockd.toml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `
+[[spa]]
+source = ["198.18.0.0/24"]
+open_ports = ["tcp/%d"]
+key_base64 = %q
+hmac_key_base64 = %q
+access_timeout = "30s"
+require_source_address = true
+`, port, keys.EncryptionBase64(), keys.HMACBase64()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	knockd := exec.Command("ip", "netns", "exec", pair.Target, os.Args[0], "knockd", "--config", config, "--state-dir", filepath.Join(dir, "state"))
+	knockd.Env = append(os.Environ(), childEnv+"=portkit", "PORTKIT_SERVICES=")
+	logs, err := knockd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := knockd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var seen []string
+	waitFor := func(what string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("knockd ended before %q:\n%s", what, strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if strings.Contains(l, what) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("knockd did not say %q within 10s:\n%s", what, strings.Join(seen, "\n"))
+			}
+		}
+	}
+	defer func() {
+		knockd.Process.Signal(syscall.SIGTERM)
+		knockd.Wait()
+		t.Log("knockd:\n" + strings.Join(seen, "\n"))
+	}()
+	waitFor("listening")
+
+	code, out := runIn(t, pair.Scanner, "knock", "--spa", netnstest.Target4.String(), "--open", fmt.Sprintf("%d/tcp", port), "--key-file", keyFile)
+	if code != 0 {
+		t.Fatalf("knock --spa: exit %d: %s", code, out)
+	}
+	within(t, "a connect through the opening", func() bool { return connect() == nil })
+	// The kernel holds the opening, in portkit's table.
+	if got := nftNS(t, pair.Target, "list", "table", "inet", "portkit"); !strings.Contains(got, fmt.Sprintf("198.18.0.1 . tcp . %d", port)) {
+		t.Errorf("portkit's table holds no opening for 198.18.0.1 . tcp . %d:\n%s", port, got)
+	}
+}

@@ -1,0 +1,387 @@
+package knock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/portkit/portkit/internal/packetring"
+	"github.com/portkit/portkit/knock/replay"
+	"github.com/portkit/portkit/knock/spa"
+)
+
+// DefaultOpenTimeout bounds one call of Opener.Open.
+const DefaultOpenTimeout = 5 * time.Second
+
+// Reason is why an attempt was refused; it is the "reason" of the log
+// line and, with spaces as underscores, of the metric.
+type Reason string
+
+// The reasons of refusals.
+const (
+	ReasonBadPacket     Reason = "bad packet"         // truncated, too short or long, not base64
+	ReasonSource        Reason = "source not allowed" // no stanza takes the source address
+	ReasonBadHMAC       Reason = "bad HMAC"           // no stanza's key gives the packet's HMAC
+	ReasonBadMessage    Reason = "bad message"        // the HMAC matched but what it covers is malformed
+	ReasonReplay        Reason = "replay"
+	ReasonStale         Reason = "stale"           // older than the stanza's max_age
+	ReasonFuture        Reason = "from the future" // dated beyond the clock skew allowed
+	ReasonNotAllowed    Reason = "not allowed"     // a port, an address or a message type the stanza does not allow
+	ReasonUnsupported   Reason = "unsupported"     // command and NAT messages
+	ReasonWrongSequence Reason = "wrong sequence"
+	ReasonSeqTimeout    Reason = "sequence timed out"
+	ReasonInternal      Reason = "internal error" // the replay cache could not be written
+)
+
+func (r Reason) label() string { return strings.ReplaceAll(string(r), " ", "_") }
+
+// Options configure a Server.
+type Options struct {
+	Opener Opener       // required
+	Logger *slog.Logger // slog.Default() when nil
+	// Replay remembers accepted SPA packets; required when the config has
+	// SPA rules. Its window must span every rule's MaxAge.
+	Replay      *replay.Cache
+	Metrics     *Metrics         // nil: not counted
+	Now         func() time.Time // the clock; time.Now when nil
+	OpenTimeout time.Duration    // DefaultOpenTimeout when 0
+	// Skew is how far in the future an SPA packet may be dated;
+	// replay.DefaultSkew when 0.
+	Skew time.Duration
+}
+
+// Server watches for knock sequences and SPA packets and opens what they
+// earn through its Opener. HandlePacket is its whole logic; Run feeds it
+// from a packet ring. It is safe for concurrent use.
+type Server struct {
+	opts Options
+
+	mu  sync.Mutex // held while a packet is handled
+	cfg *Config
+	tr  *tracker
+}
+
+// NewServer returns a server acting on cfg.
+func NewServer(cfg *Config, opts Options) (*Server, error) {
+	if opts.Opener == nil {
+		return nil, errors.New("knock: no Opener")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = DefaultOpenTimeout
+	}
+	s := &Server{opts: opts}
+	if err := s.Reload(cfg); err != nil {
+		return nil, err
+	}
+	opts.Metrics.setSources(func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.tr.Len()
+	})
+	return s, nil
+}
+
+// Reload replaces the config whole. Sequences in progress start over.
+func (s *Server) Reload(cfg *Config) error {
+	if len(cfg.SPA) > 0 && s.opts.Replay == nil {
+		return errors.New("knock: SPA rules need a replay cache")
+	}
+	tr := newTracker(cfg.Doors, cfg.MaxSources)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		// A TOTP step spent stays spent across a reload, for a door of the
+		// same name and secret: else a reload would let a recorded
+		// sequence open again within its window.
+		for old, step := range s.tr.usedStep {
+			for _, d := range cfg.Doors {
+				if d.TOTP != nil && d.Name == old.Name && bytes.Equal(d.TOTP.Secret, old.TOTP.Secret) {
+					tr.usedStep[d] = step
+				}
+			}
+		}
+	}
+	s.cfg, s.tr = cfg, tr
+	return nil
+}
+
+// Config is the config in use.
+func (s *Server) Config() *Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// HandlePacket acts on one packet, from its IP header on.
+func (s *Server) HandlePacket(ctx context.Context, pkt []byte) {
+	p, ok := parsePacket(pkt)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.proto == UDP && p.dport == s.cfg.SPAPort && s.cfg.SPAPort != 0 {
+		s.handleSPA(ctx, p)
+		return
+	}
+	if p.proto == TCP && !p.syn {
+		return // knockd's TCPFlags=syn: other TCP segments neither knock nor break
+	}
+	now := s.opts.Now()
+	var buf [4]Outcome
+	for _, o := range s.tr.knock(p.src, Knock{Port: p.dport, Proto: p.proto}, now, buf[:0]) {
+		if !o.Accepted {
+			s.refuse("sequence", p.src, o.Reason, nil, "door", o.Door.Name, "knocks", FormatSequence(o.Knocks))
+			continue
+		}
+		if o.Door.OneTime != nil {
+			if err := o.Door.OneTime.UseCurrent(); err != nil {
+				s.opts.Logger.Error("one-time sequence used, but the file could not be rewritten", "file", o.Door.OneTime.Path(), "err", err.Error())
+			}
+		}
+		s.open(ctx, "sequence", p.src, p.src, o.Door.OpenPorts, o.Door.AccessTimeout, "door", o.Door.Name)
+	}
+}
+
+func (s *Server) refuse(kind string, src netip.Addr, r Reason, err error, attrs ...any) {
+	s.opts.Metrics.refuse(kind, r)
+	args := append([]any{"kind", kind, "src", src.String(), "reason", string(r)}, attrs...)
+	if err != nil {
+		args = append(args, "err", err.Error())
+	}
+	s.opts.Logger.Warn("refused", args...)
+}
+
+// open opens ports for allow and logs the attempt as accepted.
+func (s *Server) open(ctx context.Context, kind string, src, allow netip.Addr, ports []spa.ProtoPort, d time.Duration, attrs ...any) {
+	s.opts.Metrics.accept(kind)
+	names := make([]string, len(ports))
+	for i, p := range ports {
+		names[i] = p.String()
+	}
+	args := append([]any{"kind", kind, "src", src.String(), "allow", allow.String(), "ports", strings.Join(names, ","), "timeout", d.String()}, attrs...)
+	s.opts.Logger.Info("accepted", args...)
+	for _, p := range ports {
+		octx, cancel := context.WithTimeout(ctx, s.opts.OpenTimeout)
+		err := s.opts.Opener.Open(octx, allow, p.Port, p.Proto, d)
+		cancel()
+		if err != nil {
+			s.opts.Metrics.openError()
+			s.opts.Logger.Error("open failed", "src", src.String(), "allow", allow.String(), "port", p.String(), "err", err.Error())
+		}
+	}
+}
+
+func (s *Server) handleSPA(ctx context.Context, p packet) {
+	const kind = "spa"
+	payload := bytes.TrimRight(p.payload, "\r\n") // the stock client sends none, a file saved by -B has one
+	switch {
+	case p.udpLen > spa.MaxPacketLen:
+		// Told by the UDP header, so that a datagram fragmented by its
+		// size is refused for its size, not for the missing fragments.
+		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", p.udpLen, spa.MaxPacketLen))
+		return
+	case p.udpLen > len(p.payload):
+		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("truncated: %d of %d bytes", len(p.payload), p.udpLen))
+		return
+	case len(payload) < spa.MinPacketLen:
+		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, fewer than %d", len(payload), spa.MinPacketLen))
+		return
+	case len(payload) > spa.MaxPacketLen:
+		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", len(payload), spa.MaxPacketLen))
+		return
+	}
+	digest := spa.ReplayDigest(payload)
+	if s.opts.Replay.Seen(digest) {
+		s.refuse(kind, p.src, ReasonReplay, nil)
+		return
+	}
+	var (
+		rule    *SPARule
+		msg     *spa.Message
+		lastErr error
+		matched bool
+	)
+	for i := range s.cfg.SPA {
+		r := &s.cfg.SPA[i]
+		if !r.Matches(p.src) {
+			continue
+		}
+		matched = true
+		m, err := spa.Decode(payload, r.Keys)
+		if err == nil {
+			rule, msg = r, m
+			break
+		}
+		if lastErr == nil || !errors.Is(err, spa.ErrBadHMAC) {
+			lastErr = err // a stanza whose HMAC matched tells more than one whose did not
+		}
+	}
+	if !matched {
+		s.refuse(kind, p.src, ReasonSource, nil)
+		return
+	}
+	if msg == nil {
+		r := ReasonBadMessage
+		switch {
+		case errors.Is(lastErr, spa.ErrBadHMAC):
+			r = ReasonBadHMAC
+		case errors.Is(lastErr, spa.ErrTooShort), errors.Is(lastErr, spa.ErrTooLong), errors.Is(lastErr, spa.ErrNotBase64), errors.Is(lastErr, spa.ErrSaltedPrefix):
+			r = ReasonBadPacket
+		}
+		s.refuse(kind, p.src, r, lastErr)
+		return
+	}
+	where := []any{"stanza", rule.Name, "user", msg.Username}
+	if err := (replay.Window{MaxAge: rule.MaxAge, Skew: s.opts.Skew}).Check(msg.Timestamp, s.opts.Now()); err != nil {
+		r := ReasonStale
+		if errors.Is(err, replay.ErrFromFuture) {
+			r = ReasonFuture
+		}
+		s.refuse(kind, p.src, r, err, where...)
+		return
+	}
+	if msg.Type == spa.CommandMsg || msg.Type.HasNAT() {
+		s.refuse(kind, p.src, ReasonUnsupported, fmt.Errorf("%v messages are not supported", msg.Type), where...)
+		return
+	}
+	acc, err := msg.Access()
+	if err != nil {
+		s.refuse(kind, p.src, ReasonBadMessage, err, where...)
+		return
+	}
+	allow := acc.Addr.Unmap()
+	switch {
+	case allow.IsUnspecified() && rule.RequireSourceAddress:
+		s.refuse(kind, p.src, ReasonNotAllowed, fmt.Errorf("the packet asks for %v (its source) and the stanza requires the address", allow), where...)
+		return
+	case allow.IsUnspecified():
+		allow = p.src
+	case rule.RequireSourceAddress && allow != p.src.Unmap():
+		s.refuse(kind, p.src, ReasonNotAllowed, fmt.Errorf("the packet asks for %v, not its source address", allow), where...)
+		return
+	}
+	for _, pp := range acc.Ports {
+		if pp.Proto == "icmp" || !rule.Allows(pp) {
+			s.refuse(kind, p.src, ReasonNotAllowed, fmt.Errorf("port %v is not in the stanza's open ports", pp), where...)
+			return
+		}
+	}
+	// The digest is on disk before anything opens: a crash right after
+	// must not leave the packet replayable.
+	if err := s.opts.Replay.Add(digest); err != nil && !errors.Is(err, replay.ErrCompact) {
+		r := ReasonInternal
+		if errors.Is(err, replay.ErrReplay) {
+			r = ReasonReplay
+		}
+		s.refuse(kind, p.src, r, err, where...)
+		return
+	} else if err != nil {
+		s.opts.Logger.Error("replay cache", "err", err.Error())
+	}
+	d := rule.FWAccessTimeout
+	if msg.Type.HasClientTimeout() && msg.ClientTimeout > 0 {
+		d = time.Duration(msg.ClientTimeout) * time.Second
+	}
+	s.open(ctx, kind, p.src, allow, acc.Ports, d, where...)
+}
+
+// RunOptions tune Run.
+type RunOptions struct {
+	// Interface is the index of the interface to watch; 0 watches all.
+	Interface int
+	// Reload tells Run that the config was reloaded: when the ports
+	// watched changed, the packet reader is reopened with the new filter,
+	// the new one opened before the old one closes.
+	Reload <-chan struct{}
+	// Started, when set, is called once the packet reader is open: from
+	// then on no packet is missed.
+	Started func()
+}
+
+// Run reads packets and handles each, until ctx ends. It opens the packet
+// reader in the calling thread's network namespace.
+func (s *Server) Run(ctx context.Context, o RunOptions) error {
+	iface, reload := o.Interface, o.Reload
+	var (
+		ring   *packetring.Ring
+		filter []byte
+		errc   = make(chan error, 2)
+		wg     sync.WaitGroup
+	)
+	defer wg.Wait()
+	start := func() error {
+		f, err := s.Config().Filter()
+		if err != nil {
+			return err
+		}
+		key := filterKey(f)
+		if ring != nil && bytes.Equal(key, filter) {
+			return nil
+		}
+		r, err := packetring.Open(packetring.Config{Filter: f, Interface: iface, Snaplen: SnapLen})
+		if err != nil {
+			return err
+		}
+		old := ring
+		ring, filter = r, key
+		if m := s.opts.Metrics; m != nil {
+			m.SetDropped(func() uint64 { n, _ := r.Dropped(); return n })
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Run(ctx, func(pkt []byte, _ packetring.Info) { s.HandlePacket(ctx, pkt) }); err != nil {
+				select {
+				case errc <- err:
+				default: // one error is enough to stop
+				}
+			}
+		}()
+		if old != nil {
+			old.Close()
+		}
+		return nil
+	}
+	if err := start(); err != nil {
+		return err
+	}
+	defer func() { ring.Close() }()
+	if o.Started != nil {
+		o.Started()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case <-reload:
+			if err := start(); err != nil {
+				s.opts.Logger.Error("reload: cannot reopen the packet reader with the new ports; the old ports are still watched", "err", err.Error())
+			}
+		}
+	}
+}
+
+func filterKey(f []bpf.RawInstruction) []byte {
+	var b []byte
+	for _, i := range f {
+		b = fmt.Appendf(b, "%d %d %d %d;", i.Op, i.Jt, i.Jf, i.K)
+	}
+	return b
+}
