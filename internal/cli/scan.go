@@ -198,16 +198,17 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 			engines = append(engines, typ)
 		}
 	}
+	seed, shard, shards := s.Seed, s.Shard, s.Shards
+	if s.Resume != nil { // the order and part resumed are the saved ones
+		seed, shard, shards = s.Resume.Seed, s.Resume.Shard, s.Resume.Shards
+	}
+	info.Seed, info.Shard, info.Shards, info.Resumed = seed, shard+1, max(shards, 1), s.Resume != nil
 	if err := w.Begin(info); err != nil {
 		return err
 	}
 	engine := strings.Join(engines, " and ") + " engine"
 	if len(engines) > 1 {
 		engine += "s"
-	}
-	seed := s.Seed
-	if s.Resume != nil {
-		seed = s.Resume.Seed // the order resumed is the saved one
 	}
 	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, seed)
 
