@@ -162,7 +162,7 @@ func newHTMLView(r HTMLReport, opts Options) htmlView {
 		}
 		states[e.State] = true
 		row := htmlRow{Index: len(v.Rows), IP: e.IP.String(), Hostname: e.Hostname, Port: e.Port, Proto: e.Proto.String(),
-			State: e.State.String(), Service: service, Reason: e.Reason, Banner: e.Banner, RTTus: e.RTT.Microseconds()}
+			State: e.State.String(), Service: cmp.Or(service, "unknown"), Reason: e.Reason, Banner: e.Banner, RTTus: e.RTT.Microseconds()}
 		if e.RTT > 0 {
 			row.RTT = strconv.FormatFloat(float64(e.RTT.Microseconds())/1000, 'f', 1, 64)
 		}
@@ -178,21 +178,22 @@ func newHTMLView(r HTMLReport, opts Options) htmlView {
 
 	s := r.Summary
 	v.Cards = []htmlCard{
-		{"Hosts up", strconv.Itoa(s.HostsUp), fmt.Sprintf("of %s; up: an open or closed port", plural(s.HostsTotal, "address", "addresses"))},
-		{"Open ports", strconv.Itoa(open), fmt.Sprintf("on %s", plural(len(byHost), "host", "hosts"))},
-		{"Services", strconv.Itoa(len(byService)), "among the open ports"},
-		{"Results", strconv.Itoa(len(r.Entries)), fmt.Sprintf("%d closed, %d filtered, %d open|filtered", s.Closed, s.Filtered, s.OpenFiltered)},
+		{"Hosts up", thousands(s.HostsUp), fmt.Sprintf("of %s %s; up: an open or closed port", thousands(s.HostsTotal), pluralWord(s.HostsTotal, "address", "addresses"))},
+		{"Open ports", thousands(open), fmt.Sprintf("on %s %s", thousands(len(byHost)), pluralWord(len(byHost), "host", "hosts"))},
+		{"Services", thousands(len(byService)), "among the open ports"},
+		{"Results", thousands(len(r.Entries)), fmt.Sprintf("%s closed, %s filtered, %s open|filtered", thousands(s.Closed), thousands(s.Filtered), thousands(s.OpenFiltered))},
 	}
 	if !r.Info.Start.IsZero() {
-		when := htmlCard{"Scanned", r.Info.Start.UTC().Format("2006-01-02 15:04 MST"), ""}
+		start := r.Info.Start.UTC()
+		when := htmlCard{"Scanned", start.Format("2006-01-02"), "from " + start.Format("15:04:05 MST")}
 		if !s.End.IsZero() && s.Elapsed > 0 {
-			when.Note = "for " + roundDuration(s.Elapsed) + ", first start to last end"
+			when.Note += ", for " + roundDuration(s.Elapsed) + " (first start to last end)"
 		}
 		v.Cards = append(v.Cards, when)
 	}
 	if r.RunTime > 0 {
-		v.Cards = append(v.Cards, htmlCard{"Rate", strconv.FormatFloat(float64(r.Probes)/r.RunTime.Seconds(), 'f', 0, 64) + "/s",
-			fmt.Sprintf("probes a second per run: %d probes in %s of %s", r.Probes, roundDuration(r.RunTime), plural(r.Runs, "run", "runs"))})
+		v.Cards = append(v.Cards, htmlCard{"Rate", thousands(int(float64(r.Probes)/r.RunTime.Seconds())) + "/s",
+			fmt.Sprintf("probes a second in each run: %s probes in %s of %s", thousands(r.Probes), roundDuration(r.RunTime), plural(r.Runs, "run", "runs"))})
 	}
 
 	services := make([]htmlBar, 0, len(byService))
@@ -263,4 +264,31 @@ func roundDuration(d time.Duration) string {
 		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 	}
 	return d.Round(time.Second).String()
+}
+
+// thousands writes n with commas between groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	var b []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s[i])
+	}
+	if neg {
+		return "-" + string(b)
+	}
+	return string(b)
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portkit/portkit/scan"
@@ -184,10 +186,28 @@ func ReadJSONL(r io.Reader, name string, run func(*Run), result func(*Run, Entry
 // for the types it decodes into.
 func plainJSONError(err error) error {
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("%q is a JSON %s, not what it should be", te.Field, te.Value)
+	if !errors.As(err, &te) {
+		return err
 	}
-	return err
+	field := te.Field
+	for _, embedded := range []string{"jsonlHeader.", "jsonSummary."} {
+		field = strings.ReplaceAll(field, embedded, "")
+	}
+	want := "another type"
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.String:
+		want = "a string"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.Slice:
+		want = "a list"
+	case reflect.Struct, reflect.Map:
+		want = "an object"
+	}
+	return fmt.Errorf("%q is a JSON %s, want %s", field, te.Value, want)
 }
 
 // parseResult checks a result line's fields one by one.
