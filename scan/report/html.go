@@ -115,6 +115,7 @@ type htmlChart struct {
 	Width        int
 	Height       int
 	LabelWidth   int
+	BarX         int
 	Bars         []htmlBar
 }
 
@@ -124,14 +125,14 @@ type htmlBar struct {
 	Y, W, TextY, CountX int
 }
 
-// Chart geometry, in SVG units of a 640-wide view box that scales to the
+// Chart geometry, in SVG units of a 480-wide view box that scales to the
 // page's width.
 const (
-	chartWidth = 640
-	chartLabel = 200 // the labels' column
+	chartWidth = 480
+	chartLabel = 190 // the labels' column
 	chartBar   = 22  // a bar's pitch
 	chartBars  = 12  // bars drawn; the rest make one "other" bar
-	labelRunes = 26
+	labelRunes = 20
 )
 
 func newHTMLView(r HTMLReport, opts Options) htmlView {
@@ -219,7 +220,7 @@ func newHTMLView(r HTMLReport, opts Options) htmlView {
 // layoutChart places the bars, largest first, the ones past chartBars
 // summed into one.
 func layoutChart(title string, bars []htmlBar, one, many string) htmlChart {
-	c := htmlChart{Title: title, Width: chartWidth, LabelWidth: chartLabel - 8, Empty: "No open port."}
+	c := htmlChart{Title: title, Width: chartWidth, LabelWidth: chartLabel - 8, BarX: chartLabel, Empty: "No open port."}
 	if len(bars) > chartBars {
 		rest := htmlBar{}
 		for _, b := range bars[chartBars-1:] {
@@ -232,7 +233,7 @@ func layoutChart(title string, bars []htmlBar, one, many string) htmlChart {
 	for _, b := range bars {
 		most = max(most, b.Count)
 	}
-	room := chartWidth - chartLabel - 48 // the count's place after the longest bar
+	room := chartWidth - chartLabel - 40 // the count's place after the longest bar
 	for i := range bars {
 		b := &bars[i]
 		b.Label = cutRunes(b.Full, labelRunes)

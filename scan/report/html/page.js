@@ -26,6 +26,17 @@
   }
 
   var heads = table.tHead.rows[0].cells;
+  function sortBy(c, dir) {
+    Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
+    heads[c].setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
+    var order = rows.map(function (r, i) { return { r: r, k: key(r, c), i: i }; });
+    order.sort(function (a, b) {
+      if (a.k < b.k) return -dir;
+      if (a.k > b.k) return dir;
+      return a.i - b.i;
+    });
+    order.forEach(function (o) { body.appendChild(o.r); });
+  }
   Array.prototype.forEach.call(heads, function (th, c) {
     var b = d.createElement("button");
     b.type = "button";
@@ -33,18 +44,17 @@
     th.textContent = "";
     th.appendChild(b);
     b.addEventListener("click", function () {
-      var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
-      var order = rows.map(function (r, i) { return { r: r, k: key(r, c), i: i }; });
-      order.sort(function (a, b) {
-        if (a.k < b.k) return -dir;
-        if (a.k > b.k) return dir;
-        return a.i - b.i;
-      });
-      order.forEach(function (o) { body.appendChild(o.r); });
+      sortBy(c, th.getAttribute("aria-sort") === "ascending" ? -1 : 1);
     });
   });
+
+  // A link may carry a view: #q=WORDS&state=STATE&sort=N (column N from 1,
+  // -N descending).
+  var view = new URLSearchParams(location.hash.slice(1));
+  filter.value = view.get("q") || "";
+  if (view.get("state")) state.value = view.get("state");
+  var col = parseInt(view.get("sort"), 10);
+  if (col && Math.abs(col) <= heads.length) sortBy(Math.abs(col) - 1, col > 0 ? 1 : -1);
 
   filter.addEventListener("input", apply);
   state.addEventListener("change", apply);
