@@ -82,8 +82,8 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 	format := f.format
 	switch {
 	case format != "":
-		if !slices.Contains(reportFormats(), format) {
-			return usage("-o %q: not a report format (want %s)", format, strings.Join(reportFormats(), ", "))
+		if err := checkReportFormat(format); err != nil {
+			return &exitError{code: ExitUsage, err: err}
 		}
 	case e.json:
 		format = "json"
@@ -182,6 +182,14 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 		return &exitError{code: ExitPartial}
 	case summary.Open == 0:
 		return &exitError{code: ExitNegative}
+	}
+	return nil
+}
+
+// checkReportFormat refuses a format report does not write.
+func checkReportFormat(format string) error {
+	if !slices.Contains(reportFormats(), format) {
+		return fmt.Errorf("-o %q: not a report format (want %s)", format, strings.Join(reportFormats(), ", "))
 	}
 	return nil
 }
