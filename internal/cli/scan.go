@@ -66,12 +66,15 @@ Ports: -p 22,80,443 | 1-1024 | - (all) | T:80,U:53 | ssh,https; --top N
 from portkit's own list (default: --top 1000); --ports-file FILE.
 
 Output: a table of open ports on a terminal, JSON Lines when piped
-(-o jsonl|json|xml|grep|csv|table); XML is nmap's format. --open shows open
-ports only (the table's default). --out FILE writes there instead.
+(-o jsonl|json|xml|grep|csv|table); XML is nmap's format. JSON Lines begin
+with a "scan" line (seed, shard, ports) and end with a "summary" line;
+result lines have no "type". --open shows open ports only (the
+table's default). --out FILE writes there instead.
 
 Large scans: --shard I/N with the same --seed on N machines (or N jobs of a
 CI matrix or a Kubernetes Indexed Job) splits the scan into disjoint parts
-whose union is the whole. Ctrl-C writes a resume file; --resume FILE
+whose union is the whole; portkit report merges their JSON Lines and checks
+that every shard is there once. Ctrl-C writes a resume file; --resume FILE
 continues exactly where it stopped, saving into FILE again, and marks FILE
 done when the scan completes (resuming it again is refused). A resume file
 names an --out only beside itself; confirm another with --out. XML lists at
