@@ -212,8 +212,28 @@ func readError(err error) error {
 
 // writeReportFile writes the report to name whole or not at all: into a
 // new file beside it, synced, then renamed over it. The new file is made
-// with mode 0666 less the umask, as the report file itself would be.
+// with mode 0666 less the umask, as the report file itself would be. A
+// symbolic link is followed, the file it names replaced; a name that is
+// not a regular file (a FIFO, /dev/stdout) is written to as it is, since
+// renaming over it would put a file in its place.
 func writeReportFile(name string, write func(io.Writer) error) error {
+	if st, err := os.Stat(name); err == nil && !st.Mode().IsRegular() {
+		if st.IsDir() {
+			return errors.New("a directory")
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return unwrapPath(err)
+		}
+		err = write(f)
+		if err2 := f.Close(); err == nil {
+			err = err2
+		}
+		return unwrapPath(err)
+	}
+	if real, err := filepath.EvalSymlinks(name); err == nil {
+		name = real
+	}
 	tmpName := filepath.Join(filepath.Dir(name), fmt.Sprintf(".%s.%d-%d", filepath.Base(name), os.Getpid(), time.Now().UnixNano()))
 	tmp, err := os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
