@@ -25,6 +25,7 @@ type enumFlag struct {
 func enumFlags() []enumFlag {
 	return []enumFlag{
 		{"portkit scan", "output", report.Formats},
+		{"portkit report", "output", reportFormats},
 		{"portkit lookup", "protocol", protocolChoices},
 		{"portkit kill", "signal", signalChoices},
 		// forward.Rule.check switches on these constants.

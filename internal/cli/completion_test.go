@@ -34,6 +34,7 @@ func TestEnumFlagsExist(t *testing.T) {
 func TestEnumFlagValuesAccepted(t *testing.T) {
 	accept := map[string]func(string) error{
 		"portkit scan --output":     func(v string) error { _, err := report.New(v, io.Discard, report.Options{}); return err },
+		"portkit report --output":   checkReportFormat,
 		"portkit lookup --protocol": func(v string) error { _, err := registry.ParseProto(v); return err },
 		"portkit kill --signal":     func(v string) error { _, err := parseSignal(v); return err },
 		"portkit forward --balance": func(v string) error {

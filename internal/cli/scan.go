@@ -94,8 +94,10 @@ bound), --max-rate N is the template's growth to at most N, --min-rate N
 the least it falls to on loss; --retries, --initial-rtt, --max-rtt.
 
 Output: a table of open ports on a terminal, JSON Lines when piped
-(-o jsonl|json|xml|grep|csv|table); XML is nmap's format. --open shows open
-ports only (the table's default). --out FILE writes there instead.
+(-o jsonl|json|xml|grep|csv|table); XML is nmap's format. JSON Lines begin
+with a "scan" line (seed, shard, ports) and end with a "summary" line;
+result lines have no "type". --open shows open ports only (the table's
+default). --out FILE writes there instead.
 --save FORMAT=FILE also writes the report to FILE, whole, at the end.
 -v says the rates and timeouts, each open port as found, and the pace.
 
@@ -116,7 +118,8 @@ bound, two reports to one file, -p with --top.
 
 Large scans: --shard I/N with the same --seed on N machines (or N jobs of a
 CI matrix or a Kubernetes Indexed Job) splits the scan into disjoint parts
-whose union is the whole. Ctrl-C writes a resume file; --resume FILE
+whose union is the whole; portkit report merges their JSON Lines and checks
+that every shard is there once. Ctrl-C writes a resume file; --resume FILE
 continues exactly where it stopped, saving into FILE again, and marks FILE
 done when the scan completes (resuming it again is refused). A resume file
 names an --out only beside itself; confirm another with --out. XML lists at
@@ -268,16 +271,17 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 			engines = append(engines, typ)
 		}
 	}
+	seed, shard, shards := s.Seed, s.Shard, s.Shards
+	if s.Resume != nil { // the order and part resumed are the saved ones
+		seed, shard, shards = s.Resume.Seed, s.Resume.Shard, s.Resume.Shards
+	}
+	info.Seed, info.Shard, info.Shards, info.Resumed = seed, shard+1, max(shards, 1), s.Resume != nil
 	if err := w.Begin(info); err != nil {
 		return err
 	}
 	engine := strings.Join(engines, " and ") + " engine"
 	if len(engines) > 1 {
 		engine += "s"
-	}
-	seed := s.Seed
-	if s.Resume != nil {
-		seed = s.Resume.Seed // the order resumed is the saved one
 	}
 	e.warnf("scanning %d address(es) × %d port(s) with the %s, seed %d", targets.Len(), ports.Len(), engine, seed)
 	if f.verbose > 0 {

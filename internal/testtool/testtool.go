@@ -73,6 +73,8 @@ func Package(tool string) string {
 		return "knockd"
 	case "nmap":
 		return "nmap"
+	case "chromium":
+		return "chromium"
 	case "masscan":
 		return "masscan"
 	case "true", "false", "sleep", "cat", "echo":

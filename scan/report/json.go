@@ -50,6 +50,15 @@ type jsonSummary struct {
 	Error        string    `json:"error,omitempty"`
 }
 
+func newJSONSummary(s Summary) jsonSummary {
+	return jsonSummary{
+		End: s.End, Elapsed: s.Elapsed.Seconds(),
+		HostsUp: s.HostsUp, HostsDown: s.HostsDown, HostsTotal: s.HostsTotal,
+		Open: s.Open, Closed: s.Closed, Filtered: s.Filtered, OpenFiltered: s.OpenFiltered,
+		Exit: s.Exit, Error: s.Error,
+	}
+}
+
 func (j *jsonWriter) Begin(info ScanInfo) error {
 	v := jsonInfo{Start: info.Start, Args: info.Args, Version: info.Version, Targets: info.Targets,
 		Protocols: make([]jsonProtocol, len(info.Protocols))}
@@ -88,12 +97,7 @@ func (j *jsonWriter) End(s Summary) error {
 		j.w.WriteByte('\n')
 	}
 	j.w.WriteString(`], "summary": `)
-	err := j.put(jsonSummary{
-		End: s.End, Elapsed: s.Elapsed.Seconds(),
-		HostsUp: s.HostsUp, HostsDown: s.HostsDown, HostsTotal: s.HostsTotal,
-		Open: s.Open, Closed: s.Closed, Filtered: s.Filtered, OpenFiltered: s.OpenFiltered,
-		Exit: s.Exit, Error: s.Error,
-	})
+	err := j.put(newJSONSummary(s))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/portkit/portkit/scan"
 )
@@ -99,9 +100,11 @@ func (e *encoder) appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// jsonlWriter writes JSON Lines: one object per result, nothing else,
-// through a live buffer, so that a reader downstream (jq) sees results
-// within a tenth of a second without a write call per result.
+// jsonlWriter writes JSON Lines: a "scan" line first (jsonlHeader), one
+// object per result, and a "summary" line last (jsonlSummary), through a
+// live buffer, so that a reader downstream (jq) sees results within a
+// tenth of a second without a write call per result. Result lines have no
+// "type": a reader tells them from the other two by its absence.
 type jsonlWriter struct {
 	w *liveWriter
 	*encoder
@@ -111,11 +114,51 @@ func newJSONL(w io.Writer, opts Options) *jsonlWriter {
 	return &jsonlWriter{w: newLiveWriter(w), encoder: newEncoder(opts)}
 }
 
+// Line types of the JSON Lines format other than results.
+const (
+	lineScan    = "scan"
+	lineSummary = "summary"
+)
+
+// jsonlHeader is the first line a run writes: what `portkit report` needs
+// to tell the runs of one scan and check its shards. The seed is a string,
+// as jq and JavaScript read numbers as doubles, which lose a 64-bit seed.
+type jsonlHeader struct {
+	Type      string         `json:"type"`
+	Start     time.Time      `json:"start"`
+	Version   string         `json:"version"`
+	Args      []string       `json:"args"`
+	Targets   int            `json:"targets"`
+	Protocols []jsonProtocol `json:"protocols"`
+	Seed      uint64         `json:"seed,string"`
+	Shard     int            `json:"shard,omitempty"`
+	Shards    int            `json:"shards,omitempty"`
+	Resumed   bool           `json:"resumed,omitempty"`
+}
+
+// jsonlSummary is the last line a run writes, the JSON document's summary
+// with its type.
+type jsonlSummary struct {
+	Type string `json:"type"`
+	jsonSummary
+}
+
 // Flush writes out the buffered lines.
 func (j *jsonlWriter) Flush() error { return j.w.Flush() }
 
-// Begin writes nothing: a header would not be a result.
-func (j *jsonlWriter) Begin(ScanInfo) error { return nil }
+// Begin writes the "scan" line.
+func (j *jsonlWriter) Begin(info ScanInfo) error {
+	h := jsonlHeader{Type: lineScan, Start: info.Start, Version: info.Version, Args: info.Args, Targets: info.Targets,
+		Protocols: make([]jsonProtocol, len(info.Protocols)),
+		Seed:      info.Seed, Shard: info.Shard, Shards: info.Shards, Resumed: info.Resumed}
+	if h.Args == nil {
+		h.Args = []string{}
+	}
+	for i, p := range info.Protocols {
+		h.Protocols[i] = jsonProtocol{p.Proto, p.Type, p.Ports, p.NumPorts}
+	}
+	return j.line(h)
+}
 
 func (j *jsonlWriter) Result(r scan.Result) error {
 	if err := j.w.Err(); err != nil {
@@ -135,5 +178,20 @@ func (j *jsonlWriter) Result(r scan.Result) error {
 // failed: whole lines, every one a result not in the output.
 func (j *jsonlWriter) Unwritten() []byte { return j.w.Unwritten() }
 
-// End writes nothing more: a footer would not be a result.
-func (j *jsonlWriter) End(Summary) error { return j.w.Flush() }
+// End writes the "summary" line and flushes.
+func (j *jsonlWriter) End(s Summary) error {
+	if err := j.line(jsonlSummary{Type: lineSummary, jsonSummary: newJSONSummary(s)}); err != nil {
+		return err
+	}
+	return j.w.Flush()
+}
+
+// line writes v's JSON as one line.
+func (j *jsonlWriter) line(v any) error {
+	j.buf.Reset()
+	if err := j.enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := j.w.Write(j.buf.Bytes())
+	return err
+}

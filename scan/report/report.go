@@ -57,6 +57,14 @@ type ScanInfo struct {
 	// this scan (resumed, its file appended to): a CSV header is not
 	// written again.
 	Continued bool
+	// Seed keys the probe order; this run is shard Shard (1 ≤ Shard ≤
+	// Shards) of the scan, Shards 0 where the caller does not say.
+	// Resumed says it continues an interrupted run of the same shard.
+	// JSON Lines records them, so that `portkit report` can tell the
+	// shards of one scan and check they are all there once.
+	Seed          uint64
+	Shard, Shards int
+	Resumed       bool
 }
 
 // Protocol is the scan of one transport protocol.

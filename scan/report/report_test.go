@@ -30,6 +30,9 @@ var info = ScanInfo{
 		{Proto: scan.UDP, Type: "udp", Ports: "53,161", NumPorts: 2},
 	},
 	Targets: 20,
+	Seed:    18446744073709551557, // above 2^53: written as a string
+	Shard:   2,
+	Shards:  4,
 }
 
 func result(ip string, port uint16, proto scan.Proto, state scan.State, rtt time.Duration, reason string, ttl uint8) scan.Result {

@@ -27,10 +27,12 @@ func smallTruth() *truth {
 }
 
 func TestParsePortkitJSONL(t *testing.T) {
-	in := `{"ip":"198.18.0.2","port":3,"protocol":"tcp","state":"open","service":"","rtt_us":395,"reason":"syn-ack","ttl":64}
+	in := `{"type":"scan","start":"2026-01-02T15:04:05Z","version":"v0.1.0","args":["portkit","scan"],"targets":1,"protocols":[],"seed":"7","shard":1,"shards":1}
+{"ip":"198.18.0.2","port":3,"protocol":"tcp","state":"open","service":"","rtt_us":395,"reason":"syn-ack","ttl":64}
 {"ip":"198.18.0.2","port":4,"protocol":"tcp","state":"closed","service":"","rtt_us":395,"reason":"reset"}
 
 {"ip":"198.18.0.2","port":53,"protocol":"udp","state":"open|filtered","service":"domain","rtt_us":0,"reason":"no-response"}
+{"type":"summary","end":"2026-01-02T15:04:06Z","elapsed_s":1,"hosts_up":1,"hosts_down":0,"hosts_total":1,"open":1,"closed":1,"filtered":0,"open_filtered":1,"exit":"success"}
 `
 	r, err := parsePortkitJSONL(strings.NewReader(in))
 	if err != nil {

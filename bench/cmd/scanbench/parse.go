@@ -55,7 +55,8 @@ func (r *result) set(k key, state string) {
 type parser func(io.Reader) (*result, error)
 
 // parsePortkitJSONL reads `portkit scan -o jsonl`: one object a line with
-// ip, port, protocol and state.
+// ip, port, protocol and state, and a run's "scan" and "summary" lines,
+// which have a type and are skipped.
 func parsePortkitJSONL(rd io.Reader) (*result, error) {
 	r := newResult()
 	sc := bufio.NewScanner(rd)
@@ -66,6 +67,7 @@ func parsePortkitJSONL(rd io.Reader) (*result, error) {
 			continue
 		}
 		var v struct {
+			Type     string     `json:"type"`
 			IP       netip.Addr `json:"ip"`
 			Port     uint16     `json:"port"`
 			Protocol string     `json:"protocol"`
@@ -73,6 +75,9 @@ func parsePortkitJSONL(rd io.Reader) (*result, error) {
 		}
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			return nil, fmt.Errorf("portkit jsonl line %d: %v", n, err)
+		}
+		if v.Type != "" {
+			continue
 		}
 		if !v.IP.IsValid() || v.State == "" {
 			return nil, fmt.Errorf("portkit jsonl line %d: no ip or no state: %s", n, line)
