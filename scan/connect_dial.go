@@ -79,6 +79,9 @@ func dial(ctx context.Context, p Probe) (st State, reason string, ok bool) {
 		return 0, "", false
 	}
 	switch {
+	case slices.Contains(errReset, errno):
+		// The connection was made, then reset: the port answered the SYN.
+		return Open, "syn-ack", true
 	case slices.Contains(errRefused, errno):
 		return Closed, "conn-refused", true
 	case slices.Contains(errUnreach, errno):

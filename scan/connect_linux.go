@@ -301,6 +301,11 @@ func classifyErrno(err error) (st State, reason string, ok bool) {
 	switch err {
 	case nil:
 		return Open, "syn-ack", true
+	case unix.ECONNRESET:
+		// A RST answering the SYN is ECONNREFUSED; a reset is what a
+		// connection already made gets: the port answered the SYN (a
+		// server that accepts and drops at once, a forwarder refusing).
+		return Open, "syn-ack", true
 	case unix.ECONNREFUSED:
 		return Closed, "conn-refused", true
 	case unix.EHOSTUNREACH, unix.ENETUNREACH:

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portkit/portkit/internal/silentport"
 )
 
@@ -49,4 +51,29 @@ func countFDs(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// What each outcome of a connect says of the port; a reset of a
+// connection already made is an open port, not an error that stops the
+// scan (it used to end a scan of a forwarder that refused by reset).
+func TestClassifyErrno(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		state  State
+		reason string
+		ok     bool
+	}{
+		{nil, Open, "syn-ack", true},
+		{unix.ECONNRESET, Open, "syn-ack", true},
+		{unix.ECONNREFUSED, Closed, "conn-refused", true},
+		{unix.EHOSTUNREACH, Filtered, "host-unreach", true},
+		{unix.ENETUNREACH, Filtered, "host-unreach", true},
+		{unix.EPERM, Filtered, "admin-prohibited", true},
+		{unix.ETIMEDOUT, 0, "", false},
+	} {
+		st, reason, ok := classifyErrno(tt.err)
+		if st != tt.state || reason != tt.reason || ok != tt.ok {
+			t.Errorf("classifyErrno(%v) = %v, %q, %v; want %v, %q, %v", tt.err, st, reason, ok, tt.state, tt.reason, tt.ok)
+		}
+	}
 }

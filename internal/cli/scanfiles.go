@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -379,6 +380,11 @@ func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets
 		if err != nil {
 			e.warnf("could not save the resume file: %v", err)
 			return &exitError{code: ExitIO}
+		}
+		if runErr != nil && !errors.Is(runErr, context.Canceled) {
+			// Stopped by its own error (said next), not by the user.
+			e.warnf("the scan stopped early; once the error below is mended, continue with: portkit scan --resume %s", path)
+			return nil
 		}
 		e.warnf("interrupted; continue with: portkit scan --resume %s", path)
 		return nil
