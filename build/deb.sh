@@ -47,7 +47,7 @@ for arch in "${arches[@]}"; do
 	install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" \
 		"$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
 		"$root/usr/share/fish/vendor_completions.d" "$root/lib/systemd/system" \
-		"$root/usr/share/doc/portkit" "$root/etc/portkit"
+		"$root/usr/share/doc/portkit" "$root/etc/portkit" "$root/usr/share/lintian/overrides"
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$root/usr/bin/portkit" ./cmd/portkit
 	chmod 0755 "$root/usr/bin/portkit"
 
@@ -64,6 +64,7 @@ for arch in "${arches[@]}"; do
 	done
 
 	cp build/debian/copyright "$root/usr/share/doc/portkit/copyright"
+	cp build/debian/lintian-overrides "$root/usr/share/lintian/overrides/portkit"
 	sed "s/@VERSION@/$version/; s/@DATE@/$(date -u -R -d "@$SOURCE_DATE_EPOCH")/" build/debian/changelog |
 		gzip -9n >"$root/usr/share/doc/portkit/changelog.gz"
 	find "$root" -path "$root/DEBIAN" -prune -o -type f -exec chmod 0644 {} + -o -type d -exec chmod 0755 {} +
