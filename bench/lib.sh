@@ -59,3 +59,13 @@ del_netns() {
 	done
 	ip netns del "$1" || { echo "${me:?}: could not delete network namespace $1" >&2; return 1; }
 }
+
+# fence_test_ranges makes the test hosts' ranges (198.18.0.0/15, 2001:2::/48)
+# unreachable from this host's own namespace, as internal/netnstest does for
+# the tests: a tool run in the wrong namespace gets "network unreachable" at
+# once and sends nothing off this machine. The routes stay.
+fence_test_ranges() {
+	local out
+	out=$(ip route add unreachable 198.18.0.0/15 2>&1) || [[ $out == *"File exists"* ]] || { echo "${me:?}: ip route add unreachable 198.18.0.0/15: $out" >&2; exit 1; }
+	out=$(ip -6 route add unreachable 2001:2::/48 2>&1) || [[ $out == *"File exists"* || $out == *"not supported"* ]] || { echo "${me:?}: ip -6 route add unreachable 2001:2::/48: $out" >&2; exit 1; }
+}

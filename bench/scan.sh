@@ -115,6 +115,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+fence_test_ranges
 ip netns add "$sns"
 ip netns add "$tns"
 ip link add "$sns" netns "$sns" type veth peer name "$tns" netns "$tns"

@@ -57,6 +57,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+fence_test_ranges
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 inns() { ip netns exec "$ns" "$@"; }

@@ -47,6 +47,7 @@ func New(t testing.TB, prefix string) Pair {
 		t.Skip("needs root: makes network namespaces")
 	}
 	testtool.Need(t, "ip")
+	fenceHost(t)
 	// Interface names have at most 15 bytes.
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, seq.Add(1))
 	p := Pair{Scanner: "pk" + prefix + "s" + id, Target: "pk" + prefix + "t" + id}
@@ -87,6 +88,32 @@ func New(t testing.TB, prefix string) Pair {
 		}
 	}
 	return p
+}
+
+// The test hosts' ranges: RFC 2544's and RFC 5180's benchmarking blocks,
+// never routed on any network.
+var testRanges = []string{"198.18.0.0/15", "2001:2::/48"}
+
+// fenceHost makes the test ranges unreachable from the host's own
+// namespace: a test that dials a test host from the wrong namespace (a
+// goroutine that left the namespace's thread, say) then gets "network
+// unreachable" at once, and no packet leaves this machine. The routes
+// stay: nothing outside a test namespace has any business in these
+// ranges. An "unreachable" route is only a fence, so one already there
+// (or a route of the host's own to these ranges) is left as it is.
+func fenceHost(t testing.TB) {
+	t.Helper()
+	for _, r := range testRanges {
+		args := []string{"route", "add", "unreachable", r}
+		if strings.Contains(r, ":") {
+			args = append([]string{"-6"}, args...)
+		}
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		// (Without IPv6 in the kernel nothing can leak by it either.)
+		if err != nil && !strings.Contains(string(out), "File exists") && !strings.Contains(string(out), "not supported") {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
 }
 
 // Run runs f on an OS thread of its own in namespace ns: what f opens
