@@ -168,7 +168,9 @@ func app(s *session, rep *httpReply, r *Result) {
 		return
 	case rep.header.Get("X-Consul-Default-Acl-Policy") != "" || strings.HasPrefix(rep.header.Get("Location"), "/ui/"):
 		if v := follow(s, "/v1/agent/self"); v != nil {
-			var self struct{ Config struct{ Version, Datacenter string } }
+			var self struct {
+				Config struct{ Version, Datacenter string }
+			}
 			if json.Unmarshal(v.body, &self) == nil && self.Config.Version != "" {
 				r.Service, r.Product, r.Version, r.Confidence = "consul", "Consul", self.Config.Version, 10
 				r.Evidence = "/v1/agent/self: Config.Version"

@@ -45,6 +45,11 @@ func detectors() []*detector {
 	}
 }
 
+// tlsPorts are the ports of protocols run inside TLS from the first byte
+// (IANA's https, smtps/submissions, ldaps, imaps, pop3s, ircs, amqps,
+// secure-mqtt, docker-s, the Kubernetes API, and the usual alternates).
+var tlsPorts = []uint16{443, 465, 636, 853, 993, 995, 2376, 5061, 5671, 6443, 6697, 8443, 8883, 9443}
+
 // run is the pipeline over one port.
 func (t *target) run(ctx context.Context) Result {
 	all := detectors()
@@ -62,6 +67,17 @@ func (t *target) run(ctx context.Context) Result {
 		return 0
 	})
 	t.tried = map[string]bool{}
+
+	// 0. A port where TLS is the rule: the handshake first, since a
+	// plain request there draws only an error.
+	if slices.Contains(tlsPorts, port) {
+		if r, ok := t.tlsStep(ctx, all); ok {
+			return r
+		}
+		if t.dialErr != nil {
+			return t.unreachable()
+		}
+	}
 
 	// 1. The port's client-first detector, when the port has one.
 	for _, d := range all {

@@ -87,6 +87,11 @@ var (
 
 func parse220(b []byte) (Result, bool) {
 	line := firstLine(b)
+	if strings.HasPrefix(line, "500 OOPS: ") {
+		// vsftpd's own form of a fatal error, sent in place of its
+		// greeting when its configuration refuses every session.
+		return Result{Service: "ftp", Product: "vsftpd", Confidence: 8, Evidence: quote(line)}, true
+	}
 	if !strings.HasPrefix(line, "220") || (len(line) > 3 && line[3] != ' ' && line[3] != '-') {
 		return Result{}, false
 	}

@@ -90,8 +90,10 @@ func certInfo(c *x509.Certificate, now time.Time) *Certificate {
 	for _, u := range c.URIs {
 		ci.SANs = append(ci.SANs, u.String())
 	}
-	// Self-signed: issued by its own subject and verified by its own key.
-	ci.SelfSigned = bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+	// Self-signed: issued by its own subject and signed by its own key
+	// (CheckSignatureFrom would also want it marked a CA, which a server's
+	// self-made certificate often is not).
+	ci.SelfSigned = bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 	switch k := c.PublicKey.(type) {
 	case *rsa.PublicKey:
 		ci.KeyType, ci.KeyBits = "RSA", k.N.BitLen()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,33 +27,28 @@ type udpProbe struct {
 }
 
 func (id *Identifier) udpProbes(port uint16) []udpProbe {
-	dns := udpProbe{"dns", dnsVersionQuery, parseDNSVersion, nil}
-	ntp := udpProbe{"ntp", scan.UDPPayload(123), parseNTP, ntpVersion}
-	list := []udpProbe{}
-	switch port {
-	case 53:
-		list = append(list, dns)
-	case 123:
-		list = append(list, ntp)
-	case 161:
-		if id.SNMP {
-			list = append(list, udpProbe{"snmp", scan.UDPPayload(161), parseSNMP, nil})
-		}
-	case 11211:
-		list = append(list, udpProbe{"memcached", scan.UDPPayload(11211), parseMemcachedUDP, nil})
-	case 3478:
-		list = append(list, udpProbe{"stun", scan.UDPPayload(3478), parseSTUN, nil})
-	case 5060:
-		list = append(list, udpProbe{"sip", scan.UDPPayload(5060), func(b []byte) (Result, bool) { return textReply(b, "SIP/2.0 ", "sip") }, nil})
+	all := []udpProbe{
+		{"dns", dnsVersionQuery, parseDNSVersion, nil},
+		{"ntp", scan.UDPPayload(123), parseNTP, ntpVersion},
+		{"memcached", scan.UDPPayload(11211), parseMemcachedUDP, nil},
+		{"stun", scan.UDPPayload(3478), parseSTUN, nil},
+		{"sip", scan.UDPPayload(5060), func(b []byte) (Result, bool) { return textReply(b, "SIP/2.0 ", "sip") }, nil},
 	}
-	// A port with no protocol of its own, or whose own was silent: the
-	// protocols most often moved to other ports.
-	for _, p := range []udpProbe{dns, ntp} {
-		if p.name != "" && (len(list) == 0 || list[0].name != p.name) {
-			list = append(list, p)
-		}
+	if id.SNMP {
+		all = append(all, udpProbe{"snmp", scan.UDPPayload(161), parseSNMP, nil})
 	}
-	return list
+	own := map[uint16]string{53: "dns", 123: "ntp", 11211: "memcached", 3478: "stun", 5060: "sip", 161: "snmp"}[port]
+	// The port's own protocol first, then the others in order.
+	slices.SortStableFunc(all, func(a, b udpProbe) int {
+		switch {
+		case a.name == own && b.name != own:
+			return -1
+		case b.name == own && a.name != own:
+			return 1
+		}
+		return 0
+	})
+	return all
 }
 
 // UDP identifies the service on the UDP port addr.
