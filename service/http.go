@@ -150,7 +150,7 @@ func app(s *session, rep *httpReply, r *Result) {
 		return
 	case strings.HasPrefix(rep.header.Get("Server"), "Docker/") || rep.header.Get("Api-Version") != "" && rep.header.Get("Docker-Experimental") != "":
 		r.Service, r.Product, r.Confidence = "docker", "Docker Engine API", 10
-		r.Version = strings.TrimPrefix(strings.Fields(rep.header.Get("Server") + " ")[0], "Docker/")
+		r.Version = strings.TrimPrefix(firstField(rep.header.Get("Server")), "Docker/")
 		r.Info = "API " + rep.header.Get("Api-Version")
 		r.Evidence = "Server: " + quote(rep.header.Get("Server"))
 		return

@@ -237,8 +237,7 @@ func textReply(b []byte, prefix, service string) (Result, bool) {
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(strings.TrimRight(l, "\r"), ":")
 		if ok && (strings.EqualFold(k, "Server") || strings.EqualFold(k, "User-Agent")) {
-			p, ver, _ := strings.Cut(strings.TrimSpace(v), "/")
-			r.Product, r.Version = p, strings.Fields(ver + " ")[0]
+			r.Product, r.Version = splitProduct(strings.TrimSpace(v))
 			r.Confidence = 10
 			r.Evidence += "; " + k + ": " + quote(strings.TrimSpace(v))
 			break
@@ -271,11 +270,40 @@ func parseSTUN(b []byte) (Result, bool) {
 			break
 		}
 		if typ == 0x8022 {
-			sw := string(attrs[4 : 4+n])
-			r.Product, r.Version, _ = strings.Cut(sw, " ")
+			sw := strings.TrimRight(string(attrs[4:4+n]), "\x00")
+			r.Product, r.Version = splitProduct(sw)
 			r.Evidence += "; SOFTWARE " + quote(sw)
 		}
 		attrs = attrs[min(len(attrs), 4+(n+3)&^3):]
 	}
 	return r, true
+}
+
+// splitProduct reads a product and its version from a software string:
+// "name/1.2 (comment)", "Name Words 1.2", "name-1.2 extra".
+func splitProduct(s string) (product, version string) {
+	if p, v, ok := strings.Cut(s, "/"); ok {
+		return p, firstField(v)
+	}
+	f := strings.Fields(s)
+	if len(f) > 1 && startsDigit(f[len(f)-1]) {
+		return strings.Join(f[:len(f)-1], " "), f[len(f)-1]
+	}
+	if len(f) > 0 {
+		if i := strings.LastIndex(f[0], "-"); i > 0 && startsDigit(f[0][i+1:]) {
+			return f[0][:i], f[0][i+1:]
+		}
+	}
+	return s, ""
+}
+
+func startsDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
+
+// firstField is s's first space-separated word, or "".
+func firstField(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
