@@ -7,6 +7,7 @@ import (
 
 	"github.com/portkit/portkit/internal/output"
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // tableWriter writes a table for people at End: the shown ports of each
@@ -38,7 +39,11 @@ func (t *tableWriter) End(Summary) error {
 	if len(list) == 0 {
 		return nil
 	}
-	tb := t.p.Table("HOST", "PORT", "STATE", "SERVICE")
+	header := []string{"HOST", "PORT", "STATE", "SERVICE"}
+	if t.opts.Service {
+		header = append(header, "VERSION", "TLS")
+	}
+	tb := t.p.Table(header...)
 	for _, h := range list {
 		addr := output.Cell{Text: h.addr.String()}
 		for _, r := range h.ports {
@@ -46,10 +51,19 @@ func (t *tableWriter) End(Summary) error {
 			if int(r.State) < len(stateStyle) {
 				state = stateStyle[r.State]
 			}
-			tb.StyledRow(addr,
+			name, svc := t.service(&r)
+			row := []output.Cell{addr,
 				output.Cell{Text: strconv.Itoa(int(r.Port)) + "/" + r.Proto.String()},
 				output.Cell{Text: r.State.String(), Style: state},
-				output.Cell{Text: cmp.Or(t.names.name(r.Port, r.Proto), "unknown")})
+				output.Cell{Text: cmp.Or(name, "unknown")}}
+			if t.opts.Service {
+				var version, tls string
+				if svc != nil {
+					version, tls = versionText(svc), tlsText(svc.TLS)
+				}
+				row = append(row, output.Cell{Text: version}, output.Cell{Text: tls})
+			}
+			tb.StyledRow(row...)
 			addr.Style = output.Dim
 		}
 	}
@@ -58,3 +72,31 @@ func (t *tableWriter) End(Summary) error {
 
 // Flush does nothing: the table is written at End.
 func (t *tableWriter) Flush() error { return nil }
+
+// versionText is the product, version and what else the protocol said,
+// or the first bytes of a port nothing recognised.
+func versionText(s *service.Result) string {
+	if s.Banner != "" {
+		return "banner " + s.Banner
+	}
+	return s.String()
+}
+
+// tlsText is a TLS session in a cell: the version, the certificate's
+// subject and days left.
+func tlsText(t *service.TLSInfo) string {
+	if t == nil {
+		return ""
+	}
+	s := t.Version
+	if t.StartTLS != "" {
+		s += " (STARTTLS)"
+	}
+	if c := t.Cert; c != nil {
+		s += " " + c.Subject + " " + strconv.Itoa(c.DaysLeft) + "d"
+		if c.SelfSigned {
+			s += " self-signed"
+		}
+	}
+	return s
+}
