@@ -121,6 +121,7 @@ func TestScripts(t *testing.T) {
 			"prefork":      cmdPrefork,
 			"serve-range":  cmdServeRange,
 			"listen-on":    cmdListenOn,
+			"serve-banner": cmdServeBanner,
 		},
 		Condition: func(cond string) (bool, error) {
 			if port, ok := strings.CutPrefix(cond, "port-free:"); ok {

@@ -45,6 +45,7 @@ type scanFlags struct {
 	format, out                  string
 	open                         bool
 	noProgress                   bool
+	service                      serviceFlags
 }
 
 func newScan(e *env) *cobra.Command {
@@ -118,6 +119,7 @@ file), 130 when interrupted (the resume file written).`,
 	fl.StringVar(&f.out, "out", "", "write results to `FILE` instead of stdout")
 	fl.BoolVar(&f.open, "open", false, "show open ports only (the table's default)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress line on stderr")
+	f.service.add(fl)
 	return cmd
 }
 
@@ -130,6 +132,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		return &exitError{code: ExitUsage, err: errors.New("scan: give a TARGET, -i FILE or --resume FILE")}
 	}
 	if err := checkScanFlags(cmd.Flags(), f); err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if err := f.service.check(cmd.Flags()); err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
 
@@ -180,9 +185,12 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if files.replayOnly { // the scan had completed; its output is now whole
 		return files.finish(e, cmd, nil, targets, ports, scan.Stats{}, nil, nil)
 	}
-	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv})
+	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv, Service: f.service.on})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("-o: %w", err)}
+	}
+	if w, err = f.service.wrap(ctx, w, f.rate); err != nil {
+		return err
 	}
 	start := time.Now()
 	info := report.ScanInfo{Start: start, Args: append([]string{"portkit", "scan"}, os.Args[min(2, len(os.Args)):]...),

@@ -114,5 +114,3 @@ func TestServiceXMLValidates(t *testing.T) {
 		t.Errorf("xmllint: %v\n%s\n%s", err, msg, out)
 	}
 }
-
-
