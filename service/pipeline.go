@@ -53,6 +53,7 @@ var tlsPorts = []uint16{443, 465, 636, 853, 993, 995, 2376, 5061, 5671, 6443, 66
 // run is the pipeline over one port.
 func (t *target) run(ctx context.Context) Result {
 	all := detectors()
+	t.all = all
 	port := t.addr.Port()
 	hinted := func(d *detector) bool { return slices.Contains(d.ports, port) }
 	// The port's own detectors go first, in both lists.
@@ -154,7 +155,7 @@ func (t *target) try(ctx context.Context, d *detector, useTLS bool, alpn []strin
 	r, ok := d.probe(s)
 	if !ok {
 		t.remember(s.buf)
-		return Result{}, false
+		return t.lateBanner(ctx, s.buf, useTLS)
 	}
 	if r.TLS == nil {
 		r.TLS = s.tls
@@ -197,6 +198,41 @@ func (t *target) bannerStep(ctx context.Context, all []*detector, useTLS bool, s
 	r := t.unknown(ctx)
 	r.TLS = s.tls
 	return r, false, true
+}
+
+// lateBanner recognises, in what a client-first probe drew, the greeting
+// of a server that speaks first but was slower than the banner wait (a
+// mail server looking the client up, a daemon still starting its
+// workers). The greeting is then waited for on a new session for as long
+// as the port's budget allows, so that what follows it (a version
+// command, STARTTLS) runs on a clean session.
+func (t *target) lateBanner(ctx context.Context, b []byte, useTLS bool) (Result, bool) {
+	if t.late || len(b) == 0 {
+		return Result{}, false
+	}
+	var match *detector
+	for _, d := range t.all {
+		if d.banner != nil {
+			if _, ok := d.banner(b); ok {
+				match = d
+				break
+			}
+		}
+	}
+	if match == nil {
+		return Result{}, false
+	}
+	t.late = true
+	wait := t.replyWait()
+	if dl, ok := ctx.Deadline(); ok {
+		wait = max(wait, time.Until(dl))
+	}
+	if r, ok, _ := t.bannerStep(ctx, t.all, useTLS, nil, wait); ok {
+		return r, true
+	}
+	r, _ := match.banner(b)
+	r.Evidence += " (greeting seen late, in reply to another protocol's probe)"
+	return r, true
 }
 
 // remember keeps the first unrecognised bytes a probe drew.

@@ -56,7 +56,7 @@ const odd = 47123
 func TestRealServers(t *testing.T) {
 	pair := netnstest.New(t, "svc")
 	certs := makeCert(t, t.TempDir())
-	for _, s := range realServers() {
+	for _, s := range append(realServers(), moreServers()...) {
 		t.Run(s.name, func(t *testing.T) {
 			testtool.NeedFile(t, s.binary, s.pkg)
 			want := ""
@@ -269,6 +269,94 @@ func realServers() []realServer {
 				return command("/usr/bin/rsync", "--daemon", "--no-detach", "--config", cfg, "--address", target, "--port", strconv.Itoa(int(port)))
 			}},
 	}
+}
+
+// more are the servers that take longer to set up.
+func moreServers() []realServer {
+	target := netnstest.Target4.String()
+	return []realServer{
+		{name: "postgresql", binary: "/usr/lib/postgresql/15/bin/postgres", pkg: "postgresql-15", port: 5432, service: "postgresql", product: "PostgreSQL", tls: true,
+			start: func(t *testing.T, dir string, port uint16, c certFiles) *exec.Cmd {
+				os.Chmod(dir, 0o755)
+				data := filepath.Join(dir, "data")
+				asPostgres(t, "/usr/lib/postgresql/15/bin/initdb", "-D", data, "-U", "postgres", "--auth=trust")
+				cert, key := filepath.Join(data, "server.crt"), filepath.Join(data, "server.key")
+				copyFile(t, c.cert, cert)
+				copyFile(t, c.key, key)
+				asPostgres(t, "/bin/chmod", "0600", key)
+				return command("/usr/sbin/runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/postgres", "-D", data, "-k", dir,
+					"-p", strconv.Itoa(int(port)), "-c", "listen_addresses="+target, "-c", "ssl=on",
+					"-c", "ssl_cert_file="+cert, "-c", "ssl_key_file="+key)
+			}},
+		{name: "mariadb", binary: "/usr/sbin/mariadbd", pkg: "mariadb-server", port: 3306, service: "mysql", product: "MariaDB", version: true,
+			start: func(t *testing.T, dir string, port uint16, _ certFiles) *exec.Cmd {
+				data := filepath.Join(dir, "data")
+				if out, err := exec.Command("/usr/bin/mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
+					"--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
+					t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+				}
+				return command("/usr/sbin/mariadbd", "--no-defaults", "--datadir="+data, "--socket="+dir+"/mysqld.sock",
+					"--pid-file="+dir+"/mysqld.pid", "--port="+strconv.Itoa(int(port)), "--bind-address="+target, "--user=root", "--skip-log-error", "--skip-grant-tables", "--skip-name-resolve")
+			}},
+		{name: "slapd", binary: "/usr/sbin/slapd", pkg: "slapd", port: 389, service: "ldap", product: "OpenLDAP", tls: true,
+			start: func(t *testing.T, dir string, port uint16, c certFiles) *exec.Cmd {
+				cfg := write(t, filepath.Join(dir, "slapd.conf"), "include /etc/ldap/schema/core.schema\npidfile "+dir+"/slapd.pid\n"+
+					"TLSCertificateFile "+c.cert+"\nTLSCertificateKeyFile "+c.key+"\n")
+				return command("/usr/sbin/slapd", "-d", "0", "-f", cfg, "-h", fmt.Sprintf("ldap://%s:%d/", target, port))
+			}},
+		{name: "dovecot-imap", binary: "/usr/sbin/dovecot", pkg: "dovecot-imapd", port: 143, service: "imap", product: "Dovecot", tls: true,
+			start: func(t *testing.T, dir string, port uint16, c certFiles) *exec.Cmd {
+				return dovecot(t, dir, c, "imap", fmt.Sprintf("service imap-login {\n inet_listener imap {\n port = %d\n }\n inet_listener imaps {\n port = 0\n }\n}\n", port))
+			}},
+		{name: "dovecot-pop3", binary: "/usr/sbin/dovecot", pkg: "dovecot-pop3d", port: 110, service: "pop3", product: "Dovecot", tls: true,
+			start: func(t *testing.T, dir string, port uint16, c certFiles) *exec.Cmd {
+				return dovecot(t, dir, c, "pop3", fmt.Sprintf("service pop3-login {\n inet_listener pop3 {\n port = %d\n }\n inet_listener pop3s {\n port = 0\n }\n}\n", port))
+			}},
+		{name: "exim4", binary: "/usr/sbin/exim4", pkg: "exim4-daemon-light", port: 25, service: "smtp", product: "Exim", version: true,
+			start: func(t *testing.T, dir string, port uint16, _ certFiles) *exec.Cmd {
+				return command("/usr/sbin/exim4", "-bdf", "-oX", fmt.Sprintf("%s.%d", target, port), "-oP", dir+"/exim.pid")
+			}},
+		{name: "chrony", binary: "/usr/sbin/chronyd", pkg: "chrony", port: 123, service: "ntp", udp: true,
+			start: func(t *testing.T, dir string, port uint16, _ certFiles) *exec.Cmd {
+				cfg := write(t, filepath.Join(dir, "chrony.conf"), fmt.Sprintf("port %d\nallow all\nbindaddress %s\ncmdport 0\npidfile %s/chronyd.pid\nlocal stratum 10\n", port, target, dir))
+				return command("/usr/sbin/chronyd", "-d", "-x", "-u", "root", "-f", cfg)
+			}},
+		{name: "snmpd", binary: "/usr/sbin/snmpd", pkg: "snmpd", port: 161, service: "snmp", udp: true,
+			start: func(t *testing.T, dir string, port uint16, _ certFiles) *exec.Cmd {
+				cfg := write(t, filepath.Join(dir, "snmpd.conf"), "rocommunity public\nsysDescr portkit test agent\n")
+				return command("/usr/sbin/snmpd", "-f", "-Lo", "-C", "-c", cfg, "-p", dir+"/snmpd.pid", fmt.Sprintf("udp:%s:%d", target, port))
+			}},
+	}
+}
+
+func asPostgres(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("/usr/sbin/runuser", append([]string{"-u", "postgres", "--"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "postgres:postgres", to).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+}
+
+func dovecot(t *testing.T, dir string, c certFiles, proto, listener string) *exec.Cmd {
+	passwd := write(t, filepath.Join(dir, "passwd"), "")
+	cfg := write(t, filepath.Join(dir, "dovecot.conf"), "base_dir = "+dir+"/run\nstate_dir = "+dir+"/state\nlog_path = "+dir+"/dovecot.log\n"+
+		"protocols = "+proto+"\nlisten = "+netnstest.Target4.String()+"\nssl = yes\nssl_cert = <"+c.cert+"\nssl_key = <"+c.key+"\n"+
+		"passdb {\n driver = passwd-file\n args = "+passwd+"\n}\nuserdb {\n driver = passwd-file\n args = "+passwd+"\n}\n"+listener)
+	os.Chmod(dir, 0o755)
+	return command("/usr/sbin/dovecot", "-F", "-c", cfg)
 }
 
 func nginx(t *testing.T, dir, listen string) *exec.Cmd {

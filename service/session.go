@@ -23,6 +23,10 @@ type target struct {
 	tried map[string]bool
 	// dialErr is the last dial's failure.
 	dialErr error
+	// all is the detectors in the order this port tries them.
+	all []*detector
+	// late is set once a late greeting was waited for: once is enough.
+	late bool
 }
 
 // Bounds of the waits, which scale with the connection's round trip: a

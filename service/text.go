@@ -171,7 +171,7 @@ var pop3Detector = &detector{name: "pop3", ports: []uint16{110, 995},
 			return Result{}, false
 		}
 		r := Result{Service: "pop3", Confidence: 8, Evidence: quote(line)}
-		mailProduct(line, &r)
+		mailProduct(string(b), &r)
 		return r, true
 	},
 	after: func(s *session, r *Result) {
@@ -188,7 +188,8 @@ var pop3Detector = &detector{name: "pop3", ports: []uint16{110, 995},
 	}}
 
 // mailProduct names the mail servers whose greetings say who they are.
-func mailProduct(line string, r *Result) {
+func mailProduct(greeting string, r *Result) {
+	line := greeting
 	switch {
 	case strings.Contains(line, "Dovecot"):
 		r.Product, r.Confidence = "Dovecot", 10
@@ -211,7 +212,7 @@ var imapDetector = &detector{name: "imap", ports: []uint16{143, 993},
 			return Result{}, false
 		}
 		r := Result{Service: "imap", Confidence: 8, Evidence: quote(line)}
-		mailProduct(line, &r)
+		mailProduct(string(b), &r)
 		return r, true
 	},
 	after: func(s *session, r *Result) {
