@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,11 +135,14 @@ func runIn(t *testing.T, ns string, cmd *exec.Cmd, dir string) {
 		t.Fatal(err)
 	}
 	full.Stdout, full.Stderr = log, log
+	// A group of its own: the server may run under a wrapper (runuser)
+	// that forks it, and the whole group is killed at the end.
+	full.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := full.Start(); err != nil {
 		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
 	t.Cleanup(func() {
-		full.Process.Kill()
+		syscall.Kill(-full.Process.Pid, syscall.SIGKILL)
 		full.Wait()
 		log.Close()
 		if t.Failed() {
@@ -277,14 +281,19 @@ func moreServers() []realServer {
 	return []realServer{
 		{name: "postgresql", binary: "/usr/lib/postgresql/15/bin/postgres", pkg: "postgresql-15", port: 5432, service: "postgresql", product: "PostgreSQL", tls: true,
 			start: func(t *testing.T, dir string, port uint16, c certFiles) *exec.Cmd {
+				// The postgres user must reach the directory the test made.
+				os.Chmod(filepath.Dir(dir), 0o755)
 				os.Chmod(dir, 0o755)
 				data := filepath.Join(dir, "data")
+				if out, err := exec.Command("install", "-d", "-o", "postgres", "-m", "0700", data).CombinedOutput(); err != nil {
+					t.Fatalf("install -d: %v %s", err, out)
+				}
 				asPostgres(t, "/usr/lib/postgresql/15/bin/initdb", "-D", data, "-U", "postgres", "--auth=trust")
 				cert, key := filepath.Join(data, "server.crt"), filepath.Join(data, "server.key")
 				copyFile(t, c.cert, cert)
 				copyFile(t, c.key, key)
 				asPostgres(t, "/bin/chmod", "0600", key)
-				return command("/usr/sbin/runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/postgres", "-D", data, "-k", dir,
+				return command("/usr/sbin/runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/postgres", "-D", data, "-k", data,
 					"-p", strconv.Itoa(int(port)), "-c", "listen_addresses="+target, "-c", "ssl=on",
 					"-c", "ssl_cert_file="+cert, "-c", "ssl_key_file="+key)
 			}},
