@@ -106,3 +106,22 @@ func certInfo(c *x509.Certificate, now time.Time) *Certificate {
 	}
 	return ci
 }
+
+// String is the session in a few words for a table cell: the version,
+// "via STARTTLS" when upgraded, the certificate's subject and days left.
+func (t *TLSInfo) String() string {
+	if t == nil {
+		return ""
+	}
+	s := t.Version
+	if t.StartTLS != "" {
+		s += " via STARTTLS"
+	}
+	if c := t.Cert; c != nil {
+		s += " " + c.Subject + " " + strconv.Itoa(c.DaysLeft) + "d"
+		if c.SelfSigned {
+			s += " self-signed"
+		}
+	}
+	return s
+}

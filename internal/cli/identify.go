@@ -194,26 +194,7 @@ func printIdentify(e *env, rows []identifyRow) error {
 		}
 		tb.StyledRow(output.Cell{Text: r.Target}, output.Cell{Text: r.Service, Style: style},
 			output.Cell{Text: r.Product}, output.Cell{Text: r.Version},
-			output.Cell{Text: tlsSummary(r.TLS)}, output.Cell{Text: info})
+			output.Cell{Text: r.TLS.String()}, output.Cell{Text: info})
 	}
 	return tb.Flush()
-}
-
-// tlsSummary is a TLS session in a table cell: version, the certificate's
-// subject and days left, and how TLS was reached when not directly.
-func tlsSummary(t *service.TLSInfo) string {
-	if t == nil {
-		return ""
-	}
-	s := t.Version
-	if t.StartTLS != "" {
-		s += " via STARTTLS"
-	}
-	if c := t.Cert; c != nil {
-		s += " " + c.Subject + " " + strconv.Itoa(c.DaysLeft) + "d"
-		if c.SelfSigned {
-			s += " self-signed"
-		}
-	}
-	return s
 }

@@ -59,7 +59,7 @@ func (t *tableWriter) End(Summary) error {
 			if t.opts.Service {
 				var version, tls string
 				if svc != nil {
-					version, tls = versionText(svc), tlsText(svc.TLS)
+					version, tls = versionText(svc), svc.TLS.String()
 				}
 				row = append(row, output.Cell{Text: version}, output.Cell{Text: tls})
 			}
@@ -80,23 +80,4 @@ func versionText(s *service.Result) string {
 		return "banner " + s.Banner
 	}
 	return s.String()
-}
-
-// tlsText is a TLS session in a cell: the version, the certificate's
-// subject and days left.
-func tlsText(t *service.TLSInfo) string {
-	if t == nil {
-		return ""
-	}
-	s := t.Version
-	if t.StartTLS != "" {
-		s += " (STARTTLS)"
-	}
-	if c := t.Cert; c != nil {
-		s += " " + c.Subject + " " + strconv.Itoa(c.DaysLeft) + "d"
-		if c.SelfSigned {
-			s += " self-signed"
-		}
-	}
-	return s
 }
