@@ -345,6 +345,11 @@ func TestHTTPApps(t *testing.T) {
 			}
 			w.WriteHeader(http.StatusUpgradeRequired)
 		}, want{"websocket", "", "", ""}},
+		{"slow-page", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(800 * time.Millisecond) // longer than other protocols' replies are waited for
+			w.Header().Set("Server", "lighttpd/1.4.69")
+			fmt.Fprint(w, "<title>slow</title>")
+		}, want{"http", "lighttpd", "1.4.69", `title "slow"`}},
 		{"title-redirect", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Server", "Apache/2.4.57 (Debian)")
 			w.Header().Set("Location", "/login")

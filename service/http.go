@@ -10,11 +10,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // HTTP (RFC 9110, RFC 9112) and the applications recognised from their
 // own responses: Elasticsearch and OpenSearch, Docker's and Kubernetes's
 // APIs, Prometheus exporters, etcd, Consul; and WebSocket (RFC 6455).
+
+// httpWait is the least an HTTP response is waited for.
+const httpWait = 2 * time.Second
 
 var httpDetector = &detector{name: "http", ports: []uint16{80, 443, 8000, 8008, 8080, 8443, 8888, 9200, 2375, 2376, 6443, 9090, 9100, 2379, 8500},
 	probe: probeHTTP}
@@ -31,8 +35,12 @@ type httpReply struct {
 // reply is not HTTP.
 func get(s *session, path string, extra string) *httpReply {
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + hostHeader(s) + "\r\nUser-Agent: portkit\r\nAccept: */*\r\n" + extra + "Connection: close\r\n\r\n"
-	b := s.exchange([]byte(req), httpDone)
-	return parseHTTP(b)
+	if s.send([]byte(req)) != nil {
+		return nil
+	}
+	// A web application may take a while to render its page: HTTP gets
+	// longer than other protocols' replies.
+	return parseHTTP(s.read(max(s.t.replyWait(), httpWait), httpDone))
 }
 
 func hostHeader(s *session) string {

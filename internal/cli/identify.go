@@ -55,7 +55,8 @@ then the other probes, each on its own connection, each with a deadline and
 a byte cap. A port that answers but matches nothing is "unknown", with the
 first bytes it sent.
 
-HOST:PORT is an address or a name ([v6]:port for IPv6); HOST:PORT/udp asks
+HOST:PORT is an address or a name (its first address is asked, the name sent
+in TLS SNI and HTTP Host); [v6]:port for IPv6. HOST:PORT/udp asks
 the UDP service (DNS, NTP, memcached, STUN, SIP; SNMP only with --snmp,
 which sends the community "public").
 
