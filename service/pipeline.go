@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -45,6 +46,9 @@ func detectors() []*detector {
 	}
 }
 
+// probeWave is how many client-first probes run at once on one port.
+const probeWave = 4
+
 // tlsPorts are the ports of protocols run inside TLS from the first byte
 // (IANA's https, smtps/submissions, ldaps, imaps, pop3s, ircs, amqps,
 // secure-mqtt, docker-s, the Kubernetes API, and the usual alternates).
@@ -75,7 +79,7 @@ func (t *target) run(ctx context.Context) Result {
 		if r, ok := t.tlsStep(ctx, all); ok {
 			return r
 		}
-		if t.dialErr != nil {
+		if t.failed() != nil {
 			return t.unreachable()
 		}
 	}
@@ -83,10 +87,11 @@ func (t *target) run(ctx context.Context) Result {
 	// 1. The port's client-first detector, when the port has one.
 	for _, d := range all {
 		if hinted(d) && d.probe != nil && d.banner == nil {
+			t.tried[d.name] = true
 			if r, ok := t.try(ctx, d, false, nil); ok {
 				return r
 			}
-			if t.dialErr != nil {
+			if t.failed() != nil {
 				return t.unreachable()
 			}
 		}
@@ -101,30 +106,53 @@ func (t *target) run(ctx context.Context) Result {
 	if r, ok, spoke := t.bannerStep(ctx, all, false, nil, wait); ok || spoke {
 		return r
 	}
-	if t.dialErr != nil {
+	if t.failed() != nil {
 		return t.unreachable()
 	}
 	// 3. TLS, and the pipeline again inside it.
 	if r, ok := t.tlsStep(ctx, all); ok {
 		return r
 	}
-	// 4. Client-first probes, each on its own connection.
+	// 4. Client-first probes, each on its own connection, a wave of a
+	// few at once: a port that answers none costs a reply wait a wave,
+	// not one a probe. The first in order of likelihood that recognises
+	// its reply wins.
+	var left []*detector
 	for _, d := range all {
-		if d.probe == nil || d.banner != nil || t.tried[d.name] {
-			continue
+		if d.probe != nil && d.banner == nil && !t.tried[d.name] {
+			left = append(left, d)
+			t.tried[d.name] = true
 		}
-		if r, ok := t.try(ctx, d, false, nil); ok {
-			return r
+	}
+	for len(left) > 0 && ctx.Err() == nil && t.failed() == nil {
+		wave := left[:min(probeWave, len(left))]
+		left = left[len(wave):]
+		type answer struct {
+			r  Result
+			ok bool
 		}
-		if ctx.Err() != nil || t.dialErr != nil {
-			break
+		answers := make([]answer, len(wave))
+		var wg sync.WaitGroup
+		for i, d := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, ok := t.try(ctx, d, false, nil)
+				answers[i] = answer{r, ok}
+			}()
+		}
+		wg.Wait()
+		for _, a := range answers {
+			if a.ok {
+				return a.r
+			}
 		}
 	}
 	return t.unknown(ctx)
 }
 
 func (t *target) unreachable() Result {
-	return Result{Service: Unknown, Evidence: "connect failed: " + plainErr(t.dialErr)}
+	return Result{Service: Unknown, Evidence: "connect failed: " + plainErr(t.failed())}
 }
 
 // unknown is the result of a port nothing recognised.
@@ -139,14 +167,14 @@ func (t *target) unknown(ctx context.Context) Result {
 	default:
 		r.Evidence = "no reply to any probe"
 	}
+	if err := t.failed(); err != nil {
+		r.Evidence += "; a connect failed: " + plainErr(err)
+	}
 	return r
 }
 
 // try runs d's probe on a new session, plain or TLS.
 func (t *target) try(ctx context.Context, d *detector, useTLS bool, alpn []string) (Result, bool) {
-	if !useTLS {
-		t.tried[d.name] = true
-	}
 	s, err := t.open(ctx, useTLS, alpn)
 	if err != nil {
 		return Result{}, false
@@ -207,7 +235,7 @@ func (t *target) bannerStep(ctx context.Context, all []*detector, useTLS bool, s
 // as the port's budget allows, so that what follows it (a version
 // command, STARTTLS) runs on a clean session.
 func (t *target) lateBanner(ctx context.Context, b []byte, useTLS bool) (Result, bool) {
-	if t.late || len(b) == 0 {
+	if len(b) == 0 {
 		return Result{}, false
 	}
 	var match *detector
@@ -222,7 +250,15 @@ func (t *target) lateBanner(ctx context.Context, b []byte, useTLS bool) (Result,
 	if match == nil {
 		return Result{}, false
 	}
+	t.mu.Lock()
+	again := !t.late
 	t.late = true
+	t.mu.Unlock()
+	if !again {
+		r, _ := match.banner(b)
+		r.Evidence += " (greeting seen late, in reply to another protocol's probe)"
+		return r, true
+	}
 	wait := t.replyWait()
 	if dl, ok := ctx.Deadline(); ok {
 		wait = max(wait, time.Until(dl))
@@ -237,6 +273,8 @@ func (t *target) lateBanner(ctx context.Context, b []byte, useTLS bool) (Result,
 
 // remember keeps the first unrecognised bytes a probe drew.
 func (t *target) remember(b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.first) == 0 && len(b) > 0 {
 		t.first = append([]byte(nil), b[:min(len(b), 256)]...)
 	}

@@ -75,7 +75,8 @@ func TestRealServers(t *testing.T) {
 						if !s.udp {
 							waitOpen(t, addr)
 						}
-						id := service.Identifier{Options: service.Options{Timeout: 10 * time.Second, SNMP: true, ServerName: s.name}}
+						id := service.Identifier{Options: service.Options{Timeout: 10 * time.Second, SNMP: true, ServerName: s.name,
+							Dial: nsDialer(t, pair.Scanner)}}
 						if s.udp {
 							// A UDP server has no handshake to wait for: it is
 							// asked until it answers.
@@ -105,6 +106,25 @@ func TestRealServers(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// nsDialer dials from namespace ns whichever goroutine asks: the
+// identification runs probes on goroutines of its own, whose threads are
+// in the test binary's namespace, from which the test's addresses must
+// never be dialled.
+func nsDialer(t *testing.T, ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var (
+			c   net.Conn
+			err error
+		)
+		netnstest.Run(t, ns, func() error {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return nil
+		})
+		return c, err
 	}
 }
 

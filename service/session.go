@@ -6,12 +6,16 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
 // target is one port being identified: its address, the waits learnt
 // from the first connection's round trip, and what the probes drew.
 type target struct {
+	// mu guards what the probes of one wave, which run at once, write:
+	// rtt, first, dialErr, late.
+	mu   sync.Mutex
 	opts *Options
 	addr netip.AddrPort
 	host string // SNI and Host
@@ -44,14 +48,32 @@ const (
 func clampDur(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }
 
 // bannerWait is how long a silent peer is given to speak first.
-func (t *target) bannerWait() time.Duration { return clampDur(8*t.rtt, minBannerWait, maxBannerWait) }
+func (t *target) bannerWait() time.Duration {
+	return clampDur(8*t.roundTrip(), minBannerWait, maxBannerWait)
+}
+
+// roundTrip is the first connection's connect time.
+func (t *target) roundTrip() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rtt
+}
+
+// failed returns the last dial's error.
+func (t *target) failed() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dialErr
+}
 
 // replyWait is how long a reply to a request is waited for.
-func (t *target) replyWait() time.Duration { return clampDur(10*t.rtt, minReplyWait, maxReplyWait) }
+func (t *target) replyWait() time.Duration {
+	return clampDur(10*t.roundTrip(), minReplyWait, maxReplyWait)
+}
 
 // quiet is how long more bytes are waited for once some came and the
 // protocol gives no length: the rest of a multi-line banner.
-func (t *target) quiet() time.Duration { return clampDur(3*t.rtt, minQuiet, maxQuiet) }
+func (t *target) quiet() time.Duration { return clampDur(3*t.roundTrip(), minQuiet, maxQuiet) }
 
 // session is one connection of one probe, plain or TLS.
 type session struct {
@@ -77,13 +99,16 @@ func (t *target) open(ctx context.Context, useTLS bool, alpn []string) (*session
 	}
 	start := time.Now()
 	c, err := dial(ctx, "tcp", t.addr.String())
+	t.mu.Lock()
 	if err != nil {
 		t.dialErr = err
+		t.mu.Unlock()
 		return nil, &Error{Op: "dial", Addr: t.addr.String(), Err: err}
 	}
 	if t.rtt == 0 {
 		t.rtt = time.Since(start)
 	}
+	t.mu.Unlock()
 	s := &session{t: t, c: c, ctx: ctx}
 	// Cancelling the context (the port's deadline, an interrupt) ends any
 	// read or handshake at once.
