@@ -128,6 +128,7 @@ func TestScripts(t *testing.T) {
 			"prefork":      cmdPrefork,
 			"serve-range":  cmdServeRange,
 			"listen-on":    cmdListenOn,
+			"serve-banner": cmdServeBanner,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {

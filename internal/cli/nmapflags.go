@@ -27,7 +27,7 @@ import (
 //
 // -T4, -p-, -v, -6, --min-rate, --max-rate, --exclude, --open and
 // --host-timeout are portkit's own flags already. An nmap option portkit
-// lacks (-sV, -O, -A, --script, …) becomes the hidden flag
+// lacks (-sX, -O, -A, --script, …) becomes the hidden flag
 // --nmap-unsupported, which the command refuses with "portkit does not
 // support -sV yet" rather than pflag's "unknown shorthand flag" or a bad
 // target made of the option's value.
@@ -217,8 +217,9 @@ func nmapValue(opt, v string) []string {
 	return []string{"--save=" + format + "=" + v}
 }
 
-// nmapScanTypes reads -sS, -sT, -sU and their groups (-sSU) into portkit's
-// engine flags. Any other scan type is refused as not supported.
+// nmapScanTypes reads -sS, -sT, -sU, -sV and their groups (-sSUV) into
+// portkit's engine flags and --service. Any other scan type is refused as
+// not supported.
 func nmapScanTypes(a string) ([]string, bool) {
 	if !strings.HasPrefix(a, "-s") || len(a) < 3 {
 		return nil, false
@@ -232,6 +233,8 @@ func nmapScanTypes(a string) ([]string, bool) {
 			out = append(out, "--connect")
 		case 'U':
 			out = append(out, "--udp")
+		case 'V':
+			out = append(out, "--service")
 		default:
 			return []string{"--" + unsupportedFlag + "=-s" + string(c)}, true
 		}

@@ -35,8 +35,8 @@ func TestNmapArgs(t *testing.T) {
 		// Root's flags before the command.
 		{"--json scan -sT x", "--json scan --connect x"},
 		// What portkit lacks.
-		{"scan -sV x", "scan " + u + "-sV x"},
-		{"scan -sSV x", "scan " + u + "-sV x"},
+		{"scan -sV x", "scan --service x"},
+		{"scan -sSV x", "scan --syn --service x"},
 		{"scan -O -A -PS22 x", "scan " + u + "-O " + u + "-A " + u + "-PS22 x"},
 		{"scan --script vuln x", "scan " + u + "--script vuln x"},
 		{"scan --script=vuln x", "scan " + u + "--script x"},

@@ -51,6 +51,7 @@ type scanFlags struct {
 	verbose                      int
 	save                         []string
 	unsupported                  []string // nmap options portkit lacks (nmapArgs)
+	service                      serviceFlags
 }
 
 func newScan(e *env) *cobra.Command {
@@ -102,15 +103,15 @@ default). --out FILE writes there instead.
 -v says the rates and timeouts, each open port as found, and the pace.
 
 nmap's options work as nmap users expect: -sS (--syn), -sT (--connect),
--sU (--udp), -oX FILE, -oG FILE, -oN FILE (--save xml|grep|table=FILE;
+-sU (--udp), -sV (--service), -oX FILE, -oG FILE, -oN FILE (--save xml|grep|table=FILE;
 -oX - is XML on stdout), -oA BASE (BASE.xml, BASE.gnmap, BASE.nmap),
 -iL FILE (-i), -F (--top 100), --top-ports N (--top), -T4, -p-, -v,
 --min-rate, --max-rate, --max-retries, --initial-rtt-timeout,
 --max-rtt-timeout, --excludefile. -Pn and -n are accepted and change
 nothing: portkit sends no ping before scanning (every target is scanned;
 a host is up when it answers a probe) and looks up no names of the
-addresses it scans. Other nmap options (-sV, -O, -A, --script, …) are
-refused: "portkit does not support -sV yet", exit 2.
+addresses it scans. Other nmap options (-sX, -O, -A, --script, …) are
+refused: "portkit does not support -sX yet", exit 2.
 
 Contradictions are refused, naming both flags: --syn with --connect,
 --json with another -o, --rate with --max-rate, a --min-rate above the
@@ -182,6 +183,7 @@ interrupted (the resume file written).`,
 	fl.CountVarP(&f.verbose, "verbose", "v", "say more on stderr: the rates and timeouts used, each open port as found, the pace reached")
 	fl.StringArrayVar(&f.unsupported, unsupportedFlag, nil, "")
 	fl.MarkHidden(unsupportedFlag)
+	f.service.add(fl)
 	return cmd
 }
 
@@ -194,6 +196,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		return &exitError{code: ExitUsage, err: errors.New("scan: give a TARGET, -i FILE or --resume FILE")}
 	}
 	if err := checkScanFlags(cmd.Flags(), f); err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if err := f.service.check(cmd.Flags()); err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
 
@@ -245,7 +250,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	if files.replayOnly { // the scan had completed; its output is now whole
 		return files.finish(e, cmd, nil, targets, ports, scan.Stats{}, nil, nil)
 	}
-	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv})
+	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv, Service: f.service.on})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("-o: %w", err)}
 	}
@@ -256,6 +261,9 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	defer saved.discard()
 	if len(saved) > 0 {
 		w = teeReport(append([]report.Writer{w}, saved.writers()...))
+	}
+	if w, err = f.service.wrap(ctx, w, s.Rate); err != nil {
+		return err
 	}
 	start := time.Now()
 	info := report.ScanInfo{Start: start, Args: append([]string{"portkit", "scan"}, os.Args[min(2, len(os.Args)):]...),

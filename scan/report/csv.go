@@ -4,8 +4,11 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // csvWriter writes a header and one row per result through a live buffer,
@@ -29,18 +32,42 @@ func (c *csvWriter) Begin(info ScanInfo) error {
 	if info.Continued {
 		return nil
 	}
-	return c.write("ip", "port", "protocol", "state", "service", "rtt_us", "reason")
+	head := []string{"ip", "port", "protocol", "state", "service", "rtt_us", "reason"}
+	if c.opts.Service {
+		head = append(head, "product", "version", "info", "tls_version", "tls_subject", "tls_not_after", "confidence", "cpe", "banner")
+	}
+	return c.write(head...)
 }
 
-func (c *csvWriter) Result(r scan.Result) error {
+func (c *csvWriter) Result(r scan.Result) error { return c.ResultService(r, nil) }
+
+func (c *csvWriter) ResultService(r scan.Result, svc *service.Result) error {
 	if err := c.live.Err(); err != nil {
 		return err // stop the scan at once, even on results not shown
 	}
 	if !c.opts.shown(&r) {
 		return nil
 	}
-	return c.write(r.IP.String(), strconv.Itoa(int(r.Port)), r.Proto.String(), r.State.String(),
-		c.names.name(r.Port, r.Proto), strconv.FormatInt(r.RTT.Microseconds(), 10), r.Reason)
+	name := c.names.name(r.Port, r.Proto)
+	if svc != nil {
+		name = svc.Service
+	}
+	row := []string{r.IP.String(), strconv.Itoa(int(r.Port)), r.Proto.String(), r.State.String(),
+		name, strconv.FormatInt(r.RTT.Microseconds(), 10), r.Reason}
+	if c.opts.Service {
+		more := make([]string, 9)
+		if svc != nil {
+			more = []string{svc.Product, svc.Version, svc.Info, "", "", "", strconv.Itoa(svc.Confidence), strings.Join(svc.CPE, " "), svc.Banner}
+			if t := svc.TLS; t != nil {
+				more[3] = t.Version
+				if t.Cert != nil {
+					more[4], more[5] = t.Cert.Subject, t.Cert.NotAfter.Format(time.RFC3339)
+				}
+			}
+		}
+		row = append(row, more...)
+	}
+	return c.write(row...)
 }
 
 func (c *csvWriter) End(Summary) error { return c.live.Flush() }

@@ -49,8 +49,13 @@ func (g *grepWriter) End(s Summary) error {
 				b.WriteString(", ")
 			}
 			// port/state/protocol/owner/service/rpc info/version/
+			name, svc := g.service(&r)
+			version := ""
+			if svc != nil {
+				version = versionText(svc)
+			}
 			b.WriteString(strconv.Itoa(int(r.Port)) + "/" + r.State.String() + "/" + r.Proto.String() +
-				"//" + grepField.Replace(g.names.name(r.Port, r.Proto)) + "///")
+				"//" + grepField.Replace(name) + "//" + grepField.Replace(version) + "/")
 		}
 		b.WriteByte('\n')
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // grouped is the Sink of the formats that list ports per host: it keeps
@@ -14,17 +15,37 @@ type grouped struct {
 	opts  Options
 	names namer
 	hosts hosts
+	// svc is what service detection found, by port; only identified
+	// ports are in it.
+	svc map[scan.Probe]*service.Result
 }
 
 func newGrouped(opts Options) grouped {
 	return grouped{opts: opts, names: namer{reg: opts.Registry}, hosts: hosts{}}
 }
 
-func (g *grouped) Result(r scan.Result) error {
+func (g *grouped) Result(r scan.Result) error { return g.ResultService(r, nil) }
+
+func (g *grouped) ResultService(r scan.Result, svc *service.Result) error {
 	if g.opts.shown(&r) {
 		g.hosts.add(r)
+		if svc != nil {
+			if g.svc == nil {
+				g.svc = map[scan.Probe]*service.Result{}
+			}
+			g.svc[r.Probe] = svc
+		}
 	}
 	return nil
+}
+
+// service returns the service name of r: the one identified, or the
+// registry's.
+func (g *grouped) service(r *scan.Result) (string, *service.Result) {
+	if s := g.svc[r.Probe]; s != nil {
+		return s.Service, s
+	}
+	return g.names.name(r.Port, r.Proto), nil
 }
 
 // host is one address's shown results, kept until End.

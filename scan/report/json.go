@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // jsonWriter writes one document, {"scan": …, "results": […], "summary": …}.
@@ -76,11 +77,13 @@ func (j *jsonWriter) Begin(info ScanInfo) error {
 	return err
 }
 
-func (j *jsonWriter) Result(r scan.Result) error {
+func (j *jsonWriter) Result(r scan.Result) error { return j.ResultService(r, nil) }
+
+func (j *jsonWriter) ResultService(r scan.Result, svc *service.Result) error {
 	if !j.opts.shown(&r) {
 		return nil
 	}
-	if err := j.encode(&r); err != nil {
+	if err := j.encodeService(&r, svc); err != nil {
 		return err
 	}
 	if j.n > 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // record is one result as the JSON formats write it.
@@ -46,7 +47,24 @@ func newEncoder(opts Options) *encoder {
 // bytes encoding/json makes of a record (the tests hold them to it), built
 // by hand, as a scan of every port makes tens of thousands of them and
 // reflection was most of the cost of each.
-func (e *encoder) encode(r *scan.Result) error {
+func (e *encoder) encode(r *scan.Result) error { return e.encodeService(r, nil) }
+
+// serviceFields are an identified port's fields beyond "service", in the
+// JSON formats.
+type serviceFields struct {
+	Product    string           `json:"product,omitempty"`
+	Version    string           `json:"version,omitempty"`
+	Info       string           `json:"info,omitempty"`
+	TLS        *service.TLSInfo `json:"tls,omitempty"`
+	Confidence int              `json:"confidence"`
+	Evidence   string           `json:"evidence"`
+	CPE        []string         `json:"cpe,omitempty"`
+	Banner     string           `json:"banner,omitempty"`
+}
+
+// encodeService is encode with what service detection found on the port:
+// "service" is the name identified, and its fields follow the others.
+func (e *encoder) encodeService(r *scan.Result, svc *service.Result) error {
 	e.buf.Reset()
 	b := e.buf.AvailableBuffer()
 	b = append(b, `{"ip":`...)
@@ -64,7 +82,11 @@ func (e *encoder) encode(r *scan.Result) error {
 	b = append(b, `","state":"`...)
 	b = append(b, r.State.String()...)
 	b = append(b, `","service":`...)
-	b = e.appendString(b, e.names.name(r.Port, r.Proto))
+	if svc != nil {
+		b = e.appendString(b, svc.Service)
+	} else {
+		b = e.appendString(b, e.names.name(r.Port, r.Proto))
+	}
 	b = append(b, `,"rtt_us":`...)
 	b = strconv.AppendInt(b, r.RTT.Microseconds(), 10)
 	b = append(b, `,"reason":`...)
@@ -72,6 +94,15 @@ func (e *encoder) encode(r *scan.Result) error {
 	if r.TTL != 0 {
 		b = append(b, `,"ttl":`...)
 		b = strconv.AppendUint(b, uint64(r.TTL), 10)
+	}
+	if svc != nil {
+		more, err := json.Marshal(serviceFields{Product: svc.Product, Version: svc.Version, Info: svc.Info, TLS: svc.TLS,
+			Confidence: svc.Confidence, Evidence: svc.Evidence, CPE: svc.CPE, Banner: svc.Banner})
+		if err != nil {
+			return err
+		}
+		b = append(b, ',')
+		b = append(b, more[1:len(more)-1]...)
 	}
 	b = append(b, "}\n"...)
 	_, err := e.buf.Write(b)
@@ -160,14 +191,16 @@ func (j *jsonlWriter) Begin(info ScanInfo) error {
 	return j.line(h)
 }
 
-func (j *jsonlWriter) Result(r scan.Result) error {
+func (j *jsonlWriter) Result(r scan.Result) error { return j.ResultService(r, nil) }
+
+func (j *jsonlWriter) ResultService(r scan.Result, svc *service.Result) error {
 	if err := j.w.Err(); err != nil {
 		return err // stop the scan at once, even on results not shown
 	}
 	if !j.opts.shown(&r) {
 		return nil
 	}
-	if err := j.encode(&r); err != nil {
+	if err := j.encodeService(&r, svc); err != nil {
 		return err
 	}
 	_, err := j.w.Write(j.buf.Bytes())

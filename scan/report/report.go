@@ -20,6 +20,7 @@ import (
 
 	"github.com/portkit/portkit/registry"
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // Writer writes one scan's report: Begin, then Result for each result, then
@@ -33,6 +34,13 @@ type Writer interface {
 	// after a result; a caller that knows the scan is idle (the Scanner's
 	// Progress callback) calls Flush so nothing waits for the next result.
 	Flush() error
+}
+
+// ServiceWriter is implemented by every Writer New returns: it writes a
+// result with what service detection found on its port (nil: nothing
+// asked). Result(r) is ResultService(r, nil).
+type ServiceWriter interface {
+	ResultService(r scan.Result, svc *service.Result) error
 }
 
 // Unwritten is implemented by the line formats (jsonl, csv), whose output
@@ -108,6 +116,9 @@ type Options struct {
 	All bool
 	// Registry names services; nil means IANA's table alone.
 	Registry *registry.Registry
+	// Service says the scan identifies services: the table and CSV get
+	// their columns for it.
+	Service bool
 	// Getenv reads NO_COLOR and TERM for the table's colours; nil means
 	// os.Getenv.
 	Getenv func(string) string

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portkit/portkit/internal/output"
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // tableWriter writes a table for people at End: the shown ports of each
@@ -38,7 +39,11 @@ func (t *tableWriter) End(Summary) error {
 	if len(list) == 0 {
 		return nil
 	}
-	tb := t.p.Table("HOST", "PORT", "STATE", "SERVICE")
+	header := []string{"HOST", "PORT", "STATE", "SERVICE"}
+	if t.opts.Service {
+		header = append(header, "VERSION", "TLS")
+	}
+	tb := t.p.Table(header...)
 	for _, h := range list {
 		addr := output.Cell{Text: h.addr.String()}
 		for _, r := range h.ports {
@@ -46,10 +51,19 @@ func (t *tableWriter) End(Summary) error {
 			if int(r.State) < len(stateStyle) {
 				state = stateStyle[r.State]
 			}
-			tb.StyledRow(addr,
+			name, svc := t.service(&r)
+			row := []output.Cell{addr,
 				output.Cell{Text: strconv.Itoa(int(r.Port)) + "/" + r.Proto.String()},
 				output.Cell{Text: r.State.String(), Style: state},
-				output.Cell{Text: cmp.Or(t.names.name(r.Port, r.Proto), "unknown")})
+				output.Cell{Text: cmp.Or(name, "unknown")}}
+			if t.opts.Service {
+				var version, tls string
+				if svc != nil {
+					version, tls = versionText(svc), svc.TLS.String()
+				}
+				row = append(row, output.Cell{Text: version}, output.Cell{Text: tls})
+			}
+			tb.StyledRow(row...)
 			addr.Style = output.Dim
 		}
 	}
@@ -58,3 +72,12 @@ func (t *tableWriter) End(Summary) error {
 
 // Flush does nothing: the table is written at End.
 func (t *tableWriter) Flush() error { return nil }
+
+// versionText is the product, version and what else the protocol said,
+// or the first bytes of a port nothing recognised.
+func versionText(s *service.Result) string {
+	if s.Banner != "" {
+		return "banner " + s.Banner
+	}
+	return s.String()
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/portkit/portkit/scan"
+	"github.com/portkit/portkit/service"
 )
 
 // xmlWriter writes nmap's XML format (the -oX of nmap.dtd, output version
@@ -98,11 +99,44 @@ type xmlState struct {
 }
 
 // xmlService is a name from the registry: method "table" at confidence 3
-// is what nmap writes for a name it looked up rather than probed.
+// is what nmap writes for a name it looked up rather than probed; or
+// what service detection found, method "probed".
 type xmlService struct {
-	Name   string `xml:"name,attr"`
-	Method string `xml:"method,attr"`
-	Conf   int    `xml:"conf,attr"`
+	Name      string   `xml:"name,attr"`
+	Method    string   `xml:"method,attr"`
+	Conf      int      `xml:"conf,attr"`
+	Version   string   `xml:"version,attr,omitempty"`
+	Product   string   `xml:"product,attr,omitempty"`
+	ExtraInfo string   `xml:"extrainfo,attr,omitempty"`
+	Tunnel    string   `xml:"tunnel,attr,omitempty"`
+	CPE       []string `xml:"cpe"`
+}
+
+// probedService is the service element of an identified port. nmap.dtd
+// has no place for a certificate but its scripts: the certificate goes
+// in the JSON formats; here tunnel="ssl" says TLS was spoken.
+func probedService(s *service.Result) *xmlService {
+	v := &xmlService{Name: s.Service, Method: "probed", Conf: s.Confidence, Product: xmlText(s.Product),
+		Version: xmlText(s.Version), ExtraInfo: xmlText(s.Info), CPE: s.CPE}
+	if s.Banner != "" {
+		v.ExtraInfo = "banner " + s.Banner
+	}
+	if s.TLS != nil && s.TLS.StartTLS == "" {
+		v.Tunnel = "ssl"
+	}
+	v.Conf = min(max(v.Conf, 0), 10)
+	return v
+}
+
+// xmlText keeps only the characters XML 1.0 allows (§2.2): a peer's text
+// may hold any byte.
+func xmlText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == 0x9 || r == 0xa || r == 0xd || r >= 0x20 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff {
+			return r
+		}
+		return -1
+	}, strings.ToValidUTF8(s, ""))
 }
 
 type xmlRunStats struct {
@@ -163,7 +197,9 @@ func (x *xmlWriter) End(s Summary) error {
 		for i, r := range listed {
 			p := xmlPort{Protocol: r.Proto.String(), PortID: r.Port,
 				State: xmlState{State: r.State.String(), Reason: r.Reason, TTL: r.TTL}}
-			if name := x.names.name(r.Port, r.Proto); name != "" {
+			if name, svc := x.service(&r); svc != nil {
+				p.Service = probedService(svc)
+			} else if name != "" {
 				p.Service = &xmlService{Name: name, Method: "table", Conf: 3}
 			}
 			v.Ports.Ports[i] = p
