@@ -12,10 +12,10 @@ import (
 type probeKind uint8
 
 const (
-	kindSYNRaw    probeKind = iota // a SYN refused or dropped, without the options of an OS stack
-	kindSYNStack                   // a SYN refused or dropped, with SACK and timestamps (an OS's connect)
-	kindHalfOpen                   // SYN, SYN-ACK, then the sender's RST: half-open
-	kindConnect                    // the handshake completed
+	kindSYNRaw   probeKind = iota // a SYN refused or dropped, without the options of an OS stack
+	kindSYNStack                  // a SYN refused or dropped, with SACK and timestamps (an OS's connect)
+	kindHalfOpen                  // SYN, SYN-ACK, then the sender's RST: half-open
+	kindConnect                   // the handshake completed
 	kindFIN
 	kindNULL
 	kindXmas
