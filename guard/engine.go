@@ -93,13 +93,13 @@ type alert struct {
 
 // Stats are the engine's counters and sizes.
 type Stats struct {
-	Packets  uint64 // packets handed to the engine
-	Attempts uint64 // connection attempts resolved
-	Refused  uint64 // of which refused
-	Scans    map[string]uint64
-	Sources  int // tracked now
-	Pending  int // attempts awaiting their answer now
-	Alerts   int // scans going on now
+	Packets  uint64            // packets handed to the engine
+	Attempts uint64            // connection attempts resolved
+	Refused  uint64            // of which refused
+	Scans    map[string]uint64 // scans started, by type
+	Sources  int               // tracked now
+	Pending  int               // attempts awaiting their answer now
+	Alerts   int               // scans going on now
 	Evicted  uint64
 }
 
@@ -787,9 +787,6 @@ func (e *Engine) endAlert(a *alert, now time.Time) {
 }
 
 func (e *Engine) emitAlert(a *alert, phase Phase, now time.Time) {
-	if phase == PhaseStart {
-		e.stats.Scans[a.Kind]++
-	}
 	a.Phase, a.Time = phase, now
 	a.lastEmit, a.changed = now, false
 	a.Sources = sortedAddrs(a.sources)
@@ -798,6 +795,9 @@ func (e *Engine) emitAlert(a *alert, phase Phase, now time.Time) {
 	a.UDPPorts = sortedPorts(a.udp)
 	a.Type = scanType(a.evidence)
 	a.Tool = toolGuess(a.tools, a.evidence)
+	if phase == PhaseStart {
+		e.stats.Scans[a.Type]++
+	}
 	out := a.Alert // a copy: the sink may keep it
 	e.sink(Event{Alert: &out})
 }

@@ -365,7 +365,7 @@ func TestAttempts(t *testing.T) {
 	s.synClosed(scan4, local4, 1) // rst
 	u := s.in(scan4, 40000, local4, 2, UDP, 0)
 	s.send(u)
-	s.unreach(u)                                  // icmp
+	s.unreach(u)                                    // icmp
 	s.send(s.in(scan4, 40001, local4, 3, TCP, SYN)) // dropped
 	s.send(s.in(scan4, 40002, local4, 4, UDP, 0))   // none: not logged
 	s.at(3 * time.Second)
