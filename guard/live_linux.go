@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portkit/portkit/internal/packetring"
@@ -24,17 +25,8 @@ func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sensor{g: g, ring: ring, want: map[int]bool{}, skipLo: !includeLo}
-	for _, i := range ifaces {
-		s.want[i] = true
-	}
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, i := range ifs {
-			if i.Flags&net.FlagLoopback != 0 {
-				s.lo = append(s.lo, i.Index)
-			}
-		}
-	}
+	s := &Sensor{g: g, ring: ring}
+	s.SetInterfaces(ifaces, includeLo)
 	g.mu.Lock()
 	g.dropped = func() uint64 { n, _ := ring.Dropped(); return n }
 	g.mu.Unlock()
@@ -43,19 +35,41 @@ func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
 
 // Sensor is a live capture feeding a Guard.
 type Sensor struct {
-	g      *Guard
-	ring   *packetring.Ring
-	want   map[int]bool
+	g     *Guard
+	ring  *packetring.Ring
+	ifset atomic.Pointer[ifaceSet]
+}
+
+// ifaceSet is which interfaces the sensor reads.
+type ifaceSet struct {
+	want   map[int]bool // empty: all
 	lo     []int
 	skipLo bool
 }
 
-func (s *Sensor) reads(ifindex int) bool {
-	if len(s.want) > 0 {
-		return s.want[ifindex]
+// SetInterfaces changes the interfaces read (a reload).
+func (s *Sensor) SetInterfaces(ifaces []int, includeLo bool) {
+	set := &ifaceSet{want: map[int]bool{}, skipLo: !includeLo}
+	for _, i := range ifaces {
+		set.want[i] = true
 	}
-	if s.skipLo {
-		for _, l := range s.lo {
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			if i.Flags&net.FlagLoopback != 0 {
+				set.lo = append(set.lo, i.Index)
+			}
+		}
+	}
+	s.ifset.Store(set)
+}
+
+func (s *Sensor) reads(ifindex int) bool {
+	set := s.ifset.Load()
+	if len(set.want) > 0 {
+		return set.want[ifindex]
+	}
+	if set.skipLo {
+		for _, l := range set.lo {
 			if l == ifindex {
 				return false
 			}

@@ -23,5 +23,8 @@ type Sensor struct{}
 // Run fails off Linux.
 func (s *Sensor) Run(ctx context.Context) error { return unsupported{} }
 
+// SetInterfaces does nothing off Linux.
+func (s *Sensor) SetInterfaces(ifaces []int, includeLo bool) {}
+
 // Close does nothing off Linux.
 func (s *Sensor) Close() error { return nil }

@@ -106,7 +106,7 @@ or bad input, 3 partial (of several arguments, some answered and some not),
 	}
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "write one JSON document instead of a table")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newVersion(e))
+	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newForward(e), newGuard(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
 	// others are added (it is made only for a root with subcommands), it gets
 	// examples like every other command.
