@@ -3,6 +3,7 @@
 package guard
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ import (
 type lab struct{ netnstest.Pair }
 
 var (
-	labOpen    = []uint16{20010, 20050}
+	labOpen    = []uint16{20010, 20050, 25001, 25002, 25003} // two in the scans' range 20000-20099
 	labOpenUDP = uint16(20020)
 )
 
@@ -50,8 +51,21 @@ func newLab(t *testing.T) lab {
 					if err != nil {
 						return
 					}
-					io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
-					c.Close()
+					go func() { // an HTTP/1.0 server: the request, then the answer
+						defer c.Close()
+						c.SetDeadline(time.Now().Add(5 * time.Second))
+						r := bufio.NewReader(c)
+						for {
+							line, err := r.ReadString('\n')
+							if err != nil {
+								return
+							}
+							if line == "\r\n" {
+								break
+							}
+						}
+						io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+					}()
 				}
 			}()
 		}
@@ -69,13 +83,20 @@ func newLab(t *testing.T) lab {
 	return l
 }
 
-// exec runs a command in namespace ns, bounded in time.
+// exec runs a command in namespace ns, bounded in time; it must exit 0
+// or one of okCodes.
 func (l lab) exec(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	return l.execOK(t, ns, nil, args...)
+}
+
+func (l lab) execOK(t *testing.T, ns string, okCodes []int, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	if err != nil {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil && !(cmd.ProcessState != nil && slices.Contains(okCodes, cmd.ProcessState.ExitCode())) {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
@@ -240,7 +261,8 @@ func TestPortkitScansNetns(t *testing.T) {
 	} {
 		t.Run(c.flag, func(t *testing.T) {
 			_, col, _ := l.watch(t, Options{Config: labConfig()})
-			l.exec(t, l.Scanner, bin, "scan", c.flag, "-p", "20000-20099", "--retries", "0", netnstest.Target4.String())
+			// portkit scan exits 1 when it finds no port open.
+			l.execOK(t, l.Scanner, []int{1}, bin, "scan", c.flag, "-p", "20000-20099", "--retries", "0", netnstest.Target4.String())
 			checkScan(t, col, netnstest.Scanner4, c.typ, c.tcp, c.udp)
 		})
 	}
@@ -357,19 +379,19 @@ func TestBenignNetns(t *testing.T) {
 				return err
 			}
 		}
-		for _, p := range labOpen { // a client of the services
+		for _, p := range labOpen { // a client of the 5 services
 			if err := dial(p); err != nil {
 				return err
 			}
 		}
 		for range 20 { // a monitor: open and closed ports
 			for i := range 10 {
-				p := uint16(24000 + i)
 				if i < len(labOpen) {
-					p = labOpen[i]
-				}
-				if err := dial(p); err != nil && p >= 24000 == false {
-					return err
+					if err := dial(labOpen[i]); err != nil {
+						return err
+					}
+				} else if dial(uint16(24000+i)) == nil {
+					return fmt.Errorf("port %d answered: it should be closed", 24000+i)
 				}
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -411,7 +433,7 @@ func TestFloodNetns(t *testing.T) {
 		for i := range n {
 			src := netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
 			p := Packet{Flow: Flow{Src: src, Dst: netnstest.Target4, SrcPort: uint16(1024 + i%50000), DstPort: 80, Proto: TCP}, Flags: SYN, TTL: 64, Seq: uint32(i)}
-			if err := unix.Sendto(fd, wire(&p), 0, to); err != nil {
+			if err := unix.Sendto(fd, Marshal(&p), 0, to); err != nil {
 				return err
 			}
 			if st, _ := g.Stats(); st.Sources > cfg.MaxSources {

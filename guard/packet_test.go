@@ -33,7 +33,7 @@ func TestParseRoundTrip(t *testing.T) {
 	for i, want := range samplePackets() {
 		var got Packet
 		got.Outgoing = want.Outgoing
-		if err := Parse(wire(&want), &got); err != nil {
+		if err := Parse(Marshal(&want), &got); err != nil {
 			t.Fatalf("%d: %v", i, err)
 		}
 		got.OptLen = 0
@@ -49,7 +49,7 @@ func TestParseRoundTrip(t *testing.T) {
 // TestParseErrors: packets cut short or of other protocols are errors,
 // never panics.
 func TestParseErrors(t *testing.T) {
-	full := wire(&samplePackets()[0])
+	full := Marshal(&samplePackets()[0])
 	for _, b := range [][]byte{nil, {0x45}, full[:20], full[:30], {0x70, 0, 0, 0}, append([]byte{0x46}, full[1:]...)} {
 		var p Packet
 		if err := Parse(b, &p); err == nil {
@@ -66,7 +66,7 @@ func TestParseErrors(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, p := range samplePackets() {
-		f.Add(wire(&p))
+		f.Add(Marshal(&p))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p Packet
@@ -103,7 +103,7 @@ func TestFilter(t *testing.T) {
 				p.Outgoing = true // an inbound kind, sent: only RST and unreachables pass
 			}
 			want := !dir.out || (p.Proto == TCP && p.Flags&RST != 0) || p.Unreachable()
-			n, err := vm.Run(wire(&p))
+			n, err := vm.Run(Marshal(&p))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,7 +55,7 @@ func writePcap(t testing.TB, pkts []Packet) []byte {
 		t.Fatal(err)
 	}
 	for _, p := range pkts {
-		if err := w.Write(p.At, wire(&p), p.Outgoing); err != nil {
+		if err := w.Write(p.At, Marshal(&p), p.Outgoing); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,7 +83,7 @@ func writePcapng(pkts []Packet, dir bool) []byte {
 	block(0x0a0d0d0a, shb)
 	block(1, []byte{1, 0, 0, 0, 0xff, 0xff, 0, 0}) // Ethernet, no options: microseconds
 	for _, p := range pkts {
-		ip := wire(&p)
+		ip := Marshal(&p)
 		et := []byte{0x08, 0x00}
 		if p.Src.Is6() {
 			et = []byte{0x86, 0xdd}

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 )
 
-// wire builds the IP packet of p, for the parser's, the filter's and the
-// replay's tests: TCP, UDP, or an ICMP unreachable quoting p.Quoted.
-func wire(p *Packet) []byte {
+// Marshal builds the IPv4 or IPv6 packet p describes, what Parse reads
+// back: TCP (with an MSS option, and SACK and timestamps when p.SACKTS),
+// UDP with a small payload, or ICMP quoting p.Quoted. Checksums are left
+// zero. It makes capture files for tests and for trying rules out.
+func Marshal(p *Packet) []byte {
 	var l4 []byte
 	proto := uint8(p.Proto)
 	switch p.Proto {
@@ -31,7 +33,7 @@ func wire(p *Packet) []byte {
 		binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
 	case ICMP:
 		q := &Packet{Flow: p.Quoted, TTL: 64}
-		quoted := wire(q)
+		quoted := Marshal(q)
 		l4 = append([]byte{p.ICMPType, p.ICMPCode, 0, 0, 0, 0, 0, 0}, quoted[:min(len(quoted), 48+8)]...)
 		if p.Src.Is6() {
 			proto = 58
