@@ -336,6 +336,11 @@ func runGuard(ctx context.Context, e *env, flags *pflag.FlagSet, gf *guardFlags)
 		case <-sigs:
 			reloadGuard(g, sensor, gf, flags, log)
 		case err := <-done:
+			// Scans going on end with their summaries.
+			g.Flush(time.Now())
+			if err == nil {
+				err = g.Err()
+			}
 			return guardError(ctx, err, "capture")
 		}
 	}
