@@ -2,6 +2,7 @@ package guard
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +83,22 @@ func FuzzParseFile(f *testing.F) {
 			t.Fatalf("accepted an invalid config: %q", s)
 		}
 	})
+}
+
+// TestExampleFile: the documented example parses, and its values are the
+// defaults it claims.
+func TestExampleFile(t *testing.T) {
+	f, err := LoadFile("testdata/example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := f.Engine.withDefaults(), DefaultConfig()
+	got.EphemeralLow, got.EphemeralHigh = want.EphemeralLow, want.EphemeralHigh
+	if got.Allow != nil || !f.AllowLocal || f.IncludeLo || len(f.Interfaces) != 0 {
+		t.Errorf("file %+v", f)
+	}
+	got.Allow = nil
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("example's values\n %+v\nare not the defaults\n %+v", got, want)
+	}
 }
