@@ -49,9 +49,11 @@ type Config struct {
 	MaxSources int
 	MaxAlerts  int
 	// Each source's attempts are logged at LogRate a second at most,
-	// after a burst of LogBurst.
-	LogRate  float64
-	LogBurst int
+	// after a burst of LogBurst; all sources' together at LogTotalRate
+	// (a burst of as many).
+	LogRate      float64
+	LogBurst     int
+	LogTotalRate float64
 	// LogAll logs accepted attempts too.
 	LogAll bool
 	// Allow are sources that never alert (and are never blocked).
@@ -70,7 +72,7 @@ var defaultConfig = Config{
 	DistWindow: 5 * time.Minute, DistPorts: 100, DistSources: 4,
 	AnswerWait: 2 * time.Second, UpdateEvery: 10 * time.Second, EndAfter: 30 * time.Second,
 	MaxSources: 65536, MaxAlerts: 1024,
-	LogRate: 5, LogBurst: 20,
+	LogRate: 5, LogBurst: 20, LogTotalRate: 1000,
 	EphemeralLow: 32768, EphemeralHigh: 60999,
 }
 
@@ -107,6 +109,9 @@ func (c Config) withDefaults() Config {
 	seti(&c.LogBurst, d.LogBurst)
 	if c.LogRate == 0 {
 		c.LogRate = d.LogRate
+	}
+	if c.LogTotalRate == 0 {
+		c.LogTotalRate = d.LogTotalRate
 	}
 	if c.EphemeralLow == 0 && c.EphemeralHigh == 0 {
 		c.EphemeralLow, c.EphemeralHigh = d.EphemeralLow, d.EphemeralHigh
@@ -158,6 +163,7 @@ type fileTOML struct {
 	LogAll      bool     `toml:"log_all"`
 	LogRate     float64  `toml:"log_rate"`
 	LogBurst    int      `toml:"log_burst"`
+	LogTotal    float64  `toml:"log_total_rate"`
 	AnswerWait  string   `toml:"answer_wait"`
 	UpdateEvery string   `toml:"update_every"`
 	EndAfter    string   `toml:"end_after"`
@@ -218,7 +224,7 @@ func ParseFile(path string, data []byte) (*File, error) {
 		f.AllowLocal = *t.AllowLocal
 	}
 	c := &f.Engine
-	c.MaxSources, c.LogAll, c.LogRate, c.LogBurst = t.MaxSources, t.LogAll, t.LogRate, t.LogBurst
+	c.MaxSources, c.LogAll, c.LogRate, c.LogBurst, c.LogTotalRate = t.MaxSources, t.LogAll, t.LogRate, t.LogBurst, t.LogTotal
 	c.ShortThreshold, c.PrivWeight, c.HighWeight = t.Short.Threshold, t.Short.PrivWeight, t.Short.HighWeight
 	c.LongPorts, c.SweepHosts = t.Long.Ports, t.Sweep.Hosts
 	c.DistPorts, c.DistSources = t.Distributed.Ports, t.Distributed.Sources
@@ -290,6 +296,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogRate < 0 {
 		return fmt.Errorf("log_rate %v: must not be negative", c.LogRate)
+	}
+	if c.LogTotalRate < 0 {
+		return fmt.Errorf("log_total_rate %v: must not be negative", c.LogTotalRate)
 	}
 	for _, d := range []time.Duration{c.ShortGap, c.LongWindow, c.DistWindow, c.AnswerWait, c.UpdateEvery, c.EndAfter} {
 		if d < 0 {

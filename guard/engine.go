@@ -123,6 +123,11 @@ type Engine struct {
 	coverage     map[portKey]coverEntry
 	coverSources map[netip.Addr]int
 
+	// The rate limit of attempts logged, all sources together.
+	allTokens     float64
+	allTokensAt   time.Time
+	allSuppressed int
+
 	stats Stats
 }
 
@@ -447,19 +452,33 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 	e.probe(s, pd, kind, answer, now)
 }
 
-// log writes an attempt unless the source is over its rate.
+// log writes an attempt unless its source is over its rate, or all
+// sources together over theirs: a flood from spoofed sources, each new,
+// must not fill a disk either.
 func (e *Engine) log(s *source, a *Attempt) {
-	el := a.Time.Sub(s.tokensAt).Seconds()
-	if el > 0 {
+	if el := a.Time.Sub(s.tokensAt).Seconds(); el > 0 {
 		s.tokens = min(float64(e.cfg.LogBurst), s.tokens+el*e.cfg.LogRate)
 		s.tokensAt = a.Time
+	}
+	if el := a.Time.Sub(e.allTokensAt).Seconds(); el > 0 || e.allTokensAt.IsZero() {
+		if e.allTokensAt.IsZero() {
+			e.allTokens = e.cfg.LogTotalRate
+		}
+		e.allTokens = min(e.cfg.LogTotalRate, e.allTokens+max(el, 0)*e.cfg.LogTotalRate)
+		e.allTokensAt = a.Time
 	}
 	if s.tokens < 1 {
 		s.suppressed++
 		return
 	}
+	if e.allTokens < 1 {
+		e.allSuppressed++
+		return
+	}
 	s.tokens--
+	e.allTokens--
 	a.Suppressed, s.suppressed = s.suppressed, 0
+	a.SuppressedAll, e.allSuppressed = e.allSuppressed, 0
 	e.sink(Event{Attempt: a})
 }
 

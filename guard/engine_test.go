@@ -463,3 +463,24 @@ func TestUpdates(t *testing.T) {
 		t.Errorf("duration %v", d)
 	}
 }
+
+// TestAttemptsAllSources: spoofed sources, each new and so within its own
+// rate, are held to the rate of all sources together.
+func TestAttemptsAllSources(t *testing.T) {
+	s := newSim(t, Config{LogTotalRate: 100})
+	for i := range 10000 { // 10000 sources in 1 s
+		src := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		s.synClosed(src, local4, 80)
+		if i%100 == 99 {
+			s.at(10 * time.Millisecond)
+		}
+	}
+	got := s.attempts()
+	// The burst of 100 and 100 a second for the 1 s.
+	if len(got) < 190 || len(got) > 210 {
+		t.Fatalf("%d attempts logged, want about 200", len(got))
+	}
+	if got[len(got)-1].SuppressedAll == 0 {
+		t.Error("no count of the attempts not logged")
+	}
+}

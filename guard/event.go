@@ -43,7 +43,10 @@ type Attempt struct {
 	Flags      uint8     // TCP flags; for ICMP its type
 	TTL        uint8
 	Answer     Answer
-	Suppressed int // attempts of this source not logged before this one (rate limit)
+	Suppressed int // attempts of this source not logged before this one (its rate limit)
+	// SuppressedAll is attempts of any source not logged before this one
+	// for the limit on all sources together.
+	SuppressedAll int
 }
 
 // Phase is where a scan alert is in its life.
@@ -124,18 +127,19 @@ func PortRanges(ports []uint16) string {
 const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
 
 type attemptJSON struct {
-	Time       string `json:"time"`
-	Event      string `json:"event"`
-	Src        string `json:"src"`
-	SrcPort    uint16 `json:"src_port"`
-	Dst        string `json:"dst"`
-	DstPort    uint16 `json:"dst_port"`
-	Proto      string `json:"proto"`
-	Flags      string `json:"flags,omitempty"`
-	ICMPType   *uint8 `json:"icmp_type,omitempty"`
-	TTL        uint8  `json:"ttl"`
-	Answer     Answer `json:"answer"`
-	Suppressed int    `json:"suppressed,omitempty"`
+	Time          string `json:"time"`
+	Event         string `json:"event"`
+	Src           string `json:"src"`
+	SrcPort       uint16 `json:"src_port"`
+	Dst           string `json:"dst"`
+	DstPort       uint16 `json:"dst_port"`
+	Proto         string `json:"proto"`
+	Flags         string `json:"flags,omitempty"`
+	ICMPType      *uint8 `json:"icmp_type,omitempty"`
+	TTL           uint8  `json:"ttl"`
+	Answer        Answer `json:"answer"`
+	Suppressed    int    `json:"suppressed,omitempty"`
+	SuppressedAll int    `json:"suppressed_all,omitempty"`
 }
 
 type alertJSON struct {
@@ -167,7 +171,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	case e.Attempt != nil:
 		a := e.Attempt
 		j := attemptJSON{Time: a.Time.UTC().Format(timeFormat), Event: "attempt", Src: a.Src.String(), SrcPort: a.SrcPort,
-			Dst: a.Dst.String(), DstPort: a.DstPort, Proto: a.Proto.String(), TTL: a.TTL, Answer: a.Answer, Suppressed: a.Suppressed}
+			Dst: a.Dst.String(), DstPort: a.DstPort, Proto: a.Proto.String(), TTL: a.TTL, Answer: a.Answer, Suppressed: a.Suppressed, SuppressedAll: a.SuppressedAll}
 		switch a.Proto {
 		case TCP:
 			j.Flags = FlagString(a.Flags)
@@ -200,6 +204,9 @@ func (e Event) SyslogLine() string {
 		s += fmt.Sprintf(", TTL %d @%s", a.TTL, a.Time.Format("15:04:05"))
 		if a.Suppressed > 0 {
 			s += fmt.Sprintf(" (%d more not logged)", a.Suppressed)
+		}
+		if a.SuppressedAll > 0 {
+			s += fmt.Sprintf(" (%d of all sources not logged)", a.SuppressedAll)
 		}
 		return s
 	}

@@ -297,7 +297,11 @@ func runGuard(ctx context.Context, e *env, flags *pflag.FlagSet, gf *guardFlags)
 		return guardError(ctx, err, "--replay "+gf.replay)
 	}
 
-	ifaces, err := interfaceIndexes(set.interfaces, "--interface")
+	ifFlag := "--interface"
+	if !flags.Changed("interface") {
+		ifFlag = gf.configPath + ": interfaces:"
+	}
+	ifaces, err := interfaceIndexes(set.interfaces, ifFlag)
 	if err != nil {
 		return err
 	}
@@ -356,7 +360,7 @@ func reloadGuard(g *guard.Guard, sensor *guard.Sensor, gf *guardFlags, flags *pf
 	set, err := gf.settings(flags)
 	var ifaces []int
 	if err == nil {
-		ifaces, err = interfaceIndexes(set.interfaces, "interfaces")
+		ifaces, err = interfaceIndexes(set.interfaces, gf.configPath+": interfaces:")
 	}
 	if err == nil {
 		cfg := set.engine
