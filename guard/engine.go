@@ -86,7 +86,6 @@ type alert struct {
 	tcp, udp map[uint16]struct{}
 	evidence [numKinds]int
 	tools    [3]int
-	synTotal int
 	lastEmit time.Time
 	changed  bool
 }

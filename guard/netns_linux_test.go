@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -154,14 +153,6 @@ func needTool(t *testing.T, name string) {
 	}
 }
 
-func addrs(ss ...string) []netip.Addr {
-	var out []netip.Addr
-	for _, s := range ss {
-		out = append(out, netip.MustParseAddr(s))
-	}
-	return out
-}
-
 // checkScan checks the one scan's source, type and ports.
 func checkScan(t *testing.T, col *collector, src netip.Addr, typ, tcp, udp string) *Alert {
 	t.Helper()
@@ -234,7 +225,10 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "portkit")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", err
+	}
 	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/portkit/portkit/cmd/portkit").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v: %s", err, out)
