@@ -126,6 +126,7 @@ type Engine struct {
 	allTokens     float64
 	allTokensAt   time.Time
 	allSuppressed int
+	lastMaint     time.Time
 
 	stats Stats
 }
@@ -337,6 +338,11 @@ func (e *Engine) Tick(now time.Time) {
 		}
 		e.expireOne(now)
 	}
+	// The rest walks whole tables: not for every packet.
+	if now.Sub(e.lastMaint) < maintEvery && !e.lastMaint.IsZero() {
+		return
+	}
+	e.lastMaint = now
 	for _, a := range e.sortedAlerts() {
 		switch {
 		case now.Sub(a.Last) >= e.cfg.EndAfter:
@@ -355,6 +361,10 @@ func (e *Engine) Tick(now time.Time) {
 		}
 	}
 }
+
+// maintEvery is how often (in the packets' time) Tick ends scans, reports
+// them, and lets idle sources and old coverage go.
+const maintEvery = 100 * time.Millisecond
 
 // Flush decides every pending attempt and ends every scan, as at the end
 // of a capture file.

@@ -484,3 +484,26 @@ func TestAttemptsAllSources(t *testing.T) {
 		t.Error("no count of the attempts not logged")
 	}
 }
+
+// BenchmarkEngineTraffic is the engine's cost per packet of ordinary
+// traffic: connections' ACKs from many clients, a few SYNs among them.
+func BenchmarkEngineTraffic(b *testing.B) {
+	e := New(Config{}, func(Event) {})
+	pkts := make([]Packet, 4096)
+	for i := range pkts {
+		src := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		flags := uint8(ACK)
+		if i%16 == 0 {
+			flags = SYN
+		}
+		pkts[i] = Packet{Flow: Flow{Src: src, Dst: local4, SrcPort: uint16(30000 + i), DstPort: 443, Proto: TCP}, Flags: flags, TTL: 64}
+	}
+	b.ReportAllocs()
+	at := t0
+	for i := 0; b.Loop(); i++ {
+		p := &pkts[i%len(pkts)]
+		at = at.Add(time.Microsecond)
+		p.At = at
+		e.Packet(p)
+	}
+}
