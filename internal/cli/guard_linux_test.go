@@ -4,9 +4,11 @@ package cli
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -62,7 +64,7 @@ func TestGuardReloadNetns(t *testing.T) {
 			done <- -1
 			return
 		}
-		done <- Main(ctx, []string{"guard", "--config", conf, "--log-format", "json"}, s)
+		done <- Main(ctx, []string{"guard", "--config", conf, "--log-format", "json", "--metrics", "127.0.0.1:0"}, s)
 	}()
 	defer func() {
 		cancel()
@@ -104,4 +106,29 @@ func TestGuardReloadNetns(t *testing.T) {
 	waitFor(t, "reload", func() bool { return strings.Contains(errb.String(), `"msg":"reloaded"`) })
 	probe(5)
 	waitFor(t, "a scan", func() bool { return strings.Contains(out.String(), `"event":"scan"`) })
+
+	// --metrics serves the counters, in the namespace guard runs in.
+	m := regexp.MustCompile(`"msg":"metrics","addr":"([^"]+)"`).FindStringSubmatch(errb.String())
+	if m == nil {
+		t.Fatalf("no metrics address logged: %s", errb.String())
+	}
+	var body string
+	netnstest.Run(t, pair.Target, func() error {
+		c, err := net.DialTimeout("tcp", m[1], 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /metrics HTTP/1.0\r\n\r\n")
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	})
+	for _, re := range []string{`(?m)^portkit_guard_scans_total\{type="connect"\} 1$`, `(?m)^portkit_guard_refused_total 10$`,
+		`(?m)^portkit_guard_ring_dropped_total 0$`, `(?m)^portkit_guard_sources_tracked 1$`} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("metrics without %s:\n%s", re, body)
+		}
+	}
 }
