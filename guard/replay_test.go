@@ -341,7 +341,7 @@ func TestSyslog(t *testing.T) {
 		t.Skip("no unix datagram sockets here:", err)
 	}
 	defer ln.Close()
-	sl, err := DialSyslog(path, "portkit-guard")
+	sl, err := DialSyslog(path, "portkit-guard", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,4 +371,29 @@ func TestSyslog(t *testing.T) {
 		t.Errorf("end line %q", lines[2])
 	}
 	_ = os.Remove(path)
+}
+
+// TestSyslogStuck: a syslog daemon that does not read drops lines, and
+// the guard goes on.
+func TestSyslogStuck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Skip("no unix datagram sockets here:", err)
+	}
+	defer ln.Close()
+	sl, err := DialSyslog(path, "portkit-guard", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	sl.WriteTimeout = 10 * time.Millisecond
+	var col collector
+	g := NewGuard(Options{Sinks: []func(Event) error{sl.Event, col.sink}})
+	if err := g.Replay(context.Background(), bytes.NewReader(writePcap(t, scenario())), nil); err != nil {
+		t.Fatal(err)
+	}
+	if sl.Dropped() == 0 || len(col.alerts(PhaseEnd)) != 1 {
+		t.Errorf("%d dropped, %d scans ended", sl.Dropped(), len(col.alerts(PhaseEnd)))
+	}
 }

@@ -274,7 +274,7 @@ func runGuard(ctx context.Context, e *env, flags *pflag.FlagSet, gf *guardFlags)
 		opts.Sinks = append(opts.Sinks, guard.JSONLines(e.Out, nil))
 	}
 	if gf.syslog {
-		sl, err := guard.DialSyslog(gf.syslogSocket, "portkit-guard")
+		sl, err := guard.DialSyslog(gf.syslogSocket, "portkit-guard", log)
 		if err != nil {
 			return &exitError{code: ExitNegative, err: fmt.Errorf("guard: --syslog: %s: %w", gf.syslogSocket, unwrapPath(err))}
 		}

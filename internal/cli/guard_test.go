@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -121,6 +122,54 @@ func TestGuardReplayDiskFull(t *testing.T) {
 		t.Fatalf("exit %d, want %d: %s", code, ExitIO, errb.String())
 	}
 	if !strings.Contains(errb.String(), "no space left on device") {
+		t.Errorf("stderr %q", errb.String())
+	}
+}
+
+// TestGuardSyslog: --syslog sends each event, one datagram a line, to
+// --syslog-socket.
+func TestGuardSyslog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Skip("no unix datagram sockets here:", err)
+	}
+	defer ln.Close()
+	// The socket is read as guard writes: its queue holds a few lines.
+	got := make(chan []string, 1)
+	go func() {
+		var lines []string
+		buf := make([]byte, 4096)
+		for {
+			ln.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := ln.Read(buf)
+			if err != nil {
+				got <- lines
+				return
+			}
+			lines = append(lines, string(buf[:n]))
+		}
+	}()
+	var out, errb bytes.Buffer
+	s := Streams{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+	if code := Main(context.Background(), []string{"guard", "--replay", guardFixture(t), "--syslog", "--syslog-socket", path}, s); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := <-got
+	if want := strings.Count(strings.TrimSpace(out.String()), "\n") + 1; len(lines) != want {
+		t.Fatalf("%d datagrams, want one for each of stdout's %d lines", len(lines), want)
+	}
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "<28>") || !strings.Contains(last, "198.18.0.1 to 198.18.0.2 ports tcp 1-50 (50), SYN, TTL 50") {
+		t.Errorf("last line %q", last)
+	}
+
+	// A socket nobody listens on: exit 1, named.
+	errb.Reset()
+	if code := Main(context.Background(), []string{"guard", "--replay", guardFixture(t), "--syslog", "--syslog-socket", path + ".none"}, s); code != ExitNegative {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "guard: --syslog: "+path+".none: ") {
 		t.Errorf("stderr %q", errb.String())
 	}
 }
