@@ -352,8 +352,14 @@ func (e *Engine) Tick(now time.Time) {
 		}
 	}
 	idle := max(e.cfg.LongWindow, e.cfg.DistWindow, e.cfg.ShortGap)
-	for s := e.lruTail; s != nil && now.Sub(s.lastSeen) > idle && s.alert == nil; s = e.lruTail {
-		e.dropSource(s)
+	// Idle sources go, but not those of a scan going on: it still names
+	// them.
+	for s := e.lruTail; s != nil && now.Sub(s.lastSeen) > idle; {
+		prev := s.prev
+		if s.alert == nil {
+			e.dropSource(s)
+		}
+		s = prev
 	}
 	for k, c := range e.coverage {
 		if now.Sub(c.at) > e.cfg.DistWindow {

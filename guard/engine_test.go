@@ -507,3 +507,22 @@ func BenchmarkEngineTraffic(b *testing.B) {
 		e.Packet(p)
 	}
 }
+
+// TestIdleSourcesGo: sources idle for the longest window are let go,
+// also those seen before a source whose scan still goes on.
+func TestIdleSourcesGo(t *testing.T) {
+	s := newSim(t, Config{LongWindow: time.Minute, DistWindow: time.Minute, EndAfter: time.Hour})
+	for port := uint16(1); port <= 30; port++ { // a scan, then quiet for longer than the windows
+		s.synClosed(scan4, local4, port)
+	}
+	for i := range 100 {
+		s.synClosed(srcN(i), local4, 80)
+	}
+	s.at(2 * time.Minute)
+	if n := s.e.Stats().Sources; n != 1 {
+		t.Errorf("%d sources tracked, want only the scanning one", n)
+	}
+	if len(s.alerts(PhaseEnd)) != 0 {
+		t.Error("the scan ended early")
+	}
+}
