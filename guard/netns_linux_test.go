@@ -219,31 +219,24 @@ func TestMasscanNetns(t *testing.T) {
 	}
 }
 
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "guard-portkit")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "portkit")
+// buildPortkit builds portkit from this tree into a temporary directory.
+func buildPortkit(t *testing.T) string {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return "", err
+		t.Skip("needs go to build portkit:", err)
 	}
+	bin := filepath.Join(t.TempDir(), "portkit")
 	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/portkit/portkit/cmd/portkit").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, out)
+		t.Fatalf("go build: %v: %s", err, out)
 	}
-	return bin, nil
-})
+	return bin
+}
 
 // TestPortkitScansNetns: portkit's own SYN, connect and UDP scans.
 func TestPortkitScansNetns(t *testing.T) {
 	l := newLab(t)
-	bin, err := buildOnce()
-	if err != nil {
-		t.Skip("cannot build portkit:", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	bin := buildPortkit(t)
 	for _, c := range []struct {
 		flag     string
 		typ      string
@@ -255,8 +248,12 @@ func TestPortkitScansNetns(t *testing.T) {
 	} {
 		t.Run(c.flag, func(t *testing.T) {
 			_, col, _ := l.watch(t, Options{Config: labConfig()})
-			// portkit scan exits 1 when it finds no port open.
-			l.execOK(t, l.Scanner, []int{1}, bin, "scan", c.flag, "-p", "20000-20099", "--retries", "0", netnstest.Target4.String())
+			// portkit scan exits 1 when it finds no port open; its
+			// summary says it scanned.
+			out := l.execOK(t, l.Scanner, []int{1}, bin, "scan", c.flag, "-p", "20000-20099", "--retries", "0", netnstest.Target4.String())
+			if !strings.Contains(out, "100 probes in") {
+				t.Fatalf("portkit scan did not scan:\n%s", out)
+			}
 			checkScan(t, col, netnstest.Scanner4, c.typ, c.tcp, c.udp)
 		})
 	}
