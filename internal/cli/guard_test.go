@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,18 +137,28 @@ func TestGuardSyslog(t *testing.T) {
 	}
 	defer ln.Close()
 	// The socket is read as guard writes: its queue holds a few lines.
+	// Once guard is done, every line it wrote is queued: the reader
+	// drains the queue and stops.
+	done := make(chan struct{})
+	stop := sync.OnceFunc(func() { close(done) })
+	defer stop()
 	got := make(chan []string, 1)
 	go func() {
 		var lines []string
 		buf := make([]byte, 4096)
 		for {
-			ln.SetReadDeadline(time.Now().Add(2 * time.Second))
+			ln.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 			n, err := ln.Read(buf)
-			if err != nil {
+			if err == nil {
+				lines = append(lines, string(buf[:n]))
+				continue
+			}
+			select {
+			case <-done:
 				got <- lines
 				return
+			default:
 			}
-			lines = append(lines, string(buf[:n]))
 		}
 	}()
 	var out, errb bytes.Buffer
@@ -155,6 +166,7 @@ func TestGuardSyslog(t *testing.T) {
 	if code := Main(context.Background(), []string{"guard", "--replay", guardFixture(t), "--syslog", "--syslog-socket", path}, s); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
+	stop()
 	lines := <-got
 	if want := strings.Count(strings.TrimSpace(out.String()), "\n") + 1; len(lines) != want {
 		t.Fatalf("%d datagrams, want one for each of stdout's %d lines", len(lines), want)
