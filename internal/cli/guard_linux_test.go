@@ -106,6 +106,9 @@ func TestGuardReloadNetns(t *testing.T) {
 	waitFor(t, "reload", func() bool { return strings.Contains(errb.String(), `"msg":"reloaded"`) })
 	probe(5)
 	waitFor(t, "a scan", func() bool { return strings.Contains(out.String(), `"event":"scan"`) })
+	// The scan is found at its third port: the metrics once all ten
+	// attempts are decided.
+	waitFor(t, "10 attempts", func() bool { return strings.Count(out.String(), `"event":"attempt"`) >= 10 })
 
 	// --metrics serves the counters, in the namespace guard runs in.
 	m := regexp.MustCompile(`"msg":"metrics","addr":"([^"]+)"`).FindStringSubmatch(errb.String())
