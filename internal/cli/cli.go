@@ -134,7 +134,7 @@ cannot run).`,
 		return cmd.Help()
 	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return plainFlagError(err) })
-	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newIdentify(e), newReport(e), newForward(e), newFirewall(e), newKnock(e), newKnockd(e), newVersion(e))
+	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newIdentify(e), newReport(e), newForward(e), newFirewall(e), newKnock(e), newKnockd(e), newGuard(e), newVersion(e))
 	// cobra makes the completion command on first use; made here, once the
 	// others are added (it is made only for a root with subcommands), it gets
 	// examples like every other command.

@@ -1,0 +1,902 @@
+package guard
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// probeKind is what a probe was, from the packets.
+type probeKind uint8
+
+const (
+	kindSYNRaw   probeKind = iota // a SYN refused or dropped, without the options of an OS stack
+	kindSYNStack                  // a SYN refused or dropped, with SACK and timestamps (an OS's connect)
+	kindHalfOpen                  // SYN, SYN-ACK, then the sender's RST: half-open
+	kindConnect                   // the handshake completed
+	kindFIN
+	kindNULL
+	kindXmas
+	kindACK // ACK alone: ACK and Window scans look the same on the wire
+	kindMaimon
+	kindUDP
+	numKinds
+)
+
+// pending is an attempt waiting for its answer.
+type pending struct {
+	flow     Flow
+	at       time.Time
+	kind     probeKind
+	flags    uint8
+	ttl      uint8
+	ipid     uint16
+	seq      uint32
+	done     bool
+	toolBits uint8
+}
+
+const (
+	toolZmap    = 1
+	toolMasscan = 2
+)
+
+type portKey struct {
+	proto Proto
+	port  uint16
+}
+
+// source is what guard keeps of one remote address, while it matters.
+type source struct {
+	addr       netip.Addr
+	lastSeen   time.Time
+	prev, next *source // in Engine.lru, most recent first
+
+	// scanlogd's short window: weighted distinct ports with gaps below
+	// Config.ShortGap.
+	shortLast   time.Time
+	shortWeight int
+	shortPorts  map[portKey]struct{}
+	// The long window: when each distinct port was last probed.
+	longPorts map[portKey]time.Time
+	// Sweeps: the local addresses each port was probed on.
+	sweep map[portKey]map[netip.Addr]struct{}
+
+	accepted map[portKey]struct{} // ports whose handshake completed, a few
+	evidence [numKinds]int
+	tools    [3]int
+	firstTTL uint8
+	first    time.Time
+	targets  map[netip.Addr]struct{}
+
+	alert *alert
+
+	tokens     float64
+	tokensAt   time.Time
+	suppressed int
+}
+
+// alert is a scan being reported.
+type alert struct {
+	Alert
+	sources  map[netip.Addr]struct{}
+	targets  map[netip.Addr]struct{}
+	tcp, udp map[uint16]struct{}
+	evidence [numKinds]int
+	tools    [3]int
+	lastEmit time.Time
+	changed  bool
+}
+
+// Stats are the engine's counters and sizes.
+type Stats struct {
+	Packets  uint64            // packets handed to the engine
+	Attempts uint64            // connection attempts resolved
+	Refused  uint64            // of which refused
+	Scans    map[string]uint64 // scans started, by type
+	Sources  int               // tracked now
+	Pending  int               // attempts awaiting their answer now
+	Alerts   int               // scans going on now
+	Evicted  uint64
+}
+
+// Engine detects scans from packets. It is pure: packets in, with their
+// timestamps, events out to the sink; time moves only with the packets
+// and with Tick. It is not safe for concurrent use.
+type Engine struct {
+	cfg  Config
+	sink func(Event)
+
+	sources      map[netip.Addr]*source
+	lruHead      *source // most recent
+	lruTail      *source
+	pending      map[Flow]*pending
+	queue        []*pending // by arrival
+	queueHead    int
+	stray        [strayCacheSize]strayEntry
+	seed         maphash.Seed
+	alerts       map[uint64]*alert
+	nextID       uint64
+	coverage     map[portKey]coverEntry
+	coverSources map[netip.Addr]int
+
+	// The rate limit of attempts logged, all sources together.
+	allTokens     float64
+	allTokensAt   time.Time
+	allSuppressed int
+	lastMaint     time.Time
+
+	stats Stats
+}
+
+// strayCacheSize is how many recent ACK and FIN+ACK packets without a
+// known attempt are remembered, to tell an ACK or Maimon probe once this
+// host resets it. Legitimate traffic is mostly such packets, so they get
+// a fixed array (overwritten on collision), not a map.
+const strayCacheSize = 4096
+
+type strayEntry struct {
+	flow  Flow
+	at    time.Time
+	flags uint8
+	ttl   uint8
+}
+
+type coverEntry struct {
+	src netip.Addr
+	at  time.Time
+	dst netip.Addr
+}
+
+// New returns an engine that sends what it finds to sink. cfg is
+// validated by the caller (Config.Validate); zero fields take defaults.
+func New(cfg Config, sink func(Event)) *Engine {
+	return &Engine{
+		cfg:          cfg.withDefaults(),
+		sink:         sink,
+		sources:      map[netip.Addr]*source{},
+		pending:      map[Flow]*pending{},
+		seed:         maphash.MakeSeed(),
+		alerts:       map[uint64]*alert{},
+		coverage:     map[portKey]coverEntry{},
+		coverSources: map[netip.Addr]int{},
+		stats:        Stats{Scans: map[string]uint64{}},
+	}
+}
+
+// SetConfig replaces the configuration; state is kept, and limits apply
+// from the next packet.
+func (e *Engine) SetConfig(cfg Config) { e.cfg = cfg.withDefaults() }
+
+// Config is the configuration in effect, with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Stats returns the counters and the sizes of the state now.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Scans = make(map[string]uint64, len(e.stats.Scans))
+	for k, v := range e.stats.Scans {
+		s.Scans[k] = v
+	}
+	s.Sources = len(e.sources)
+	s.Pending = len(e.pending)
+	s.Alerts = len(e.alerts)
+	return s
+}
+
+// Packet takes one packet. Packets should come in time order; Tick is
+// called on each.
+func (e *Engine) Packet(p *Packet) {
+	e.stats.Packets++
+	e.Tick(p.At)
+	if p.Outgoing {
+		e.outgoing(p)
+		return
+	}
+	switch p.Proto {
+	case TCP:
+		e.inboundTCP(p)
+	case UDP:
+		if _, ok := e.pending[p.Flow]; !ok {
+			e.addPending(p, kindUDP)
+		}
+	case ICMP:
+		// Echo requests are logged with LogAll; other ICMP is answers to
+		// this host's own traffic.
+		if e.cfg.LogAll && (p.Src.Is4() && p.ICMPType == 8 || !p.Src.Is4() && p.ICMPType == 128) {
+			s := e.source(p.Src, p.At)
+			e.log(s, &Attempt{Time: p.At, Flow: p.Flow, Flags: p.ICMPType, TTL: p.TTL, Answer: AnswerNone})
+		}
+	}
+}
+
+func (e *Engine) inboundTCP(p *Packet) {
+	f := p.Flags &^ (ECE | CWR)
+	pd := e.pending[p.Flow]
+	switch {
+	case f&SYN != 0 && f&ACK == 0 && f&RST == 0:
+		if pd == nil {
+			e.addPending(p, kindSYNRaw)
+		}
+	case f&RST != 0:
+		if pd != nil && pd.kind <= kindSYNStack {
+			e.resolve(pd, p.At, kindHalfOpen, AnswerHalfOpen)
+		}
+	case f&ACK != 0 && f&SYN == 0 && pd != nil && pd.kind <= kindSYNStack:
+		e.resolve(pd, p.At, kindConnect, AnswerAccepted)
+	case pd != nil:
+	case f == 0:
+		e.addPending(p, kindNULL)
+	case f == FIN:
+		e.addPending(p, kindFIN)
+	case f == FIN|PSH|URG:
+		e.addPending(p, kindXmas)
+	case f == ACK || f == FIN|ACK:
+		// Most of these belong to connections; only this host's reset
+		// shows one was a probe.
+		se := &e.stray[maphash.Comparable(e.seed, p.Flow)%strayCacheSize]
+		*se = strayEntry{flow: p.Flow, at: p.At, flags: f, ttl: p.TTL}
+	}
+}
+
+func (e *Engine) outgoing(p *Packet) {
+	switch {
+	case p.Proto == TCP && p.Flags&RST != 0:
+		in := p.Flow.Reverse()
+		if pd := e.pending[in]; pd != nil {
+			e.resolve(pd, p.At, pd.kind, AnswerRST)
+			return
+		}
+		se := &e.stray[maphash.Comparable(e.seed, in)%strayCacheSize]
+		if se.flow == in && p.At.Sub(se.at) <= e.cfg.AnswerWait {
+			kind := kindACK
+			if se.flags&FIN != 0 {
+				kind = kindMaimon
+			}
+			pd := &pending{flow: in, at: se.at, kind: kind, flags: se.flags, ttl: se.ttl}
+			*se = strayEntry{}
+			e.resolve(pd, p.At, kind, AnswerRST)
+		}
+	case p.Unreachable() && p.Quoted.Proto != 0:
+		if pd := e.pending[p.Quoted]; pd != nil {
+			e.resolve(pd, p.At, pd.kind, AnswerICMP)
+		}
+	}
+}
+
+func (e *Engine) addPending(p *Packet, kind probeKind) {
+	if kind == kindSYNRaw && p.SACKTS {
+		kind = kindSYNStack
+	}
+	pd := &pending{flow: p.Flow, at: p.At, kind: kind, flags: p.Flags, ttl: p.TTL, ipid: p.IPID, seq: p.Seq}
+	if kind <= kindSYNStack {
+		if p.IPID == 54321 {
+			pd.toolBits |= toolZmap
+		}
+		if p.Dst.Is4() {
+			d := p.Dst.As4()
+			ip := uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3])
+			if uint16(ip^uint32(p.DstPort)^p.Seq) == p.IPID {
+				pd.toolBits |= toolMasscan
+			}
+		}
+	}
+	e.pending[p.Flow] = pd
+	e.queue = append(e.queue, pd)
+	e.source(p.Src, p.At) // the source is seen, and so kept or evicted
+	// Memory stays flat under a flood: the oldest attempt is decided
+	// early once there are too many.
+	for len(e.pending) > e.cfg.maxPending() {
+		e.expireOne(p.At)
+	}
+	if len(e.queue)-e.queueHead > 2*e.cfg.maxPending()+64 {
+		e.compactQueue()
+	}
+}
+
+func (e *Engine) compactQueue() {
+	q := e.queue[:0]
+	for _, pd := range e.queue[e.queueHead:] {
+		if !pd.done {
+			q = append(q, pd)
+		}
+	}
+	clear(e.queue[len(q):])
+	e.queue, e.queueHead = q, 0
+}
+
+// expireOne decides the oldest pending attempt: no answer came.
+func (e *Engine) expireOne(now time.Time) {
+	for e.queueHead < len(e.queue) {
+		pd := e.queue[e.queueHead]
+		e.queue[e.queueHead] = nil
+		e.queueHead++
+		if pd.done {
+			continue
+		}
+		answer := AnswerNone
+		if pd.kind <= kindSYNStack {
+			answer = AnswerDropped
+		}
+		e.resolve(pd, now, pd.kind, answer)
+		break
+	}
+	if e.queueHead == len(e.queue) {
+		e.queue, e.queueHead = e.queue[:0], 0
+	}
+}
+
+// Tick moves the engine's time to now: attempts whose answer did not come
+// in time are decided, scans report and end, idle sources are let go.
+func (e *Engine) Tick(now time.Time) {
+	for e.queueHead < len(e.queue) {
+		pd := e.queue[e.queueHead]
+		if !pd.done && now.Sub(pd.at) < e.cfg.AnswerWait {
+			break
+		}
+		e.expireOne(now)
+	}
+	// The rest walks whole tables: not for every packet.
+	if now.Sub(e.lastMaint) < maintEvery && !e.lastMaint.IsZero() {
+		return
+	}
+	e.lastMaint = now
+	for _, a := range e.sortedAlerts() {
+		switch {
+		case now.Sub(a.Last) >= e.cfg.EndAfter:
+			e.endAlert(a, now)
+		case a.changed && now.Sub(a.lastEmit) >= e.cfg.UpdateEvery:
+			e.emitAlert(a, PhaseUpdate, now)
+		}
+	}
+	idle := max(e.cfg.LongWindow, e.cfg.DistWindow, e.cfg.ShortGap)
+	// Idle sources go, but not those of a scan going on: it still names
+	// them.
+	for s := e.lruTail; s != nil && now.Sub(s.lastSeen) > idle; {
+		prev := s.prev
+		if s.alert == nil {
+			e.dropSource(s)
+		}
+		s = prev
+	}
+	for k, c := range e.coverage {
+		if now.Sub(c.at) > e.cfg.DistWindow {
+			e.uncover(k, c)
+		}
+	}
+}
+
+// maintEvery is how often (in the packets' time) Tick ends scans, reports
+// them, and lets idle sources and old coverage go.
+const maintEvery = 100 * time.Millisecond
+
+// Flush decides every pending attempt and ends every scan, as at the end
+// of a capture file.
+func (e *Engine) Flush(now time.Time) {
+	for e.queueHead < len(e.queue) {
+		e.expireOne(now)
+	}
+	for _, a := range e.sortedAlerts() {
+		e.endAlert(a, now)
+	}
+}
+
+func (e *Engine) sortedAlerts() []*alert {
+	out := make([]*alert, 0, len(e.alerts))
+	for _, a := range e.alerts {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b *alert) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+// source returns the state of addr, made on first sight, and marks it
+// the most recent.
+func (e *Engine) source(addr netip.Addr, now time.Time) *source {
+	s := e.sources[addr]
+	if s == nil {
+		s = &source{addr: addr, tokens: float64(e.cfg.LogBurst), tokensAt: now}
+		e.sources[addr] = s
+		for len(e.sources) > e.cfg.MaxSources && e.lruTail != nil {
+			e.stats.Evicted++
+			e.dropSource(e.lruTail)
+		}
+	} else {
+		e.unlink(s)
+	}
+	s.lastSeen = now
+	s.next = e.lruHead
+	if e.lruHead != nil {
+		e.lruHead.prev = s
+	}
+	e.lruHead = s
+	if e.lruTail == nil {
+		e.lruTail = s
+	}
+	return s
+}
+
+func (e *Engine) unlink(s *source) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		e.lruHead = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		e.lruTail = s.prev
+	}
+	s.prev, s.next = nil, nil
+}
+
+func (e *Engine) dropSource(s *source) {
+	e.unlink(s)
+	delete(e.sources, s.addr)
+}
+
+func (e *Engine) allowed(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range e.cfg.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve decides an attempt: it is logged, and counted as a probe.
+func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answer) {
+	pd.done = true
+	if e.pending[pd.flow] == pd {
+		delete(e.pending, pd.flow)
+	}
+	e.stats.Attempts++
+	if answer.Refused() {
+		e.stats.Refused++
+	}
+	s := e.source(pd.flow.Src, now)
+	if answer.Refused() || e.cfg.LogAll {
+		e.log(s, &Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
+	}
+	if e.allowed(pd.flow.Src) {
+		return
+	}
+	e.probe(s, pd, kind, answer, now)
+}
+
+// log writes an attempt unless its source is over its rate, or all
+// sources together over theirs: a flood from spoofed sources, each new,
+// must not fill a disk either.
+func (e *Engine) log(s *source, a *Attempt) {
+	if el := a.Time.Sub(s.tokensAt).Seconds(); el > 0 {
+		s.tokens = min(float64(e.cfg.LogBurst), s.tokens+el*e.cfg.LogRate)
+		s.tokensAt = a.Time
+	}
+	if el := a.Time.Sub(e.allTokensAt).Seconds(); el > 0 || e.allTokensAt.IsZero() {
+		if e.allTokensAt.IsZero() {
+			e.allTokens = e.cfg.LogTotalRate
+		}
+		e.allTokens = min(e.cfg.LogTotalRate, e.allTokens+max(el, 0)*e.cfg.LogTotalRate)
+		e.allTokensAt = a.Time
+	}
+	if s.tokens < 1 {
+		s.suppressed++
+		return
+	}
+	if e.allTokens < 1 {
+		e.allSuppressed++
+		return
+	}
+	s.tokens--
+	e.allTokens--
+	a.Suppressed, s.suppressed = s.suppressed, 0
+	a.SuppressedAll, e.allSuppressed = e.allSuppressed, 0
+	e.sink(Event{Attempt: a})
+}
+
+// counted reports whether an attempt weighs in scan detection: not when
+// it was accepted (monitoring and clients complete their handshakes), nor
+// UDP left unanswered on an ephemeral port (the replies to this host's
+// own queries look just like that).
+func (e *Engine) counted(pd *pending, kind probeKind, answer Answer) bool {
+	switch {
+	case kind == kindConnect:
+		return false
+	case kind == kindUDP && answer != AnswerICMP && pd.flow.DstPort >= e.cfg.EphemeralLow && pd.flow.DstPort <= e.cfg.EphemeralHigh:
+		return false
+	}
+	return true
+}
+
+func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, now time.Time) {
+	at := pd.at
+	s.evidence[kind]++
+	if kind <= kindHalfOpen {
+		for _, b := range []uint8{toolZmap, toolMasscan} {
+			if pd.toolBits&b != 0 {
+				s.tools[b]++
+			}
+		}
+	}
+	if !e.counted(pd, kind, answer) {
+		// An accepted port is named in a scan's ports, but does not
+		// make one.
+		if kind != kindConnect {
+			return
+		}
+		if a := s.alert; a != nil {
+			e.addToAlert(a, s, pd, kind)
+		} else if len(s.accepted) < 64 {
+			if s.accepted == nil {
+				s.accepted = map[portKey]struct{}{}
+			}
+			s.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
+		}
+		return
+	}
+	pk := portKey{pd.flow.Proto, pd.flow.DstPort}
+	if a := s.alert; a != nil {
+		e.addToAlert(a, s, pd, kind)
+		return
+	}
+	if s.first.IsZero() {
+		s.first, s.firstTTL = at, pd.ttl
+	}
+	if s.targets == nil {
+		s.targets = map[netip.Addr]struct{}{}
+	}
+	if len(s.targets) < 64 {
+		s.targets[pd.flow.Dst] = struct{}{}
+	}
+
+	// The short window, as scanlogd: distinct ports, privileged ones
+	// weighing more, each within ShortGap of the one before.
+	if s.shortPorts == nil || at.Sub(s.shortLast) > e.cfg.ShortGap {
+		s.shortPorts, s.shortWeight = map[portKey]struct{}{}, 0
+	}
+	s.shortLast = at
+	trigger := ""
+	if _, ok := s.shortPorts[pk]; !ok {
+		s.shortPorts[pk] = struct{}{}
+		if pk.port < 1024 {
+			s.shortWeight += e.cfg.PrivWeight
+		} else {
+			s.shortWeight += e.cfg.HighWeight
+		}
+		if s.shortWeight >= e.cfg.ShortThreshold {
+			trigger = "short"
+		}
+	}
+	// The long window: distinct ports within LongWindow.
+	if s.longPorts == nil {
+		s.longPorts = map[portKey]time.Time{}
+	}
+	s.longPorts[pk] = at
+	if len(s.longPorts) >= e.cfg.LongPorts {
+		for k, t := range s.longPorts {
+			if at.Sub(t) > e.cfg.LongWindow {
+				delete(s.longPorts, k)
+			}
+		}
+		if trigger == "" && len(s.longPorts) >= e.cfg.LongPorts {
+			trigger = "long"
+		}
+	}
+	// Sweeps: one port on many local addresses.
+	if s.sweep == nil {
+		s.sweep = map[portKey]map[netip.Addr]struct{}{}
+	}
+	hosts := s.sweep[pk]
+	if hosts == nil {
+		if len(s.sweep) >= e.cfg.LongPorts {
+			clear(s.sweep)
+		}
+		hosts = map[netip.Addr]struct{}{}
+		s.sweep[pk] = hosts
+	}
+	hosts[pd.flow.Dst] = struct{}{}
+	if trigger == "" && len(hosts) >= e.cfg.SweepHosts {
+		trigger = "sweep"
+	}
+
+	if trigger != "" {
+		e.detect(s, trigger, now)
+		return
+	}
+	// Not a scan by itself: it may be a slice of a distributed one.
+	if old, ok := e.coverage[pk]; ok {
+		e.uncover(pk, old)
+	}
+	e.coverage[pk] = coverEntry{src: s.addr, at: at, dst: pd.flow.Dst}
+	e.coverSources[s.addr]++
+	if len(e.coverage) >= e.cfg.DistPorts && len(e.coverSources) >= e.cfg.DistSources {
+		e.detectDistributed(now)
+	}
+}
+
+func (e *Engine) uncover(k portKey, c coverEntry) {
+	delete(e.coverage, k)
+	if e.coverSources[c.src]--; e.coverSources[c.src] <= 0 {
+		delete(e.coverSources, c.src)
+	}
+}
+
+// detect starts an alert for s, or adds s to a scan going on that probes
+// other ports of the same targets: a distributed scan.
+func (e *Engine) detect(s *source, trigger string, now time.Time) {
+	ports := make([]portKey, 0, len(s.longPorts)+len(s.shortPorts))
+	for k := range s.longPorts {
+		ports = append(ports, k)
+	}
+	for _, m := range []map[portKey]struct{}{s.shortPorts, s.accepted} {
+		for k := range m {
+			if _, ok := s.longPorts[k]; !ok {
+				ports = append(ports, k)
+			}
+		}
+	}
+	for k := range s.sweep {
+		if _, ok := s.longPorts[k]; !ok {
+			ports = append(ports, k)
+		}
+	}
+	ports = slices.Compact(slices.SortedFunc(slices.Values(ports), func(a, b portKey) int {
+		return int(a.proto)<<16 + int(a.port) - int(b.proto)<<16 - int(b.port)
+	}))
+	var a *alert
+	if trigger != "sweep" {
+		a = e.distributedPeer(s, ports, now)
+	}
+	if a == nil {
+		a = e.newAlert(trigger, now)
+		a.Kind = "ports"
+		if trigger == "sweep" {
+			a.Kind = "sweep"
+		}
+		a.Start, a.TTL = s.first, s.firstTTL
+	} else {
+		a.Kind, a.Trigger = "distributed", "distributed"
+		if s.first.Before(a.Start) {
+			a.Start = s.first
+		}
+	}
+	e.join(a, s, ports)
+	// Remove this source's ports from the distributed coverage: they
+	// are reported now.
+	for k, c := range e.coverage {
+		if c.src == s.addr {
+			e.uncover(k, c)
+		}
+	}
+	if a.Phase == "" {
+		e.emitAlert(a, PhaseStart, now)
+	} else {
+		e.emitAlert(a, PhaseUpdate, now)
+	}
+}
+
+// distributedPeer finds a scan going on whose ports the new source's do
+// not overlap (by more than a tenth) on the same targets.
+func (e *Engine) distributedPeer(s *source, ports []portKey, now time.Time) *alert {
+	for _, a := range e.sortedAlerts() {
+		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow {
+			continue
+		}
+		shared := false
+		for t := range s.targets {
+			if _, ok := a.targets[t]; ok {
+				shared = true
+				break
+			}
+		}
+		if !shared {
+			continue
+		}
+		overlap := 0
+		for _, k := range ports {
+			m := a.tcp
+			if k.proto == UDP {
+				m = a.udp
+			}
+			if _, ok := m[k.port]; ok {
+				overlap++
+			}
+		}
+		if overlap*10 <= len(ports) {
+			return a
+		}
+	}
+	return nil
+}
+
+func (e *Engine) newAlert(trigger string, now time.Time) *alert {
+	e.nextID++
+	a := &alert{
+		Alert:   Alert{ID: e.nextID, Trigger: trigger},
+		sources: map[netip.Addr]struct{}{}, targets: map[netip.Addr]struct{}{},
+		tcp: map[uint16]struct{}{}, udp: map[uint16]struct{}{},
+	}
+	e.alerts[a.ID] = a
+	for len(e.alerts) > e.cfg.MaxAlerts {
+		oldest := e.sortedAlerts()[0]
+		e.endAlert(oldest, now)
+	}
+	return a
+}
+
+// join moves a source's findings into an alert.
+func (e *Engine) join(a *alert, s *source, ports []portKey) {
+	a.sources[s.addr] = struct{}{}
+	for t := range s.targets {
+		a.targets[t] = struct{}{}
+	}
+	for _, k := range ports {
+		if k.proto == UDP {
+			a.udp[k.port] = struct{}{}
+		} else {
+			a.tcp[k.port] = struct{}{}
+		}
+	}
+	for i, n := range s.evidence {
+		a.evidence[i] += n
+		if probeKind(i) != kindConnect {
+			a.Probes += n
+		}
+	}
+	for i, n := range s.tools {
+		a.tools[i] += n
+	}
+	if s.lastSeen.After(a.Last) {
+		a.Last = s.lastSeen
+	}
+	s.alert = a
+	s.evidence, s.tools = [numKinds]int{}, [3]int{}
+	s.shortPorts, s.longPorts, s.sweep, s.targets, s.accepted = nil, nil, nil, nil, nil
+	s.shortWeight, s.first = 0, time.Time{}
+	a.changed = true
+}
+
+func (e *Engine) addToAlert(a *alert, s *source, pd *pending, kind probeKind) {
+	a.evidence[kind]++
+	for _, b := range []uint8{toolZmap, toolMasscan} {
+		if pd.toolBits&b != 0 {
+			a.tools[b]++
+		}
+	}
+	if kind != kindConnect {
+		a.Probes++
+	}
+	if len(a.targets) < 64 {
+		a.targets[pd.flow.Dst] = struct{}{}
+	}
+	if pd.flow.Proto == UDP {
+		a.udp[pd.flow.DstPort] = struct{}{}
+	} else {
+		a.tcp[pd.flow.DstPort] = struct{}{}
+	}
+	if pd.at.After(a.Last) {
+		a.Last = pd.at
+	}
+	a.changed = true
+}
+
+// detectDistributed reports the sources of the coverage as one scan.
+func (e *Engine) detectDistributed(now time.Time) {
+	a := e.newAlert("distributed", now)
+	a.Kind = "distributed"
+	srcs := map[netip.Addr][]portKey{}
+	for k, c := range e.coverage {
+		srcs[c.src] = append(srcs[c.src], k)
+		if a.Start.IsZero() || c.at.Before(a.Start) {
+			a.Start = c.at
+		}
+	}
+	for addr, ports := range srcs {
+		s := e.sources[addr]
+		if s == nil {
+			// Evicted since: its ports still count.
+			s = &source{addr: addr}
+		}
+		if a.TTL == 0 {
+			a.TTL = s.firstTTL
+		}
+		e.join(a, s, ports)
+	}
+	clear(e.coverage)
+	clear(e.coverSources)
+	e.emitAlert(a, PhaseStart, now)
+}
+
+func (e *Engine) endAlert(a *alert, now time.Time) {
+	e.emitAlert(a, PhaseEnd, now)
+	delete(e.alerts, a.ID)
+	for addr := range a.sources {
+		if s := e.sources[addr]; s != nil && s.alert == a {
+			s.alert = nil
+		}
+	}
+}
+
+func (e *Engine) emitAlert(a *alert, phase Phase, now time.Time) {
+	a.Phase, a.Time = phase, now
+	a.lastEmit, a.changed = now, false
+	a.Sources = sortedAddrs(a.sources)
+	a.Targets = sortedAddrs(a.targets)
+	a.TCPPorts = sortedPorts(a.tcp)
+	a.UDPPorts = sortedPorts(a.udp)
+	a.Type = scanType(a.evidence)
+	a.Tool = toolGuess(a.tools, a.evidence)
+	if phase == PhaseStart {
+		e.stats.Scans[a.Type]++
+	}
+	out := a.Alert // a copy: the sink may keep it
+	e.sink(Event{Alert: &out})
+}
+
+func sortedPorts(m map[uint16]struct{}) []uint16 {
+	out := make([]uint16, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// scanType names the scan from the probes' kinds: every type with at
+// least a tenth of them, the most common first.
+func scanType(ev [numKinds]int) string {
+	type share struct {
+		name string
+		n    int
+	}
+	synRaw, synStack, half, conn := ev[kindSYNRaw], ev[kindSYNStack], ev[kindHalfOpen], ev[kindConnect]
+	syn := share{n: synRaw + synStack + half + conn}
+	switch {
+	case half > 0 && half >= conn:
+		syn.name = "SYN"
+	case conn > 0:
+		syn.name = "connect"
+	case synStack > synRaw:
+		// Refused or dropped SYNs only: the options of the operating
+		// system's own stack are the sign of connect().
+		syn.name = "connect"
+	default:
+		syn.name = "SYN"
+	}
+	all := []share{syn, {"FIN", ev[kindFIN]}, {"NULL", ev[kindNULL]}, {"Xmas", ev[kindXmas]},
+		{"ACK/Window", ev[kindACK]}, {"Maimon", ev[kindMaimon]}, {"UDP", ev[kindUDP]}}
+	total := 0
+	for _, s := range all {
+		total += s.n
+	}
+	slices.SortStableFunc(all, func(a, b share) int { return b.n - a.n })
+	var names []string
+	for _, s := range all {
+		if s.n > 0 && s.n*10 >= total {
+			names = append(names, s.name)
+		}
+	}
+	if len(names) == 0 {
+		return "unknown"
+	}
+	return strings.Join(names, "+")
+}
+
+// toolGuess names the scanner when most of the SYNs carry its mark:
+// zmap's fixed IP ID 54321, masscan's IP ID = destination address ^
+// destination port ^ sequence number.
+func toolGuess(tools [3]int, ev [numKinds]int) string {
+	syns := ev[kindSYNRaw] + ev[kindSYNStack] + ev[kindHalfOpen]
+	switch {
+	case syns == 0:
+		return ""
+	case tools[toolZmap]*2 > syns:
+		return "zmap (guess)"
+	case tools[toolMasscan]*2 > syns:
+		return "masscan (guess)"
+	}
+	return ""
+}

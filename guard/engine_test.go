@@ -1,0 +1,528 @@
+package guard
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+var (
+	t0     = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	local4 = netip.MustParseAddr("198.18.0.2")
+	scan4  = netip.MustParseAddr("198.18.0.1")
+)
+
+// sim drives an engine with made-up packets and keeps what it reports.
+type sim struct {
+	t      *testing.T
+	e      *Engine
+	now    time.Time
+	events []Event
+}
+
+func newSim(t *testing.T, cfg Config) *sim {
+	s := &sim{t: t, now: t0}
+	s.e = New(cfg, func(ev Event) { s.events = append(s.events, ev) })
+	return s
+}
+
+func (s *sim) at(d time.Duration) { s.now = s.now.Add(d); s.e.Tick(s.now) }
+
+func (s *sim) in(src netip.Addr, sport uint16, dst netip.Addr, dport uint16, proto Proto, flags uint8) *Packet {
+	p := &Packet{At: s.now, Flow: Flow{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Proto: proto}, Flags: flags, TTL: 64, Seq: 1000}
+	return p
+}
+
+func (s *sim) send(p *Packet) { p.At = s.now; s.e.Packet(p) }
+
+// rst is this host's reset answering p.
+func (s *sim) rst(p *Packet) {
+	s.send(&Packet{Outgoing: true, Flow: p.Flow.Reverse(), Flags: RST | ACK, TTL: 64})
+}
+
+func (s *sim) unreach(p *Packet) {
+	s.send(&Packet{Outgoing: true, Flow: Flow{Src: p.Dst, Dst: p.Src, Proto: ICMP}, ICMPType: 3, ICMPCode: 3, Quoted: p.Flow})
+}
+
+func (s *sim) alerts(phase Phase) []*Alert {
+	var out []*Alert
+	for _, ev := range s.events {
+		if ev.Alert != nil && (phase == "" || ev.Alert.Phase == phase) {
+			out = append(out, ev.Alert)
+		}
+	}
+	return out
+}
+
+func (s *sim) attempts() []*Attempt {
+	var out []*Attempt
+	for _, ev := range s.events {
+		if ev.Attempt != nil {
+			out = append(out, ev.Attempt)
+		}
+	}
+	return out
+}
+
+func (s *sim) finish() { s.e.Flush(s.now.Add(time.Hour)) }
+
+func portsRange(lo, hi uint16) []uint16 {
+	var out []uint16
+	for p := lo; p <= hi; p++ {
+		out = append(out, p)
+	}
+	return out
+}
+
+// oneScan checks that exactly one scan was reported, ended, and returns
+// its summary.
+func (s *sim) oneScan() *Alert {
+	s.t.Helper()
+	ends := s.alerts(PhaseEnd)
+	starts := s.alerts(PhaseStart)
+	if len(starts) != 1 || len(ends) != 1 {
+		s.t.Fatalf("%d starts and %d ends, want one scan: %+v", len(starts), len(ends), s.alerts(""))
+	}
+	if starts[0].ID != ends[0].ID {
+		s.t.Fatalf("start %d, end %d", starts[0].ID, ends[0].ID)
+	}
+	return ends[0]
+}
+
+// TestScanTypes: each scan type is told from its packets, with the
+// source, the ports and the trigger.
+func TestScanTypes(t *testing.T) {
+	const lo, hi = 1000, 1099
+	open := map[uint16]bool{1010: true, 1050: true}
+	for _, c := range []struct {
+		name  string
+		probe func(s *sim, port uint16)
+		want  string
+	}{
+		{"SYN", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000, local4, port, TCP, SYN)
+			s.send(p)
+			if open[port] { // SYN-ACK (unseen), then the scanner's reset
+				s.send(s.in(scan4, 40000, local4, port, TCP, RST))
+			} else {
+				s.rst(p)
+			}
+		}, "SYN"},
+		{"connect", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000+port, local4, port, TCP, SYN)
+			p.SACKTS = true
+			s.send(p)
+			if open[port] {
+				s.send(s.in(scan4, 40000+port, local4, port, TCP, ACK))
+				s.send(s.in(scan4, 40000+port, local4, port, TCP, RST|ACK))
+			} else {
+				s.rst(p)
+			}
+		}, "connect"},
+		{"connect without open ports", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000+port, local4, port, TCP, SYN)
+			p.SACKTS = true
+			s.send(p)
+			s.rst(p)
+		}, "connect"},
+		{"FIN", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000, local4, port, TCP, FIN)
+			s.send(p)
+			if !open[port] {
+				s.rst(p)
+			}
+		}, "FIN"},
+		{"NULL", func(s *sim, port uint16) { s.send(s.in(scan4, 40000, local4, port, TCP, 0)) }, "NULL"},
+		{"Xmas", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000, local4, port, TCP, FIN|PSH|URG)
+			s.send(p)
+			s.rst(p)
+		}, "Xmas"},
+		{"ACK", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000, local4, port, TCP, ACK)
+			s.send(p)
+			s.send(&Packet{Outgoing: true, Flow: p.Flow.Reverse(), Flags: RST})
+		}, "ACK/Window"},
+		{"Maimon", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000, local4, port, TCP, FIN|ACK)
+			s.send(p)
+			s.send(&Packet{Outgoing: true, Flow: p.Flow.Reverse(), Flags: RST})
+		}, "Maimon"},
+		{"UDP", func(s *sim, port uint16) {
+			p := s.in(scan4, 40000, local4, port, UDP, 0)
+			s.send(p)
+			if port%10 == 0 { // the kernel's ICMP rate limit lets few through
+				s.unreach(p)
+			}
+		}, "UDP"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, Config{})
+			for port := uint16(lo); port <= hi; port++ {
+				c.probe(s, port)
+				s.at(10 * time.Millisecond)
+			}
+			s.finish()
+			a := s.oneScan()
+			if a.Type != c.want {
+				t.Errorf("type %q, want %q", a.Type, c.want)
+			}
+			if !slices.Equal(a.Sources, []netip.Addr{scan4}) || !slices.Equal(a.Targets, []netip.Addr{local4}) {
+				t.Errorf("sources %v targets %v", a.Sources, a.Targets)
+			}
+			got := a.TCPPorts
+			if c.want == "UDP" {
+				got = a.UDPPorts
+			}
+			// Without an answer an ACK or Maimon probe is not told from
+			// a connection's packets: only the reset ports count.
+			if !slices.Equal(got, portsRange(lo, hi)) {
+				t.Errorf("ports %s, want %d-%d", PortRanges(got), lo, hi)
+			}
+			if a.Trigger != "short" || a.Kind != "ports" {
+				t.Errorf("trigger %q kind %q", a.Trigger, a.Kind)
+			}
+		})
+	}
+}
+
+// synClosed is a SYN this host resets.
+func (s *sim) synClosed(src netip.Addr, dst netip.Addr, port uint16) {
+	p := s.in(src, 40000, dst, port, TCP, SYN)
+	s.send(p)
+	s.rst(p)
+}
+
+// TestSlowScan: probes farther apart than the short gap are found by
+// the long window.
+func TestSlowScan(t *testing.T) {
+	s := newSim(t, Config{LongWindow: 10 * time.Minute, LongPorts: 30})
+	for port := uint16(2000); port < 2040; port++ {
+		s.synClosed(scan4, local4, port)
+		s.at(5 * time.Second)
+	}
+	s.finish()
+	a := s.oneScan()
+	if a.Trigger != "long" || !slices.Equal(a.TCPPorts, portsRange(2000, 2039)) {
+		t.Errorf("trigger %q ports %s", a.Trigger, PortRanges(a.TCPPorts))
+	}
+}
+
+// TestSweep: one port on many local addresses.
+func TestSweep(t *testing.T) {
+	s := newSim(t, Config{})
+	for i := range 10 {
+		s.synClosed(scan4, netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), 22)
+		s.at(time.Second)
+	}
+	s.finish()
+	a := s.oneScan()
+	if a.Kind != "sweep" || len(a.Targets) < 8 || !slices.Equal(a.TCPPorts, []uint16{22}) {
+		t.Errorf("kind %q targets %v ports %v", a.Kind, a.Targets, a.TCPPorts)
+	}
+}
+
+func srcN(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
+
+// TestDistributed: sources scanning their own slices of the ports at
+// once are one scan; so are many sources each too small to be one.
+func TestDistributed(t *testing.T) {
+	t.Run("slices", func(t *testing.T) {
+		s := newSim(t, Config{})
+		for i := range 50 {
+			for src := range 8 {
+				s.synClosed(srcN(src), local4, uint16(5000+src*50+i))
+			}
+			s.at(20 * time.Millisecond)
+		}
+		s.finish()
+		a := s.oneScan()
+		want := make([]netip.Addr, 8)
+		for i := range want {
+			want[i] = srcN(i)
+		}
+		if a.Kind != "distributed" || !slices.Equal(a.Sources, want) || !slices.Equal(a.TCPPorts, portsRange(5000, 5399)) {
+			t.Errorf("kind %q sources %v ports %s", a.Kind, a.Sources, PortRanges(a.TCPPorts))
+		}
+	})
+	t.Run("each too small", func(t *testing.T) {
+		s := newSim(t, Config{})
+		for src := range 40 {
+			for i := range 3 {
+				s.synClosed(srcN(src), local4, uint16(6000+src*3+i))
+				s.at(time.Second)
+			}
+		}
+		s.finish()
+		a := s.oneScan()
+		if a.Kind != "distributed" || len(a.Sources) < 30 || len(a.TCPPorts) < 100 {
+			t.Errorf("kind %q %d sources %d ports", a.Kind, len(a.Sources), len(a.TCPPorts))
+		}
+	})
+	t.Run("independent scanners of the same ports", func(t *testing.T) {
+		s := newSim(t, Config{})
+		for port := uint16(1); port <= 100; port++ {
+			s.synClosed(srcN(0), local4, port)
+			s.synClosed(srcN(1), local4, port)
+			s.at(10 * time.Millisecond)
+		}
+		s.finish()
+		if n := len(s.alerts(PhaseStart)); n != 2 {
+			t.Errorf("%d scans, want 2", n)
+		}
+	})
+}
+
+// TestBenign: traffic that is not a scan raises no alert.
+func TestBenign(t *testing.T) {
+	web := netip.MustParseAddr("198.18.0.50")
+	for _, c := range []struct {
+		name string
+		run  func(s *sim)
+	}{
+		{"1000 requests to one port", func(s *sim) {
+			for i := range 1000 {
+				sp := uint16(30000 + i)
+				s.send(s.in(web, sp, local4, 80, TCP, SYN))
+				s.send(s.in(web, sp, local4, 80, TCP, ACK))
+				s.send(s.in(web, sp, local4, 80, TCP, ACK|PSH))
+				s.send(s.in(web, sp, local4, 80, TCP, FIN|ACK))
+				s.at(5 * time.Millisecond)
+			}
+		}},
+		{"a client of 5 services", func(s *sim) {
+			for i, port := range []uint16{22, 80, 443, 5432, 6379} {
+				s.send(s.in(web, uint16(30000+i), local4, port, TCP, SYN))
+				s.send(s.in(web, uint16(30000+i), local4, port, TCP, ACK))
+			}
+			s.synClosed(web, local4, 8080) // one mistake
+		}},
+		{"monitoring of 10 ports, repeated", func(s *sim) {
+			for round := range 100 {
+				for i := range 10 {
+					sp := uint16(20000 + round*10 + i)
+					port := uint16(20 + i*10)
+					s.send(s.in(web, sp, local4, port, TCP, SYN))
+					s.send(s.in(web, sp, local4, port, TCP, ACK))
+					s.send(s.in(web, sp, local4, port, TCP, RST|ACK))
+				}
+				s.at(time.Second)
+			}
+		}},
+		{"a forwarder's churn", func(s *sim) {
+			// Connections come and go; late packets of closed ones are
+			// reset.
+			for i := range 2000 {
+				sp := uint16(10000 + i)
+				port := uint16(8000 + i%3)
+				s.send(s.in(web, sp, local4, port, TCP, SYN))
+				s.send(s.in(web, sp, local4, port, TCP, ACK))
+				late := s.in(web, sp, local4, port, TCP, ACK)
+				s.send(late)
+				s.send(&Packet{Outgoing: true, Flow: late.Flow.Reverse(), Flags: RST})
+				s.at(2 * time.Millisecond)
+			}
+		}},
+		{"DNS replies to this host's queries", func(s *sim) {
+			dns := netip.MustParseAddr("198.18.0.53")
+			for i := range 500 {
+				s.send(s.in(dns, 53, local4, uint16(33000+i*7), UDP, 0))
+				s.at(10 * time.Millisecond)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, Config{})
+			c.run(s)
+			s.finish()
+			if a := s.alerts(""); len(a) > 0 {
+				t.Errorf("alerts: %+v", a[0])
+			}
+		})
+	}
+}
+
+// TestAllowlist: an allowed source's scan is no alert, its refused
+// attempts are still logged.
+func TestAllowlist(t *testing.T) {
+	s := newSim(t, Config{Allow: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/28")}})
+	for port := uint16(1); port <= 100; port++ {
+		s.synClosed(scan4, local4, port)
+	}
+	s.finish()
+	if a := s.alerts(""); len(a) > 0 {
+		t.Errorf("alert for an allowed source: %+v", a[0])
+	}
+	if len(s.attempts()) == 0 {
+		t.Error("no attempts logged")
+	}
+}
+
+// TestAttempts: each answer, and the rate limit per source.
+func TestAttempts(t *testing.T) {
+	s := newSim(t, Config{LogBurst: 3, LogRate: 1})
+	s.synClosed(scan4, local4, 1) // rst
+	u := s.in(scan4, 40000, local4, 2, UDP, 0)
+	s.send(u)
+	s.unreach(u)                                    // icmp
+	s.send(s.in(scan4, 40001, local4, 3, TCP, SYN)) // dropped
+	s.send(s.in(scan4, 40002, local4, 4, UDP, 0))   // none: not logged
+	s.at(3 * time.Second)
+	got := s.attempts()
+	var answers []Answer
+	for _, a := range got {
+		answers = append(answers, a.Answer)
+	}
+	if !slices.Equal(answers, []Answer{AnswerRST, AnswerICMP, AnswerDropped}) {
+		t.Fatalf("answers %v", answers)
+	}
+	// A flood from one source: the burst, then one a second.
+	s.events = nil
+	for i := range 100 {
+		s.synClosed(netip.MustParseAddr("198.18.0.99"), local4, uint16(9000+i%3))
+		s.at(100 * time.Millisecond)
+	}
+	got = s.attempts()
+	if len(got) < 10 || len(got) > 14 {
+		t.Fatalf("%d attempts logged of 100 in 10s, want the burst of 3 and about 1 a second", len(got))
+	}
+	if got[len(got)-1].Suppressed == 0 {
+		t.Error("no suppressed count on a rate-limited line")
+	}
+}
+
+// TestFloodBounded: a SYN flood from spoofed sources leaves the state
+// within its caps.
+func TestFloodBounded(t *testing.T) {
+	s := newSim(t, Config{MaxSources: 1000})
+	for i := range 200000 {
+		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		s.send(s.in(src, 1234, local4, 80, TCP, SYN))
+		if i%1000 == 0 {
+			s.at(time.Millisecond)
+		}
+		if st := s.e.Stats(); st.Sources > 1000 || st.Pending > 4000 {
+			t.Fatalf("after %d packets: %d sources, %d pending", i, st.Sources, st.Pending)
+		}
+	}
+	if q := len(s.e.queue) - s.e.queueHead; q > 2*4000+64 {
+		t.Errorf("queue of %d", q)
+	}
+}
+
+// TestToolGuess: zmap's IP ID and masscan's IP ID relation.
+func TestToolGuess(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ipid func(port uint16, seq uint32) uint16
+		want string
+	}{
+		{"zmap", func(uint16, uint32) uint16 { return 54321 }, "zmap (guess)"},
+		{"masscan", func(port uint16, seq uint32) uint16 {
+			d := local4.As4()
+			ip := uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3])
+			return uint16(ip ^ uint32(port) ^ seq)
+		}, "masscan (guess)"},
+		{"other", func(port uint16, _ uint32) uint16 { return port * 7 }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, Config{})
+			for port := uint16(1); port <= 50; port++ {
+				p := s.in(scan4, 40000, local4, port, TCP, SYN)
+				p.Seq = uint32(port) * 2654435761
+				p.IPID = c.ipid(port, p.Seq)
+				s.send(p)
+				s.rst(p)
+			}
+			s.finish()
+			if a := s.oneScan(); a.Tool != c.want {
+				t.Errorf("tool %q, want %q", a.Tool, c.want)
+			}
+		})
+	}
+}
+
+// TestUpdates: a long scan reports at most every UpdateEvery and ends
+// with its summary.
+func TestUpdates(t *testing.T) {
+	s := newSim(t, Config{UpdateEvery: 10 * time.Second, EndAfter: 30 * time.Second})
+	for port := uint16(1); port <= 600; port++ {
+		s.synClosed(scan4, local4, port)
+		s.at(100 * time.Millisecond) // 60 s in all
+	}
+	s.at(31 * time.Second)
+	if n := len(s.alerts(PhaseUpdate)); n < 4 || n > 7 {
+		t.Errorf("%d updates in a minute, want about 6", n)
+	}
+	ends := s.alerts(PhaseEnd)
+	if len(ends) != 1 || len(ends[0].TCPPorts) != 600 || ends[0].Probes != 600 {
+		t.Fatalf("ends %+v", ends)
+	}
+	if d := ends[0].Duration(); d < 59*time.Second || d > 61*time.Second {
+		t.Errorf("duration %v", d)
+	}
+}
+
+// TestAttemptsAllSources: spoofed sources, each new and so within its own
+// rate, are held to the rate of all sources together.
+func TestAttemptsAllSources(t *testing.T) {
+	s := newSim(t, Config{LogTotalRate: 100})
+	for i := range 10000 { // 10000 sources in 1 s
+		src := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		s.synClosed(src, local4, 80)
+		if i%100 == 99 {
+			s.at(10 * time.Millisecond)
+		}
+	}
+	got := s.attempts()
+	// The burst of 100 and 100 a second for the 1 s.
+	if len(got) < 190 || len(got) > 210 {
+		t.Fatalf("%d attempts logged, want about 200", len(got))
+	}
+	if got[len(got)-1].SuppressedAll == 0 {
+		t.Error("no count of the attempts not logged")
+	}
+}
+
+// BenchmarkEngineTraffic is the engine's cost per packet of ordinary
+// traffic: connections' ACKs from many clients, a few SYNs among them.
+func BenchmarkEngineTraffic(b *testing.B) {
+	e := New(Config{}, func(Event) {})
+	pkts := make([]Packet, 4096)
+	for i := range pkts {
+		src := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		flags := uint8(ACK)
+		if i%16 == 0 {
+			flags = SYN
+		}
+		pkts[i] = Packet{Flow: Flow{Src: src, Dst: local4, SrcPort: uint16(30000 + i), DstPort: 443, Proto: TCP}, Flags: flags, TTL: 64}
+	}
+	b.ReportAllocs()
+	at := t0
+	for i := 0; b.Loop(); i++ {
+		p := &pkts[i%len(pkts)]
+		at = at.Add(time.Microsecond)
+		p.At = at
+		e.Packet(p)
+	}
+}
+
+// TestIdleSourcesGo: sources idle for the longest window are let go,
+// also those seen before a source whose scan still goes on.
+func TestIdleSourcesGo(t *testing.T) {
+	s := newSim(t, Config{LongWindow: time.Minute, DistWindow: time.Minute, EndAfter: time.Hour})
+	for port := uint16(1); port <= 30; port++ { // a scan, then quiet for longer than the windows
+		s.synClosed(scan4, local4, port)
+	}
+	for i := range 100 {
+		s.synClosed(srcN(i), local4, 80)
+	}
+	s.at(2 * time.Minute)
+	if n := s.e.Stats().Sources; n != 1 {
+		t.Errorf("%d sources tracked, want only the scanning one", n)
+	}
+	if len(s.alerts(PhaseEnd)) != 0 {
+		t.Error("the scan ended early")
+	}
+}
