@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // httpRequest is what every churn connection sends; httpResponse is what
@@ -127,7 +129,7 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	paths := []*path{{name: "direct", port: httpPort}}
 	if c.portkitOK {
 		paths = append(paths, portkitPath(c, "tcp", churnBase+1, httpPort))
@@ -148,10 +150,10 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 			p := paths[pi]
 			var before time.Duration
 			if p.p != nil {
-				if p.p.exited() {
-					return nil, p.p.failure("is no longer running")
+				if p.p.Exited() {
+					return nil, p.p.Failure("is no longer running")
 				}
-				if before, err = treeCPU(p.p.pid()); err != nil {
+				if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
 					return nil, err
 				}
 			}
@@ -160,8 +162,8 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 				return nil, ctx.Err()
 			}
 			if p.p != nil {
-				_ = waitChildless(ctx, p.p.pid(), 10*time.Second)
-				if after, err := treeCPU(p.p.pid()); err == nil {
+				_ = proc.WaitChildless(ctx, p.p.Pid(), 10*time.Second)
+				if after, err := proc.TreeCPU(p.p.Pid()); err == nil {
 					r.cpu = after - before
 				}
 			}

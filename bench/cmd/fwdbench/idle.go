@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // fetchMetrics GETs http://addr/metrics with a plain HTTP/1.0 request and
@@ -101,10 +103,10 @@ func (s idleSnapshot) fdString() string {
 func snapshot(ctx context.Context, pid int, metrics string) (idleSnapshot, error) {
 	s := idleSnapshot{goroutines: -1, openFDs: -1}
 	var err error
-	if s.kinds, s.fds, err = fdCounts(pid); err != nil {
+	if s.kinds, s.fds, err = proc.FDCounts(pid); err != nil {
 		return s, err
 	}
-	if s.rss, err = procStatusKB(pid, "VmRSS"); err != nil {
+	if s.rss, err = proc.StatusKB(pid, "VmRSS"); err != nil {
 		return s, err
 	}
 	m, err := fetchMetrics(ctx, metrics)
@@ -224,7 +226,7 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	metrics := local(metricsPort)
 	// Every idle connection comes from 127.0.0.1: the default bound of 256
 	// per client address would refuse all but the first 256.
@@ -234,10 +236,10 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 		return nil, err
 	}
 	defer stopPaths(paths)
-	if err := waitListening(ctx, p.p, "tcp", metricsPort, 10*time.Second); err != nil {
+	if err := proc.WaitListening(ctx, p.p, "tcp", metricsPort, 10*time.Second); err != nil {
 		return nil, err
 	}
-	pid := p.p.pid()
+	pid := p.p.Pid()
 	fdsPerConn := 0
 
 	// A hundred connections first: the baseline is then a forwarder that
@@ -323,7 +325,7 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	var after idleSnapshot
 	fdsBack, grBack := time.Duration(-1), time.Duration(-1)
 	for ctx.Err() == nil {
-		after.kinds, after.fds, err = fdCounts(pid)
+		after.kinds, after.fds, err = proc.FDCounts(pid)
 		if err != nil {
 			return nil, err
 		}
@@ -360,12 +362,12 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if after.rss, err = procStatusKB(pid, "VmRSS"); err != nil {
+	if after.rss, err = proc.StatusKB(pid, "VmRSS"); err != nil {
 		return nil, err
 	}
 	// Once metrics requests have been made (and allocated), the fds again.
 	pause(ctx, time.Second)
-	laterKinds, laterFDs, err := fdCounts(pid)
+	laterKinds, laterFDs, err := proc.FDCounts(pid)
 	if err != nil {
 		return nil, err
 	}

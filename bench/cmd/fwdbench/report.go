@@ -283,3 +283,6 @@ func rotated(n, r int) []int {
 	}
 	return order
 }
+
+// commandLine is argv as a shell command line, for the reports.
+func commandLine(argv []string) string { return harness.Command{Argv: argv}.String() }

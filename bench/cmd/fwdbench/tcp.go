@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // tcpRun is one iperf3 run through one path.
@@ -60,12 +62,12 @@ func tcpMode(ctx context.Context, c *config) (*section, error) {
 	s := newSection("forward TCP throughput: iperf3 direct, through portkit, socat and rinetd, and the splice floor",
 		fmt.Sprintf("%d rounds of %d s iperf3 runs per path and stream count, order rotated each round", c.rounds, c.seconds))
 
-	srv, err := startProc("iperf3-server", []string{"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(iperfPort)}, c.tmp)
+	srv, err := proc.Start("iperf3-server", []string{"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(iperfPort)}, c.tmp)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
-	if err := waitListening(ctx, srv, "tcp", iperfPort, 10*time.Second); err != nil {
+	defer srv.Stop()
+	if err := proc.WaitListening(ctx, srv, "tcp", iperfPort, 10*time.Second); err != nil {
 		return nil, err
 	}
 
@@ -122,11 +124,11 @@ func tcpMode(ctx context.Context, c *config) (*section, error) {
 func iperfRun(ctx context.Context, c *config, p *path, streams int) tcpRun {
 	var before time.Duration
 	if p.p != nil {
-		if p.p.exited() {
-			return tcpRun{err: p.p.failure("is no longer running")}
+		if p.p.Exited() {
+			return tcpRun{err: p.p.Failure("is no longer running")}
 		}
 		var err error
-		if before, err = treeCPU(p.p.pid()); err != nil {
+		if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
 			return tcpRun{err: err}
 		}
 	}
@@ -150,12 +152,12 @@ func iperfRun(ctx context.Context, c *config, p *path, streams int) tcpRun {
 	if p.p != nil {
 		// socat's forks exit with their connections; their CPU counts once
 		// socat has waited for them.
-		if err := waitChildless(ctx, p.p.pid(), 10*time.Second); err != nil && r.err == nil {
+		if err := proc.WaitChildless(ctx, p.p.Pid(), 10*time.Second); err != nil && r.err == nil {
 			r.err = err
 		}
-		after, err := treeCPU(p.p.pid())
+		after, err := proc.TreeCPU(p.p.Pid())
 		if err != nil && r.err == nil {
-			r.err = p.p.failure("died during the run")
+			r.err = p.p.Failure("died during the run")
 		}
 		r.cpu = after - before
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // lossTimeout is how long a datagram may go unanswered before it counts as
@@ -205,7 +207,7 @@ func udpMode(ctx context.Context, c *config) (*section, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	paths := []*path{{name: "direct", port: echoPort}}
 	if c.portkitOK {
 		paths = append(paths, portkitPath(c, "udp", udpBase+1, echoPort))
@@ -227,10 +229,10 @@ func udpMode(ctx context.Context, c *config) (*section, error) {
 				p := paths[pi]
 				var before time.Duration
 				if p.p != nil {
-					if p.p.exited() {
-						return nil, p.p.failure("is no longer running")
+					if p.p.Exited() {
+						return nil, p.p.Failure("is no longer running")
 					}
-					if before, err = treeCPU(p.p.pid()); err != nil {
+					if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
 						return nil, err
 					}
 				}
@@ -239,7 +241,7 @@ func udpMode(ctx context.Context, c *config) (*section, error) {
 					return nil, ctx.Err()
 				}
 				if p.p != nil {
-					if after, err := treeCPU(p.p.pid()); err == nil {
+					if after, err := proc.TreeCPU(p.p.Pid()); err == nil {
 						r.cpu = after - before
 					}
 				}
