@@ -29,6 +29,8 @@ type Section struct {
 	Load    string // the 1-minute load average when it started
 }
 
+// New starts a section titled title, timed and loaded from now; setup
+// goes on the header line after the date.
 func New(title, setup string) *Section {
 	return &Section{Title: title, Setup: setup, Start: time.Now(), Pass: true, Load: LoadAvg()}
 }

@@ -50,6 +50,9 @@ func Start(name string, argv []string, dir string) (*Proc, error) {
 
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
+// LogFile is the file receiving its stdout and stderr.
+func (p *Proc) LogFile() string { return p.log }
+
 func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
