@@ -25,11 +25,16 @@ listener on the protected port 2222 (` + "`bench/cmd/fwdtarget -echo`" + `), and
   knockd's (sequence), and every trial opened.
 - **knock-flood**: 10 s of junk (3 s with ` + "`--quick`" + `) from one sender — random UDP to the SPA
   port, SYNs to the knock ports, from spoofed sources — with 100 valid SPA packets sent during it
-  to portkit and fwknopd. Targets: all 100 open portkit's port; portkit's RSS flat. CPU and RSS
-  of all three reported side by side.
+  to portkit and fwknopd. Targets: all 100 open portkit's port; portkit's RSS flat once its table
+  of sources is full (the peak of the flood's second half within 1 MiB of the first half's). CPU
+  and RSS of all three side by side, and portkit's own counters (packets the kernel dropped
+  because the reader fell behind).
 - **knock-replay**: the replay cache with 1,000,000 digests, in process: lookup time per packet
-  and bytes per digest (` + "`go test -bench Lookup1M ./knock/replay`" + `). Target: a lookup under 1 µs with
-  no allocation.
+  and heap bytes per digest (` + "`go test -bench Lookup1M ./knock/replay`" + `; its 1,024 probes stay in the
+  CPU's caches). Target: a lookup under 1 µs with no allocation.
+- **knock-replay-load**: a cache file of 1,000,000 digests loaded as ` + "`portkit knockd`" + ` loads it at
+  start: the time, the RSS it adds, and look-ups over 65,536 probes (half of them hits), which
+  miss the CPU's caches as a real packet's digest does. No target.
 
 The machine is shared with other jobs: every section states the load average at its start and
 its end, and the open latencies list every trial, so that the noise can be judged.`

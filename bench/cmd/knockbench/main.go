@@ -6,6 +6,7 @@
 //
 //	knockbench open  [-trials 100] [-limit 2s]     from the client's send to the first connect to the opened port
 //	knockbench flood [-seconds 10] [-valid 100]    junk flood: valid SPA packets counted, CPU and RSS sampled
+//	knockbench replay [-digests 1000000]           a replay cache file loaded: time, RSS, look-up
 //	knockbench about                               the introduction of the knock sections
 //
 // Common flags: -ns-portkit NS -ns-fwknopd NS -ns-knockd NS (the target
@@ -40,7 +41,7 @@ import (
 	"github.com/portkit/portkit/bench/internal/benchmd"
 )
 
-const usage = `usage: knockbench open|flood|about -ns-portkit NS -ns-fwknopd NS -ns-knockd NS [-portkit PATH] [-target PATH] [-md FILE -section NAME] [-command TEXT] [mode flags]`
+const usage = `usage: knockbench open|flood|replay|about -ns-portkit NS -ns-fwknopd NS -ns-knockd NS [-portkit PATH] [-target PATH] [-md FILE -section NAME] [-command TEXT] [mode flags]`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -71,11 +72,12 @@ type config struct {
 	seconds    int           // flood: length of the flood
 	valid      int           // flood: valid SPA packets sent during it
 	maxPackets int           // flood: junk packets at most
+	digests    int           // replay: digests in the cache
 }
 
 type mode func(context.Context, *config) (*benchmd.Section, error)
 
-var modes = map[string]mode{"open": openMode, "flood": floodMode, "about": aboutMode}
+var modes = map[string]mode{"open": openMode, "flood": floodMode, "replay": replayMode, "about": aboutMode}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := parseArgs(args, stdout, stderr)
@@ -139,7 +141,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 			fmt.Fprintln(stdout, usage)
 			return nil, flag.ErrHelp
 		}
-		return nil, errors.New("the first argument names the mode: open, flood or about")
+		return nil, errors.New("the first argument names the mode: open, flood, replay or about")
 	}
 	c := &config{mode: args[0], stderr: stderr}
 	fl := flag.NewFlagSet("knockbench "+c.mode, flag.ContinueOnError)
@@ -161,6 +163,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 	fl.IntVar(&c.seconds, "seconds", 10, "flood: `seconds` of junk")
 	fl.IntVar(&c.valid, "valid", 100, "flood: valid SPA packets sent during the flood, to each SPA server")
 	fl.IntVar(&c.maxPackets, "max-packets", 50_000_000, "flood: junk packets at most, whatever the time")
+	fl.IntVar(&c.digests, "digests", 1_000_000, "replay: `digests` in the cache file loaded")
 	if err := fl.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -172,10 +175,10 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
 	case (c.md == "") != (c.section == ""):
 		return nil, errors.New("-md and -section go together")
-	case c.mode != "about" && (c.nsPortkit == "" || c.nsFwknopd == "" || c.nsKnockd == ""):
+	case c.mode != "about" && c.mode != "replay" && (c.nsPortkit == "" || c.nsFwknopd == "" || c.nsKnockd == ""):
 		return nil, errors.New("-ns-portkit, -ns-fwknopd and -ns-knockd are needed")
-	case c.trials < 1 || c.seconds < 1 || c.valid < 1 || c.maxPackets < 1:
-		return nil, errors.New("-trials, -seconds, -valid and -max-packets must be at least 1")
+	case c.trials < 1 || c.seconds < 1 || c.valid < 1 || c.maxPackets < 1 || c.digests < 1:
+		return nil, errors.New("-trials, -seconds, -valid, -max-packets and -digests must be at least 1")
 	case c.valid > 250:
 		return nil, errors.New("-valid is at most 250 (one address of 198.19.0.0/24 each)")
 	case c.limit <= 0:

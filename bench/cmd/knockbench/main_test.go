@@ -71,8 +71,10 @@ func TestParseArgs(t *testing.T) {
 	if err != nil || c.trials != 30 || c.limit != 2*time.Second || c.nsKnockd != "c" {
 		t.Fatalf("parseArgs open: %+v, %v", c, err)
 	}
-	if _, err := parseArgs([]string{"about"}, &out, &errb); err != nil {
-		t.Errorf("about needs no namespaces: %v", err)
+	for _, mode := range []string{"about", "replay"} {
+		if _, err := parseArgs([]string{mode}, &out, &errb); err != nil {
+			t.Errorf("%s needs no namespaces: %v", mode, err)
+		}
 	}
 	for _, bad := range [][]string{{}, {"nope"}, {"open"}, append([]string{"flood", "-valid", "300"}, ns...),
 		append([]string{"open", "-md", "x"}, ns...), append([]string{"open", "extra"}, ns...), append([]string{"flood", "-seconds", "0"}, ns...)} {
@@ -109,6 +111,20 @@ func TestStatsAndCount(t *testing.T) {
 	}
 	if got := countIn([]string{"198.19.0.1", "198.19.0.3", "198.18.1.1"}, []string{"198.19.0.1", "198.19.0.2", "198.19.0.3"}); got != 2 {
 		t.Errorf("countIn = %d", got)
+	}
+}
+
+// TestReplayMode loads a small cache file as the benchmark loads a big
+// one.
+func TestReplayMode(t *testing.T) {
+	c := &config{mode: "replay", tmp: t.TempDir(), digests: 1000}
+	s, err := replayMode(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := s.Markdown("")
+	if !strings.Contains(md, "| 1,000 | ") || !s.Pass {
+		t.Errorf("section:\n%s", md)
 	}
 }
 
