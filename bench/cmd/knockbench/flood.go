@@ -119,6 +119,8 @@ type daemonUse struct {
 }
 
 func floodMode(ctx context.Context, c *config) (*benchmd.Section, error) {
+	// Made first, so that its header has the load average of the start.
+	sec := benchmd.New("knock junk flood: portkit knockd, fwknopd and knockd under the same flood", "")
 	f, err := startFixture(ctx, c)
 	if err != nil {
 		return nil, err
@@ -255,7 +257,7 @@ func floodMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec := floodReport(c, f, use, res, start, span, len(valid), validErrs)
+	floodReport(sec, c, f, use, res, start, span, len(valid), validErrs)
 	sec.Notes = append(sec.Notes, portkitCounters(metrics))
 	return sec, nil
 }
@@ -287,11 +289,10 @@ func countIn(have, want []string) int {
 	return n
 }
 
-func floodReport(c *config, f *fixture, use []*daemonUse, res floodResult, start time.Time, span time.Duration, valid, validErrs int) *benchmd.Section {
+func floodReport(s *benchmd.Section, c *config, f *fixture, use []*daemonUse, res floodResult, start time.Time, span time.Duration, valid, validErrs int) {
 	secs := res.took.Seconds()
-	s := benchmd.New("knock junk flood: portkit knockd, fwknopd and knockd under the same flood",
-		fmt.Sprintf("%s of junk from one sender (ended by %s), %s packets, %s/s", benchmd.Dur(res.took.Round(time.Millisecond)), res.limit,
-			benchmd.Count(res.total()), benchmd.Count(int64(float64(res.total())/secs))))
+	s.Setup = fmt.Sprintf("%s of junk from one sender (ended by %s), %s packets, %s/s", benchmd.Dur(res.took.Round(time.Millisecond)), res.limit,
+		benchmd.Count(res.total()), benchmd.Count(int64(float64(res.total())/secs)))
 	s.Notes = append(s.Notes, fmt.Sprintf("One goroutine of knockbench, on one thread, sends from a raw socket in the client's namespace, in turn: "+
 		"a UDP datagram of 150–600 random base64 characters (past the servers' length and alphabet checks: each costs an HMAC) to port %d of portkit and of fwknopd, "+
 		"and a TCP SYN to port 7000 or 9000 (the sequence's TCP knocks) of portkit and of knockd; every packet from a random source of 198.19.128.0/17 and port, "+
@@ -361,7 +362,6 @@ func floodReport(c *config, f *fixture, use []*daemonUse, res floodResult, start
 			s.Warn("%s's RSS could not always be read: %v", u.srv.name, u.err)
 		}
 	}
-	return s
 }
 
 // rssFlatSlack is how far the peak RSS of the flood's second half may

@@ -40,6 +40,8 @@ type scenario struct {
 }
 
 func openMode(ctx context.Context, c *config) (*benchmd.Section, error) {
+	// Made first, so that its header has the load average of the start.
+	s := benchmd.New("knock open latency: portkit knockd vs fwknopd (SPA) and knockd (sequence)", "")
 	f, err := startFixture(ctx, c)
 	if err != nil {
 		return nil, err
@@ -67,7 +69,8 @@ func openMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 			}
 		}
 	}
-	return openReport(c, f, sc, time.Since(start)), nil
+	openReport(s, c, f, sc, time.Since(start))
+	return s, nil
 }
 
 // trial closes the port, makes sure it is closed, has the client ask for
@@ -218,9 +221,8 @@ func statsOf(lat []time.Duration) latencyStats {
 	return st
 }
 
-func openReport(c *config, f *fixture, sc []*scenario, took time.Duration) *benchmd.Section {
-	s := benchmd.New("knock open latency: portkit knockd vs fwknopd (SPA) and knockd (sequence)",
-		fmt.Sprintf("%d trials per server and client, order rotated each round, %s in all", c.trials, benchmd.Dur(took.Round(time.Second))))
+func openReport(s *benchmd.Section, c *config, f *fixture, sc []*scenario, took time.Duration) {
+	s.Setup = fmt.Sprintf("%d trials per server and client, order rotated each round, %s in all", c.trials, benchmd.Dur(took.Round(time.Second)))
 	s.Notes = append(s.Notes, fmt.Sprintf("Each trial: the server's opening from the trial before is removed (%s), a %v connect makes sure the port is closed, "+
 		"then the client asks and knockbench, in the client's namespace, polls 198.18.N.2:%d: a connect attempt every %v, each given %v, at most %d at once, "+
 		"until one gets through (at most %v). The latency runs from the client's send to that connect. "+
@@ -260,7 +262,6 @@ func openReport(c *config, f *fixture, sc []*scenario, took time.Duration) *benc
 	}
 	target(sc[0], sc[1])
 	target(sc[2], sc[3])
-	return s
 }
 
 func resets(f *fixture) string {

@@ -23,6 +23,7 @@ import (
 // and measures the load, the memory it takes in this process, and Seen,
 // the look-up every SPA packet costs.
 func replayMode(ctx context.Context, c *config) (*benchmd.Section, error) {
+	s := benchmd.New(fmt.Sprintf("replay cache of %s digests: load, memory, look-up", benchmd.Count(int64(c.digests))), "one run, in process")
 	path := filepath.Join(c.tmp, "knockd.replay")
 	now := time.Now()
 	if err := writeDigests(path, c.digests, now); err != nil {
@@ -84,7 +85,6 @@ func replayMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 		return nil, fmt.Errorf("no look-up found its digest")
 	}
 
-	s := benchmd.New(fmt.Sprintf("replay cache of %s digests: load, memory, look-up", benchmd.Count(int64(c.digests))), "one run, in process")
 	s.Notes = append(s.Notes, fmt.Sprintf("`bin/knockbench replay` writes a cache file of %s digest lines (%s, every digest dated now, so that none expires), "+
 		"loads it with `replay.Open` as `portkit knockd` does at start (read, drop the expired, rewrite the file whole, fsynced), then times `Seen`, "+
 		"the look-up each SPA packet costs, over rounds of %s probes, half of them in the cache, for a second. RSS is the process's VmRSS after a GC, "+
