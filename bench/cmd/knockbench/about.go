@@ -38,8 +38,9 @@ listener on the protected port 2222 (` + "`bench/cmd/fwdtarget -echo`" + `), and
   miss the CPU's caches as a real packet's digest does. No target.
 
 The machine is shared with other jobs: every section states the load average at its start and
-its end, and the open latencies list every trial, so that the noise can be judged. On 2026-12-07,
-with a load average of 11 to 20 on 2 CPUs, the three full runs before the one in the sections below
+its end, and the open latencies list every trial, so that the noise can be judged. On 2026-12-07
+the machine ran other jobs' builds and tests throughout (load average 11 to 40 on 2 CPUs); the
+run in the sections below had the worst of it (22 to 40), and the three full runs before it
 gave (portkit's p99 over the peer's, SPA and sequence; valid SPA packets that opened portkit's port
 under the flood):
 
@@ -49,18 +50,18 @@ under the flood):
 | 2 | 15.7 | 0.234 | 0.367 | 91/100 | 65,045 of 313,216 |
 | 3 | 11.7 | 0.060 | 0.166 | 89/100 | 30,264 of 118,016 |
 
-The medians hardly move (portkit 4–5 ms for SPA and 8–9 ms for the sequence, the ` + "`knock`" + `
-client's start-up included; fwknopd 200–212 ms; knockd 108–129 ms); the p99s are the machine's
-scheduling more than the servers'. Under the flood portkit opened for every valid packet its
-reader saw: the ones it missed were among the packets the kernel dropped while portkit, given 12–26%
+The medians move little with the load (portkit 4–6 ms for SPA and 8–11 ms for the sequence, the
+` + "`knock`" + ` client's start-up included; fwknopd 200–300 ms; knockd 108–191 ms); the p99s are the
+machine's scheduling more than the servers'. Under the flood portkit opened for every valid packet its
+reader saw: the ones it missed were among the packets the kernel dropped while portkit, given 9–26%
 of a CPU by a loaded machine, fell behind (its ` + "`portkit_knockd_dropped_packets_total`" + `), so that
 target is missed on this machine. Before the fix this benchmark led to (the reader waited for the
 replay cache's fsync and the firewall on every accepted packet; ` + "`TestNetnsReaderGoesOnWhileOpening`" + `),
 two floods at load 12–13 had 27,691 drops with 100 valid packets and 5,767 with one. fwknopd, with its defaults, used 3–5% of
 a CPU and opened for 6–13 of the 100: it reads with libpcap between 100 ms sleeps
 (` + "`PCAP_LOOP_SLEEP`" + `), and what does not fit its capture buffer meanwhile is lost. knockd's RSS grows
-all through the flood (5.1 to 7.5–8.1 MiB): it follows every source that knocked, with no bound;
-portkit's rises by some 9 MiB while its table of sources fills to ` + "`max_sources`" + ` (10,000), then
+all through the flood (from 5.0–5.1 to 6.4–8.1 MiB): it follows every source that knocked, with no bound;
+portkit's rises by 8–10 MiB while its table of sources fills to ` + "`max_sources`" + ` (10,000), then
 stays there.`
 
 func aboutMode(context.Context, *config) (*benchmd.Section, error) {
