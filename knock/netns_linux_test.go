@@ -64,12 +64,22 @@ type netnsServer struct {
 
 func startNetnsServer(t *testing.T, pair netnstest.Pair, state string, keys spa.Keys, cfg *Config) *netnsServer {
 	t.Helper()
+	return startNetnsServerWith(t, pair, state, keys, cfg, nil)
+}
+
+// startNetnsServerWith is startNetnsServer with opener in place of the
+// fake one (ns.opener), when it is not nil.
+func startNetnsServerWith(t *testing.T, pair netnstest.Pair, state string, keys spa.Keys, cfg *Config, opener Opener) *netnsServer {
+	t.Helper()
 	ns := &netnsServer{pair: pair, opener: &fakeOpener{}, log: &syncBuffer{}, keys: keys, state: state}
+	if opener == nil {
+		opener = ns.opener
+	}
 	cache, err := replay.Open(filepath.Join(state, "knockd.replay"), replay.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(cfg, Options{Opener: ns.opener, Logger: slog.New(slog.NewTextHandler(ns.log, nil)), Replay: cache})
+	srv, err := NewServer(cfg, Options{Opener: opener, Logger: slog.New(slog.NewTextHandler(ns.log, nil)), Replay: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +241,68 @@ func TestNetnsStockFwknop(t *testing.T) {
 		if got := ns2.opener.take(); len(got) != 0 {
 			t.Errorf("opened %q", got)
 		}
+	})
+}
+
+// stuckOpener is an Opener whose first Open waits until release is
+// closed, as a firewall (or a disk, for the replay cache) that is slow to
+// answer does.
+type stuckOpener struct {
+	fakeOpener
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (o *stuckOpener) Open(ctx context.Context, src netip.Addr, port uint16, proto string, d time.Duration) error {
+	o.once.Do(func() {
+		close(o.entered)
+		<-o.release
+	})
+	return o.fakeOpener.Open(ctx, src, port, proto, d)
+}
+
+// TestNetnsReaderGoesOnWhileOpening: while an accepted packet's opening
+// waits for the firewall, the server goes on reading and checking
+// packets (knockbench's flood found the kernel dropping packets, valid ones
+// among them, while the reader waited on fsync and netlink); the opening
+// is made once the firewall answers, and the packets behind it after.
+func TestNetnsReaderGoesOnWhileOpening(t *testing.T) {
+	pair := netnstest.New(t, "kw")
+	keys := testKeys(t)
+	opener := &stuckOpener{entered: make(chan struct{}), release: make(chan struct{})}
+	ns := startNetnsServerWith(t, pair, t.TempDir(), keys, spaConfig(keys), opener)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(opener.release)
+		}
+	}
+	t.Cleanup(release) // before the server stops: cleanups run last first
+
+	encode := func(allow string) []byte {
+		pkt, err := spa.Encode(spa.Message{Username: "alice", Timestamp: time.Now(), Type: spa.AccessMsg, Message: allow + ",tcp/22"}, keys, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pkt
+	}
+	ns.sendUDP(t, encode("198.18.0.1"))
+	select {
+	case <-opener.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first opening was not asked for within 10s")
+	}
+	// The firewall has not answered: junk is still read and refused.
+	ns.sendUDP(t, bytes.Repeat([]byte("A"), 200))
+	ns.waitLog(t, "msg=refused", `reason="bad HMAC"`)
+	ns.sendUDP(t, encode("198.18.0.1"))
+	release()
+	eventually(t, "both openings", func() bool {
+		opener.mu.Lock()
+		defer opener.mu.Unlock()
+		return len(opener.calls) == 2
 	})
 }
 

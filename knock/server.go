@@ -59,8 +59,11 @@ type Options struct {
 }
 
 // Server watches for knock sequences and SPA packets and opens what they
-// earn through its Opener. HandlePacket is its whole logic; Run feeds it
-// from a packet ring. It is safe for concurrent use.
+// earn through its Opener. HandlePacket is its whole logic; Run does the
+// same, packets from a packet ring checked as they are read and what they
+// earn granted (recorded, opened) by a goroutine of its own, so that the
+// reader does not wait for the disk or the firewall. It is safe for
+// concurrent use.
 type Server struct {
 	opts Options
 
@@ -126,23 +129,52 @@ func (s *Server) Config() *Config {
 	return s.cfg
 }
 
-// HandlePacket acts on one packet, from its IP header on.
+// HandlePacket acts on one packet, from its IP header on: once it
+// returns, what the packet earned is recorded and open.
 func (s *Server) HandlePacket(ctx context.Context, pkt []byte) {
+	for _, g := range s.check(ctx, pkt) {
+		s.grant(ctx, g)
+	}
+}
+
+// grant is what a packet earned once its checks passed: for an SPA packet,
+// its digest to record in the replay cache first; then ports to open for
+// allow. Making it waits for the disk (fsync) and the firewall, so Run
+// makes it apart from the packet reader (see grants).
+type grant struct {
+	kind   string
+	src    netip.Addr
+	allow  netip.Addr
+	ports  []spa.ProtoPort
+	d      time.Duration
+	spa    bool
+	digest [32]byte // SPA
+	attrs  []any
+}
+
+// check runs one packet through the checks and the knock sequences, under
+// s.mu, and returns what it earned, to be granted in order.
+func (s *Server) check(ctx context.Context, pkt []byte) []grant {
 	p, ok := parsePacket(pkt)
 	if !ok {
-		return
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.proto == UDP && p.dport == s.cfg.SPAPort && s.cfg.SPAPort != 0 {
-		s.handleSPA(ctx, p)
-		return
+		if g, ok := s.checkSPA(p); ok {
+			return []grant{g}
+		}
+		return nil
 	}
 	if p.proto == TCP && !p.syn {
-		return // knockd's TCPFlags=syn: other TCP segments neither knock nor break
+		return nil // knockd's TCPFlags=syn: other TCP segments neither knock nor break
 	}
 	now := s.opts.Now()
-	var buf [4]Outcome
+	var (
+		buf    [4]Outcome
+		grants []grant
+	)
 	for _, o := range s.tr.knock(p.src, Knock{Port: p.dport, Proto: p.proto}, now, buf[:0]) {
 		if !o.Accepted {
 			s.refuse("sequence", p.src, o.Reason, nil, "door", o.Door.Name, "knocks", FormatSequence(o.Knocks))
@@ -153,8 +185,32 @@ func (s *Server) HandlePacket(ctx context.Context, pkt []byte) {
 				s.opts.Logger.Error("one-time sequence used, but the file could not be rewritten", "file", o.Door.OneTime.Path(), "err", err.Error())
 			}
 		}
-		s.open(ctx, "sequence", p.src, p.src, o.Door.OpenPorts, o.Door.AccessTimeout, "door", o.Door.Name)
+		grants = append(grants, grant{kind: "sequence", src: p.src, allow: p.src, ports: o.Door.OpenPorts, d: o.Door.AccessTimeout,
+			attrs: []any{"door", o.Door.Name}})
 	}
+	return grants
+}
+
+// grant records an SPA packet's digest, then opens the ports. It needs no
+// lock: the replay cache, the metrics and the logger are safe for
+// concurrent use, and the replay cache's Add is what refuses a packet seen
+// twice (check's look-up only spares a replay the decryption).
+func (s *Server) grant(ctx context.Context, g grant) {
+	if g.spa {
+		// The digest is on disk before anything opens: a crash right after
+		// must not leave the packet replayable.
+		if err := s.opts.Replay.Add(g.digest); err != nil && !errors.Is(err, replay.ErrCompact) {
+			r := ReasonInternal
+			if errors.Is(err, replay.ErrReplay) {
+				r = ReasonReplay
+			}
+			s.refuse(g.kind, g.src, r, err, g.attrs...)
+			return
+		} else if err != nil {
+			s.opts.Logger.Error("replay cache", "err", err.Error())
+		}
+	}
+	s.open(ctx, g.kind, g.src, g.allow, g.ports, g.d, g.attrs...)
 }
 
 func (s *Server) refuse(kind string, src netip.Addr, r Reason, err error, attrs ...any) {
@@ -186,7 +242,8 @@ func (s *Server) open(ctx context.Context, kind string, src, allow netip.Addr, p
 	}
 }
 
-func (s *Server) handleSPA(ctx context.Context, p packet) {
+// checkSPA checks an SPA packet and returns what it earned, if anything.
+func (s *Server) checkSPA(p packet) (grant, bool) {
 	const kind = "spa"
 	payload := bytes.TrimRight(p.payload, "\r\n") // the stock client sends none, a file saved by -B has one
 	switch {
@@ -194,21 +251,21 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 		// Told by the UDP header, so that a datagram fragmented by its
 		// size is refused for its size, not for the missing fragments.
 		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", p.udpLen, spa.MaxPacketLen))
-		return
+		return grant{}, false
 	case p.udpLen > len(p.payload):
 		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("truncated: %d of %d bytes", len(p.payload), p.udpLen))
-		return
+		return grant{}, false
 	case len(payload) < spa.MinPacketLen:
 		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, fewer than %d", len(payload), spa.MinPacketLen))
-		return
+		return grant{}, false
 	case len(payload) > spa.MaxPacketLen:
 		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", len(payload), spa.MaxPacketLen))
-		return
+		return grant{}, false
 	}
 	digest := spa.ReplayDigest(payload)
 	if s.opts.Replay.Seen(digest) {
 		s.refuse(kind, p.src, ReasonReplay, nil)
-		return
+		return grant{}, false
 	}
 	var (
 		rule    *SPARule
@@ -233,7 +290,7 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 	}
 	if !matched {
 		s.refuse(kind, p.src, ReasonSource, nil)
-		return
+		return grant{}, false
 	}
 	if msg == nil {
 		r := ReasonBadMessage
@@ -244,7 +301,7 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 			r = ReasonBadPacket
 		}
 		s.refuse(kind, p.src, r, lastErr)
-		return
+		return grant{}, false
 	}
 	where := []any{"stanza", rule.Name, "user", msg.Username}
 	if err := (replay.Window{MaxAge: rule.MaxAge, Skew: s.opts.Skew}).Check(msg.Timestamp, s.opts.Now()); err != nil {
@@ -253,52 +310,44 @@ func (s *Server) handleSPA(ctx context.Context, p packet) {
 			r = ReasonFuture
 		}
 		s.refuse(kind, p.src, r, err, where...)
-		return
+		return grant{}, false
 	}
 	if msg.Type == spa.CommandMsg || msg.Type.HasNAT() {
 		s.refuse(kind, p.src, ReasonUnsupported, fmt.Errorf("%v messages are not supported", msg.Type), where...)
-		return
+		return grant{}, false
 	}
 	acc, err := msg.Access()
 	if err != nil {
 		s.refuse(kind, p.src, ReasonBadMessage, err, where...)
-		return
+		return grant{}, false
 	}
 	allow := acc.Addr.Unmap()
 	switch {
 	case allow.IsUnspecified() && rule.RequireSourceAddress:
 		s.refuse(kind, p.src, ReasonNotAllowed, fmt.Errorf("the packet asks for %v (its source) and the stanza requires the address", allow), where...)
-		return
+		return grant{}, false
 	case allow.IsUnspecified():
 		allow = p.src
 	case rule.RequireSourceAddress && allow != p.src.Unmap():
 		s.refuse(kind, p.src, ReasonNotAllowed, fmt.Errorf("the packet asks for %v, not its source address", allow), where...)
-		return
+		return grant{}, false
 	}
 	for _, pp := range acc.Ports {
 		if pp.Proto == "icmp" || !rule.Allows(pp) {
 			s.refuse(kind, p.src, ReasonNotAllowed, fmt.Errorf("port %v is not in the stanza's open ports", pp), where...)
-			return
+			return grant{}, false
 		}
-	}
-	// The digest is on disk before anything opens: a crash right after
-	// must not leave the packet replayable.
-	if err := s.opts.Replay.Add(digest); err != nil && !errors.Is(err, replay.ErrCompact) {
-		r := ReasonInternal
-		if errors.Is(err, replay.ErrReplay) {
-			r = ReasonReplay
-		}
-		s.refuse(kind, p.src, r, err, where...)
-		return
-	} else if err != nil {
-		s.opts.Logger.Error("replay cache", "err", err.Error())
 	}
 	d := rule.FWAccessTimeout
 	if msg.Type.HasClientTimeout() && msg.ClientTimeout > 0 {
 		d = time.Duration(msg.ClientTimeout) * time.Second
 	}
-	s.open(ctx, kind, p.src, allow, acc.Ports, d, where...)
+	return grant{kind: kind, src: p.src, allow: allow, ports: acc.Ports, d: d, spa: true, digest: digest, attrs: where}, true
 }
+
+// grantQueue bounds the grants waiting for the granter; a reader that
+// finds it full waits, as it did for each grant before there was a queue.
+const grantQueue = 256
 
 // RunOptions tune Run.
 type RunOptions struct {
@@ -313,8 +362,10 @@ type RunOptions struct {
 	Started func()
 }
 
-// Run reads packets and handles each, until ctx ends. It opens the packet
-// reader in the calling thread's network namespace.
+// Run reads packets and handles each, until ctx ends; what packets earned
+// but was not granted yet when it ends is dropped, unrecorded (the client
+// may send again). It opens the packet reader in the calling thread's
+// network namespace.
 func (s *Server) Run(ctx context.Context, o RunOptions) error {
 	iface, reload := o.Interface, o.Reload
 	var (
@@ -322,8 +373,26 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 		filter []byte
 		errc   = make(chan error, 2)
 		wg     sync.WaitGroup
+		grants = make(chan grant, grantQueue)
 	)
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before wg.Wait: it ends the granter
+	// The granter makes what packets earned, in the order they earned it,
+	// so that the reader never waits for the disk or the firewall: while
+	// it did, the kernel dropped what came in, valid packets too.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case g := <-grants:
+				s.grant(ctx, g)
+			}
+		}
+	}()
 	start := func() error {
 		f, err := s.Config().Filter()
 		if err != nil {
@@ -345,7 +414,15 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.Run(ctx, func(pkt []byte, _ packetring.Info) { s.HandlePacket(ctx, pkt) }); err != nil {
+			handle := func(pkt []byte, _ packetring.Info) {
+				for _, g := range s.check(ctx, pkt) {
+					select {
+					case grants <- g:
+					case <-ctx.Done():
+					}
+				}
+			}
+			if err := r.Run(ctx, handle); err != nil {
 				select {
 				case errc <- err:
 				default: // one error is enough to stop

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"strings"
+
+	"github.com/portkit/portkit/bench/internal/benchmd"
 )
 
 // aboutText introduces the forward sections of docs/BENCHMARKS.md; the
@@ -30,6 +32,6 @@ connection through portkit completes; 10,000 idle connections through portkit co
 their baseline. CPU per gigabyte, churn rates and latencies, and UDP rates are reported
 without targets.`
 
-func aboutMode(context.Context, *config) (*section, error) {
-	return &section{raw: strings.TrimSpace(aboutText), pass: true}, nil
+func aboutMode(context.Context, *config) (*benchmd.Section, error) {
+	return &benchmd.Section{Raw: strings.TrimSpace(aboutText), Pass: true}, nil
 }

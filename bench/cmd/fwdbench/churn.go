@@ -12,6 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/benchmd"
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // httpRequest is what every churn connection sends; httpResponse is what
@@ -120,14 +123,14 @@ func oneRequest(ctx context.Context, addr string, buf []byte) error {
 	return nil
 }
 
-func churnMode(ctx context.Context, c *config) (*section, error) {
-	s := newSection("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat",
-		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, order rotated each round", c.rounds, count(int64(c.conns)), c.concurrency))
+func churnMode(ctx context.Context, c *config) (*benchmd.Section, error) {
+	s := benchmd.New("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat",
+		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, order rotated each round", c.rounds, benchmd.Count(int64(c.conns)), c.concurrency))
 	srv, err := startServer(ctx, c, "-http", local(httpPort))
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	paths := []*path{{name: "direct", port: httpPort}}
 	if c.portkitOK {
 		paths = append(paths, portkitPath(c, "tcp", churnBase+1, httpPort))
@@ -144,14 +147,14 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 
 	runs := make([][]churnRun, len(paths))
 	for round := range c.rounds {
-		for _, pi := range rotated(len(paths), round) {
+		for _, pi := range benchmd.Rotated(len(paths), round) {
 			p := paths[pi]
 			var before time.Duration
 			if p.p != nil {
-				if p.p.exited() {
-					return nil, p.p.failure("is no longer running")
+				if p.p.Exited() {
+					return nil, p.p.Failure("is no longer running")
 				}
-				if before, err = treeCPU(p.p.pid()); err != nil {
+				if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
 					return nil, err
 				}
 			}
@@ -160,14 +163,14 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 				return nil, ctx.Err()
 			}
 			if p.p != nil {
-				_ = waitChildless(ctx, p.p.pid(), 10*time.Second)
-				if after, err := treeCPU(p.p.pid()); err == nil {
+				_ = proc.WaitChildless(ctx, p.p.Pid(), 10*time.Second)
+				if after, err := proc.TreeCPU(p.p.Pid()); err == nil {
 					r.cpu = after - before
 				}
 			}
 			fmt.Fprintf(c.stderr, "churn: round %d/%d, %s: %d ok, %d failed in %v: %.0f conn/s, p50 %v, p99 %v\n",
 				round+1, c.rounds, p.name, r.ok, r.failed, r.elapsed.Round(time.Millisecond), r.rate(),
-				percentile(r.lat, 50), percentile(r.lat, 99))
+				benchmd.Percentile(r.lat, 50), benchmd.Percentile(r.lat, 99))
 			runs[pi] = append(runs[pi], r)
 			pause(ctx, time.Second)
 		}
@@ -176,17 +179,17 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 	return s, nil
 }
 
-func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
-	s.notes = append(s.notes, fmt.Sprintf("Each connection: connect, send `GET / HTTP/1.0`, read the %d-byte response "+
+func churnReport(s *benchmd.Section, c *config, paths []*path, runs [][]churnRun) {
+	s.Notes = append(s.Notes, fmt.Sprintf("Each connection: connect, send `GET / HTTP/1.0`, read the %d-byte response "+
 		"to the server's close, close. The server is `bench/cmd/fwdtarget -http %s` (one goroutine per connection, "+
 		"the server closes first). Latency runs from the start of connect to the end of the response; each figure is "+
 		"the median over the rounds of that round's value; \"vs direct\" and \"added\" are the medians of the ratio "+
 		"and of the difference to direct within each round. "+
 		"Each run is bounded by %s connections and %v. CPU per connection is the forwarder's user+system time "+
 		"(its forks included) over the run. socat is given `backlog=4096`, the backlog Go listens with: its default of 5 "+
-		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), count(int64(c.conns)), c.limit))
+		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), benchmd.Count(int64(c.conns)), c.limit))
 	if !c.portkitOK {
-		s.fail("portkit rows not run: %s", c.portkitWhy)
+		s.Fail("portkit rows not run: %s", c.portkitWhy)
 	}
 	// Per round, NaN where a run completed nothing.
 	type agg struct {
@@ -206,13 +209,13 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 				continue
 			}
 			a.rate = append(a.rate, r.rate())
-			a.p50 = append(a.p50, float64(percentile(r.lat, 50)))
-			a.p99 = append(a.p99, float64(percentile(r.lat, 99)))
+			a.p50 = append(a.p50, float64(benchmd.Percentile(r.lat, 50)))
+			a.p99 = append(a.p99, float64(benchmd.Percentile(r.lat, 99)))
 			if r.cpu >= 0 {
 				cpu = append(cpu, float64(r.cpu)/float64(r.ok))
 			}
 		}
-		a.cpu = median(cpu)
+		a.cpu = benchmd.Median(cpu)
 	}
 	asDur := func(x float64) time.Duration {
 		if math.IsNaN(x) {
@@ -227,38 +230,38 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 				ok = append(ok, x)
 			}
 		}
-		return median(ok)
+		return benchmd.Median(ok)
 	}
-	t := &table{head: []string{"path", "forwarder command line", "conn/s", "vs direct", "p50", "p99", "added p50", "added p99",
-		"CPU per conn", "completed", "failed"}, align: []string{"", "---"}}
+	t := &benchmd.Table{Head: []string{"path", "forwarder command line", "conn/s", "vs direct", "p50", "p99", "added p50", "added p99",
+		"CPU per conn", "completed", "failed"}, Align: []string{"", "---"}}
 	for pi, p := range paths {
 		added50, added99 := "–", "–"
 		if pi > 0 {
 			added50, added99 = "n/a", "n/a"
-			if d := pairedDiff(aggs[pi].p50, aggs[0].p50); !math.IsNaN(d) {
-				added50 = signedDur(time.Duration(d))
+			if d := benchmd.PairedDiff(aggs[pi].p50, aggs[0].p50); !math.IsNaN(d) {
+				added50 = benchmd.SignedDur(time.Duration(d))
 			}
-			if d := pairedDiff(aggs[pi].p99, aggs[0].p99); !math.IsNaN(d) {
-				added99 = signedDur(time.Duration(d))
+			if d := benchmd.PairedDiff(aggs[pi].p99, aggs[0].p99); !math.IsNaN(d) {
+				added99 = benchmd.SignedDur(time.Duration(d))
 			}
 		}
 		cpu := "–"
 		if p.argv != nil {
-			cpu = dur(asDur(aggs[pi].cpu))
+			cpu = benchmd.Dur(asDur(aggs[pi].cpu))
 		}
-		t.row(p.name, p.cmdLine(), num(medOf(aggs[pi].rate)), fmtRatio(pairedRatio(aggs[pi].rate, aggs[0].rate)),
-			dur(asDur(medOf(aggs[pi].p50))), dur(asDur(medOf(aggs[pi].p99))), added50, added99, cpu,
-			count(aggs[pi].ok), count(aggs[pi].failed))
+		t.Row(p.name, p.cmdLine(), benchmd.Num(medOf(aggs[pi].rate)), fmtRatio(benchmd.PairedRatio(aggs[pi].rate, aggs[0].rate)),
+			benchmd.Dur(asDur(medOf(aggs[pi].p50))), benchmd.Dur(asDur(medOf(aggs[pi].p99))), added50, added99, cpu,
+			benchmd.Count(aggs[pi].ok), benchmd.Count(aggs[pi].failed))
 	}
-	s.tables = append(s.tables, t.String())
+	s.Tables = append(s.Tables, t.String())
 
-	s.tables = append(s.tables, everyRun("Every run in the order taken: conn/s, p50 / p99:", paths, []string{""}, c.rounds,
+	s.Tables = append(s.Tables, everyRun("Every run in the order taken: conn/s, p50 / p99:", paths, []string{""}, c.rounds,
 		func(pi, _ int) int { return len(runs[pi]) },
 		func(pi, _, k int) string {
 			r := runs[pi][k]
-			cell := fmt.Sprintf("%s, %s / %s", num(r.rate()), dur(percentile(r.lat, 50)), dur(percentile(r.lat, 99)))
+			cell := fmt.Sprintf("%s, %s / %s", benchmd.Num(r.rate()), benchmd.Dur(benchmd.Percentile(r.lat, 50)), benchmd.Dur(benchmd.Percentile(r.lat, 99)))
 			if r.failed > 0 {
-				cell += fmt.Sprintf(", %s failed (%v)", count(r.failed), r.firstErr)
+				cell += fmt.Sprintf(", %s failed (%v)", benchmd.Count(r.failed), r.firstErr)
 			}
 			if r.limited {
 				cell += ", stopped by the time limit"
@@ -269,23 +272,23 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 	for pi, p := range paths {
 		for k, r := range runs[pi] {
 			if r.failed > 0 || r.limited {
-				what := fmt.Sprintf("%s failed", count(r.failed))
+				what := fmt.Sprintf("%s failed", benchmd.Count(r.failed))
 				if r.limited {
-					what += fmt.Sprintf(", stopped by the %v limit after %s", c.limit, count(r.ok+r.failed))
+					what += fmt.Sprintf(", stopped by the %v limit after %s", c.limit, benchmd.Count(r.ok+r.failed))
 				}
 				if p.name == "portkit" {
 					continue // a target below
 				}
-				s.notes = append(s.notes, fmt.Sprintf("%s round %d: %s (first error: %v).", p.name, k+1, what, r.firstErr))
+				s.Notes = append(s.Notes, fmt.Sprintf("%s round %d: %s (first error: %v).", p.name, k+1, what, r.firstErr))
 			}
 		}
 	}
 	if !c.portkitOK {
-		s.addTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
+		s.AddTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
 		return
 	}
 	pk := 1
 	want := int64(c.conns * c.rounds)
-	s.addTarget(aggs[pk].ok == want, "portkit: every connection completed, in every round",
-		fmt.Sprintf("%s of %s", count(aggs[pk].ok), count(want)))
+	s.AddTarget(aggs[pk].ok == want, "portkit: every connection completed, in every round",
+		fmt.Sprintf("%s of %s", benchmd.Count(aggs[pk].ok), benchmd.Count(want)))
 }

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/benchmd"
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // fetchMetrics GETs http://addr/metrics with a plain HTTP/1.0 request and
@@ -89,9 +92,9 @@ func (s idleSnapshot) fdString() string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %s", count(int64(s.kinds[k])), k))
+		parts = append(parts, fmt.Sprintf("%s %s", benchmd.Count(int64(s.kinds[k])), k))
 	}
-	return fmt.Sprintf("%s (%s)", count(int64(s.fds)), strings.Join(parts, ", "))
+	return fmt.Sprintf("%s (%s)", benchmd.Count(int64(s.fds)), strings.Join(parts, ", "))
 }
 
 // snapshot counts the fds and reads the RSS first, then the metrics, so
@@ -101,10 +104,10 @@ func (s idleSnapshot) fdString() string {
 func snapshot(ctx context.Context, pid int, metrics string) (idleSnapshot, error) {
 	s := idleSnapshot{goroutines: -1, openFDs: -1}
 	var err error
-	if s.kinds, s.fds, err = fdCounts(pid); err != nil {
+	if s.kinds, s.fds, err = proc.FDCounts(pid); err != nil {
 		return s, err
 	}
-	if s.rss, err = procStatusKB(pid, "VmRSS"); err != nil {
+	if s.rss, err = proc.StatusKB(pid, "VmRSS"); err != nil {
 		return s, err
 	}
 	m, err := fetchMetrics(ctx, metrics)
@@ -212,19 +215,19 @@ func openEchoed(ctx context.Context, addr string) (net.Conn, error) {
 	return c, nil
 }
 
-func idleMode(ctx context.Context, c *config) (*section, error) {
-	s := newSection(fmt.Sprintf("forward idle connections: %s held open through portkit", count(int64(c.conns))),
+func idleMode(ctx context.Context, c *config) (*benchmd.Section, error) {
+	s := benchmd.New(fmt.Sprintf("forward idle connections: %s held open through portkit", benchmd.Count(int64(c.conns))),
 		"one run")
 	if !c.portkitOK {
-		s.fail("portkit rows not run: %s", c.portkitWhy)
-		s.addTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
+		s.Fail("portkit rows not run: %s", c.portkitWhy)
+		s.AddTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
 		return s, nil
 	}
 	srv, err := startServer(ctx, c, "-echo", local(echoPort))
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	metrics := local(metricsPort)
 	// Every idle connection comes from 127.0.0.1: the default bound of 256
 	// per client address would refuse all but the first 256.
@@ -234,10 +237,10 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 		return nil, err
 	}
 	defer stopPaths(paths)
-	if err := waitListening(ctx, p.p, "tcp", metricsPort, 10*time.Second); err != nil {
+	if err := proc.WaitListening(ctx, p.p, "tcp", metricsPort, 10*time.Second); err != nil {
 		return nil, err
 	}
-	pid := p.p.pid()
+	pid := p.p.Pid()
 	fdsPerConn := 0
 
 	// A hundred connections first: the baseline is then a forwarder that
@@ -285,11 +288,11 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	if fdsPerConn > 0 {
 		if room := (nofile - nofile/100 - 100 - base.fds) / fdsPerConn; room < n {
 			n = max(room, 0)
-			s.warn("%s connections asked for, %s held: portkit may open %s files (its RLIMIT_NOFILE; "+
+			s.Warn("%s connections asked for, %s held: portkit may open %s files (its RLIMIT_NOFILE; "+
 				"raising the hard limit needs CAP_SYS_RESOURCE) and takes %d fds per connection",
-				count(int64(c.conns)), count(int64(n)), count(int64(nofile)), fdsPerConn)
-			s.title = fmt.Sprintf("forward idle connections: %s held open through portkit (%s asked for)",
-				count(int64(n)), count(int64(c.conns)))
+				benchmd.Count(int64(c.conns)), benchmd.Count(int64(n)), benchmd.Count(int64(nofile)), fdsPerConn)
+			s.Title = fmt.Sprintf("forward idle connections: %s held open through portkit (%s asked for)",
+				benchmd.Count(int64(n)), benchmd.Count(int64(c.conns)))
 		}
 	}
 
@@ -323,7 +326,7 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	var after idleSnapshot
 	fdsBack, grBack := time.Duration(-1), time.Duration(-1)
 	for ctx.Err() == nil {
-		after.kinds, after.fds, err = fdCounts(pid)
+		after.kinds, after.fds, err = proc.FDCounts(pid)
 		if err != nil {
 			return nil, err
 		}
@@ -360,12 +363,12 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if after.rss, err = procStatusKB(pid, "VmRSS"); err != nil {
+	if after.rss, err = proc.StatusKB(pid, "VmRSS"); err != nil {
 		return nil, err
 	}
 	// Once metrics requests have been made (and allocated), the fds again.
 	pause(ctx, time.Second)
-	laterKinds, laterFDs, err := fdCounts(pid)
+	laterKinds, laterFDs, err := proc.FDCounts(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -374,50 +377,50 @@ func idleMode(ctx context.Context, c *config) (*section, error) {
 		after.rss>>10, after.fdString(), fdsBack, after.goroutines, grBack, later.fdString())
 
 	perConn := float64(loaded.rss-base.rss) / float64(max(held, 1)) / 1024
-	s.setup = fmt.Sprintf("one run, %s connections opened 64 at a time", count(int64(n)))
-	s.notes = append(s.notes, fmt.Sprintf("portkit runs as `%s` to `bench/cmd/fwdtarget -echo %s`. "+
+	s.Setup = fmt.Sprintf("one run, %s connections opened 64 at a time", benchmd.Count(int64(n)))
+	s.Notes = append(s.Notes, fmt.Sprintf("portkit runs as `%s` to `bench/cmd/fwdtarget -echo %s`. "+
 		"Each connection is held open once one byte has been echoed back through it (so it is established through "+
 		"to the server); the snapshot is taken 1 s after the last is open. A hundred connections are opened and "+
 		"closed before the baseline, and tell the fds per connection. RSS is VmRSS from /proc/PID/status; fds are /proc/PID/fd by kind; goroutines are "+
 		"`go_goroutines` from `GET http://%s/metrics`. After all are closed, the fds are polled every 250 ms "+
 		"from /proc alone (no metrics request, whose allocations could hasten the garbage collection that closes "+
 		"pooled splice pipes) until they are back to the baseline, then the goroutines, for up to %v in all.", commandLine(p.argv), local(echoPort), metrics, c.settle))
-	t := &table{head: []string{"", "baseline", fmt.Sprintf("%s open", count(int64(held))), "after closing", "per connection"},
-		align: []string{"", "---:"}}
-	t.row("RSS", fmt.Sprintf("%.1f MiB", float64(base.rss)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(loaded.rss)/(1<<20)),
+	t := &benchmd.Table{Head: []string{"", "baseline", fmt.Sprintf("%s open", benchmd.Count(int64(held))), "after closing", "per connection"},
+		Align: []string{"", "---:"}}
+	t.Row("RSS", fmt.Sprintf("%.1f MiB", float64(base.rss)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(loaded.rss)/(1<<20)),
 		fmt.Sprintf("%.1f MiB", float64(after.rss)/(1<<20)), fmt.Sprintf("%.1f KiB", perConn))
-	t.row("open fds (/proc/PID/fd)", base.fdString(), loaded.fdString(), after.fdString(),
-		num(float64(loaded.fds-base.fds)/float64(max(held, 1))))
-	t.row("goroutines", count(int64(base.goroutines)), count(int64(loaded.goroutines)), count(int64(after.goroutines)),
-		num(float64(loaded.goroutines-base.goroutines)/float64(max(held, 1))))
+	t.Row("open fds (/proc/PID/fd)", base.fdString(), loaded.fdString(), after.fdString(),
+		benchmd.Num(float64(loaded.fds-base.fds)/float64(max(held, 1))))
+	t.Row("goroutines", benchmd.Count(int64(base.goroutines)), benchmd.Count(int64(loaded.goroutines)), benchmd.Count(int64(after.goroutines)),
+		benchmd.Num(float64(loaded.goroutines-base.goroutines)/float64(max(held, 1))))
 	if loaded.openFDs >= 0 {
-		t.row("`process_open_fds`, a moment later", count(int64(base.openFDs)), count(int64(loaded.openFDs)), count(int64(after.openFDs)), "")
+		t.Row("`process_open_fds`, a moment later", benchmd.Count(int64(base.openFDs)), benchmd.Count(int64(loaded.openFDs)), benchmd.Count(int64(after.openFDs)), "")
 	}
-	s.tables = append(s.tables, t.String())
-	s.notes = append(s.notes, fmt.Sprintf("Opening the %s connections took %v; %s failed.",
-		count(int64(held)), openTime.Round(time.Millisecond), count(int64(failed))))
+	s.Tables = append(s.Tables, t.String())
+	s.Notes = append(s.Notes, fmt.Sprintf("Opening the %s connections took %v; %s failed.",
+		benchmd.Count(int64(held)), openTime.Round(time.Millisecond), benchmd.Count(int64(failed))))
 
 	if n < c.conns {
 		// The target asked for is not what was run: say so, not PASS.
-		s.addTarget(false, fmt.Sprintf("%s connections held through portkit", count(int64(c.conns))),
-			fmt.Sprintf("not run: the open-file limit leaves room for %s", count(int64(n))))
+		s.AddTarget(false, fmt.Sprintf("%s connections held through portkit", benchmd.Count(int64(c.conns))),
+			fmt.Sprintf("not run: the open-file limit leaves room for %s", benchmd.Count(int64(n))))
 	}
-	s.addTarget(held == n && openErr == nil, fmt.Sprintf("all %s connections established through portkit", count(int64(n))),
-		fmt.Sprintf("%s established%s", count(int64(held)), errDetail(openErr)))
-	s.addTarget(perConn <= 20, "portkit RSS <= 20 KiB per forwarded connection", fmt.Sprintf("%.1f KiB", perConn))
+	s.AddTarget(held == n && openErr == nil, fmt.Sprintf("all %s connections established through portkit", benchmd.Count(int64(n))),
+		fmt.Sprintf("%s established%s", benchmd.Count(int64(held)), errDetail(openErr)))
+	s.AddTarget(perConn <= 20, "portkit RSS <= 20 KiB per forwarded connection", fmt.Sprintf("%.1f KiB", perConn))
 	backWhen := func(d time.Duration) string {
 		if d < 0 {
 			return fmt.Sprintf("not within %v", c.settle)
 		}
 		return fmt.Sprintf("after %v", d.Round(10*time.Millisecond))
 	}
-	s.addTarget(fdsBack >= 0, fmt.Sprintf("portkit's open fds back to the baseline once all are closed (pipes: at most %d more, Go's splice pool)", maxPooledPipeFDs),
-		fmt.Sprintf("%s, baseline %s, %s", after.fdString(), count(int64(base.fds)), backWhen(fdsBack)))
-	s.addTarget(base.goroutines >= 0 && grBack >= 0, "portkit's goroutines back to the baseline once all are closed",
+	s.AddTarget(fdsBack >= 0, fmt.Sprintf("portkit's open fds back to the baseline once all are closed (pipes: at most %d more, Go's splice pool)", maxPooledPipeFDs),
+		fmt.Sprintf("%s, baseline %s, %s", after.fdString(), benchmd.Count(int64(base.fds)), backWhen(fdsBack)))
+	s.AddTarget(base.goroutines >= 0 && grBack >= 0, "portkit's goroutines back to the baseline once all are closed",
 		fmt.Sprintf("%d, baseline %d, %s, checked once the fds were back or their wait was over",
 			after.goroutines, base.goroutines, backWhen(grBack)))
 	if fdsBack < 0 {
-		s.notes = append(s.notes, fmt.Sprintf("The fds left over %v after the last connection closed were %s; "+
+		s.Notes = append(s.Notes, fmt.Sprintf("The fds left over %v after the last connection closed were %s; "+
 			"1 s after the metrics requests of the goroutine check, %s. Pipes left over are those Go's splice "+
 			"keeps in a pool (internal/poll), as many as copies were in flight at once, closed only once garbage collection has emptied the pool (it takes two cycles).",
 			c.settle, after.fdString(), later.fdString()))

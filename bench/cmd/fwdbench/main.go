@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/bench/harness"
+	"github.com/portkit/portkit/bench/internal/benchmd"
 )
 
 const usage = `usage: fwdbench tcp|churn|idle|udp|about [-portkit PATH] [-target PATH] [-md FILE -section NAME] [-command TEXT] [mode flags]`
@@ -78,7 +79,7 @@ type config struct {
 	settle      time.Duration // idle: how long fds and goroutines may take to return
 }
 
-type mode func(context.Context, *config) (*section, error)
+type mode func(context.Context, *config) (*benchmd.Section, error)
 
 var modes = map[string]mode{"tcp": tcpMode, "churn": churnMode, "idle": idleMode, "udp": udpMode, "about": aboutMode}
 
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	md := s.markdown(c.command)
+	md := s.Markdown(c.command)
 	fmt.Fprint(stdout, md)
 	if c.md != "" {
 		doc, err := os.ReadFile(c.md)
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if !s.pass {
+	if !s.Pass {
 		return 1
 	}
 	return 0

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // Ports in the benchmark's own network namespace, all on 127.0.0.1.
@@ -29,9 +31,9 @@ const (
 // forwarder.
 type path struct {
 	name string
-	port int      // where the load goes
-	argv []string // the forwarder's command line; nil for direct
-	p    *proc    // the running forwarder
+	port int        // where the load goes
+	argv []string   // the forwarder's command line; nil for direct
+	p    *proc.Proc // the running forwarder
 	// shown, when set, is what the reports show for the command line
 	// (rinetd's, whose configuration file is a temporary one).
 	shown string
@@ -96,9 +98,9 @@ func startPaths(ctx context.Context, c *config, proto string, paths []*path) err
 			continue
 		}
 		var err error
-		p.p, err = startProc(p.name+"-"+proto, p.argv, c.tmp)
+		p.p, err = proc.Start(p.name+"-"+proto, p.argv, c.tmp)
 		if err == nil {
-			err = waitListening(ctx, p.p, proto, p.port, 10*time.Second)
+			err = proc.WaitListening(ctx, p.p, proto, p.port, 10*time.Second)
 		}
 		if err != nil {
 			stopPaths(paths)
@@ -110,16 +112,16 @@ func startPaths(ctx context.Context, c *config, proto string, paths []*path) err
 
 func stopPaths(paths []*path) {
 	for _, p := range paths {
-		p.p.stop()
+		p.p.Stop()
 	}
 }
 
 // startServer starts fwdtarget with the given server flags and waits until
 // it reports ready.
-func startServer(ctx context.Context, c *config, args ...string) (*proc, error) {
+func startServer(ctx context.Context, c *config, args ...string) (*proc.Proc, error) {
 	ready := filepath.Join(c.tmp, "target.ready")
 	argv := append([]string{c.target, "-ready", ready, "-max-lifetime", "30m"}, args...)
-	p, err := startProc("fwdtarget", argv, c.tmp)
+	p, err := proc.Start("fwdtarget", argv, c.tmp)
 	if err != nil {
 		return nil, err
 	}
@@ -128,34 +130,17 @@ func startServer(ctx context.Context, c *config, args ...string) (*proc, error) 
 		if _, err := os.Stat(ready); err == nil {
 			return p, nil
 		}
-		if p.exited() || time.Now().After(deadline) {
-			p.stop()
-			return nil, p.failure("was not ready within 10 s")
+		if p.Exited() || time.Now().After(deadline) {
+			p.Stop()
+			return nil, p.Failure("was not ready within 10 s")
 		}
 		select {
 		case <-ctx.Done():
-			p.stop()
+			p.Stop()
 			return nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// treeCPU is the CPU a forwarder has used: its own, that of its children
-// which have exited and been waited for, and that of its live children
-// (socat's forks).
-func treeCPU(pid int) (time.Duration, error) {
-	t, err := readCPU(pid)
-	if err != nil {
-		return 0, err
-	}
-	total := t.total()
-	for _, k := range children(pid) {
-		if kt, err := readCPU(k); err == nil {
-			total += kt.total()
-		}
-	}
-	return total, nil
 }
 
 // pause lets the previous run's leftovers (sockets closing, forks exiting)

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/benchmd"
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // tcpRun is one iperf3 run through one path.
@@ -56,16 +59,16 @@ func parseIperf(out []byte) (gbps float64, bytes int64, err error) {
 
 var streamCounts = []int{1, 8}
 
-func tcpMode(ctx context.Context, c *config) (*section, error) {
-	s := newSection("forward TCP throughput: iperf3 direct, through portkit, socat and rinetd, and the splice floor",
+func tcpMode(ctx context.Context, c *config) (*benchmd.Section, error) {
+	s := benchmd.New("forward TCP throughput: iperf3 direct, through portkit, socat and rinetd, and the splice floor",
 		fmt.Sprintf("%d rounds of %d s iperf3 runs per path and stream count, order rotated each round", c.rounds, c.seconds))
 
-	srv, err := startProc("iperf3-server", []string{"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(iperfPort)}, c.tmp)
+	srv, err := proc.Start("iperf3-server", []string{"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(iperfPort)}, c.tmp)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
-	if err := waitListening(ctx, srv, "tcp", iperfPort, 10*time.Second); err != nil {
+	defer srv.Stop()
+	if err := proc.WaitListening(ctx, srv, "tcp", iperfPort, 10*time.Second); err != nil {
 		return nil, err
 	}
 
@@ -95,7 +98,7 @@ func tcpMode(ctx context.Context, c *config) (*section, error) {
 	batch := 0
 	for round := range c.rounds {
 		for si, streams := range streamCounts {
-			for _, pi := range rotated(len(paths), batch) {
+			for _, pi := range benchmd.Rotated(len(paths), batch) {
 				p := paths[pi]
 				fmt.Fprintf(c.stderr, "tcp: round %d/%d, %d stream(s), %s\n", round+1, c.rounds, streams, p.name)
 				r := iperfRun(ctx, c, p, streams)
@@ -122,11 +125,11 @@ func tcpMode(ctx context.Context, c *config) (*section, error) {
 func iperfRun(ctx context.Context, c *config, p *path, streams int) tcpRun {
 	var before time.Duration
 	if p.p != nil {
-		if p.p.exited() {
-			return tcpRun{err: p.p.failure("is no longer running")}
+		if p.p.Exited() {
+			return tcpRun{err: p.p.Failure("is no longer running")}
 		}
 		var err error
-		if before, err = treeCPU(p.p.pid()); err != nil {
+		if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
 			return tcpRun{err: err}
 		}
 	}
@@ -150,19 +153,19 @@ func iperfRun(ctx context.Context, c *config, p *path, streams int) tcpRun {
 	if p.p != nil {
 		// socat's forks exit with their connections; their CPU counts once
 		// socat has waited for them.
-		if err := waitChildless(ctx, p.p.pid(), 10*time.Second); err != nil && r.err == nil {
+		if err := proc.WaitChildless(ctx, p.p.Pid(), 10*time.Second); err != nil && r.err == nil {
 			r.err = err
 		}
-		after, err := treeCPU(p.p.pid())
+		after, err := proc.TreeCPU(p.p.Pid())
 		if err != nil && r.err == nil {
-			r.err = p.p.failure("died during the run")
+			r.err = p.p.Failure("died during the run")
 		}
 		r.cpu = after - before
 	}
 	return r
 }
 
-func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
+func tcpReport(s *benchmd.Section, c *config, paths []*path, runs [][][]tcpRun) {
 	idx := map[string]int{}
 	for i, p := range paths {
 		idx[p.name] = i
@@ -188,53 +191,53 @@ func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
 				}
 				gbps[si][pi] = append(gbps[si][pi], x)
 			}
-			med[si][pi] = median(g)
+			med[si][pi] = benchmd.Median(g)
 			cpu[si][pi] = -1
 			if len(perGB) > 0 {
-				cpu[si][pi] = time.Duration(median(perGB))
+				cpu[si][pi] = time.Duration(benchmd.Median(perGB))
 			}
 		}
 	}
 
-	s.notes = append(s.notes, fmt.Sprintf("Gbit/s is iperf3's receiver-side figure (`iperf3 -c 127.0.0.1 -p PORT -t %d -P N --json`, "+
+	s.Notes = append(s.Notes, fmt.Sprintf("Gbit/s is iperf3's receiver-side figure (`iperf3 -c 127.0.0.1 -p PORT -t %d -P N --json`, "+
 		"`end.sum_received`), the median over the rounds; the server is `iperf3 -s -B 127.0.0.1 -p %d`. "+
 		"CPU per GB is the forwarder's user+system time over the run (/proc/PID/stat, its waited-for children included: "+
 		"socat forks one per connection) per 10^9 bytes received. Ratios (\"vs direct\" and the targets) are the median "+
 		"of the ratios within each round, whose runs are the closest in time, so that the machine's changing load "+
 		"bears on both sides alike.", c.seconds, iperfPort))
 	if !c.portkitOK {
-		s.fail("portkit rows not run: %s", c.portkitWhy)
+		s.Fail("portkit rows not run: %s", c.portkitWhy)
 	}
 
-	t := &table{head: []string{"path", "forwarder command line", "1 stream", "vs direct", "8 streams", "vs direct",
-		"CPU per GB, 1 stream", "CPU per GB, 8 streams"}, align: []string{"", "---"}}
+	t := &benchmd.Table{Head: []string{"path", "forwarder command line", "1 stream", "vs direct", "8 streams", "vs direct",
+		"CPU per GB, 1 stream", "CPU per GB, 8 streams"}, Align: []string{"", "---"}}
 	for pi, p := range paths {
 		row := []string{p.name, p.cmdLine()}
 		for si := range streamCounts {
-			row = append(row, num(med[si][pi])+" Gbit/s", fmtRatio(pairedRatio(gbps[si][pi], gbps[si][0])))
+			row = append(row, benchmd.Num(med[si][pi])+" Gbit/s", fmtRatio(benchmd.PairedRatio(gbps[si][pi], gbps[si][0])))
 		}
 		for si := range streamCounts {
 			row = append(row, perGB(cpu[si][pi], p))
 		}
-		t.row(row...)
+		t.Row(row...)
 	}
-	s.tables = append(s.tables, t.String())
+	s.Tables = append(s.Tables, t.String())
 
 	// Every run, for judging the noise.
 	var groups []string
 	for _, n := range streamCounts {
 		groups = append(groups, fmt.Sprintf("%d×", n))
 	}
-	s.tables = append(s.tables, everyRun("Every run in the order taken, Gbit/s (CPU per GB):", paths, groups, c.rounds,
+	s.Tables = append(s.Tables, everyRun("Every run in the order taken, Gbit/s (CPU per GB):", paths, groups, c.rounds,
 		func(pi, si int) int { return len(runs[si][pi]) },
 		func(pi, si, k int) string {
 			switch r := runs[si][pi][k]; {
 			case r.err != nil:
-				return errCell(r.err)
+				return benchmd.ErrCell(r.err)
 			case r.cpu >= 0:
-				return fmt.Sprintf("%s (%s)", num(r.gbps), dur(r.cpuPerGB()))
+				return fmt.Sprintf("%s (%s)", benchmd.Num(r.gbps), benchmd.Dur(r.cpuPerGB()))
 			default:
-				return num(r.gbps)
+				return benchmd.Num(r.gbps)
 			}
 		}))
 
@@ -242,29 +245,29 @@ func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
 		for si, n := range streamCounts {
 			for _, r := range runs[si][pi] {
 				if r.err != nil {
-					s.fail("%s, %d stream(s): a run failed: %v", p.name, n, r.err)
+					s.Fail("%s, %d stream(s): a run failed: %v", p.name, n, r.err)
 					break
 				}
 			}
 		}
 	}
 	if !c.portkitOK {
-		s.addTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
+		s.AddTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
 		return
 	}
 	pk := idx["portkit"]
 	if fl, ok := idx["splicefloor"]; ok {
-		s.notes = append(s.notes, "splicefloor (`bench/cmd/splicefloor`) is the floor of a forwarder here, not one: "+
+		s.Notes = append(s.Notes, "splicefloor (`bench/cmd/splicefloor`) is the floor of a forwarder here, not one: "+
 			"two blocking splice(2) loops per connection through a 1 MiB pipe on blocking sockets, no poller, no "+
 			"scheduler, no accounting. What it costs is the kernel's share of moving the bytes through a second TCP "+
 			"connection, which no forwarder avoids; on 2 CPUs that work competes with iperf3's own.")
 		for si, n := range streamCounts {
 			var each []string
 			for k := range gbps[si][pk] {
-				each = append(each, num(ratio(gbps[si][pk][k], gbps[si][fl][k])))
+				each = append(each, benchmd.Num(benchmd.Ratio(gbps[si][pk][k], gbps[si][fl][k])))
 			}
-			s.notes = append(s.notes, fmt.Sprintf("%d stream(s): splicefloor/direct %s (median of the rounds' ratios); portkit/splicefloor %s (by round %s).",
-				n, num(pairedRatio(gbps[si][fl], gbps[si][idx["direct"]])), num(pairedRatio(gbps[si][pk], gbps[si][fl])), strings.Join(each, ", ")))
+			s.Notes = append(s.Notes, fmt.Sprintf("%d stream(s): splicefloor/direct %s (median of the rounds' ratios); portkit/splicefloor %s (by round %s).",
+				n, benchmd.Num(benchmd.PairedRatio(gbps[si][fl], gbps[si][idx["direct"]])), benchmd.Num(benchmd.PairedRatio(gbps[si][pk], gbps[si][fl])), strings.Join(each, ", ")))
 		}
 	}
 	for si, n := range streamCounts {
@@ -273,13 +276,13 @@ func tcpReport(s *section, c *config, paths []*path, runs [][][]tcpRun) {
 			min  float64
 		}{{"socat", 1.5}, {"rinetd", 1.2}, {"direct", 0.7}} {
 			peer := gbps[si][idx[want.peer]]
-			x := pairedRatio(gbps[si][pk], peer)
+			x := benchmd.PairedRatio(gbps[si][pk], peer)
 			var each []string
 			for k := range gbps[si][pk] {
-				each = append(each, num(ratio(gbps[si][pk][k], peer[k])))
+				each = append(each, benchmd.Num(benchmd.Ratio(gbps[si][pk][k], peer[k])))
 			}
-			s.addTarget(x >= want.min, fmt.Sprintf("portkit/%s >= %s, %d stream(s)", want.peer, num(want.min), n),
-				fmt.Sprintf("ratio %s; by round %s", num(x), strings.Join(each, ", ")))
+			s.AddTarget(x >= want.min, fmt.Sprintf("portkit/%s >= %s, %d stream(s)", want.peer, benchmd.Num(want.min), n),
+				fmt.Sprintf("ratio %s; by round %s", benchmd.Num(x), strings.Join(each, ", ")))
 		}
 	}
 }
@@ -288,7 +291,7 @@ func fmtRatio(x float64) string {
 	if math.IsNaN(x) {
 		return "n/a"
 	}
-	return num(x) + "×"
+	return benchmd.Num(x) + "×"
 }
 
 func perGB(d time.Duration, p *path) string {
@@ -298,7 +301,7 @@ func perGB(d time.Duration, p *path) string {
 	if d < 0 {
 		return "n/a"
 	}
-	return dur(d)
+	return benchmd.Dur(d)
 }
 
 // parseSizes reads -sizes: "64,1200".

@@ -9,6 +9,9 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/portkit/portkit/bench/internal/benchmd"
+	"github.com/portkit/portkit/bench/internal/proc"
 )
 
 // lossTimeout is how long a datagram may go unanswered before it counts as
@@ -196,16 +199,16 @@ func udpLoad(ctx context.Context, addr string, size, n, window int, limit time.D
 	return out
 }
 
-func udpMode(ctx context.Context, c *config) (*section, error) {
+func udpMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 	sizes, _ := parseSizes(c.sizes)
-	s := newSection("forward UDP: datagrams echoed direct, through portkit and socat",
+	s := benchmd.New("forward UDP: datagrams echoed direct, through portkit and socat",
 		fmt.Sprintf("%d rounds of %s datagrams per path and size, at most %d outstanding, order rotated each round",
-			c.rounds, count(int64(c.datagrams)), c.window))
+			c.rounds, benchmd.Count(int64(c.datagrams)), c.window))
 	srv, err := startServer(ctx, c, "-udp-echo", local(echoPort))
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	paths := []*path{{name: "direct", port: echoPort}}
 	if c.portkitOK {
 		paths = append(paths, portkitPath(c, "udp", udpBase+1, echoPort))
@@ -223,14 +226,14 @@ func udpMode(ctx context.Context, c *config) (*section, error) {
 	batch := 0
 	for round := range c.rounds {
 		for si, size := range sizes {
-			for _, pi := range rotated(len(paths), batch) {
+			for _, pi := range benchmd.Rotated(len(paths), batch) {
 				p := paths[pi]
 				var before time.Duration
 				if p.p != nil {
-					if p.p.exited() {
-						return nil, p.p.failure("is no longer running")
+					if p.p.Exited() {
+						return nil, p.p.Failure("is no longer running")
 					}
-					if before, err = treeCPU(p.p.pid()); err != nil {
+					if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
 						return nil, err
 					}
 				}
@@ -239,7 +242,7 @@ func udpMode(ctx context.Context, c *config) (*section, error) {
 					return nil, ctx.Err()
 				}
 				if p.p != nil {
-					if after, err := treeCPU(p.p.pid()); err == nil {
+					if after, err := proc.TreeCPU(p.p.Pid()); err == nil {
 						r.cpu = after - before
 					}
 				}
@@ -255,21 +258,21 @@ func udpMode(ctx context.Context, c *config) (*section, error) {
 	return s, nil
 }
 
-func udpReport(s *section, c *config, sizes []int, paths []*path, runs [][][]udpRun) {
-	s.notes = append(s.notes, fmt.Sprintf("One connected UDP socket per run sends datagrams carrying a sequence number, "+
+func udpReport(s *benchmd.Section, c *config, sizes []int, paths []*path, runs [][][]udpRun) {
+	s.Notes = append(s.Notes, fmt.Sprintf("One connected UDP socket per run sends datagrams carrying a sequence number, "+
 		"at most %d unanswered at a time, to `bench/cmd/fwdtarget -udp-echo %s`, directly or through the forwarder "+
 		"(so one UDP session, or one socat fork, per run). replies/s counts echoes from the first send to the last "+
 		"reply; a datagram unanswered after %v is lost (and frees its place in the window). Each run is bounded by "+
 		"%s datagrams and %v. Figures are medians over the rounds (\"vs direct\": of the ratios within each round); CPU per datagram is the forwarder's user+system "+
-		"time, its forks included, over the replies.", c.window, local(echoPort), lossTimeout, count(int64(c.datagrams)), c.limit))
+		"time, its forks included, over the replies.", c.window, local(echoPort), lossTimeout, benchmd.Count(int64(c.datagrams)), c.limit))
 	if !c.portkitOK {
-		s.fail("portkit rows not run: %s", c.portkitWhy)
+		s.Fail("portkit rows not run: %s", c.portkitWhy)
 	}
 	head := []string{"path", "forwarder command line"}
 	for _, size := range sizes {
 		head = append(head, fmt.Sprintf("%d B replies/s", size), "vs direct", "loss", "CPU per datagram")
 	}
-	t := &table{head: head, align: []string{"", "---"}}
+	t := &benchmd.Table{Head: head, Align: []string{"", "---"}}
 	rate := make([][]float64, len(sizes))
 	byRound := make([][][]float64, len(sizes)) // NaN for a failed run
 	for si := range sizes {
@@ -285,7 +288,7 @@ func udpReport(s *section, c *config, sizes []int, paths []*path, runs [][][]udp
 				}
 				byRound[si][pi] = append(byRound[si][pi], x)
 			}
-			rate[si][pi] = median(xs)
+			rate[si][pi] = benchmd.Median(xs)
 		}
 	}
 	for pi, p := range paths {
@@ -305,28 +308,28 @@ func udpReport(s *section, c *config, sizes []int, paths []*path, runs [][][]udp
 			if p.argv != nil {
 				cpuCell = "n/a"
 				if len(cpu) > 0 {
-					cpuCell = dur(time.Duration(median(cpu)))
+					cpuCell = benchmd.Dur(time.Duration(benchmd.Median(cpu)))
 				}
 			}
-			row = append(row, num(rate[si][pi]), fmtRatio(pairedRatio(byRound[si][pi], byRound[si][0])),
-				fmt.Sprintf("%.2f%%", 100*median(loss)), cpuCell)
+			row = append(row, benchmd.Num(rate[si][pi]), fmtRatio(benchmd.PairedRatio(byRound[si][pi], byRound[si][0])),
+				fmt.Sprintf("%.2f%%", 100*benchmd.Median(loss)), cpuCell)
 		}
-		t.row(row...)
+		t.Row(row...)
 	}
-	s.tables = append(s.tables, t.String())
+	s.Tables = append(s.Tables, t.String())
 
 	var groups []string
 	for _, size := range sizes {
 		groups = append(groups, fmt.Sprintf("%d B", size))
 	}
-	s.tables = append(s.tables, everyRun("Every run in the order taken: replies/s (lost of sent):", paths, groups, c.rounds,
+	s.Tables = append(s.Tables, everyRun("Every run in the order taken: replies/s (lost of sent):", paths, groups, c.rounds,
 		func(pi, si int) int { return len(runs[si][pi]) },
 		func(pi, si, k int) string {
 			r := runs[si][pi][k]
 			if r.err != nil {
-				return errCell(r.err)
+				return benchmd.ErrCell(r.err)
 			}
-			cell := fmt.Sprintf("%s (%s of %s)", num(r.rate()), count(r.sent-r.replies), count(r.sent))
+			cell := fmt.Sprintf("%s (%s of %s)", benchmd.Num(r.rate()), benchmd.Count(r.sent-r.replies), benchmd.Count(r.sent))
 			if r.limited {
 				cell += ", time limit"
 			}
@@ -336,12 +339,12 @@ func udpReport(s *section, c *config, sizes []int, paths []*path, runs [][][]udp
 		for si := range sizes {
 			for _, r := range runs[si][pi] {
 				if r.err != nil {
-					s.fail("%s, %d bytes: a run failed: %v", p.name, sizes[si], r.err)
+					s.Fail("%s, %d bytes: a run failed: %v", p.name, sizes[si], r.err)
 				}
 			}
 		}
 	}
 	if !c.portkitOK {
-		s.addTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
+		s.AddTarget(false, "portkit forward measured", "no forward command in "+c.portkit)
 	}
 }

@@ -30,6 +30,9 @@ type result struct {
 	nsPerOp       float64
 	bytes, allocs float64
 	hasMem        bool
+	// others are the metrics a benchmark reports itself
+	// (b.ReportMetric), as printed: "72.5 B/entry".
+	others []string
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -83,14 +86,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *command != "" {
 		fmt.Fprintf(&b, "```\n%s\n```\n\n", *command)
 	}
-	b.WriteString("| benchmark | ns/op | B/op | allocs/op | target |\n|---|---:|---:|---:|---|\n")
+	// A column for the benchmarks' own metrics, only when one has some,
+	// so that the other tables keep their shape.
+	others := slices.ContainsFunc(results, func(r result) bool { return len(r.others) > 0 })
+	if others {
+		b.WriteString("| benchmark | ns/op | B/op | allocs/op | other metrics | target |\n|---|---:|---:|---:|---:|---|\n")
+	} else {
+		b.WriteString("| benchmark | ns/op | B/op | allocs/op | target |\n|---|---:|---:|---:|---|\n")
+	}
 	code := 0
 	for _, r := range results {
 		verdict, ok := check(r, *maxNS, *maxAllocs)
 		if !ok {
 			code = 1
 		}
-		fmt.Fprintf(&b, "| %s | %.1f | %.0f | %.0f | %s |\n", r.name, r.nsPerOp, r.bytes, r.allocs, verdict)
+		fmt.Fprintf(&b, "| %s | %.1f | %.0f | %.0f |", r.name, r.nsPerOp, r.bytes, r.allocs)
+		if others {
+			fmt.Fprintf(&b, " %s |", strings.Join(r.others, ", "))
+		}
+		fmt.Fprintf(&b, " %s |\n", verdict)
 	}
 	fmt.Fprint(stdout, b.String())
 	if *md != "" {
@@ -134,7 +148,8 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-// parseLine reads "BenchmarkX-2  123  45.6 ns/op  0 B/op  0 allocs/op".
+// parseLine reads "BenchmarkX-2  123  45.6 ns/op  0 B/op  0 allocs/op",
+// and any other "VALUE UNIT" pairs after ns/op.
 func parseLine(line string) (result, bool) {
 	f := strings.Fields(line)
 	if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || f[3] != "ns/op" {
@@ -155,6 +170,8 @@ func parseLine(line string) (result, bool) {
 			r.bytes, r.hasMem = v, true
 		case "allocs/op":
 			r.allocs = v
+		default:
+			r.others = append(r.others, f[i]+" "+f[i+1])
 		}
 	}
 	return r, true

@@ -22,6 +22,10 @@ func TestParseLine(t *testing.T) {
 	if !ok || r.name != "BenchmarkByPort-2" || r.nsPerOp != 118 || !r.hasMem || r.allocs != 0 {
 		t.Errorf("got %+v, %v", r, ok)
 	}
+	r, ok = parseLine("BenchmarkLookup1M-2   19305646   62.17 ns/op   72.50 B/entry   0 B/op   0 allocs/op")
+	if !ok || r.nsPerOp != 62.17 || len(r.others) != 1 || r.others[0] != "72.50 B/entry" || !r.hasMem {
+		t.Errorf("with a metric of its own: got %+v, %v", r, ok)
+	}
 	for _, bad := range []string{"PASS", "BenchmarkX 1 x ns/op", "ok  pkg 1.2s", ""} {
 		if _, ok := parseLine(bad); ok {
 			t.Errorf("parseLine(%q) accepted", bad)
@@ -44,6 +48,14 @@ func TestRun(t *testing.T) {
 	doc, _ := os.ReadFile(md)
 	if !strings.Contains(string(doc), "<!-- bench:s -->") || !strings.Contains(string(doc), "BenchmarkByPort-2") {
 		t.Errorf("markdown file:\n%s", doc)
+	}
+	if strings.Contains(out.String(), "other metrics") {
+		t.Errorf("a column of other metrics without any:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run(nil, strings.NewReader("BenchmarkLookup1M-2 10 62.2 ns/op 72.50 B/entry 0 B/op 0 allocs/op\n"), &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "| BenchmarkLookup1M-2 | 62.2 | 0 | 0 | 72.50 B/entry | - |") {
+		t.Errorf("other metrics: exit %d\n%s", code, out.String())
 	}
 	if code := run(nil, strings.NewReader("nothing"), &out, &errb); code != 1 {
 		t.Errorf("no results: exit %d", code)

@@ -1,4 +1,7 @@
-package main
+// Package proc starts and stops the servers, forwarders and daemons of the
+// benchmarks, and reads what /proc says of them (CPU, RSS, fds, listening
+// sockets). Shared by bench/cmd/fwdbench and bench/cmd/knockbench.
+package proc
 
 import (
 	"bufio"
@@ -11,13 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/portkit/portkit/bench/harness"
 )
 
-// proc is a server or forwarder started for a benchmark, in a process group
-// of its own so that stop takes its children (socat's forks) with it.
-type proc struct {
+// Proc is a server or forwarder started for a benchmark, in a process group
+// of its own so that Stop takes its children (socat's forks) with it.
+type Proc struct {
 	name string
 	argv []string
 	cmd  *exec.Cmd
@@ -26,9 +27,9 @@ type proc struct {
 	err  error         // Wait's result, once done is closed
 }
 
-// startProc starts argv with its output in a log file under dir.
-func startProc(name string, argv []string, dir string) (*proc, error) {
-	p := &proc{name: name, argv: argv, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+// Start starts argv with its output in a log file under dir.
+func Start(name string, argv []string, dir string) (*Proc, error) {
+	p := &Proc{name: name, argv: argv, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
@@ -47,9 +48,12 @@ func startProc(name string, argv []string, dir string) (*proc, error) {
 	return p, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-func (p *proc) exited() bool {
+// LogFile is the file receiving its stdout and stderr.
+func (p *Proc) LogFile() string { return p.log }
+
+func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -58,9 +62,9 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM to the process group, waits up to 5 s for the process
+// Stop sends SIGTERM to the process group, waits up to 5 s for the process
 // to end, then kills the group. It is safe to call more than once.
-func (p *proc) stop() {
+func (p *Proc) Stop() {
 	if p == nil || p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
@@ -75,11 +79,11 @@ func (p *proc) stop() {
 	<-p.done
 }
 
-// failure describes a process that died or misbehaved, with the end of its
+// Failure describes a process that died or misbehaved, with the end of its
 // log.
-func (p *proc) failure(what string) error {
+func (p *Proc) Failure(what string) error {
 	msg := fmt.Sprintf("%s %s", p.name, what)
-	if p.exited() {
+	if p.Exited() {
 		msg += fmt.Sprintf(" (it exited: %v)", p.err)
 	}
 	if b, err := os.ReadFile(p.log); err == nil && len(b) > 0 {
@@ -91,29 +95,26 @@ func (p *proc) failure(what string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// commandLine is argv as a shell command line, for the reports.
-func commandLine(argv []string) string { return harness.Command{Argv: argv}.String() }
-
-// waitListening polls /proc/net until a socket of proto ("tcp" or "udp")
+// WaitListening polls /proc/net until a socket of proto ("tcp" or "udp")
 // is bound to port (TCP: listening), giving up after timeout or when p (if
 // not nil) exits. It makes no connection, so the servers behind a
 // forwarder see none.
-func waitListening(ctx context.Context, p *proc, proto string, port int, timeout time.Duration) error {
+func WaitListening(ctx context.Context, p *Proc, proto string, port int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		ok, err := listening(proto, port)
+		ok, err := Listening(proto, port)
 		if err != nil {
 			return err
 		}
 		if ok {
 			return nil
 		}
-		if p != nil && p.exited() {
-			return p.failure(fmt.Sprintf("exited before listening on %s port %d", proto, port))
+		if p != nil && p.Exited() {
+			return p.Failure(fmt.Sprintf("exited before listening on %s port %d", proto, port))
 		}
 		if time.Now().After(deadline) {
 			if p != nil {
-				return p.failure(fmt.Sprintf("was not listening on %s port %d within %v", proto, port, timeout))
+				return p.Failure(fmt.Sprintf("was not listening on %s port %d within %v", proto, port, timeout))
 			}
 			return fmt.Errorf("nothing listening on %s port %d within %v", proto, port, timeout)
 		}
@@ -125,9 +126,9 @@ func waitListening(ctx context.Context, p *proc, proto string, port int, timeout
 	}
 }
 
-// listening reads /proc/net/PROTO and /proc/net/PROTO6 for a socket on
+// Listening reads /proc/net/PROTO and /proc/net/PROTO6 for a socket on
 // port: in state LISTEN (0A) for TCP, any bound socket for UDP.
-func listening(proto string, port int) (bool, error) {
+func Listening(proto string, port int) (bool, error) {
 	found := false
 	for _, file := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
 		b, err := os.ReadFile(file)
@@ -164,19 +165,19 @@ func listening(proto string, port int) (bool, error) {
 // every Linux architecture Go supports.
 const clockTicks = 100
 
-// cpuTimes is what /proc/PID/stat says of a process's CPU use.
-type cpuTimes struct {
-	self     time.Duration // utime + stime
-	children time.Duration // cutime + cstime: its children that have exited and been waited for
+// CPUTimes is what /proc/PID/stat says of a process's CPU use.
+type CPUTimes struct {
+	Self     time.Duration // utime + stime
+	Children time.Duration // cutime + cstime: its children that have exited and been waited for
 }
 
-func (t cpuTimes) total() time.Duration { return t.self + t.children }
+func (t CPUTimes) Total() time.Duration { return t.Self + t.Children }
 
-// readCPU reads /proc/PID/stat.
-func readCPU(pid int) (cpuTimes, error) {
+// ReadCPU reads /proc/PID/stat.
+func ReadCPU(pid int) (CPUTimes, error) {
 	f, err := statFields(pid)
 	if err != nil {
-		return cpuTimes{}, err
+		return CPUTimes{}, err
 	}
 	// Fields after the command name, counted from 3 (state) as in proc(5):
 	// utime 14, stime 15, cutime 16, cstime 17.
@@ -184,11 +185,11 @@ func readCPU(pid int) (cpuTimes, error) {
 	for i := range v {
 		v[i], err = strconv.ParseInt(f[14-3+i], 10, 64)
 		if err != nil {
-			return cpuTimes{}, fmt.Errorf("/proc/%d/stat: field %d: %v", pid, 14+i, err)
+			return CPUTimes{}, fmt.Errorf("/proc/%d/stat: field %d: %v", pid, 14+i, err)
 		}
 	}
 	tick := time.Second / clockTicks
-	return cpuTimes{self: time.Duration(v[0]+v[1]) * tick, children: time.Duration(v[2]+v[3]) * tick}, nil
+	return CPUTimes{Self: time.Duration(v[0]+v[1]) * tick, Children: time.Duration(v[2]+v[3]) * tick}, nil
 }
 
 // statFields returns the fields of /proc/PID/stat after the command name,
@@ -211,10 +212,10 @@ func statFields(pid int) ([]string, error) {
 	return f, nil
 }
 
-// children lists the processes whose parent is pid, zombies included: a
+// Children lists the processes whose parent is pid, zombies included: a
 // child disappears from /proc only once its parent has waited for it, and
 // only then do its CPU times count in the parent's cutime and cstime.
-func children(pid int) []int {
+func Children(pid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -236,12 +237,12 @@ func children(pid int) []int {
 	return kids
 }
 
-// waitChildless waits up to timeout until pid has no child left, so that
+// WaitChildless waits up to timeout until pid has no child left, so that
 // the CPU of the forks that served a run has been added to its cutime.
-func waitChildless(ctx context.Context, pid int, timeout time.Duration) error {
+func WaitChildless(ctx context.Context, pid int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		kids := children(pid)
+		kids := Children(pid)
 		if len(kids) == 0 {
 			return nil
 		}
@@ -256,8 +257,8 @@ func waitChildless(ctx context.Context, pid int, timeout time.Duration) error {
 	}
 }
 
-// procStatus reads a "Key: value kB" line of /proc/PID/status, in bytes.
-func procStatusKB(pid int, key string) (int64, error) {
+// StatusKB reads a "Key: value kB" line of /proc/PID/status, in bytes.
+func StatusKB(pid int, key string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -280,9 +281,9 @@ func procStatusKB(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, key)
 }
 
-// fdCounts counts the open file descriptors of pid by kind: "socket",
+// FDCounts counts the open file descriptors of pid by kind: "socket",
 // "pipe", "anon_inode" or "file".
-func fdCounts(pid int) (map[string]int, int, error) {
+func FDCounts(pid int) (map[string]int, int, error) {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -303,4 +304,21 @@ func fdCounts(pid int) (map[string]int, int, error) {
 		kinds[kind]++
 	}
 	return kinds, len(ents), nil
+}
+
+// TreeCPU is the CPU a process has used: its own, that of its children
+// which have exited and been waited for, and that of its live children
+// (socat's forks, the commands a knock daemon runs).
+func TreeCPU(pid int) (time.Duration, error) {
+	t, err := ReadCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	total := t.Total()
+	for _, k := range Children(pid) {
+		if kt, err := ReadCPU(k); err == nil {
+			total += kt.Total()
+		}
+	}
+	return total, nil
 }
