@@ -28,12 +28,12 @@ func enumFlags() []enumFlag {
 		{"portkit report", "output", reportFormats},
 		{"portkit lookup", "protocol", protocolChoices},
 		{"portkit kill", "signal", signalChoices},
-		// forward.Rule.check switches on these constants.
-		{"portkit forward", "balance", func() []string { return []string{string(forward.First), string(forward.RoundRobin)} }},
-		// forward.ParseProxyVersion and newLogger take these words (and
-		// synonyms); TestEnumFlagValuesAccepted holds them to it.
-		{"portkit forward", "proxy-protocol", func() []string { return []string{"v1", "v2"} }},
-		{"portkit forward", "log-format", func() []string { return []string{"text", "json"} }},
+		// The lists forward.ParseBalance, forward.ParseProxyVersion and
+		// newLogger check their values against.
+		{"portkit forward", "balance", balanceChoices},
+		{"portkit forward", "proxy-protocol", forward.ProxyVersions},
+		{"portkit forward", "log-format", forward.LogFormats},
+		{"portkit knockd", "log-format", forward.LogFormats},
 	}
 }
 
@@ -77,6 +77,15 @@ next:
 		return nil
 	}
 	return cmd
+}
+
+// balanceChoices are forward's balances by name.
+func balanceChoices() []string {
+	var names []string
+	for _, b := range forward.Balances() {
+		names = append(names, string(b))
+	}
+	return names
 }
 
 // protocolChoices are the protocols registry.ParseProto reads, in its order:

@@ -42,6 +42,7 @@ func TestEnumFlagValuesAccepted(t *testing.T) {
 		},
 		"portkit forward --proxy-protocol": func(v string) error { _, err := forward.ParseProxyVersion(v); return err },
 		"portkit forward --log-format":     func(v string) error { _, err := newLogger(io.Discard, v); return err },
+		"portkit knockd --log-format":      func(v string) error { _, err := newLogger(io.Discard, v); return err },
 	}
 	for _, ef := range enumFlags() {
 		key := ef.path + " --" + ef.flag

@@ -281,10 +281,8 @@ func (ff *forwardFlags) checkFlags(flags *pflag.FlagSet, proto forward.Protocol)
 	usage := func(format string, args ...any) error {
 		return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 	}
-	switch forward.Balance(ff.balance) {
-	case forward.First, forward.RoundRobin:
-	default:
-		return usage("--balance %q: want first or round-robin", ff.balance)
+	if _, err := forward.ParseBalance(ff.balance); err != nil {
+		return usage("--balance %q: %v", ff.balance, err)
 	}
 	for _, n := range []struct {
 		flag string
@@ -350,14 +348,19 @@ func forwardStartError(err error) error {
 	return err
 }
 
+// newLogger makes the logger of --log-format (forward.LogFormats).
 func newLogger(w io.Writer, format string) (*slog.Logger, error) {
-	switch format {
-	case "text", "":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	if format == "" {
+		format = forward.LogFormats()[0]
 	}
-	return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--log-format %q: want text or json", format)}
+	handlers := map[string]func() slog.Handler{
+		"text": func() slog.Handler { return slog.NewTextHandler(w, nil) },
+		"json": func() slog.Handler { return slog.NewJSONHandler(w, nil) },
+	}
+	if h, ok := handlers[format]; ok && slices.Contains(forward.LogFormats(), format) {
+		return slog.New(h()), nil
+	}
+	return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--log-format %q: want %s", format, strings.Join(forward.LogFormats(), " or "))}
 }
 
 func serveMetrics(addr string, m http.Handler, log *slog.Logger) (*http.Server, error) {
