@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func TestPlainWords(t *testing.T) {
@@ -89,4 +92,32 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("parseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
+}
+
+// TestEveryDurationFlagReadsSeconds walks the command tree: every duration
+// flag takes a bare number as seconds (`wait -t 15`, `knock --timeout 15`)
+// and refuses a negative one, as the README says of all of them, and none
+// shows "(default 0s)" in --help, which would contradict the usage of a
+// flag whose zero means "the command's own default".
+func TestEveryDurationFlagReadsSeconds(t *testing.T) {
+	root := newRoot(&env{})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		check := func(f *pflag.Flag) {
+			if f.Value.Type() != "duration" {
+				return
+			}
+			if _, ok := f.Value.(*durationValue); !ok {
+				t.Errorf("%s --%s: a %T, which does not read a bare number as seconds; define it with durationVarP", c.CommandPath(), f.Name, f.Value)
+			}
+		}
+		c.LocalFlags().VisitAll(check)
+		if strings.Contains(c.LocalFlags().FlagUsages(), "(default 0s)") {
+			t.Errorf("%s --help says (default 0s):\n%s", c.CommandPath(), c.LocalFlags().FlagUsages())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }

@@ -85,10 +85,10 @@ port) answers, then run CMD as 'portkit wait -- CMD' does.`,
 	f.StringVar(&kf.secretFile, "secret-file", "", "knock the sequence derived from the base64 secret in this `FILE` and the time")
 	f.StringVar(&kf.totpPorts, "totp-ports", "", "with --secret-file: the port `RANGE` (LOW-HIGH) of the sequence")
 	f.IntVar(&kf.totpLength, "totp-length", knock.DefaultTOTPLength, "with --secret-file: knocks in the sequence")
-	f.DurationVar(&kf.totpStep, "totp-step", knock.DefaultTOTPStep, "with --secret-file: how long a sequence lasts")
+	durationVarP(f, &kf.totpStep, "totp-step", "", knock.DefaultTOTPStep, "with --secret-file: how long a sequence lasts")
 	f.StringVar(&kf.totpProto, "totp-proto", "tcp", "with --secret-file: tcp or udp")
 	f.IntVar(&kf.waitPort, "port", 0, "with -- CMD: the TCP `PORT` on HOST to wait for before running CMD")
-	f.DurationVar(&kf.waitTimeout, "timeout", 10*time.Second, "with -- CMD: how long to wait for --port to answer")
+	durationVarP(f, &kf.waitTimeout, "timeout", "", 10*time.Second, "with -- CMD: how long to wait for --port to answer")
 	cmd.AddCommand(newKnockKeygen(e))
 	return cmd
 }
