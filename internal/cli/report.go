@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -210,48 +209,10 @@ func readError(err error) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf("report: %w", err)}
 }
 
-// writeReportFile writes the report to name whole or not at all: into a
-// new file beside it, synced, then renamed over it. The new file is made
-// with mode 0666 less the umask, as the report file itself would be. A
-// symbolic link is followed, the file it names replaced; a name that is
-// not a regular file (a FIFO, /dev/stdout) is written to as it is, since
-// renaming over it would put a file in its place.
+// writeReportFile writes the report to name whole or not at all (see
+// wholeFile): a new file beside it, with mode 0666 less the umask as the
+// report file itself would have, synced, then renamed over it. A symbolic
+// link is followed; a FIFO or device is written to as it is.
 func writeReportFile(name string, write func(io.Writer) error) error {
-	if st, err := os.Stat(name); err == nil && !st.Mode().IsRegular() {
-		if st.IsDir() {
-			return errors.New("a directory")
-		}
-		f, err := os.OpenFile(name, os.O_WRONLY, 0)
-		if err != nil {
-			return unwrapPath(err)
-		}
-		err = write(f)
-		if err2 := f.Close(); err == nil {
-			err = err2
-		}
-		return unwrapPath(err)
-	}
-	if real, err := filepath.EvalSymlinks(name); err == nil {
-		name = real
-	}
-	tmpName := filepath.Join(filepath.Dir(name), fmt.Sprintf(".%s.%d-%d", filepath.Base(name), os.Getpid(), time.Now().UnixNano()))
-	tmp, err := os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return unwrapPath(err)
-	}
-	err = write(tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err2 := tmp.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(tmpName, name)
-	}
-	if err != nil {
-		os.Remove(tmpName)
-		return unwrapPath(err)
-	}
-	return nil
+	return writeWhole(name, 0o666, true, write)
 }

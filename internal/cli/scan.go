@@ -416,7 +416,7 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 func readSpecFile(flag, name string) ([]string, error) {
 	file, err := os.Open(name)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s %s: %w", flag, name, pathCause(err))}
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s %s: %w", flag, name, unwrapPath(err))}
 	}
 	defer file.Close()
 	specs, err := portspec.ReadTargetFile(file, name)
@@ -457,7 +457,7 @@ func scanPorts(f *scanFlags, reg *registry.Registry) (*portspec.PortList, error)
 	case f.portsFile != "":
 		file, err := os.Open(f.portsFile)
 		if err != nil {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--ports-file %s: %w", f.portsFile, pathCause(err))}
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--ports-file %s: %w", f.portsFile, unwrapPath(err))}
 		}
 		defer file.Close()
 		l, err := portspec.ReadPortsFile(file, f.portsFile, opts)

@@ -217,7 +217,7 @@ func resumeMismatch(r *resumeFile, targets *portspec.Targets, ports *portspec.Po
 // the default one, in the working directory, falls back to the temporary
 // directory, with a warning if that cannot be written either.
 func (fs *scanFiles) findResumePath(e *env, f *scanFlags) error {
-	err := probeWritable(fs.resumePath)
+	err := probeWhole(fs.resumePath, false)
 	if err == nil || fs.explicit {
 		if err != nil {
 			flag := "--resume-file"
@@ -230,7 +230,7 @@ func (fs *scanFiles) findResumePath(e *env, f *scanFlags) error {
 		return nil
 	}
 	alt := filepath.Join(os.TempDir(), filepath.Base(fs.resumePath))
-	if err2 := probeWritable(alt); err2 != nil {
+	if err2 := probeWhole(alt, false); err2 != nil {
 		e.warnf("warning: an interrupted scan could not be saved to resume it: %s: %v; %s: %v; give --resume-file", fs.resumePath, err, alt, err2)
 		return nil
 	}
@@ -238,60 +238,14 @@ func (fs *scanFiles) findResumePath(e *env, f *scanFlags) error {
 	return nil
 }
 
-// probeWritable checks that name can be written as writeFileAtomic writes
-// it: a new file in its directory, renamed over it.
-func probeWritable(name string) error {
-	if st, err := os.Stat(name); err == nil && st.IsDir() {
-		return errors.New("a directory")
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return unwrapPath(err)
-	}
-	tmp.Close()
-	return os.Remove(tmp.Name())
-}
-
-// writeFileAtomic replaces name with data whole or not at all: a
-// temporary file beside it, synced, then renamed over it.
-func writeFileAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return unwrapPath(err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err2 := tmp.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return unwrapPath(err)
-	}
-	if dir, err := os.Open(filepath.Dir(name)); err == nil {
-		dir.Sync() // the rename itself, durable; not every file system can
-		dir.Close()
-	}
-	return nil
-}
-
-// unwrapPath drops an *os.PathError's operation and path, which messages
-// name their own way.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
+// writeResume writes a resume file whole, readable by its owner alone (it
+// holds the command line). A symbolic link in its place is replaced, not
+// followed: see wholeFile.
+func writeResume(name string, data []byte) error {
+	return writeWhole(name, 0o600, false, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // saveResume writes the resume file where it was planned, or, if that
@@ -303,7 +257,7 @@ func (fs *scanFiles) saveResume(cmd *cobra.Command, r resumeFile) (string, error
 		return "", err
 	}
 	data = append(data, '\n')
-	err = writeFileAtomic(fs.resumePath, data)
+	err = writeResume(fs.resumePath, data)
 	if err == nil {
 		return fs.resumePath, nil
 	}
@@ -311,7 +265,7 @@ func (fs *scanFiles) saveResume(cmd *cobra.Command, r resumeFile) (string, error
 		// A resumed scan's file must not be left behind with its old cursor.
 		return "", fmt.Errorf("%s: %v", fs.resumePath, err)
 	}
-	if err2 := writeFileAtomic(fs.fallback, data); err2 != nil {
+	if err2 := writeResume(fs.fallback, data); err2 != nil {
 		return "", fmt.Errorf("%s: %v; %s: %v", fs.resumePath, err, fs.fallback, err2)
 	}
 	return fs.fallback, nil
@@ -407,7 +361,7 @@ func (fs *scanFiles) closeOut() error {
 	}
 	out := fs.out
 	fs.out = nil
-	err := out.f.Sync()
+	err := syncFile(out.f)
 	if err2 := out.f.Close(); err == nil {
 		err = err2
 	}
