@@ -109,10 +109,10 @@ authorised client knocks (firewall, knockd, knock).
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial (of several arguments, some answered and some not),
 74 an output could not be written (a full disk), 124 timeout,
-130 interrupted (Ctrl-C, SIGTERM). Two commands differ on purpose:
-forward, a service, exits 0 after a clean shutdown on SIGINT or SIGTERM;
-wait -- CMD exits with CMD's status (127 when CMD is not found, 126 when it
-cannot run).`,
+130 interrupted (Ctrl-C, SIGTERM). Some commands differ on purpose:
+forward and knockd, services, exit 0 after a clean shutdown on SIGINT or
+SIGTERM; wait -- CMD exits with CMD's status (127 when CMD is not found,
+126 when it cannot run).`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432

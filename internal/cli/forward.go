@@ -121,13 +121,8 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		file  *config.File
 		err   error
 	)
-	if flags.Changed("metrics") {
-		if err := config.CheckMetrics(ff.metrics); err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--metrics %q: %w", ff.metrics, err)}
-		}
-	}
-	if e.json && flags.Changed("log-format") && ff.logFormat != "json" {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--json and --log-format %s disagree: give one", ff.logFormat)}
+	if err := checkDaemonFlags(e, flags, ff.metrics, ff.logFormat); err != nil {
+		return err
 	}
 	if ff.configPath != "" {
 		if len(args) > 0 {
@@ -346,6 +341,22 @@ func forwardStartError(err error) error {
 		return &exitError{code: ExitNegative, err: err}
 	}
 	return err
+}
+
+// checkDaemonFlags checks the flags the two services, forward and knockd,
+// share, before anything starts: --metrics is an address (a bad one is bad
+// input, exit 2, not a failure to listen found later), and --json, which
+// means JSON log lines, does not contradict --log-format.
+func checkDaemonFlags(e *env, flags *pflag.FlagSet, metrics, logFormat string) error {
+	if flags.Changed("metrics") {
+		if err := config.CheckMetrics(metrics); err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("--metrics %q: %w", metrics, err)}
+		}
+	}
+	if e.json && flags.Changed("log-format") && logFormat != "json" {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("--json and --log-format %s: --json writes JSON log lines; give one", logFormat)}
+	}
+	return nil
 }
 
 // newLogger makes the logger of --log-format (forward.LogFormats).
