@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -76,6 +77,12 @@ func (e *commandError) Unwrap() error { return e.err }
 func isCommandError(err error) bool {
 	var ce *commandError
 	return errors.As(err, &ce)
+}
+
+// usagef is bad usage or bad input (exit 2), said in the message; every
+// command makes its usage errors with it.
+func usagef(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
 // ioError is output that could not be written: a file or stdout named

@@ -52,7 +52,7 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 					return fmt.Errorf("--range: %w", err)
 				}
 				if r.Lo == 0 {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("--range %q: port 0 is not a port to listen on (binding it asks for any)", rangeSpec)}
+					return usagef("--range %q: port 0 is not a port to listen on (binding it asks for any)", rangeSpec)
 				}
 				f.Range = freeport.Range{Lo: r.Lo, Hi: r.Hi}
 			}
@@ -62,12 +62,12 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 					return fmt.Errorf("--near: %w", err)
 				}
 				if p == 0 {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("--near %q: port 0 is not a port to listen on", nearIn)}
+					return usagef("--near %q: port 0 is not a port to listen on", nearIn)
 				}
 				f.Near = p
 			}
 			if n < 1 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--count %d: ask for at least one port", n)}
+				return usagef("--count %d: ask for at least one port", n)
 			}
 			ports, err := f.Find(cmd.Context(), n)
 			var (
@@ -76,7 +76,7 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 			)
 			if errors.As(err, &fe) && errors.As(err, &ie) {
 				// --range was checked above: what is left to blame is the count.
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--count %d (range %v): %s", n, fe.Range, ie.Reason)}
+				return usagef("--count %d (range %v): %s", n, fe.Range, ie.Reason)
 			}
 			if errors.Is(err, freeport.ErrNoFreePort) {
 				if e.json {

@@ -88,7 +88,7 @@ holders to signal), 1 when none is, 3 for a mix.`,
 				return err
 			}
 			if timeout <= 0 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--timeout %v: must be positive", timeout)}
+				return usagef("--timeout %v: must be positive", timeout)
 			}
 			ports, err := parsePortArgs(args, newSocketView().reg)
 			if err != nil {

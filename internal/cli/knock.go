@@ -93,10 +93,6 @@ port) answers, then run CMD as 'portkit wait -- CMD' does.`,
 	return cmd
 }
 
-func usagef(format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-}
-
 // parseDelay reads -d as knock does (milliseconds) or as a duration.
 func parseDelay(s string) (time.Duration, error) {
 	if n, err := strconv.ParseUint(s, 10, 32); err == nil {

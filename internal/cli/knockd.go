@@ -94,14 +94,14 @@ otherwise (a --metrics address in use).`,
 // access.conf, or both (the stanzas of both).
 func (kf *knockdFlags) load(cmd *cobra.Command) (*knock.Config, error) {
 	if kf.configPath == "" && kf.fwknopAccess == "" {
-		return nil, &exitError{code: ExitUsage, err: errors.New("knockd: need --config FILE or --fwknop-access FILE")}
+		return nil, usagef("knockd: need --config FILE or --fwknop-access FILE")
 	}
 	cfg := &knock.Config{SPAPort: knock.DefaultSPAPort}
 	if kf.configPath != "" {
 		c, err := knock.LoadConfig(kf.configPath)
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("knockd: --config %s: %w", kf.configPath, pe.Err)}
+			return nil, usagef("knockd: --config %s: %w", kf.configPath, pe.Err)
 		}
 		if err != nil {
 			return nil, err
@@ -112,7 +112,7 @@ func (kf *knockdFlags) load(cmd *cobra.Command) (*knock.Config, error) {
 		st, err := access.ParseFile(kf.fwknopAccess)
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("knockd: --fwknop-access %s: %w", kf.fwknopAccess, pe.Err)}
+			return nil, usagef("knockd: --fwknop-access %s: %w", kf.fwknopAccess, pe.Err)
 		}
 		if err != nil {
 			return nil, &exitError{code: ExitUsage, err: err}
@@ -121,12 +121,12 @@ func (kf *knockdFlags) load(cmd *cobra.Command) (*knock.Config, error) {
 	}
 	if cmd.Flags().Changed("spa-port") {
 		if kf.spaPort < 1 || kf.spaPort > 65535 {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--spa-port %d: not 1-65535", kf.spaPort)}
+			return nil, usagef("--spa-port %d: not 1-65535", kf.spaPort)
 		}
 		cfg.SPAPort = uint16(kf.spaPort)
 	}
 	if len(cfg.SPA) > 0 && cfg.SPAPort == 0 {
-		return nil, &exitError{code: ExitUsage, err: errors.New("knockd: SPA stanzas but spa_port = 0")}
+		return nil, usagef("knockd: SPA stanzas but spa_port = 0")
 	}
 	return cfg, nil
 }
@@ -166,7 +166,7 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 	if kf.iface != "" {
 		ifi, err := net.InterfaceByName(kf.iface)
 		if err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--interface %q: no such interface", kf.iface)}
+			return usagef("--interface %q: no such interface", kf.iface)
 		}
 		iface = ifi.Index
 	}
@@ -216,7 +216,7 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 			if errors.Is(err, fs.ErrPermission) && errors.As(err, &errno) {
 				// A privilege the command needs is the user's to give, as
 				// for scan --syn and firewall: exit 2, naming it.
-				return &exitError{code: ExitUsage, err: fmt.Errorf("knockd: reading packets (AF_PACKET) and opening ports (nftables) needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN (%v): run it as root, or from its systemd unit (docs/portkit-knockd.service)", errno)}
+				return usagef("knockd: reading packets (AF_PACKET) and opening ports (nftables) needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN (%v): run it as root, or from its systemd unit (docs/portkit-knockd.service)", errno)
 			}
 			if err != nil {
 				return &exitError{code: ExitNegative, err: fmt.Errorf("knockd: %w", err)}

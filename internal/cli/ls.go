@@ -49,9 +49,9 @@ marked (hidden).`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			switch {
 			case all && listening:
-				return &exitError{code: ExitUsage, err: errors.New("-l/--listening and -a/--all: -l lists listening sockets only, -a every state; give one")}
+				return usagef("-l/--listening and -a/--all: -l lists listening sockets only, -a every state; give one")
 			case procs && noProcs:
-				return &exitError{code: ExitUsage, err: errors.New("-p/--processes and --no-processes: give one")}
+				return usagef("-p/--processes and --no-processes: give one")
 			}
 			// Without -a, what ss -tuln shows: no connected UDP socket,
 			// which a table without its peer would only puzzle.

@@ -72,11 +72,8 @@ with nothing in them), 3 when the report is incomplete.`,
 }
 
 func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error {
-	usage := func(format string, a ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
-	}
 	if len(args) == 0 {
-		return usage("report: give the FILEs scan wrote with -o jsonl, or - to read stdin")
+		return usagef("report: give the FILEs scan wrote with -o jsonl, or - to read stdin")
 	}
 	format := f.format
 	switch {
@@ -97,7 +94,7 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 	for _, name := range args {
 		if name == "-" {
 			if stdin {
-				return usage("report: - (stdin) given twice")
+				return usagef("report: - (stdin) given twice")
 			}
 			stdin = true
 			if err := m.Read(e.In, "stdin"); err != nil {
@@ -107,7 +104,7 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 		}
 		file, err := os.Open(name)
 		if err != nil {
-			return usage("report: %s: %v", name, unwrapPath(err))
+			return usagef("report: %s: %v", name, unwrapPath(err))
 		}
 		err = m.Read(file, name)
 		file.Close()
@@ -119,7 +116,7 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 		e.warnf("warning: %s: %d line(s) of a type this portkit does not know, skipped (written by a newer portkit?)", name, n)
 	}
 	if len(m.Empty) == len(args) {
-		return usage("report: nothing to report: %s %s empty", strings.Join(m.Empty, ", "), isAre(len(m.Empty)))
+		return usagef("report: nothing to report: %s %s empty", strings.Join(m.Empty, ", "), isAre(len(m.Empty)))
 	}
 	for _, name := range m.Empty {
 		e.warnf("warning: %s is empty", name)
@@ -206,7 +203,7 @@ func readError(err error) error {
 	if errors.As(err, &le) {
 		return &exitError{code: ExitUsage, err: err}
 	}
-	return &exitError{code: ExitUsage, err: fmt.Errorf("report: %w", err)}
+	return usagef("report: %w", err)
 }
 
 // writeReportFile writes the report to name whole or not at all (see

@@ -75,7 +75,7 @@ func loadResume(cmd *cobra.Command, f *scanFlags, args []string) (*scanFiles, []
 		return fs, args, nil
 	}
 	usage := func(format string, a ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: "+format, append([]any{f.resume}, a...)...)}
+		return usagef("--resume %s: "+format, append([]any{f.resume}, a...)...)
 	}
 	if fs.explicit {
 		return nil, nil, usage("a resumed scan saves its progress back into this file; leave out --resume-file %s", f.resumeOut)
@@ -134,18 +134,18 @@ func checkSavedOut(out, resume string) error {
 func readResume(name string) (*resumeFile, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume: %w", err)}
+		return nil, usagef("--resume: %w", err)
 	}
 	var r resumeFile
 	if err := json.Unmarshal(data, &r); err != nil || r.Cursor == nil && r.Done == nil && r.Unwritten == nil {
 		if err == nil {
 			err = errors.New("no cursor in it")
 		}
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: not a portkit resume file: %v", name, err)}
+		return nil, usagef("--resume %s: not a portkit resume file: %v", name, err)
 	}
 	if r.Done != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: that scan completed at %s; nothing is left to resume (run the scan again without --resume to rescan)",
-			name, r.Done.Local().Format(time.DateTime))}
+		return nil, usagef("--resume %s: that scan completed at %s; nothing is left to resume (run the scan again without --resume to rescan)",
+			name, r.Done.Local().Format(time.DateTime))
 	}
 	return &r, nil
 }
@@ -157,10 +157,10 @@ func (fs *scanFiles) open(e *env, f *scanFlags, format string, targets *portspec
 	fs.format = format
 	if r := fs.resumed; r != nil {
 		if r.Cursor != nil && !r.Cursor.Fits(targets, portSet{ports}) {
-			return nil, false, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: %s", f.resume, resumeMismatch(r, targets, ports))}
+			return nil, false, usagef("--resume %s: %s", f.resume, resumeMismatch(r, targets, ports))
 		}
 		if u := r.Unwritten; u != nil && u.Format != format {
-			return nil, false, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: it holds results in %s not yet written; resume with -o %s", f.resume, u.Format, u.Format)}
+			return nil, false, usagef("--resume %s: it holds results in %s not yet written; resume with -o %s", f.resume, u.Format, u.Format)
 		}
 	}
 	if err := fs.findResumePath(e, f); err != nil {
@@ -171,7 +171,7 @@ func (fs *scanFiles) open(e *env, f *scanFlags, format string, targets *portspec
 	} else {
 		file, appended, err := openScanOut(f.out, format, fs.resumed != nil)
 		if err != nil {
-			return nil, false, &exitError{code: ExitUsage, err: fmt.Errorf("--out: %w", err)}
+			return nil, false, usagef("--out: %w", err)
 		}
 		fs.out, out, continued = file, file, appended
 	}
@@ -224,7 +224,7 @@ func (fs *scanFiles) findResumePath(e *env, f *scanFlags) error {
 			if fs.resumed != nil {
 				flag = "--resume"
 			}
-			return &exitError{code: ExitUsage, err: fmt.Errorf("%s %s: the scan's progress could not be saved there: %v", flag, fs.resumePath, err)}
+			return usagef("%s %s: the scan's progress could not be saved there: %v", flag, fs.resumePath, err)
 		}
 		fs.fallback = filepath.Join(os.TempDir(), filepath.Base(fs.resumePath))
 		return nil

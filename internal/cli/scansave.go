@@ -49,12 +49,12 @@ func openSaved(specs []string, resumed bool, opts report.Options) (savedFiles, e
 		}
 		if st, err := os.Stat(sp.name); resumed && err == nil && st.Size() > 0 {
 			files.discard()
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--save %s: it holds the results so far, which the rest would replace: give --save a new file for the rest", sp.name)}
+			return nil, usagef("--save %s: it holds the results so far, which the rest would replace: give --save a new file for the rest", sp.name)
 		}
 		file, err := createWhole(sp.name, 0o666, true)
 		if err != nil {
 			files.discard()
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--save %s: %w", sp.name, err)}
+			return nil, usagef("--save %s: %w", sp.name, err)
 		}
 		o := opts
 		o.All = o.All && sp.format != "table" // the table shows open ports only, as on stdout
@@ -62,7 +62,7 @@ func openSaved(specs []string, resumed bool, opts report.Options) (savedFiles, e
 		if err != nil {
 			file.discard()
 			files.discard()
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--save %s: %w", v, err)}
+			return nil, usagef("--save %s: %w", v, err)
 		}
 		files = append(files, &savedFile{name: sp.name, file: file, w: w})
 	}

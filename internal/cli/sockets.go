@@ -171,19 +171,19 @@ func socketsProto(p registry.Proto, input string) (sockets.Proto, error) {
 	case registry.UDP:
 		return sockets.UDP, nil
 	}
-	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%q: only tcp and udp sockets are listed", input)}
+	return 0, usagef("%q: only tcp and udp sockets are listed", input)
 }
 
 // errPortZero refuses port 0: no socket listens there, and to the socket
 // table it means every port.
 func errPortZero(input string) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: port 0 is not a port anything listens on", input)}
+	return usagef("%q: port 0 is not a port anything listens on", input)
 }
 
 // badArg is an argument of who or kill that cannot be read: exit 2, the
 // argument named.
 func badArg(input, format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: %s", input, fmt.Sprintf(format, args...))}
+	return usagef("%q: %s", input, fmt.Sprintf(format, args...))
 }
 
 // portArg is an argument of who and kill: a port ("3000", ":3000"), a range
