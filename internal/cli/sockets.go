@@ -112,7 +112,7 @@ func (v *socketView) user(uid uint32) string {
 func hiddenNote(e *env, v *socketView, entries []sockets.Entry) {
 	var users []string
 	for _, en := range entries {
-		if u := v.user(en.UID); en.Hidden && !contains(users, u) {
+		if u := v.user(en.UID); en.Hidden && !slices.Contains(users, u) {
 			users = append(users, u)
 		}
 	}
@@ -132,15 +132,6 @@ func hiddenWhy() string {
 	return "; run as root (sudo) to see it"
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // pidsText is the PIDs of a row for a table: "1234", "1234,1240", or
 // "-" for a hidden process.
 func pidsText(r socketRow) (pids, names string) {
@@ -153,7 +144,7 @@ func pidsText(r socketRow) (pids, names string) {
 	var p, n []string
 	for _, pr := range r.Processes {
 		p = append(p, strconv.Itoa(pr.PID))
-		if !contains(n, pr.Name) {
+		if !slices.Contains(n, pr.Name) {
 			n = append(n, pr.Name)
 		}
 	}
