@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,4 +121,28 @@ func TestEveryDurationFlagReadsSeconds(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// TestReportStdinInterrupted: `report -` waits on stdin (a terminal waits
+// for ^D); Ctrl-C ends it at once with 130 and "interrupted", not after
+// the input ends with "stdin is empty".
+func TestReportStdinInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	stdin, w := io.Pipe() // a writer that never writes nor ends
+	defer w.Close()
+	var out, errb bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- Main(ctx, []string{"report", "-"}, Streams{In: stdin, Out: &out, Err: &errb,
+			Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }})
+	}()
+	cancel()
+	select {
+	case c := <-code:
+		if c != ExitInterrupted || errb.String() != "portkit: interrupted\n" {
+			t.Errorf("exit %d, stderr %q; want %d and \"portkit: interrupted\"", c, errb.String(), ExitInterrupted)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("report - still reads stdin 30s after the interrupt")
+	}
 }

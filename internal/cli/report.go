@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,10 +98,18 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 				return usagef("report: - (stdin) given twice")
 			}
 			stdin = true
-			if err := m.Read(e.In, "stdin"); err != nil {
+			// stdin is read until its writer ends, which an interrupt must
+			// not wait for (a terminal waits for ^D).
+			if err := untilDone(cmd.Context(), func() error { return m.Read(e.In, "stdin") }); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return err
+				}
 				return readError(err)
 			}
 			continue
+		}
+		if err := cmd.Context().Err(); err != nil {
+			return err
 		}
 		file, err := os.Open(name)
 		if err != nil {
@@ -204,6 +213,19 @@ func readError(err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	}
 	return usagef("report: %w", err)
+}
+
+// untilDone runs read and returns its error, or the context's once the
+// context ends first; read then goes on to its end in the background.
+func untilDone(ctx context.Context, read func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- read() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // writeReportFile writes the report to name whole or not at all (see
