@@ -91,8 +91,8 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 		}),
 	}
 	cmd.Flags().IntVarP(&n, "count", "n", 1, "how many distinct ports")
-	cmd.Flags().BoolVar(&tcp, "tcp", false, "free for TCP (the default)")
-	cmd.Flags().BoolVar(&udp, "udp", false, "free for UDP")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "free for TCP (the default; with --udp: both, as --both)")
+	cmd.Flags().BoolVar(&udp, "udp", false, "free for UDP (with --tcp: both, as --both)")
 	cmd.Flags().BoolVar(&both, "both", false, "free for TCP and UDP")
 	cmd.Flags().StringVar(&rangeSpec, "range", "", "search `A-B` (default: 1024-65535 less the ephemeral range)")
 	cmd.Flags().StringVar(&nearIn, "near", "", "prefer ports nearest `PORT`")
