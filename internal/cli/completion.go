@@ -9,6 +9,7 @@ import (
 
 	"github.com/portkit/portkit/forward"
 	"github.com/portkit/portkit/registry"
+	"github.com/portkit/portkit/scan"
 	"github.com/portkit/portkit/scan/report"
 )
 
@@ -26,6 +27,7 @@ func enumFlags() []enumFlag {
 	return []enumFlag{
 		{"portkit scan", "output", report.Formats},
 		{"portkit report", "output", reportFormats},
+		{"portkit scan", "timing", timingChoices},
 		{"portkit lookup", "protocol", protocolChoices},
 		{"portkit kill", "signal", signalChoices},
 		// The lists forward.ParseBalance, forward.ParseProxyVersion and
@@ -77,6 +79,17 @@ next:
 		return nil
 	}
 	return cmd
+}
+
+// timingChoices are the timing templates parseTiming reads, by level and
+// by name: 0 to 5, then paranoid to insane.
+func timingChoices() []string {
+	var levels, names []string
+	for _, t := range scan.Timings() {
+		levels = append(levels, strconv.Itoa(t.Level))
+		names = append(names, t.Name)
+	}
+	return append(levels, names...)
 }
 
 // balanceChoices are forward's balances by name.

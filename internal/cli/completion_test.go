@@ -35,6 +35,7 @@ func TestEnumFlagValuesAccepted(t *testing.T) {
 	accept := map[string]func(string) error{
 		"portkit scan --output":     func(v string) error { _, err := report.New(v, io.Discard, report.Options{}); return err },
 		"portkit report --output":   checkReportFormat,
+		"portkit scan --timing":     func(v string) error { _, err := parseTiming(v); return err },
 		"portkit lookup --protocol": func(v string) error { _, err := registry.ParseProto(v); return err },
 		"portkit kill --signal":     func(v string) error { _, err := parseSignal(v); return err },
 		"portkit forward --balance": func(v string) error {
