@@ -122,7 +122,9 @@ whose union is the whole; portkit report merges their JSON Lines and checks
 that every shard is there once. Ctrl-C writes a resume file; --resume FILE
 continues exactly where it stopped, saving into FILE again, and marks FILE
 done when the scan completes (resuming it again is refused). A resume file
-names an --out only beside itself; confirm another with --out. XML lists at
+names an --out or --save file only beside itself; confirm another by giving
+it. An XML or JSON --out and --save files cannot be continued: the command
+Ctrl-C prints names NAME.rest.EXT for the rest of each. XML lists at
 most 25 ports of a closed or filtered state per host, the rest counted in
 <extraports>.
 

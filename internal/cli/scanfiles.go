@@ -90,7 +90,7 @@ func loadResume(cmd *cobra.Command, f *scanFlags, args []string) (*scanFiles, []
 	}
 	fs.resumed, fs.resumePath, fs.explicit = saved, abs, true
 	fs.replayOnly = saved.Cursor == nil
-	outGiven := cmd.Flags().Changed("out")
+	outGiven, saveGiven := cmd.Flags().Changed("out"), cmd.Flags().Changed("save")
 	if len(args) == 0 && f.targetFile == "" {
 		// The saved command line, parsed into these same flags: the scan
 		// as it was, with this --resume and any flag given now (a new
@@ -106,27 +106,43 @@ func loadResume(cmd *cobra.Command, f *scanFlags, args []string) (*scanFiles, []
 		args = cmd.Flags().Args()
 	}
 	if f.out != "" && !outGiven {
-		if err := checkSavedOut(f.out, abs); err != nil {
+		if err := checkSavedOut("--out", f.out, abs); err != nil {
 			return nil, nil, usage("%v", err)
+		}
+	}
+	if !saveGiven {
+		for _, v := range f.save {
+			if sp, err := parseSave(v); err == nil {
+				if err := checkSavedOut("--save "+sp.format+"=", sp.name, abs); err != nil {
+					return nil, nil, usage("%v", err)
+				}
+			}
 		}
 	}
 	return fs, args, nil
 }
 
-// checkSavedOut allows the --out path a resume file names only where the
-// scan wrote it, beside the resume file, and not through a symbolic link:
-// a crafted resume file must not make a scan run as root write anywhere.
-// The user confirms any other path by giving --out on the command line.
-func checkSavedOut(out, resume string) error {
+// checkSavedOut allows an output path a resume file names (--out, or a
+// --save file) only where the scan wrote it, beside the resume file, and
+// not through a symbolic link: a crafted resume file must not make a scan
+// run as root write anywhere. The user confirms any other path by giving
+// the flag on the command line. flag is how the path is written: "--out",
+// or "--save xml=" (no space after it).
+func checkSavedOut(flag, out, resume string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
+	sep := " "
+	if strings.HasSuffix(flag, "=") {
+		sep = ""
+	}
+	named := flag + sep + abs
 	if dir := filepath.Dir(resume); filepath.Dir(abs) != dir {
-		return fmt.Errorf("it names --out %s, outside the resume file's directory %s; give --out %s to write there, or --out with another file", abs, dir, abs)
+		return fmt.Errorf("it names %s, outside the resume file's directory %s; give %s to write there, or %s with another file", named, dir, named, strings.TrimSuffix(strings.Fields(flag)[0], "="))
 	}
 	if st, err := os.Lstat(abs); err == nil && st.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("it names --out %s, a symbolic link; give --out %s to write through it, or --out with another file", abs, abs)
+		return fmt.Errorf("it names %s, a symbolic link; give %s to write through it, or %s with another file", named, named, strings.TrimSuffix(strings.Fields(flag)[0], "="))
 	}
 	return nil
 }
@@ -286,10 +302,45 @@ func savedArgs(cmd *cobra.Command) []string {
 					v = abs
 				}
 			}
+			if sp, err := parseSave(v); fl.Name == "save" && err == nil {
+				if abs, err := filepath.Abs(sp.name); err == nil {
+					v = sp.format + "=" + abs
+				}
+			}
 			args = append(args, "--"+fl.Name+"="+v)
 		}
 	})
 	return append(args, cmd.Flags().Args()...)
+}
+
+// continueCommand is the command that continues this scan from the resume
+// file at path. An output that holds the results so far as one document
+// (every --save file, an XML or JSON --out) cannot take the rest, and a
+// resumed scan refuses to replace it: the command names a new file for each,
+// the old name with ".rest" before its extension.
+func (fs *scanFiles) continueCommand(cmd *cobra.Command, path, outName string) string {
+	c := "portkit scan --resume " + path
+	if outName != "stdout" && (fs.format == "json" || fs.format == "xml") {
+		c += " --out " + restName(outName)
+	}
+	if fl := cmd.Flags().Lookup("save"); fl != nil {
+		for _, v := range flagValues(fl) {
+			if sp, err := parseSave(v); err == nil {
+				c += " --save " + sp.format + "=" + restName(sp.name)
+			}
+		}
+	}
+	return c
+}
+
+// restName is the file for the rest of a scan whose first part is in name,
+// absolute, as the resume file's path in the same command.
+func restName(name string) string {
+	if abs, err := filepath.Abs(name); err == nil {
+		name = abs
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + ".rest" + ext
 }
 
 // finish ends the scan's files after w.End: it closes the output, saves the
@@ -325,7 +376,7 @@ func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets
 		if err != nil {
 			e.warnf("could not save the resume file: %v", err)
 		} else {
-			e.warnf("the scan stopped; free some space and continue with: portkit scan --resume %s", path)
+			e.warnf("the scan stopped; free some space and continue with: %s", fs.continueCommand(cmd, path, outName))
 		}
 		return &exitError{code: ExitIO}
 	}
@@ -337,10 +388,10 @@ func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets
 		}
 		if runErr != nil && !errors.Is(runErr, context.Canceled) {
 			// Stopped by its own error (said next), not by the user.
-			e.warnf("the scan stopped early; once the error below is mended, continue with: portkit scan --resume %s", path)
+			e.warnf("the scan stopped early; once the error below is mended, continue with: %s", fs.continueCommand(cmd, path, outName))
 			return nil
 		}
-		e.warnf("interrupted; continue with: portkit scan --resume %s", path)
+		e.warnf("interrupted; continue with: %s", fs.continueCommand(cmd, path, outName))
 		return nil
 	}
 	if fs.resumed != nil && runErr == nil {
