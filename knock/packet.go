@@ -228,19 +228,6 @@ func (a *asm) resolve() ([]bpf.Instruction, error) {
 	return a.ins, nil
 }
 
-// rangeInsns is how many instructions the port tests of ranges take.
-func rangeInsns(ranges []portRange) int {
-	n := 0
-	for _, r := range ranges {
-		if r.low == r.high {
-			n++
-		} else {
-			n += 2
-		}
-	}
-	return n
-}
-
 // mergeRanges sorts and merges ranges (all of one protocol), and past
 // maxFilterRanges collapses them to their span.
 func mergeRanges(rs []portRange) []portRange {
