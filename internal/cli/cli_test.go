@@ -401,7 +401,9 @@ func cmdPrefork(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv(fmt.Sprintf("%s_W%d", args[0], i+1), pid)
 		ts.Defer(func() {
 			if n, err := strconv.Atoi(pid); err == nil {
-				syscall.Kill(n, syscall.SIGKILL)
+				if p, err := os.FindProcess(n); err == nil {
+					p.Kill() // every OS: the file is vetted for windows too
+				}
 			}
 		})
 	}
