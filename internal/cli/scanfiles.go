@@ -187,7 +187,7 @@ func (fs *scanFiles) open(e *env, f *scanFlags, format string, targets *portspec
 	} else {
 		file, appended, err := openScanOut(f.out, format, fs.resumed != nil)
 		if err != nil {
-			return nil, false, usagef("--out: %w", err)
+			return nil, false, usagef("--out %s: %w", f.out, err)
 		}
 		fs.out, out, continued = file, file, appended
 	}
@@ -432,19 +432,19 @@ func openScanOut(name, format string, resumed bool) (f *outFile, appended bool, 
 		st, err := os.Stat(name)
 		nonEmpty := err == nil && st.Size() > 0
 		if nonEmpty && (format == "json" || format == "xml") {
-			return nil, false, fmt.Errorf("%s holds the results so far as one %s document, which a resumed scan cannot add to: give --out a new file for the rest", name, strings.ToUpper(format))
+			return nil, false, fmt.Errorf("it holds the results so far as one %s document, which a resumed scan cannot add to: give --out a new file for the rest", strings.ToUpper(format))
 		}
 		flags &^= os.O_TRUNC
 		appended = nonEmpty
 	}
 	file, err := os.OpenFile(name, flags, 0o666)
 	if err != nil {
-		return nil, false, err
+		return nil, false, unwrapPath(err)
 	}
 	st, err := file.Stat()
 	if err != nil {
 		file.Close()
-		return nil, false, err
+		return nil, false, unwrapPath(err)
 	}
 	return &outFile{f: file, name: name, end: st.Size()}, appended, nil
 }
