@@ -115,7 +115,7 @@ reported as interrupted).`,
 		Example: `  portkit check localhost:5432
   portkit check db:5432 cache:6379 unix:/run/app.sock
   portkit check https://localhost:8443/health --status 200,204 -k --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			targets, err := parseTargets(args)
 			if err != nil {

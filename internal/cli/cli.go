@@ -165,6 +165,19 @@ SIGTERM; wait -- CMD exits with CMD's status (127 when CMD is not found,
 	return root
 }
 
+// needArgs is the Args check of a command that needs arguments: without
+// any, it says what the command takes, from its usage line ("check: give
+// TARGET..."), as scan, lookup and report do, rather than cobra's
+// "requires at least 1 arg(s), only received 0". Exit 2, with the pointer
+// to --help.
+func needArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return nil
+	}
+	path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	return fmt.Errorf("%s: give %s", path, strings.TrimSpace(strings.TrimPrefix(cmd.Use, cmd.Name())))
+}
+
 // runE adapts a command body to cobra, marking its errors as the command's
 // own so they are not mistaken for usage errors.
 func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {

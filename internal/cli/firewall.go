@@ -255,7 +255,7 @@ func newFirewallPorts(e *env, f *firewallFlags, use, short, long, example string
 		Short:   short,
 		Long:    long,
 		Example: example,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			ports, err := parseFirewallPorts(e, args)
 			if err != nil {
@@ -278,7 +278,7 @@ the time is up; connections made meanwhile stay up. An opening lets a
 source through only where PORT is protected.`,
 		Example: `  portkit firewall open 22/tcp --from 198.18.0.1 --for 30s
   portkit firewall open ssh --from 2001:2::1 --for 10m`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			src, err := parseFrom(f.from)
 			if err != nil {
@@ -310,7 +310,7 @@ func newFirewallClose(e *env, f *firewallFlags) *cobra.Command {
 
 Exit status: 1 when no PORT was open to ADDR, 3 when some were.`,
 		Example: `  portkit firewall close 22/tcp --from 198.18.0.1`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			src, err := parseFrom(f.from)
 			if err != nil {
@@ -352,7 +352,7 @@ DURATION (without --for, until 'unblock' or 'flush'). Blocking again starts
 the time anew.`,
 		Example: `  portkit firewall block 198.18.0.9 --for 1h
   portkit firewall block 2001:2::9`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := checkFor(cmd, f.dur, true); err != nil {
 				return err
@@ -382,7 +382,7 @@ func newFirewallUnblock(e *env, f *firewallFlags) *cobra.Command {
 
 Exit status: 1 when no ADDR was blocked, 3 when some were.`,
 		Example: `  portkit firewall unblock 198.18.0.9`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			addrs, err := parseAddrs(args)
 			if err != nil {

@@ -81,7 +81,7 @@ holders to signal), 1 when none is, 3 for a mix.`,
   portkit kill 8000-8005 -n
   portkit kill postgresql/tcp
   portkit kill 3000 --dry-run --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			sig, err := parseSignal(sigName)
 			if err != nil {

@@ -66,7 +66,7 @@ port) answers, then run CMD as 'portkit wait -- CMD' does.`,
   portkit knock --spa 198.18.0.2 --open 22/tcp --key-file ~/.portkit/knock.key -- ssh 198.18.0.2
   portkit knock --secret-file ~/.portkit/totp.secret --totp-ports 40000-40999 198.18.0.2 --port 22
   portkit knock keygen > ~/.portkit/knock.key`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return runKnock(cmd.Context(), e, cmd, &kf, args)
 		}),

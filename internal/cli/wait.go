@@ -45,7 +45,7 @@ interrupted.`,
   portkit wait -t 60 localhost:5432 localhost:6379
   portkit wait http://localhost:8080/health --status 200 --attempt-timeout 5s
   portkit wait --closed localhost:8080`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			targetArgs, command := args, []string(nil)
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
