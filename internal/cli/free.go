@@ -49,7 +49,7 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 			if rangeSpec != "" {
 				r, err := portspec.ParseRange(rangeSpec)
 				if err != nil {
-					return fmt.Errorf("--range: %w", err)
+					return flagValueError("--range", rangeSpec, err)
 				}
 				if r.Lo == 0 {
 					return usagef("--range %q: port 0 is not a port to listen on (binding it asks for any)", rangeSpec)
@@ -59,7 +59,7 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 			if nearIn != "" {
 				p, err := portspec.ParsePort(nearIn)
 				if err != nil {
-					return fmt.Errorf("--near: %w", err)
+					return flagValueError("--near", nearIn, err)
 				}
 				if p == 0 {
 					return usagef("--near %q: port 0 is not a port to listen on", nearIn)

@@ -82,7 +82,7 @@ are, 2 on a bad query.`,
 			if cmd.Flags().Changed("protocol") { // -p '' is a bad value, not no value
 				var err error
 				if proto, err = registry.ParseProto(protocol); err != nil {
-					return fmt.Errorf("--protocol: %w", err)
+					return flagValueError("--protocol", protocol, err)
 				}
 			}
 			// Where the overlay was named (flag, else variable), for

@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -74,10 +73,10 @@ marked (hidden).`,
 			if cmd.Flags().Changed("port") {
 				r, err := portspec.ParseRange(portIn)
 				if err != nil {
-					return fmt.Errorf("--port: %w", err)
+					return flagValueError("--port", portIn, err)
 				}
 				if r.Lo == 0 {
-					return fmt.Errorf("--port: %w", errPortZero(portIn))
+					return usagef("--port %q: port 0 is not a port anything listens on", portIn)
 				}
 				q.Port, q.PortEnd = r.Lo, r.Hi
 			}

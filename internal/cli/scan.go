@@ -403,7 +403,7 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 	targets, err := portspec.ParseTargets(ctx, specs, opts)
 	var pe *portspec.Error
 	if errors.As(err, &pe) && pe.File == "" && slices.Contains(f.exclude, pe.Input) {
-		return nil, usagef("--exclude: %w", err)
+		return nil, flagValueError("--exclude", pe.Input, err)
 	}
 	if err != nil {
 		return nil, err
@@ -453,7 +453,7 @@ func scanPorts(f *scanFlags, reg *registry.Registry) (*portspec.PortList, error)
 	case f.ports != "":
 		l, err := portspec.ParsePorts(f.ports, opts)
 		if err != nil {
-			return nil, usagef("-p: %w", err)
+			return nil, flagValueError("-p", f.ports, err)
 		}
 		return l, nil
 	case f.portsFile != "":
