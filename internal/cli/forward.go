@@ -371,9 +371,21 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, usagef("--log-format %q: want %s", format, strings.Join(forward.LogFormats(), " or "))
 }
 
+// serveMetrics serves m at /metrics on addr, for forward and knockd. An
+// address in use is said as a rule's listen address is: with the process
+// that holds it.
 func serveMetrics(addr string, m http.Handler, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = errno
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if who := portHolder(forward.TCP, addr); who != "" {
+				err = fmt.Errorf("%w (held by %s)", err, who)
+			}
+		}
 		return nil, err
 	}
 	mux := http.NewServeMux()
