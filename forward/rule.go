@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,39 @@ const (
 	// skipping targets that are down.
 	RoundRobin Balance = "round-robin"
 )
+
+// Balances are the values of Balance, for every place that takes one by
+// name: the rules file, the command line, its --help and its completion.
+func Balances() []Balance { return []Balance{First, RoundRobin} }
+
+// ParseBalance reads a balance by name, in any case.
+func ParseBalance(s string) (Balance, error) {
+	b := Balance(strings.ToLower(strings.TrimSpace(s)))
+	if slices.Contains(Balances(), b) {
+		return b, nil
+	}
+	return "", fmt.Errorf("want %s", orList(Balances()))
+}
+
+// ProxyVersions are the PROXY protocol versions by the names
+// ParseProxyVersion reads first (it takes "1" and "2" too).
+func ProxyVersions() []string { return []string{"v1", "v2"} }
+
+// LogFormats are the forms of a log line, as the rules file's log_format
+// and the command line's --log-format name them.
+func LogFormats() []string { return []string{"text", "json"} }
+
+// orList writes words as "a or b", "a, b or c".
+func orList[T ~string](words []T) string {
+	s := make([]string, len(words))
+	for i, w := range words {
+		s[i] = string(w)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
 
 // Defaults applied by Rule.WithDefaults. They are chosen to hold under
 // abuse with no setting at all, as HAProxy's and nginx's stream module are
@@ -217,10 +251,8 @@ func (r Rule) Validate() error {
 			return bad("targets", t, err)
 		}
 	}
-	switch r.Balance {
-	case "", First, RoundRobin:
-	default:
-		return bad("balance", string(r.Balance), errors.New("want first or round-robin"))
+	if r.Balance != "" && !slices.Contains(Balances(), r.Balance) {
+		return bad("balance", string(r.Balance), fmt.Errorf("want %s", orList(Balances())))
 	}
 	for _, d := range []struct {
 		field string
@@ -305,13 +337,14 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// ParseProxyVersion reads a PROXY protocol version: "v1", "v2", "1" or "2".
+// ParseProxyVersion reads a PROXY protocol version: a name of
+// ProxyVersions ("v1", "v2") or its number ("1", "2").
 func ParseProxyVersion(s string) (int, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "v1", "1":
-		return 1, nil
-	case "v2", "2":
-		return 2, nil
+	v := strings.ToLower(strings.TrimSpace(s))
+	for i, name := range ProxyVersions() {
+		if v == name || v == strings.TrimPrefix(name, "v") {
+			return i + 1, nil
+		}
 	}
-	return 0, fmt.Errorf("bad PROXY protocol version %q (want v1 or v2)", s)
+	return 0, fmt.Errorf("bad PROXY protocol version %q (want %s)", s, orList(ProxyVersions()))
 }

@@ -192,7 +192,7 @@ func TestNetnsStockFwknop(t *testing.T) {
 	saved := filepath.Join(dir, "pkt")
 	ns.fwknop(t, dir, keys, "-A", "tcp/22", "-B", saved)
 	ns.waitLog(t, "msg=accepted", "kind=spa", src, "allow=198.18.0.1", "ports=tcp/22", "user=alice")
-	if got := ns.opener.take(); len(got) != 1 || got[0] != "198.18.0.1 tcp/22 45s" {
+	if got := ns.opener.takeOpened(1); len(got) != 1 || got[0] != "198.18.0.1 tcp/22 45s" {
 		t.Fatalf("opened %q", got)
 	}
 	pkt, err := os.ReadFile(saved)
@@ -210,7 +210,7 @@ func TestNetnsStockFwknop(t *testing.T) {
 	ns.fwknop(t, dir, keys, "-A", "tcp/23")
 	ns.waitLog(t, "msg=refused", src, `reason="not allowed"`, "tcp/23")
 	ns.fwknop(t, dir, keys, "-A", "tcp/22", "-f", "300")
-	ns.waitLog(t, "msg=accepted", src, "timeout=5m0s")
+	ns.waitLog(t, "msg=accepted", src, "timeout_ms=300000")
 
 	flipped := bytes.Clone(pkt)
 	if i := len(flipped) / 3; flipped[i] == 'A' {
@@ -228,7 +228,7 @@ func TestNetnsStockFwknop(t *testing.T) {
 	ns.waitLog(t, "msg=refused", src, `reason="bad packet"`, "1600 bytes, more than 1500")
 	ns.sendUDP(t, bytes.Repeat([]byte("A"), 1450))
 	ns.waitLog(t, "msg=refused", src, `reason="bad HMAC"`)
-	if got := ns.opener.take(); len(got) != 1 {
+	if got := ns.opener.takeOpened(1); len(got) != 1 {
 		t.Errorf("opened %q, want the one client-timeout packet", got)
 	}
 
@@ -316,7 +316,7 @@ func TestNetnsStockKnock(t *testing.T) {
 
 	ns.inScanner(t, "knock", netnstest.Target4.String(), "7000", "8000:udp", "9000")
 	ns.waitLog(t, "msg=accepted", "kind=sequence", src, "door=ssh")
-	if got := ns.opener.take(); len(got) != 1 || got[0] != "198.18.0.1 tcp/22 1m0s" {
+	if got := ns.opener.takeOpened(1); len(got) != 1 || got[0] != "198.18.0.1 tcp/22 1m0s" {
 		t.Fatalf("opened %q", got)
 	}
 	ns.inScanner(t, "knock", netnstest.Target4.String(), "7000", "9000", "8000:udp")
@@ -325,11 +325,11 @@ func TestNetnsStockKnock(t *testing.T) {
 	// holds the sequences' ports), so it neither knocks nor breaks.
 	ns.inScanner(t, "knock", netnstest.Target4.String(), "7000", "1234", "8000:udp", "9000")
 	ns.waitLog(t, "msg=accepted", "kind=sequence", src, "door=ssh")
-	ns.opener.take()
+	ns.opener.takeOpened(1)
 	// IPv6.
 	ns.inScanner(t, "knock", "-6", netnstest.Target6.String(), "7000", "8000:udp", "9000")
 	ns.waitLog(t, "msg=accepted", "kind=sequence", "src="+netnstest.Scanner6.String())
-	if got := ns.opener.take(); len(got) != 1 || got[0] != "2001:2::1 tcp/22 1m0s" {
+	if got := ns.opener.takeOpened(1); len(got) != 1 || got[0] != "2001:2::1 tcp/22 1m0s" {
 		t.Fatalf("opened %q", got)
 	}
 }

@@ -229,7 +229,7 @@ func (s *Server) open(ctx context.Context, kind string, src, allow netip.Addr, p
 	for i, p := range ports {
 		names[i] = p.String()
 	}
-	args := append([]any{"kind", kind, "src", src.String(), "allow", allow.String(), "ports", strings.Join(names, ","), "timeout", d.String()}, attrs...)
+	args := append([]any{"kind", kind, "src", src.String(), "allow", allow.String(), "ports", strings.Join(names, ","), "timeout_ms", d.Milliseconds()}, attrs...)
 	s.opts.Logger.Info("accepted", args...)
 	for _, p := range ports {
 		octx, cancel := context.WithTimeout(ctx, s.opts.OpenTimeout)

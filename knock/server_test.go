@@ -31,6 +31,21 @@ func (f *fakeOpener) Open(_ context.Context, src netip.Addr, port uint16, proto 
 	return nil
 }
 
+// takeOpened waits for the openings a logged "accepted" announces: the
+// server logs it before it calls the opener, so a test that saw the line
+// may look before the call. It returns the calls once there are want, or
+// what there is after 10 seconds.
+func (f *fakeOpener) takeOpened(want int) []string {
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got = append(got, f.take()...)
+		if len(got) >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (f *fakeOpener) take() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -184,7 +199,7 @@ func TestServerSPA(t *testing.T) {
 	access := spa.Message{Type: spa.AccessMsg}
 
 	pkt := ts.spaPacket(t, access, keys)
-	ts.expect(t, client, pkt, []string{"198.18.0.1 tcp/22 30s"}, "msg=accepted kind=spa src=198.18.0.1 allow=198.18.0.1 ports=tcp/22 timeout=30s")
+	ts.expect(t, client, pkt, []string{"198.18.0.1 tcp/22 30s"}, "msg=accepted kind=spa src=198.18.0.1 allow=198.18.0.1 ports=tcp/22 timeout_ms=30000")
 	ts.expect(t, client, pkt, nil, "reason=replay")
 	ts.expect(t, other, pkt, nil, "reason=replay")
 

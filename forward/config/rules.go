@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,11 +72,10 @@ func (l *loader) file(root *table) *File {
 			}
 		case "log_format":
 			if s, ok := l.str(v, k); ok {
-				switch lower := strings.ToLower(s); lower {
-				case "text", "json":
+				if lower := strings.ToLower(s); slices.Contains(forward.LogFormats(), lower) {
 					f.LogFormat = lower
-				default:
-					l.failf(v.line, k, "%q: want \"text\" or \"json\"", s)
+				} else {
+					l.failf(v.line, k, "%q: want %s", s, quotedOr(forward.LogFormats()))
 				}
 			}
 		case "metrics":
@@ -423,11 +423,10 @@ func (l *loader) field(r *forward.Rule, k string, v *value, key string) {
 		}
 	case "balance":
 		if s, ok := l.str(v, key); ok {
-			switch b := forward.Balance(strings.ToLower(s)); b {
-			case forward.First, forward.RoundRobin:
+			if b, err := forward.ParseBalance(s); err == nil {
 				r.Balance = b
-			default:
-				l.failf(v.line, key, "%q: want \"first\" or \"round-robin\"", s)
+			} else {
+				l.failf(v.line, key, "%q: want %s", s, quotedOr(forward.Balances()))
 			}
 		}
 	case "connect_timeout":
@@ -574,20 +573,18 @@ func parseInteger(s string) (int64, error) {
 func (l *loader) proxyVersion(v *value, key string) int {
 	switch v.kind {
 	case unstable.String:
-		switch strings.ToLower(v.text) {
-		case "none":
+		if strings.EqualFold(v.text, "none") {
 			return 0
-		case "v1":
-			return 1
-		case "v2":
-			return 2
+		}
+		if i := slices.Index(forward.ProxyVersions(), strings.ToLower(v.text)); i >= 0 {
+			return i + 1
 		}
 	case unstable.Integer:
-		if n, err := parseInteger(v.text); err == nil && n >= 0 && n <= 2 {
+		if n, err := parseInteger(v.text); err == nil && n >= 0 && n <= int64(len(forward.ProxyVersions())) {
 			return int(n)
 		}
 	}
-	l.failf(v.line, key, "want \"v1\" or \"v2\" (or \"none\"), got %s", describe(v))
+	l.failf(v.line, key, "want %s (or \"none\"), got %s", quotedOr(forward.ProxyVersions()), describe(v))
 	return 0
 }
 
@@ -651,4 +648,17 @@ func CheckMetrics(s string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
+}
+
+// quotedOr writes the words a key takes as the file writes them:
+// "a" or "b".
+func quotedOr[T ~string](words []T) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = strconv.Quote(string(w))
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }

@@ -72,12 +72,9 @@ func (h *httpFlags) add(cmd *cobra.Command) {
 // would use is refused rather than ignored: `--status 200 host:80` would
 // otherwise say open without any status read.
 func (h *httpFlags) options(targets []probe.Target, timeout time.Duration) (probe.CheckOptions, error) {
-	usage := func(format string, args ...any) (probe.CheckOptions, error) {
-		return probe.CheckOptions{}, &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-	}
 	for _, code := range h.status {
 		if code < 100 || code > 599 {
-			return usage("--status %d: not an HTTP status (100-599)", code)
+			return probe.CheckOptions{}, usagef("--status %d: not an HTTP status (100-599)", code)
 		}
 	}
 	var web, tls bool
@@ -87,9 +84,9 @@ func (h *httpFlags) options(targets []probe.Target, timeout time.Duration) (prob
 	}
 	switch {
 	case len(h.status) > 0 && !web:
-		return usage("--status %s: no http(s):// target to read a status from", intList(h.status))
+		return probe.CheckOptions{}, usagef("--status %s: no http(s):// target to read a status from", intList(h.status))
 	case h.insecure && !tls:
-		return usage("--insecure: no https:// target whose certificate it would skip")
+		return probe.CheckOptions{}, usagef("--insecure: no https:// target whose certificate it would skip")
 	}
 	return probe.CheckOptions{Timeout: timeout, Status: h.status, InsecureSkipVerify: h.insecure}, nil
 }
@@ -118,14 +115,14 @@ reported as interrupted).`,
 		Example: `  portkit check localhost:5432
   portkit check db:5432 cache:6379 unix:/run/app.sock
   portkit check https://localhost:8443/health --status 200,204 -k --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			targets, err := parseTargets(args)
 			if err != nil {
 				return err
 			}
 			if timeout <= 0 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--timeout %v: must be positive", timeout)}
+				return usagef("--timeout %v: must be positive", timeout)
 			}
 			opts, err := hf.options(targets, timeout)
 			if err != nil {

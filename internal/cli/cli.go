@@ -109,10 +109,10 @@ authorised client knocks (firewall, knockd, knock).
 Exit codes: 0 positive answer, 1 negative answer (nothing found), 2 bad usage
 or bad input, 3 partial (of several arguments, some answered and some not),
 74 an output could not be written (a full disk), 124 timeout,
-130 interrupted (Ctrl-C, SIGTERM). Two commands differ on purpose:
-forward, a service, exits 0 after a clean shutdown on SIGINT or SIGTERM;
-wait -- CMD exits with CMD's status (127 when CMD is not found, 126 when it
-cannot run).`,
+130 interrupted (Ctrl-C, SIGTERM). Some commands differ on purpose:
+forward and knockd, services, exit 0 after a clean shutdown on SIGINT or
+SIGTERM; wait -- CMD exits with CMD's status (127 when CMD is not found,
+126 when it cannot run).`,
 		Example: `  portkit lookup 5432
   portkit free
   portkit check localhost:5432
@@ -163,6 +163,19 @@ cannot run).`,
 		}
 	}
 	return root
+}
+
+// needArgs is the Args check of a command that needs arguments: without
+// any, it says what the command takes, from its usage line ("check: give
+// TARGET..."), as scan, lookup and report do, rather than cobra's
+// "requires at least 1 arg(s), only received 0". Exit 2, with the pointer
+// to --help.
+func needArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return nil
+	}
+	path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	return fmt.Errorf("%s: give %s", path, strings.TrimSpace(strings.TrimPrefix(cmd.Use, cmd.Name())))
 }
 
 // runE adapts a command body to cobra, marking its errors as the command's

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 func TestMain(m *testing.M) {
@@ -133,6 +135,14 @@ func TestScripts(t *testing.T) {
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {
 				return os.Geteuid() == 0, nil
+			}
+			// A program or file from outside Go that the lines need:
+			// missing, they are skipped, or under CI=true the script fails.
+			if tool, ok := strings.CutPrefix(cond, "need:"); ok {
+				return testtool.Have(tool, false)
+			}
+			if file, ok := strings.CutPrefix(cond, "need-file:"); ok {
+				return testtool.Have(file, true)
 			}
 			if port, ok := strings.CutPrefix(cond, "port-free:"); ok {
 				// Nothing holds it, TCP or UDP, on any address.
@@ -393,7 +403,7 @@ func cmdPrefork(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Defer(func() {
 			if n, err := strconv.Atoi(pid); err == nil {
 				if p, err := os.FindProcess(n); err == nil {
-					p.Kill()
+					p.Kill() // every OS: the file is vetted for windows too
 				}
 			}
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/portkit/portkit/forward"
 	"github.com/portkit/portkit/registry"
+	"github.com/portkit/portkit/scan"
 	"github.com/portkit/portkit/scan/report"
 )
 
@@ -26,14 +27,15 @@ func enumFlags() []enumFlag {
 	return []enumFlag{
 		{"portkit scan", "output", report.Formats},
 		{"portkit report", "output", reportFormats},
+		{"portkit scan", "timing", timingChoices},
 		{"portkit lookup", "protocol", protocolChoices},
 		{"portkit kill", "signal", signalChoices},
-		// forward.Rule.check switches on these constants.
-		{"portkit forward", "balance", func() []string { return []string{string(forward.First), string(forward.RoundRobin)} }},
-		// forward.ParseProxyVersion and newLogger take these words (and
-		// synonyms); TestEnumFlagValuesAccepted holds them to it.
-		{"portkit forward", "proxy-protocol", func() []string { return []string{"v1", "v2"} }},
-		{"portkit forward", "log-format", func() []string { return []string{"text", "json"} }},
+		// The lists forward.ParseBalance, forward.ParseProxyVersion and
+		// newLogger check their values against.
+		{"portkit forward", "balance", balanceChoices},
+		{"portkit forward", "proxy-protocol", forward.ProxyVersions},
+		{"portkit forward", "log-format", forward.LogFormats},
+		{"portkit knockd", "log-format", forward.LogFormats},
 	}
 }
 
@@ -77,6 +79,26 @@ next:
 		return nil
 	}
 	return cmd
+}
+
+// timingChoices are the timing templates parseTiming reads, by level and
+// by name: 0 to 5, then paranoid to insane.
+func timingChoices() []string {
+	var levels, names []string
+	for _, t := range scan.Timings() {
+		levels = append(levels, strconv.Itoa(t.Level))
+		names = append(names, t.Name)
+	}
+	return append(levels, names...)
+}
+
+// balanceChoices are forward's balances by name.
+func balanceChoices() []string {
+	var names []string
+	for _, b := range forward.Balances() {
+		names = append(names, string(b))
+	}
+	return names
 }
 
 // protocolChoices are the protocols registry.ParseProto reads, in its order:

@@ -35,6 +35,7 @@ func TestEnumFlagValuesAccepted(t *testing.T) {
 	accept := map[string]func(string) error{
 		"portkit scan --output":     func(v string) error { _, err := report.New(v, io.Discard, report.Options{}); return err },
 		"portkit report --output":   checkReportFormat,
+		"portkit scan --timing":     func(v string) error { _, err := parseTiming(v); return err },
 		"portkit lookup --protocol": func(v string) error { _, err := registry.ParseProto(v); return err },
 		"portkit kill --signal":     func(v string) error { _, err := parseSignal(v); return err },
 		"portkit forward --balance": func(v string) error {
@@ -42,6 +43,7 @@ func TestEnumFlagValuesAccepted(t *testing.T) {
 		},
 		"portkit forward --proxy-protocol": func(v string) error { _, err := forward.ParseProxyVersion(v); return err },
 		"portkit forward --log-format":     func(v string) error { _, err := newLogger(io.Discard, v); return err },
+		"portkit knockd --log-format":      func(v string) error { _, err := newLogger(io.Discard, v); return err },
 	}
 	for _, ef := range enumFlags() {
 		key := ef.path + " --" + ef.flag

@@ -3,10 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func TestPlainWords(t *testing.T) {
@@ -88,5 +92,57 @@ func TestParseDuration(t *testing.T) {
 		case tt.wantErr == "" && (err != nil || got != tt.want):
 			t.Errorf("parseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestEveryDurationFlagReadsSeconds walks the command tree: every duration
+// flag takes a bare number as seconds (`wait -t 15`, `knock --timeout 15`)
+// and refuses a negative one, as the README says of all of them, and none
+// shows "(default 0s)" in --help, which would contradict the usage of a
+// flag whose zero means "the command's own default".
+func TestEveryDurationFlagReadsSeconds(t *testing.T) {
+	root := newRoot(&env{})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		check := func(f *pflag.Flag) {
+			if f.Value.Type() != "duration" {
+				return
+			}
+			if _, ok := f.Value.(*durationValue); !ok {
+				t.Errorf("%s --%s: a %T, which does not read a bare number as seconds; define it with durationVarP", c.CommandPath(), f.Name, f.Value)
+			}
+		}
+		c.LocalFlags().VisitAll(check)
+		if strings.Contains(c.LocalFlags().FlagUsages(), "(default 0s)") {
+			t.Errorf("%s --help says (default 0s):\n%s", c.CommandPath(), c.LocalFlags().FlagUsages())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// TestReportStdinInterrupted: `report -` waits on stdin (a terminal waits
+// for ^D); Ctrl-C ends it at once with 130 and "interrupted", not after
+// the input ends with "stdin is empty".
+func TestReportStdinInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	stdin, w := io.Pipe() // a writer that never writes nor ends
+	defer w.Close()
+	var out, errb bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- Main(ctx, []string{"report", "-"}, Streams{In: stdin, Out: &out, Err: &errb,
+			Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }})
+	}()
+	cancel()
+	select {
+	case c := <-code:
+		if c != ExitInterrupted || errb.String() != "portkit: interrupted\n" {
+			t.Errorf("exit %d, stderr %q; want %d and \"portkit: interrupted\"", c, errb.String(), ExitInterrupted)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("report - still reads stdin 30s after the interrupt")
 	}
 }

@@ -32,7 +32,16 @@ func (d *durationValue) Set(s string) error {
 	return nil
 }
 
-func (d *durationValue) String() string { return time.Duration(*d).String() }
+// String is the value as --help prints a default: a zero is "0", which
+// pflag leaves out as it does for its own durations, since several flags
+// say in their usage what no value means (forward's --idle-timeout: 10m
+// for TCP) and "(default 0s)" after it would contradict them.
+func (d *durationValue) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
 
 // Type names the value in --help: "--timeout duration".
 func (d *durationValue) Type() string { return "duration" }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -76,6 +77,25 @@ func (e *commandError) Unwrap() error { return e.err }
 func isCommandError(err error) bool {
 	var ce *commandError
 	return errors.As(err, &ce)
+}
+
+// usagef is bad usage or bad input (exit 2), said in the message; every
+// command makes its usage errors with it.
+func usagef(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// flagValueError is a flag's bad value said as every flag error is:
+// `--flag "value": reason` (exit 2). A library's own naming of the value
+// at the head of its message (portspec's `bad port spec "V": `) is left
+// out, as the flag and value say it.
+func flagValueError(flag, value string, err error) error {
+	reason := err.Error()
+	q := strconv.Quote(value) + ": "
+	if i := strings.Index(reason, q); strings.HasPrefix(reason, "bad ") && i >= 0 {
+		reason = reason[i+len(q):]
+	}
+	return usagef("%s %q: %s", flag, value, reason)
 }
 
 // ioError is output that could not be written: a file or stdout named

@@ -63,7 +63,7 @@ Needs CAP_NET_ADMIN (root). Linux only.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if !validTableName(f.table) {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--table %q: not an nftables table name (a letter or _, then letters, digits, _ . -; at most 64)", f.table)}
+				return usagef("--table %q: not an nftables table name (a letter or _, then letters, digits, _ . -; at most 64)", f.table)
 			}
 			return nil
 		},
@@ -130,7 +130,7 @@ func parseFirewallPorts(e *env, args []string) ([]firewall.Port, error) {
 		if protoText != "" {
 			p, err := registry.ParseProto(protoText)
 			if err != nil || p == registry.AnyProto {
-				return nil, &exitError{code: ExitUsage, err: fmt.Errorf("port %q: unknown protocol %q (want tcp, udp, sctp or dccp)", a, protoText)}
+				return nil, usagef("port %q: unknown protocol %q (want tcp, udp, sctp or dccp)", a, protoText)
 			}
 			proto = p
 		}
@@ -160,10 +160,10 @@ func parseFirewallPorts(e *env, args []string) ([]firewall.Port, error) {
 		}
 		for _, p := range ports {
 			if p.Number == 0 {
-				return nil, &exitError{code: ExitUsage, err: fmt.Errorf("port %q: port 0 is not a port a connection is made to", a)}
+				return nil, usagef("port %q: port 0 is not a port a connection is made to", a)
 			}
 			if len(out) == maxFirewallPorts {
-				return nil, &exitError{code: ExitUsage, err: fmt.Errorf("port %q: more than %d ports at once", a, maxFirewallPorts)}
+				return nil, usagef("port %q: more than %d ports at once", a, maxFirewallPorts)
 			}
 			out = append(out, p)
 		}
@@ -188,11 +188,11 @@ func firewallRegistry(e *env) *registry.Registry {
 // parseFrom reads --from.
 func parseFrom(s string) (netip.Addr, error) {
 	if s == "" {
-		return netip.Addr{}, &exitError{code: ExitUsage, err: errors.New("--from: say which source address (e.g. --from 198.18.0.1)")}
+		return netip.Addr{}, usagef("--from: say which source address (e.g. --from 198.18.0.1)")
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, &exitError{code: ExitUsage, err: fmt.Errorf("--from %q: not an IP address without a zone", s)}
+		return netip.Addr{}, usagef("--from %q: not an IP address without a zone", s)
 	}
 	return a.Unmap(), nil
 }
@@ -201,11 +201,11 @@ func parseFrom(s string) (netip.Addr, error) {
 func checkFor(cmd *cobra.Command, d time.Duration, zeroOK bool) error {
 	switch {
 	case !cmd.Flags().Changed("for") && !zeroOK:
-		return &exitError{code: ExitUsage, err: errors.New("--for: say how long (e.g. --for 30s)")}
+		return usagef("--for: say how long (e.g. --for 30s)")
 	case d < 0 || d == 0 && !zeroOK:
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--for %v: must be positive", d)}
+		return usagef("--for %v: must be positive", d)
 	case d > 365*24*time.Hour:
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--for %v: at most a year (8760h)", d)}
+		return usagef("--for %v: at most a year (8760h)", d)
 	}
 	return nil
 }
@@ -255,7 +255,7 @@ func newFirewallPorts(e *env, f *firewallFlags, use, short, long, example string
 		Short:   short,
 		Long:    long,
 		Example: example,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			ports, err := parseFirewallPorts(e, args)
 			if err != nil {
@@ -278,7 +278,7 @@ the time is up; connections made meanwhile stay up. An opening lets a
 source through only where PORT is protected.`,
 		Example: `  portkit firewall open 22/tcp --from 198.18.0.1 --for 30s
   portkit firewall open ssh --from 2001:2::1 --for 10m`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			src, err := parseFrom(f.from)
 			if err != nil {
@@ -310,7 +310,7 @@ func newFirewallClose(e *env, f *firewallFlags) *cobra.Command {
 
 Exit status: 1 when no PORT was open to ADDR, 3 when some were.`,
 		Example: `  portkit firewall close 22/tcp --from 198.18.0.1`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			src, err := parseFrom(f.from)
 			if err != nil {
@@ -336,7 +336,7 @@ func parseAddrs(args []string) ([]netip.Addr, error) {
 	for _, a := range args {
 		ip, err := netip.ParseAddr(a)
 		if err != nil || ip.Zone() != "" {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("address %q: not an IP address without a zone", a)}
+			return nil, usagef("address %q: not an IP address without a zone", a)
 		}
 		out = append(out, ip.Unmap())
 	}
@@ -352,7 +352,7 @@ DURATION (without --for, until 'unblock' or 'flush'). Blocking again starts
 the time anew.`,
 		Example: `  portkit firewall block 198.18.0.9 --for 1h
   portkit firewall block 2001:2::9`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := checkFor(cmd, f.dur, true); err != nil {
 				return err
@@ -382,7 +382,7 @@ func newFirewallUnblock(e *env, f *firewallFlags) *cobra.Command {
 
 Exit status: 1 when no ADDR was blocked, 3 when some were.`,
 		Example: `  portkit firewall unblock 198.18.0.9`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			addrs, err := parseAddrs(args)
 			if err != nil {

@@ -121,23 +121,18 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		file  *config.File
 		err   error
 	)
-	if flags.Changed("metrics") {
-		if err := config.CheckMetrics(ff.metrics); err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--metrics %q: %w", ff.metrics, err)}
-		}
-	}
-	if e.json && flags.Changed("log-format") && ff.logFormat != "json" {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--json and --log-format %s disagree: give one", ff.logFormat)}
+	if err := checkDaemonFlags(e, flags, ff.metrics, ff.logFormat); err != nil {
+		return err
 	}
 	if ff.configPath != "" {
 		if len(args) > 0 {
-			return &exitError{code: ExitUsage, err: errors.New("forward: give rules on the command line or with --config, not both")}
+			return usagef("--config and rules on the command line: the rules come from one; give one")
 		}
 		// The rule flags would be silently ignored with a file: refuse them.
 		for _, name := range []string{"balance", "connect-timeout", "idle-timeout", "max-conns", "max-conns-per-source",
 			"max-sessions", "allow", "deny", "proxy-protocol", "accept-proxy-protocol", "trusted-proxies"} {
 			if flags.Changed(name) {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("forward: --%s is a rule setting; with --config put it in the file", name)}
+				return usagef("forward: --%s is a rule setting; with --config put it in the file", name)
 			}
 		}
 		if file, err = loadRules(ff.configPath); err != nil {
@@ -224,7 +219,7 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 // TARGET...` from the arguments and the rule flags.
 func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (forward.Rule, error) {
 	if len(args) < 2 {
-		return forward.Rule{}, &exitError{code: ExitUsage, err: errors.New("forward: need LISTEN and at least one TARGET (or --config FILE)")}
+		return forward.Rule{}, usagef("forward: need LISTEN and at least one TARGET (or --config FILE)")
 	}
 	r := ff.rule
 	var err error
@@ -245,7 +240,7 @@ func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (fo
 	r.Balance = forward.Balance(ff.balance)
 	if ff.proxy != "" {
 		if r.ProxyProtocol, err = forward.ParseProxyVersion(ff.proxy); err != nil {
-			return r, &exitError{code: ExitUsage, err: fmt.Errorf("--proxy-protocol: %w", err)}
+			return r, usagef("--proxy-protocol: %w", err)
 		}
 	}
 	for _, l := range []struct {
@@ -256,7 +251,7 @@ func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (fo
 		for _, s := range l.in {
 			p, err := forward.ParsePrefix(s)
 			if err != nil {
-				return r, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", l.flag, err)}
+				return r, usagef("%s: %w", l.flag, err)
 			}
 			*l.out = append(*l.out, p)
 		}
@@ -278,37 +273,32 @@ func (ff *forwardFlags) commandLineRule(flags *pflag.FlagSet, args []string) (fo
 // the flag and the value, before the rule is built: Validate would name
 // the config key instead.
 func (ff *forwardFlags) checkFlags(flags *pflag.FlagSet, proto forward.Protocol) error {
-	usage := func(format string, args ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-	}
-	switch forward.Balance(ff.balance) {
-	case forward.First, forward.RoundRobin:
-	default:
-		return usage("--balance %q: want first or round-robin", ff.balance)
+	if _, err := forward.ParseBalance(ff.balance); err != nil {
+		return usagef("--balance %q: %v", ff.balance, err)
 	}
 	for _, n := range []struct {
 		flag string
 		v    int
 	}{{"max-conns", ff.rule.MaxConns}, {"max-conns-per-source", ff.rule.MaxConnsPerSource}, {"max-sessions", ff.rule.MaxSessions}} {
 		if n.v < 0 {
-			return usage("--%s %d: must not be negative", n.flag, n.v)
+			return usagef("--%s %d: must not be negative", n.flag, n.v)
 		}
 	}
 	if proto == forward.UDP {
 		for _, name := range []string{"max-conns", "max-conns-per-source", "proxy-protocol", "accept-proxy-protocol", "trusted-proxies"} {
 			if flags.Changed(name) {
-				return usage("forward: --%s is for TCP rules, not udp/ ones", name)
+				return usagef("forward: --%s is for TCP rules, not udp/ ones", name)
 			}
 		}
 	} else if flags.Changed("max-sessions") {
-		return usage("forward: --max-sessions is for udp/ rules")
+		return usagef("forward: --max-sessions is for udp/ rules")
 	}
 	// The PROXY header flags only mean something together.
 	if flags.Changed("trusted-proxies") && !ff.rule.AcceptProxyProtocol {
-		return usage("forward: --trusted-proxies needs --accept-proxy-protocol: the list says whose PROXY headers to believe, and only that flag reads them")
+		return usagef("forward: --trusted-proxies needs --accept-proxy-protocol: the list says whose PROXY headers to believe, and only that flag reads them")
 	}
 	if ff.rule.AcceptProxyProtocol && len(ff.trusted) == 0 {
-		return usage("forward: --accept-proxy-protocol needs --trusted-proxies: the load balancers whose PROXY headers are believed")
+		return usagef("forward: --accept-proxy-protocol needs --trusted-proxies: the load balancers whose PROXY headers are believed")
 	}
 	return nil
 }
@@ -317,7 +307,7 @@ func loadRules(path string) (*config.File, error) {
 	file, err := config.Load(path)
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("forward: --config %s: %w", path, pe.Err)}
+		return nil, usagef("forward: --config %s: %w", path, pe.Err)
 	}
 	return file, err
 }
@@ -350,19 +340,52 @@ func forwardStartError(err error) error {
 	return err
 }
 
-func newLogger(w io.Writer, format string) (*slog.Logger, error) {
-	switch format {
-	case "text", "":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+// checkDaemonFlags checks the flags the two services, forward and knockd,
+// share, before anything starts: --metrics is an address (a bad one is bad
+// input, exit 2, not a failure to listen found later), and --json, which
+// means JSON log lines, does not contradict --log-format.
+func checkDaemonFlags(e *env, flags *pflag.FlagSet, metrics, logFormat string) error {
+	if flags.Changed("metrics") {
+		if err := config.CheckMetrics(metrics); err != nil {
+			return usagef("--metrics %q: %w", metrics, err)
+		}
 	}
-	return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--log-format %q: want text or json", format)}
+	if e.json && flags.Changed("log-format") && logFormat != "json" {
+		return usagef("--json and --log-format %s: --json writes JSON log lines; give one", logFormat)
+	}
+	return nil
 }
 
+// newLogger makes the logger of --log-format (forward.LogFormats).
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	if format == "" {
+		format = forward.LogFormats()[0]
+	}
+	handlers := map[string]func() slog.Handler{
+		"text": func() slog.Handler { return slog.NewTextHandler(w, nil) },
+		"json": func() slog.Handler { return slog.NewJSONHandler(w, nil) },
+	}
+	if h, ok := handlers[format]; ok && slices.Contains(forward.LogFormats(), format) {
+		return slog.New(h()), nil
+	}
+	return nil, usagef("--log-format %q: want %s", format, strings.Join(forward.LogFormats(), " or "))
+}
+
+// serveMetrics serves m at /metrics on addr, for forward and knockd. An
+// address in use is said as a rule's listen address is: with the process
+// that holds it.
 func serveMetrics(addr string, m http.Handler, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = errno
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if who := portHolder(forward.TCP, addr); who != "" {
+				err = fmt.Errorf("%w (held by %s)", err, who)
+			}
+		}
 		return nil, err
 	}
 	mux := http.NewServeMux()

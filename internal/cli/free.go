@@ -49,25 +49,25 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 			if rangeSpec != "" {
 				r, err := portspec.ParseRange(rangeSpec)
 				if err != nil {
-					return fmt.Errorf("--range: %w", err)
+					return flagValueError("--range", rangeSpec, err)
 				}
 				if r.Lo == 0 {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("--range %q: port 0 is not a port to listen on (binding it asks for any)", rangeSpec)}
+					return usagef("--range %q: port 0 is not a port to listen on (binding it asks for any)", rangeSpec)
 				}
 				f.Range = freeport.Range{Lo: r.Lo, Hi: r.Hi}
 			}
 			if nearIn != "" {
 				p, err := portspec.ParsePort(nearIn)
 				if err != nil {
-					return fmt.Errorf("--near: %w", err)
+					return flagValueError("--near", nearIn, err)
 				}
 				if p == 0 {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("--near %q: port 0 is not a port to listen on", nearIn)}
+					return usagef("--near %q: port 0 is not a port to listen on", nearIn)
 				}
 				f.Near = p
 			}
 			if n < 1 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--count %d: ask for at least one port", n)}
+				return usagef("--count %d: ask for at least one port", n)
 			}
 			ports, err := f.Find(cmd.Context(), n)
 			var (
@@ -76,7 +76,7 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 			)
 			if errors.As(err, &fe) && errors.As(err, &ie) {
 				// --range was checked above: what is left to blame is the count.
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--count %d (range %v): %s", n, fe.Range, ie.Reason)}
+				return usagef("--count %d (range %v): %s", n, fe.Range, ie.Reason)
 			}
 			if errors.Is(err, freeport.ErrNoFreePort) {
 				if e.json {
@@ -91,8 +91,8 @@ Exit status: 0 when N ports were found, 1 when the range holds too few.`,
 		}),
 	}
 	cmd.Flags().IntVarP(&n, "count", "n", 1, "how many distinct ports")
-	cmd.Flags().BoolVar(&tcp, "tcp", false, "free for TCP (the default)")
-	cmd.Flags().BoolVar(&udp, "udp", false, "free for UDP")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "free for TCP (the default; with --udp: both, as --both)")
+	cmd.Flags().BoolVar(&udp, "udp", false, "free for UDP (with --tcp: both, as --both)")
 	cmd.Flags().BoolVar(&both, "both", false, "free for TCP and UDP")
 	cmd.Flags().StringVar(&rangeSpec, "range", "", "search `A-B` (default: 1024-65535 less the ephemeral range)")
 	cmd.Flags().StringVar(&nearIn, "near", "", "prefer ports nearest `PORT`")

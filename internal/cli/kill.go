@@ -81,14 +81,14 @@ holders to signal), 1 when none is, 3 for a mix.`,
   portkit kill 8000-8005 -n
   portkit kill postgresql/tcp
   portkit kill 3000 --dry-run --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			sig, err := parseSignal(sigName)
 			if err != nil {
 				return err
 			}
 			if timeout <= 0 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--timeout %v: must be positive", timeout)}
+				return usagef("--timeout %v: must be positive", timeout)
 			}
 			ports, err := parsePortArgs(args, newSocketView().reg)
 			if err != nil {

@@ -66,7 +66,7 @@ port) answers, then run CMD as 'portkit wait -- CMD' does.`,
   portkit knock --spa 198.18.0.2 --open 22/tcp --key-file ~/.portkit/knock.key -- ssh 198.18.0.2
   portkit knock --secret-file ~/.portkit/totp.secret --totp-ports 40000-40999 198.18.0.2 --port 22
   portkit knock keygen > ~/.portkit/knock.key`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return runKnock(cmd.Context(), e, cmd, &kf, args)
 		}),
@@ -85,16 +85,12 @@ port) answers, then run CMD as 'portkit wait -- CMD' does.`,
 	f.StringVar(&kf.secretFile, "secret-file", "", "knock the sequence derived from the base64 secret in this `FILE` and the time")
 	f.StringVar(&kf.totpPorts, "totp-ports", "", "with --secret-file: the port `RANGE` (LOW-HIGH) of the sequence")
 	f.IntVar(&kf.totpLength, "totp-length", knock.DefaultTOTPLength, "with --secret-file: knocks in the sequence")
-	f.DurationVar(&kf.totpStep, "totp-step", knock.DefaultTOTPStep, "with --secret-file: how long a sequence lasts")
+	durationVarP(f, &kf.totpStep, "totp-step", "", knock.DefaultTOTPStep, "with --secret-file: how long a sequence lasts")
 	f.StringVar(&kf.totpProto, "totp-proto", "tcp", "with --secret-file: tcp or udp")
 	f.IntVar(&kf.waitPort, "port", 0, "with -- CMD: the TCP `PORT` on HOST to wait for before running CMD")
-	f.DurationVar(&kf.waitTimeout, "timeout", 10*time.Second, "with -- CMD: how long to wait for --port to answer")
+	durationVarP(f, &kf.waitTimeout, "timeout", "", 10*time.Second, "with -- CMD: how long to wait for --port to answer")
 	cmd.AddCommand(newKnockKeygen(e))
 	return cmd
-}
-
-func usagef(format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
 // parseDelay reads -d as knock does (milliseconds) or as a duration.

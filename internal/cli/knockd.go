@@ -60,9 +60,14 @@ one-time sequences file. See docs/KNOCK.md for the config file.
 
 One log line per accepted or refused attempt, with the source and the
 reason (--log-format json for JSON). SIGHUP reloads the config, all or
-nothing; SIGTERM stops and leaves the firewall as it is (openings expire
+nothing; SIGTERM or SIGINT stops and leaves the firewall as it is (openings expire
 by themselves). --check reads the config, says what it would watch, and
-exits.`,
+exits.
+
+Exit status: 0 after a stop by SIGTERM or SIGINT (a service stopped on
+purpose, as forward), 2 on a bad flag or config or without the privilege it
+needs (root, or CAP_NET_RAW and CAP_NET_ADMIN), 1 when it cannot run
+otherwise (a --metrics address in use).`,
 		Example: `  portkit knockd --config /etc/portkit/knockd.toml
   portkit knockd --fwknop-access /etc/fwknop/access.conf --interface eth0
   portkit knockd --config knockd.toml --check
@@ -89,14 +94,14 @@ exits.`,
 // access.conf, or both (the stanzas of both).
 func (kf *knockdFlags) load(cmd *cobra.Command) (*knock.Config, error) {
 	if kf.configPath == "" && kf.fwknopAccess == "" {
-		return nil, &exitError{code: ExitUsage, err: errors.New("knockd: need --config FILE or --fwknop-access FILE")}
+		return nil, usagef("knockd: need --config FILE or --fwknop-access FILE")
 	}
 	cfg := &knock.Config{SPAPort: knock.DefaultSPAPort}
 	if kf.configPath != "" {
 		c, err := knock.LoadConfig(kf.configPath)
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("knockd: --config %s: %w", kf.configPath, pe.Err)}
+			return nil, usagef("knockd: --config %s: %w", kf.configPath, pe.Err)
 		}
 		if err != nil {
 			return nil, err
@@ -107,7 +112,7 @@ func (kf *knockdFlags) load(cmd *cobra.Command) (*knock.Config, error) {
 		st, err := access.ParseFile(kf.fwknopAccess)
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("knockd: --fwknop-access %s: %w", kf.fwknopAccess, pe.Err)}
+			return nil, usagef("knockd: --fwknop-access %s: %w", kf.fwknopAccess, pe.Err)
 		}
 		if err != nil {
 			return nil, &exitError{code: ExitUsage, err: err}
@@ -116,12 +121,12 @@ func (kf *knockdFlags) load(cmd *cobra.Command) (*knock.Config, error) {
 	}
 	if cmd.Flags().Changed("spa-port") {
 		if kf.spaPort < 1 || kf.spaPort > 65535 {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--spa-port %d: not 1-65535", kf.spaPort)}
+			return nil, usagef("--spa-port %d: not 1-65535", kf.spaPort)
 		}
 		cfg.SPAPort = uint16(kf.spaPort)
 	}
 	if len(cfg.SPA) > 0 && cfg.SPAPort == 0 {
-		return nil, &exitError{code: ExitUsage, err: errors.New("knockd: SPA stanzas but spa_port = 0")}
+		return nil, usagef("knockd: SPA stanzas but spa_port = 0")
 	}
 	return cfg, nil
 }
@@ -137,7 +142,10 @@ func replayWindow(cfg *knock.Config) replay.Window {
 }
 
 func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags) error {
-	if e.json && !cmd.Flags().Changed("log-format") {
+	if err := checkDaemonFlags(e, cmd.Flags(), kf.metrics, kf.logFormat); err != nil {
+		return err
+	}
+	if e.json {
 		kf.logFormat = "json"
 	}
 	log, err := newLogger(e.Err, kf.logFormat)
@@ -158,7 +166,7 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 	if kf.iface != "" {
 		ifi, err := net.InterfaceByName(kf.iface)
 		if err != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("--interface %q: no such interface", kf.iface)}
+			return usagef("--interface %q: no such interface", kf.iface)
 		}
 		iface = ifi.Index
 	}
@@ -204,6 +212,12 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 	for {
 		select {
 		case err := <-done:
+			var errno syscall.Errno
+			if errors.Is(err, fs.ErrPermission) && errors.As(err, &errno) {
+				// A privilege the command needs is the user's to give, as
+				// for scan --syn and firewall: exit 2, naming it.
+				return usagef("knockd: reading packets (AF_PACKET) and opening ports (nftables) needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN (%v): run it as root, or from its systemd unit (docs/portkit-knockd.service)", errno)
+			}
 			if err != nil {
 				return &exitError{code: ExitNegative, err: fmt.Errorf("knockd: %w", err)}
 			}

@@ -76,13 +76,13 @@ are, 2 on a bad query.`,
   portkit lookup -p udp 161 --json`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && len(searches) == 0 {
-				return &exitError{code: ExitUsage, err: errors.New("lookup: give a QUERY or --search WORD (see portkit lookup --help)")}
+				return usagef("lookup: give a QUERY or --search WORD (see portkit lookup --help)")
 			}
 			proto := registry.AnyProto
 			if cmd.Flags().Changed("protocol") { // -p '' is a bad value, not no value
 				var err error
 				if proto, err = registry.ParseProto(protocol); err != nil {
-					return fmt.Errorf("--protocol: %w", err)
+					return flagValueError("--protocol", protocol, err)
 				}
 			}
 			// Where the overlay was named (flag, else variable), for
@@ -115,7 +115,7 @@ func runLookup(e *env, queries, searches []string, proto registry.Proto, service
 		if source == "" {
 			source = "services overlay"
 		}
-		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", source, err)}
+		return usagef("%s: %w", source, err)
 	default:
 		e.warnf("warning: services overlay: %v", err)
 	}

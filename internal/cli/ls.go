@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -49,9 +48,9 @@ marked (hidden).`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			switch {
 			case all && listening:
-				return &exitError{code: ExitUsage, err: errors.New("-l/--listening and -a/--all: -l lists listening sockets only, -a every state; give one")}
+				return usagef("-l/--listening and -a/--all: -l lists listening sockets only, -a every state; give one")
 			case procs && noProcs:
-				return &exitError{code: ExitUsage, err: errors.New("-p/--processes and --no-processes: give one")}
+				return usagef("-p/--processes and --no-processes: give one")
 			}
 			// Without -a, what ss -tuln shows: no connected UDP socket,
 			// which a table without its peer would only puzzle.
@@ -74,10 +73,10 @@ marked (hidden).`,
 			if cmd.Flags().Changed("port") {
 				r, err := portspec.ParseRange(portIn)
 				if err != nil {
-					return fmt.Errorf("--port: %w", err)
+					return flagValueError("--port", portIn, err)
 				}
 				if r.Lo == 0 {
-					return fmt.Errorf("--port: %w", errPortZero(portIn))
+					return usagef("--port %q: port 0 is not a port anything listens on", portIn)
 				}
 				q.Port, q.PortEnd = r.Lo, r.Hi
 			}

@@ -21,9 +21,9 @@ import (
 //	-Pn, -n → nothing: portkit sends no ping before a scan and looks up no
 //	          names of the addresses it scans, so both are what it does
 //	--max-retries N → --retries N, --initial-rtt-timeout and
-//	--max-rtt-timeout T → --initial-rtt and --max-rtt (a bare number of
-//	seconds, as nmap takes it, gets its "s"), --excludefile F →
-//	--exclude-file F
+//	--max-rtt-timeout T → --initial-rtt and --max-rtt (which, as every
+//	duration flag, read a bare number as seconds, as nmap does),
+//	--excludefile F → --exclude-file F
 //
 // -T4, -p-, -v, -6, --min-rate, --max-rate, --exclude, --open and
 // --host-timeout are portkit's own flags already. An nmap option portkit
@@ -69,12 +69,6 @@ func nmapLong(name string) string {
 		return "--exclude-file"
 	}
 	return name
-}
-
-// nmapDuration reports whether an nmap long option takes a time that nmap
-// may give as a bare number of seconds. (portkit's own flags want a unit.)
-func nmapDuration(name string) bool {
-	return name == "--initial-rtt-timeout" || name == "--max-rtt-timeout"
 }
 
 // nmapUnsupportedLong reports whether name is an nmap long option portkit
@@ -137,7 +131,6 @@ func translateScanArgs(fs *pflag.FlagSet, args []string) []string {
 			return append(out, args[i:]...)
 		case strings.HasPrefix(a, "--"):
 			name, value, hasValue := strings.Cut(a, "=")
-			seconds := nmapDuration(name)
 			name = nmapLong(name)
 			if nmapUnsupportedLong(name) {
 				unsupported(name)
@@ -155,9 +148,6 @@ func translateScanArgs(fs *pflag.FlagSet, args []string) []string {
 				}
 				i++
 				value = args[i]
-			}
-			if seconds && isPlainNumber(value) {
-				value += "s"
 			}
 			out = append(out, name+"="+value)
 		case a == "-" || !strings.HasPrefix(a, "-"):
@@ -272,11 +262,6 @@ func shortTakesNext(fs *pflag.FlagSet, a string) bool {
 		}
 	}
 	return false
-}
-
-func isPlainNumber(s string) bool {
-	_, err := fmt.Sscanf(s, "%g", new(float64))
-	return err == nil && strings.Trim(s, "0123456789.") == ""
 }
 
 // unsupportedError says which nmap option portkit lacks.

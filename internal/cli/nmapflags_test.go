@@ -20,7 +20,7 @@ func TestNmapArgs(t *testing.T) {
 		{"scan -oX - x", "scan --output=xml x"},
 		{"scan -iL t.txt -F", "scan --input-list=t.txt --top 100"},
 		{"scan --top-ports 10 --max-retries=2 x", "scan --top=10 --retries=2 x"},
-		{"scan --initial-rtt-timeout 2 --max-rtt-timeout 300ms x", "scan --initial-rtt=2s --max-rtt=300ms x"},
+		{"scan --initial-rtt-timeout 2 --max-rtt-timeout 300ms x", "scan --initial-rtt=2 --max-rtt=300ms x"},
 		{"scan --initial-rtt 2 x", "scan --initial-rtt=2 x"}, // portkit's own flag wants its unit
 		{"scan --excludefile e.txt x", "scan --exclude-file=e.txt x"},
 		// Values of flags that take one stay as they are.

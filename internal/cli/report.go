@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -73,11 +73,8 @@ with nothing in them), 3 when the report is incomplete.`,
 }
 
 func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error {
-	usage := func(format string, a ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
-	}
 	if len(args) == 0 {
-		return usage("report: give the FILEs scan wrote with -o jsonl, or - to read stdin")
+		return usagef("report: give the FILEs scan wrote with -o jsonl, or - to read stdin")
 	}
 	format := f.format
 	switch {
@@ -98,17 +95,25 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 	for _, name := range args {
 		if name == "-" {
 			if stdin {
-				return usage("report: - (stdin) given twice")
+				return usagef("report: - (stdin) given twice")
 			}
 			stdin = true
-			if err := m.Read(e.In, "stdin"); err != nil {
+			// stdin is read until its writer ends, which an interrupt must
+			// not wait for (a terminal waits for ^D).
+			if err := untilDone(cmd.Context(), func() error { return m.Read(e.In, "stdin") }); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return err
+				}
 				return readError(err)
 			}
 			continue
 		}
+		if err := cmd.Context().Err(); err != nil {
+			return err
+		}
 		file, err := os.Open(name)
 		if err != nil {
-			return usage("report: %s: %v", name, unwrapPath(err))
+			return usagef("report: %s: %v", name, unwrapPath(err))
 		}
 		err = m.Read(file, name)
 		file.Close()
@@ -120,7 +125,7 @@ func runReport(e *env, cmd *cobra.Command, f *reportFlags, args []string) error 
 		e.warnf("warning: %s: %d line(s) of a type this portkit does not know, skipped (written by a newer portkit?)", name, n)
 	}
 	if len(m.Empty) == len(args) {
-		return usage("report: nothing to report: %s %s empty", strings.Join(m.Empty, ", "), isAre(len(m.Empty)))
+		return usagef("report: nothing to report: %s %s empty", strings.Join(m.Empty, ", "), isAre(len(m.Empty)))
 	}
 	for _, name := range m.Empty {
 		e.warnf("warning: %s is empty", name)
@@ -207,51 +212,26 @@ func readError(err error) error {
 	if errors.As(err, &le) {
 		return &exitError{code: ExitUsage, err: err}
 	}
-	return &exitError{code: ExitUsage, err: fmt.Errorf("report: %w", err)}
+	return usagef("report: %w", err)
 }
 
-// writeReportFile writes the report to name whole or not at all: into a
-// new file beside it, synced, then renamed over it. The new file is made
-// with mode 0666 less the umask, as the report file itself would be. A
-// symbolic link is followed, the file it names replaced; a name that is
-// not a regular file (a FIFO, /dev/stdout) is written to as it is, since
-// renaming over it would put a file in its place.
+// untilDone runs read and returns its error, or the context's once the
+// context ends first; read then goes on to its end in the background.
+func untilDone(ctx context.Context, read func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- read() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeReportFile writes the report to name whole or not at all (see
+// wholeFile): a new file beside it, with mode 0666 less the umask as the
+// report file itself would have, synced, then renamed over it. A symbolic
+// link is followed; a FIFO or device is written to as it is.
 func writeReportFile(name string, write func(io.Writer) error) error {
-	if st, err := os.Stat(name); err == nil && !st.Mode().IsRegular() {
-		if st.IsDir() {
-			return errors.New("a directory")
-		}
-		f, err := os.OpenFile(name, os.O_WRONLY, 0)
-		if err != nil {
-			return unwrapPath(err)
-		}
-		err = write(f)
-		if err2 := f.Close(); err == nil {
-			err = err2
-		}
-		return unwrapPath(err)
-	}
-	if real, err := filepath.EvalSymlinks(name); err == nil {
-		name = real
-	}
-	tmpName := filepath.Join(filepath.Dir(name), fmt.Sprintf(".%s.%d-%d", filepath.Base(name), os.Getpid(), time.Now().UnixNano()))
-	tmp, err := os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return unwrapPath(err)
-	}
-	err = write(tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err2 := tmp.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(tmpName, name)
-	}
-	if err != nil {
-		os.Remove(tmpName)
-		return unwrapPath(err)
-	}
-	return nil
+	return writeWhole(name, 0o666, true, write)
 }

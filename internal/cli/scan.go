@@ -123,7 +123,9 @@ whose union is the whole; portkit report merges their JSON Lines and checks
 that every shard is there once. Ctrl-C writes a resume file; --resume FILE
 continues exactly where it stopped, saving into FILE again, and marks FILE
 done when the scan completes (resuming it again is refused). A resume file
-names an --out only beside itself; confirm another with --out. XML lists at
+names an --out or --save file only beside itself; confirm another by giving
+it. An XML or JSON --out and --save files cannot be continued: the command
+Ctrl-C prints names NAME.rest.EXT for the rest of each. XML lists at
 most 25 ports of a closed or filtered state per host, the rest counted in
 <extraports>.
 
@@ -193,7 +195,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 		return err
 	}
 	if len(args) == 0 && f.targetFile == "" {
-		return &exitError{code: ExitUsage, err: errors.New("scan: give a TARGET, -i FILE or --resume FILE")}
+		return usagef("scan: give a TARGET, -i FILE or --resume FILE")
 	}
 	if err := checkScanFlags(cmd.Flags(), f); err != nil {
 		return &exitError{code: ExitUsage, err: err}
@@ -252,7 +254,7 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	}
 	w, err := report.New(format, out, report.Options{All: !f.open && format != "table", Registry: reg, Getenv: e.Getenv, Service: f.service.on})
 	if err != nil {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("-o: %w", err)}
+		return usagef("-o: %w", err)
 	}
 	saved, err := openSaved(f.save, files.resumed != nil, report.Options{All: !f.open, Registry: reg, Getenv: e.Getenv})
 	if err != nil {
@@ -409,13 +411,13 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 	targets, err := portspec.ParseTargets(ctx, specs, opts)
 	var pe *portspec.Error
 	if errors.As(err, &pe) && pe.File == "" && slices.Contains(f.exclude, pe.Input) {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--exclude: %w", err)}
+		return nil, flagValueError("--exclude", pe.Input, err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if targets.Len() == 0 {
-		return nil, &exitError{code: ExitUsage, err: errors.New("scan: no address left to scan")}
+		return nil, usagef("scan: no address left to scan")
 	}
 	return targets, nil
 }
@@ -424,12 +426,12 @@ func scanTargets(ctx context.Context, e *env, f *scanFlags, args []string) (*por
 func readSpecFile(flag, name string) ([]string, error) {
 	file, err := os.Open(name)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s %s: %w", flag, name, pathCause(err))}
+		return nil, usagef("%s %s: %w", flag, name, unwrapPath(err))
 	}
 	defer file.Close()
 	specs, err := portspec.ReadTargetFile(file, name)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", flag, err)}
+		return nil, usagef("%s: %w", flag, err)
 	}
 	return specs, nil
 }
@@ -453,24 +455,24 @@ func scanPorts(f *scanFlags, reg *registry.Registry) (*portspec.PortList, error)
 		}
 	}
 	if len(given) > 1 {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: give one of -p, --top and --ports-file", strings.Join(given, " and "))}
+		return nil, usagef("%s: give one of -p, --top and --ports-file", strings.Join(given, " and "))
 	}
 	switch {
 	case f.ports != "":
 		l, err := portspec.ParsePorts(f.ports, opts)
 		if err != nil {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("-p: %w", err)}
+			return nil, flagValueError("-p", f.ports, err)
 		}
 		return l, nil
 	case f.portsFile != "":
 		file, err := os.Open(f.portsFile)
 		if err != nil {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--ports-file %s: %w", f.portsFile, pathCause(err))}
+			return nil, usagef("--ports-file %s: %w", f.portsFile, unwrapPath(err))
 		}
 		defer file.Close()
 		l, err := portspec.ReadPortsFile(file, f.portsFile, opts)
 		if err != nil {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--ports-file: %w", err)}
+			return nil, usagef("--ports-file: %w", err)
 		}
 		return l, nil
 	}
@@ -496,7 +498,7 @@ func (p portSet) At(i uint64) (uint16, scan.Proto) {
 func scanSeed(s, shard string) (uint64, error) {
 	if s == "" {
 		if shard != "" {
-			return 0, &exitError{code: ExitUsage, err: errors.New("--shard needs --seed: every shard must share one seed")}
+			return 0, usagef("--shard needs --seed: every shard must share one seed")
 		}
 		var b [8]byte
 		rand.Read(b[:])
@@ -504,7 +506,7 @@ func scanSeed(s, shard string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--seed %q: want a number from 0 to 2^64-1", s)}
+		return 0, usagef("--seed %q: want a number from 0 to 2^64-1", s)
 	}
 	return n, nil
 }
@@ -516,7 +518,7 @@ func parseShard(s string) (shard, shards int, err error) {
 	i, err1 := strconv.Atoi(a)
 	n, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || n < 1 || i < 1 || i > n {
-		return 0, 0, &exitError{code: ExitUsage, err: fmt.Errorf("--shard %q: want I/N with 1 ≤ I ≤ N", s)}
+		return 0, 0, usagef("--shard %q: want I/N with 1 ≤ I ≤ N", s)
 	}
 	return i - 1, n, nil
 }
@@ -547,7 +549,7 @@ func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortLi
 			if errors.As(said, &errno) {
 				said = errno // the system's word, without the socket call's
 			}
-			return "", &exitError{code: ExitUsage, err: fmt.Errorf("--syn: the SYN scan sends raw packets, which needs root or the capability CAP_NET_RAW (%v): run it as root, grant it with `setcap cap_net_raw+ep $(command -v portkit)`, or scan with --connect (-sT)", said)}
+			return "", usagef("--syn: the SYN scan sends raw packets, which needs root or the capability CAP_NET_RAW (%v): run it as root, grant it with `setcap cap_net_raw+ep $(command -v portkit)`, or scan with --connect (-sT)", said)
 		case f.syn:
 			return "", err
 		case errors.As(err, &pe) || errors.Is(err, errors.ErrUnsupported):

@@ -75,7 +75,7 @@ func loadResume(cmd *cobra.Command, f *scanFlags, args []string) (*scanFiles, []
 		return fs, args, nil
 	}
 	usage := func(format string, a ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: "+format, append([]any{f.resume}, a...)...)}
+		return usagef("--resume %s: "+format, append([]any{f.resume}, a...)...)
 	}
 	if fs.explicit {
 		return nil, nil, usage("a resumed scan saves its progress back into this file; leave out --resume-file %s", f.resumeOut)
@@ -90,7 +90,7 @@ func loadResume(cmd *cobra.Command, f *scanFlags, args []string) (*scanFiles, []
 	}
 	fs.resumed, fs.resumePath, fs.explicit = saved, abs, true
 	fs.replayOnly = saved.Cursor == nil
-	outGiven := cmd.Flags().Changed("out")
+	outGiven, saveGiven := cmd.Flags().Changed("out"), cmd.Flags().Changed("save")
 	if len(args) == 0 && f.targetFile == "" {
 		// The saved command line, parsed into these same flags: the scan
 		// as it was, with this --resume and any flag given now (a new
@@ -106,27 +106,43 @@ func loadResume(cmd *cobra.Command, f *scanFlags, args []string) (*scanFiles, []
 		args = cmd.Flags().Args()
 	}
 	if f.out != "" && !outGiven {
-		if err := checkSavedOut(f.out, abs); err != nil {
+		if err := checkSavedOut("--out", f.out, abs); err != nil {
 			return nil, nil, usage("%v", err)
+		}
+	}
+	if !saveGiven {
+		for _, v := range f.save {
+			if sp, err := parseSave(v); err == nil {
+				if err := checkSavedOut("--save "+sp.format+"=", sp.name, abs); err != nil {
+					return nil, nil, usage("%v", err)
+				}
+			}
 		}
 	}
 	return fs, args, nil
 }
 
-// checkSavedOut allows the --out path a resume file names only where the
-// scan wrote it, beside the resume file, and not through a symbolic link:
-// a crafted resume file must not make a scan run as root write anywhere.
-// The user confirms any other path by giving --out on the command line.
-func checkSavedOut(out, resume string) error {
+// checkSavedOut allows an output path a resume file names (--out, or a
+// --save file) only where the scan wrote it, beside the resume file, and
+// not through a symbolic link: a crafted resume file must not make a scan
+// run as root write anywhere. The user confirms any other path by giving
+// the flag on the command line. flag is how the path is written: "--out",
+// or "--save xml=" (no space after it).
+func checkSavedOut(flag, out, resume string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
+	sep := " "
+	if strings.HasSuffix(flag, "=") {
+		sep = ""
+	}
+	named := flag + sep + abs
 	if dir := filepath.Dir(resume); filepath.Dir(abs) != dir {
-		return fmt.Errorf("it names --out %s, outside the resume file's directory %s; give --out %s to write there, or --out with another file", abs, dir, abs)
+		return fmt.Errorf("it names %s, outside the resume file's directory %s; give %s to write there, or %s with another file", named, dir, named, strings.TrimSuffix(strings.Fields(flag)[0], "="))
 	}
 	if st, err := os.Lstat(abs); err == nil && st.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("it names --out %s, a symbolic link; give --out %s to write through it, or --out with another file", abs, abs)
+		return fmt.Errorf("it names %s, a symbolic link; give %s to write through it, or %s with another file", named, named, strings.TrimSuffix(strings.Fields(flag)[0], "="))
 	}
 	return nil
 }
@@ -134,18 +150,18 @@ func checkSavedOut(out, resume string) error {
 func readResume(name string) (*resumeFile, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume: %w", err)}
+		return nil, usagef("--resume: %w", err)
 	}
 	var r resumeFile
 	if err := json.Unmarshal(data, &r); err != nil || r.Cursor == nil && r.Done == nil && r.Unwritten == nil {
 		if err == nil {
 			err = errors.New("no cursor in it")
 		}
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: not a portkit resume file: %v", name, err)}
+		return nil, usagef("--resume %s: not a portkit resume file: %v", name, err)
 	}
 	if r.Done != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: that scan completed at %s; nothing is left to resume (run the scan again without --resume to rescan)",
-			name, r.Done.Local().Format(time.DateTime))}
+		return nil, usagef("--resume %s: that scan completed at %s; nothing is left to resume (run the scan again without --resume to rescan)",
+			name, r.Done.Local().Format(time.DateTime))
 	}
 	return &r, nil
 }
@@ -157,10 +173,10 @@ func (fs *scanFiles) open(e *env, f *scanFlags, format string, targets *portspec
 	fs.format = format
 	if r := fs.resumed; r != nil {
 		if r.Cursor != nil && !r.Cursor.Fits(targets, portSet{ports}) {
-			return nil, false, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: %s", f.resume, resumeMismatch(r, targets, ports))}
+			return nil, false, usagef("--resume %s: %s", f.resume, resumeMismatch(r, targets, ports))
 		}
 		if u := r.Unwritten; u != nil && u.Format != format {
-			return nil, false, &exitError{code: ExitUsage, err: fmt.Errorf("--resume %s: it holds results in %s not yet written; resume with -o %s", f.resume, u.Format, u.Format)}
+			return nil, false, usagef("--resume %s: it holds results in %s not yet written; resume with -o %s", f.resume, u.Format, u.Format)
 		}
 	}
 	if err := fs.findResumePath(e, f); err != nil {
@@ -171,7 +187,7 @@ func (fs *scanFiles) open(e *env, f *scanFlags, format string, targets *portspec
 	} else {
 		file, appended, err := openScanOut(f.out, format, fs.resumed != nil)
 		if err != nil {
-			return nil, false, &exitError{code: ExitUsage, err: fmt.Errorf("--out: %w", err)}
+			return nil, false, usagef("--out %s: %w", f.out, err)
 		}
 		fs.out, out, continued = file, file, appended
 	}
@@ -217,20 +233,20 @@ func resumeMismatch(r *resumeFile, targets *portspec.Targets, ports *portspec.Po
 // the default one, in the working directory, falls back to the temporary
 // directory, with a warning if that cannot be written either.
 func (fs *scanFiles) findResumePath(e *env, f *scanFlags) error {
-	err := probeWritable(fs.resumePath)
+	err := probeWhole(fs.resumePath, false)
 	if err == nil || fs.explicit {
 		if err != nil {
 			flag := "--resume-file"
 			if fs.resumed != nil {
 				flag = "--resume"
 			}
-			return &exitError{code: ExitUsage, err: fmt.Errorf("%s %s: the scan's progress could not be saved there: %v", flag, fs.resumePath, err)}
+			return usagef("%s %s: the scan's progress could not be saved there: %v", flag, fs.resumePath, err)
 		}
 		fs.fallback = filepath.Join(os.TempDir(), filepath.Base(fs.resumePath))
 		return nil
 	}
 	alt := filepath.Join(os.TempDir(), filepath.Base(fs.resumePath))
-	if err2 := probeWritable(alt); err2 != nil {
+	if err2 := probeWhole(alt, false); err2 != nil {
 		e.warnf("warning: an interrupted scan could not be saved to resume it: %s: %v; %s: %v; give --resume-file", fs.resumePath, err, alt, err2)
 		return nil
 	}
@@ -238,60 +254,14 @@ func (fs *scanFiles) findResumePath(e *env, f *scanFlags) error {
 	return nil
 }
 
-// probeWritable checks that name can be written as writeFileAtomic writes
-// it: a new file in its directory, renamed over it.
-func probeWritable(name string) error {
-	if st, err := os.Stat(name); err == nil && st.IsDir() {
-		return errors.New("a directory")
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return unwrapPath(err)
-	}
-	tmp.Close()
-	return os.Remove(tmp.Name())
-}
-
-// writeFileAtomic replaces name with data whole or not at all: a
-// temporary file beside it, synced, then renamed over it.
-func writeFileAtomic(name string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return unwrapPath(err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err2 := tmp.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return unwrapPath(err)
-	}
-	if dir, err := os.Open(filepath.Dir(name)); err == nil {
-		dir.Sync() // the rename itself, durable; not every file system can
-		dir.Close()
-	}
-	return nil
-}
-
-// unwrapPath drops an *os.PathError's operation and path, which messages
-// name their own way.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
+// writeResume writes a resume file whole, readable by its owner alone (it
+// holds the command line). A symbolic link in its place is replaced, not
+// followed: see wholeFile.
+func writeResume(name string, data []byte) error {
+	return writeWhole(name, 0o600, false, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // saveResume writes the resume file where it was planned, or, if that
@@ -303,7 +273,7 @@ func (fs *scanFiles) saveResume(cmd *cobra.Command, r resumeFile) (string, error
 		return "", err
 	}
 	data = append(data, '\n')
-	err = writeFileAtomic(fs.resumePath, data)
+	err = writeResume(fs.resumePath, data)
 	if err == nil {
 		return fs.resumePath, nil
 	}
@@ -311,7 +281,7 @@ func (fs *scanFiles) saveResume(cmd *cobra.Command, r resumeFile) (string, error
 		// A resumed scan's file must not be left behind with its old cursor.
 		return "", fmt.Errorf("%s: %v", fs.resumePath, err)
 	}
-	if err2 := writeFileAtomic(fs.fallback, data); err2 != nil {
+	if err2 := writeResume(fs.fallback, data); err2 != nil {
 		return "", fmt.Errorf("%s: %v; %s: %v", fs.resumePath, err, fs.fallback, err2)
 	}
 	return fs.fallback, nil
@@ -332,10 +302,45 @@ func savedArgs(cmd *cobra.Command) []string {
 					v = abs
 				}
 			}
+			if sp, err := parseSave(v); fl.Name == "save" && err == nil {
+				if abs, err := filepath.Abs(sp.name); err == nil {
+					v = sp.format + "=" + abs
+				}
+			}
 			args = append(args, "--"+fl.Name+"="+v)
 		}
 	})
 	return append(args, cmd.Flags().Args()...)
+}
+
+// continueCommand is the command that continues this scan from the resume
+// file at path. An output that holds the results so far as one document
+// (every --save file, an XML or JSON --out) cannot take the rest, and a
+// resumed scan refuses to replace it: the command names a new file for each,
+// the old name with ".rest" before its extension.
+func (fs *scanFiles) continueCommand(cmd *cobra.Command, path, outName string) string {
+	c := "portkit scan --resume " + path
+	if outName != "stdout" && (fs.format == "json" || fs.format == "xml") {
+		c += " --out " + restName(outName)
+	}
+	if fl := cmd.Flags().Lookup("save"); fl != nil {
+		for _, v := range flagValues(fl) {
+			if sp, err := parseSave(v); err == nil {
+				c += " --save " + sp.format + "=" + restName(sp.name)
+			}
+		}
+	}
+	return c
+}
+
+// restName is the file for the rest of a scan whose first part is in name,
+// absolute, as the resume file's path in the same command.
+func restName(name string) string {
+	if abs, err := filepath.Abs(name); err == nil {
+		name = abs
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + ".rest" + ext
 }
 
 // finish ends the scan's files after w.End: it closes the output, saves the
@@ -371,7 +376,7 @@ func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets
 		if err != nil {
 			e.warnf("could not save the resume file: %v", err)
 		} else {
-			e.warnf("the scan stopped; free some space and continue with: portkit scan --resume %s", path)
+			e.warnf("the scan stopped; free some space and continue with: %s", fs.continueCommand(cmd, path, outName))
 		}
 		return &exitError{code: ExitIO}
 	}
@@ -383,10 +388,10 @@ func (fs *scanFiles) finish(e *env, cmd *cobra.Command, w report.Writer, targets
 		}
 		if runErr != nil && !errors.Is(runErr, context.Canceled) {
 			// Stopped by its own error (said next), not by the user.
-			e.warnf("the scan stopped early; once the error below is mended, continue with: portkit scan --resume %s", path)
+			e.warnf("the scan stopped early; once the error below is mended, continue with: %s", fs.continueCommand(cmd, path, outName))
 			return nil
 		}
-		e.warnf("interrupted; continue with: portkit scan --resume %s", path)
+		e.warnf("interrupted; continue with: %s", fs.continueCommand(cmd, path, outName))
 		return nil
 	}
 	if fs.resumed != nil && runErr == nil {
@@ -407,7 +412,7 @@ func (fs *scanFiles) closeOut() error {
 	}
 	out := fs.out
 	fs.out = nil
-	err := out.f.Sync()
+	err := syncFile(out.f)
 	if err2 := out.f.Close(); err == nil {
 		err = err2
 	}
@@ -427,19 +432,19 @@ func openScanOut(name, format string, resumed bool) (f *outFile, appended bool, 
 		st, err := os.Stat(name)
 		nonEmpty := err == nil && st.Size() > 0
 		if nonEmpty && (format == "json" || format == "xml") {
-			return nil, false, fmt.Errorf("%s holds the results so far as one %s document, which a resumed scan cannot add to: give --out a new file for the rest", name, strings.ToUpper(format))
+			return nil, false, fmt.Errorf("it holds the results so far as one %s document, which a resumed scan cannot add to: give --out a new file for the rest", strings.ToUpper(format))
 		}
 		flags &^= os.O_TRUNC
 		appended = nonEmpty
 	}
 	file, err := os.OpenFile(name, flags, 0o666)
 	if err != nil {
-		return nil, false, err
+		return nil, false, unwrapPath(err)
 	}
 	st, err := file.Stat()
 	if err != nil {
 		file.Close()
-		return nil, false, err
+		return nil, false, unwrapPath(err)
 	}
 	return &outFile{f: file, name: name, end: st.Size()}, appended, nil
 }

@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -30,10 +28,10 @@ func parseSave(v string) (saveSpec, error) {
 	return saveSpec{format, name}, nil
 }
 
-// savedFile is a report being written to a temporary file.
+// savedFile is a report being written, whole at commit (see wholeFile).
 type savedFile struct {
 	name string
-	tmp  *os.File
+	file *wholeFile
 	w    report.Writer
 }
 
@@ -51,23 +49,22 @@ func openSaved(specs []string, resumed bool, opts report.Options) (savedFiles, e
 		}
 		if st, err := os.Stat(sp.name); resumed && err == nil && st.Size() > 0 {
 			files.discard()
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--save %s: it holds the results so far, which the rest would replace: give --save a new file for the rest", sp.name)}
+			return nil, usagef("--save %s: it holds the results so far, which the rest would replace: give --save a new file for the rest", sp.name)
 		}
-		tmp, err := os.CreateTemp(filepath.Dir(sp.name), "."+filepath.Base(sp.name)+".*")
+		file, err := createWhole(sp.name, 0o666, true)
 		if err != nil {
 			files.discard()
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--save %s: %w", sp.name, pathCause(err))}
+			return nil, usagef("--save %s: %w", sp.name, err)
 		}
 		o := opts
 		o.All = o.All && sp.format != "table" // the table shows open ports only, as on stdout
-		w, err := report.New(sp.format, tmp, o)
+		w, err := report.New(sp.format, file, o)
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			file.discard()
 			files.discard()
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--save %s: %w", v, err)}
+			return nil, usagef("--save %s: %w", v, err)
 		}
-		files = append(files, &savedFile{name: sp.name, tmp: tmp, w: w})
+		files = append(files, &savedFile{name: sp.name, file: file, w: w})
 	}
 	return files, nil
 }
@@ -80,26 +77,10 @@ func (fs savedFiles) writers() []report.Writer {
 	return ws
 }
 
-// commit puts every whole report in its place: synced, then renamed.
+// commit puts every whole report in its place.
 func (fs savedFiles) commit() error {
 	for _, f := range fs {
-		if f.tmp == nil {
-			continue
-		}
-		tmp := f.tmp
-		f.tmp = nil
-		err := tmp.Sync()
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Chmod(tmp.Name(), 0o644)
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), f.name)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
+		if err := f.file.commit(); err != nil {
 			return fmt.Errorf("--save %s: %w", f.name, err)
 		}
 	}
@@ -109,22 +90,8 @@ func (fs savedFiles) commit() error {
 // discard removes what was not committed.
 func (fs savedFiles) discard() {
 	for _, f := range fs {
-		if f.tmp != nil {
-			f.tmp.Close()
-			os.Remove(f.tmp.Name())
-			f.tmp = nil
-		}
+		f.file.discard()
 	}
-}
-
-// pathCause is what the system said of a path, without the operation
-// and path that the message says already.
-func pathCause(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // teeReport writes one report to several writers, the first error stopping it.

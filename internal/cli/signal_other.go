@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -25,7 +24,7 @@ func parseSignal(s string) (syscall.Signal, error) {
 	if sig, ok := signalNames[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
 		return sig, nil
 	}
-	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--signal %q: no such signal (try TERM, INT, HUP or KILL)", s)}
+	return 0, usagef("--signal %q: no such signal (try TERM, INT, HUP or KILL)", s)
 }
 
 func signalName(sig syscall.Signal) string {

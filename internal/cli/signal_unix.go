@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -33,7 +32,7 @@ func parseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
-	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--signal %q: no such signal (try TERM, INT, HUP, KILL or a number)", s)}
+	return 0, usagef("--signal %q: no such signal (try TERM, INT, HUP, KILL or a number)", s)
 }
 
 // signalName is the short name of sig: TERM, KILL.

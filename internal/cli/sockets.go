@@ -112,7 +112,7 @@ func (v *socketView) user(uid uint32) string {
 func hiddenNote(e *env, v *socketView, entries []sockets.Entry) {
 	var users []string
 	for _, en := range entries {
-		if u := v.user(en.UID); en.Hidden && !contains(users, u) {
+		if u := v.user(en.UID); en.Hidden && !slices.Contains(users, u) {
 			users = append(users, u)
 		}
 	}
@@ -132,15 +132,6 @@ func hiddenWhy() string {
 	return "; run as root (sudo) to see it"
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // pidsText is the PIDs of a row for a table: "1234", "1234,1240", or
 // "-" for a hidden process.
 func pidsText(r socketRow) (pids, names string) {
@@ -153,7 +144,7 @@ func pidsText(r socketRow) (pids, names string) {
 	var p, n []string
 	for _, pr := range r.Processes {
 		p = append(p, strconv.Itoa(pr.PID))
-		if !contains(n, pr.Name) {
+		if !slices.Contains(n, pr.Name) {
 			n = append(n, pr.Name)
 		}
 	}
@@ -171,19 +162,19 @@ func socketsProto(p registry.Proto, input string) (sockets.Proto, error) {
 	case registry.UDP:
 		return sockets.UDP, nil
 	}
-	return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%q: only tcp and udp sockets are listed", input)}
+	return 0, usagef("%q: only tcp and udp sockets are listed", input)
 }
 
 // errPortZero refuses port 0: no socket listens there, and to the socket
 // table it means every port.
 func errPortZero(input string) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: port 0 is not a port anything listens on", input)}
+	return usagef("%q: port 0 is not a port anything listens on", input)
 }
 
 // badArg is an argument of who or kill that cannot be read: exit 2, the
 // argument named.
 func badArg(input, format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf("%q: %s", input, fmt.Sprintf(format, args...))}
+	return usagef("%q: %s", input, fmt.Sprintf(format, args...))
 }
 
 // portArg is an argument of who and kill: a port ("3000", ":3000"), a range

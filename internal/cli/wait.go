@@ -45,17 +45,17 @@ interrupted.`,
   portkit wait -t 60 localhost:5432 localhost:6379
   portkit wait http://localhost:8080/health --status 200 --attempt-timeout 5s
   portkit wait --closed localhost:8080`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			targetArgs, command := args, []string(nil)
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 				targetArgs, command = args[:dash], args[dash:]
 				if len(command) == 0 {
-					return &exitError{code: ExitUsage, err: errors.New("wait: no command after --")}
+					return usagef("wait: no command after --")
 				}
 			}
 			if len(targetArgs) == 0 {
-				return &exitError{code: ExitUsage, err: errors.New("wait: no TARGET before --")}
+				return usagef("wait: no TARGET before --")
 			}
 			targets, err := parseTargets(targetArgs)
 			if err != nil {
@@ -121,21 +121,18 @@ interrupted.`,
 // checkWaitFlags refuses values that would be read as something else and
 // flags that cannot both be meant.
 func checkWaitFlags(cmd *cobra.Command, json bool, interval, attempt time.Duration, quiet, closed, command bool) error {
-	usage := func(format string, args ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-	}
 	switch {
 	case interval == 0:
 		// probe would take 0 for its default pause, not for none.
-		return usage("--interval %v: must be positive", interval)
+		return usagef("--interval %v: must be positive", interval)
 	case attempt == 0:
-		return usage("--attempt-timeout %v: must be positive", attempt)
+		return usagef("--attempt-timeout %v: must be positive", attempt)
 	case quiet && json:
-		return usage("wait: --quiet and --json conflict: --quiet prints nothing, --json prints the result")
+		return usagef("--quiet and --json: --quiet prints nothing, --json prints the result; give one")
 	case command && json:
-		return usage("wait: --json and a command after -- conflict: the command's output is stdout")
+		return usagef("--json and a command after --: the command's output is stdout; give one")
 	case closed && cmd.Flags().Changed("status"):
-		return usage("wait: --closed and --status conflict: a target that answers at all is not closed, whatever its status")
+		return usagef("--closed and --status: a target that answers at all is not closed, whatever its status; give one")
 	}
 	return nil
 }

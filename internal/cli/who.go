@@ -37,7 +37,7 @@ ports), 1 when every one is free, 3 for a mix.`,
   portkit who postgresql
   portkit who 3000-3010
   portkit who 8080 --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			v := newSocketView()
 			ports, err := parsePortArgs(args, v.reg)

@@ -38,6 +38,42 @@ func NeedFile(t testing.TB, path, pkg string) {
 	}
 }
 
+// Have is Need for a testscript condition ([need:xmllint],
+// [need-file:/usr/share/nmap/nmap.dtd]), where a false condition skips the
+// lines it guards: it reports whether the program (or, with isFile, the
+// file) is there; a missing one is an error under CI=true, which fails the
+// script, so that a CI run cannot skip the lines quietly.
+func Have(what string, isFile bool) (bool, error) {
+	var err error
+	pkg := Package(what)
+	if isFile {
+		_, err = os.Stat(what)
+		pkg = FilePackage(what)
+	} else {
+		_, err = exec.LookPath(what)
+	}
+	if err == nil {
+		return true, nil
+	}
+	if os.Getenv("CI") == "true" {
+		need := "needs " + what
+		if pkg != "" {
+			need += " (package " + pkg + ")"
+		}
+		return false, errors.New(need + ": not found; CI=true, so this is a failure, not a skip")
+	}
+	return false, nil
+}
+
+// FilePackage is the Debian package that installs the file at path, or ""
+// for one this package does not know.
+func FilePackage(path string) string {
+	if path == "/usr/share/nmap/nmap.dtd" {
+		return "nmap"
+	}
+	return ""
+}
+
 func missing(t testing.TB, what, pkg, why string) {
 	t.Helper()
 	need := "needs " + what

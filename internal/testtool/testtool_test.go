@@ -69,3 +69,24 @@ func TestNeedFound(t *testing.T) {
 		t.Errorf("Need = %q (skipped %q, failed %q), want %s", path, r.skipped, r.failed, tool)
 	}
 }
+
+// TestHave: the testscript condition's answer: true when there, false
+// when missing, and an error naming the tool and package under CI=true.
+func TestHave(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("CI", "")
+	if ok, err := Have("xmllint", false); ok || err != nil {
+		t.Errorf("missing, not CI: %v, %v; want false, nil", ok, err)
+	}
+	t.Setenv("CI", "true")
+	if ok, err := Have("xmllint", false); ok || err == nil || !strings.HasPrefix(err.Error(), "needs xmllint (package libxml2-utils): not found") {
+		t.Errorf("missing under CI: %v, %v; want an error naming xmllint and libxml2-utils", ok, err)
+	}
+	missing := filepath.Join(t.TempDir(), "nmap.dtd")
+	if ok, err := Have(missing, true); ok || err == nil {
+		t.Errorf("missing file under CI: %v, %v", ok, err)
+	}
+	if ok, err := Have(t.TempDir(), true); !ok || err != nil {
+		t.Errorf("a file that is there: %v, %v", ok, err)
+	}
+}

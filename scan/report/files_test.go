@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portkit/portkit/internal/testtool"
 	"github.com/portkit/portkit/scan"
 )
 
@@ -192,13 +193,8 @@ func TestXMLExtraPorts(t *testing.T) {
 
 // TestXMLExtraPortsValidates checks the collapsed report against nmap's DTD.
 func TestXMLExtraPortsValidates(t *testing.T) {
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not installed (Debian: libxml2-utils)")
-	}
-	if _, err := os.Stat(nmapDTD); err != nil {
-		t.Skipf("nmap's DTD not installed (Debian: nmap): %v", err)
-	}
+	xmllint := testtool.Need(t, "xmllint")
+	testtool.NeedFile(t, nmapDTD, "nmap")
 	rs := fullRange(1000, 22)
 	for i := range 40 { // a second host: UDP, open|filtered collapsed too
 		rs = append(rs, result("198.18.0.3", uint16(i+1), scan.UDP, scan.OpenFiltered, 0, "no-response", 0))
