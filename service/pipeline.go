@@ -255,9 +255,11 @@ func (t *target) lateBanner(ctx context.Context, b []byte, useTLS bool) (Result,
 	t.late = true
 	t.mu.Unlock()
 	if !again {
-		r, _ := match.banner(b)
-		r.Evidence += " (greeting seen late, in reply to another protocol's probe)"
-		return r, true
+		// Another probe of this wave saw the greeting first and waits
+		// for it on a clean session (STARTTLS, a version command): its
+		// answer is the one to take, not this partial one, which would
+		// win the wave whenever its probe comes first.
+		return Result{}, false
 	}
 	wait := t.replyWait()
 	if dl, ok := ctx.Deadline(); ok {
