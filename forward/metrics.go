@@ -205,11 +205,28 @@ func labels(kv ...string) string {
 		}
 		b.WriteString(kv[i])
 		b.WriteString(`="`)
-		b.WriteString(labelEscaper.Replace(kv[i+1]))
+		writeLabelValue(&b, kv[i+1])
 		b.WriteByte('"')
 	}
 	b.WriteByte('}')
 	return b.String()
 }
 
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+// writeLabelValue writes v with the format's escapes for a label value:
+// backslash, double quote and line feed. (A function, not a
+// strings.Replacer built at package init, which every portkit command
+// would pay for.)
+func writeLabelValue(b *strings.Builder, v string) {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}

@@ -205,6 +205,7 @@ func (b *targetBuilder) add(in string, exclude bool) error {
 	// A link-local address names no host without its interface, and
 	// targets take no zones: alone it is refused, within a larger block
 	// left out.
+	linkLocalFirst, linkLocalLast := linkLocal()
 	if !t.is4() && t.first.Compare(linkLocalLast) <= 0 && t.last.Compare(linkLocalFirst) >= 0 {
 		if t.first.Compare(linkLocalFirst) >= 0 && t.last.Compare(linkLocalLast) <= 0 {
 			return badTarget(in, "", "link-local IPv6 addresses (fe80::/10) name no host without an interface, and zones are not taken: scan a global or unique-local address")
@@ -227,11 +228,13 @@ func (b *targetBuilder) add(in string, exclude bool) error {
 	return nil
 }
 
-// IPv6's link-local unicast block, fe80::/10.
-var (
-	linkLocalFirst = netip.MustParseAddr("fe80::")
-	linkLocalLast  = netip.MustParseAddr("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
-)
+// linkLocal is IPv6's link-local unicast block, fe80::/10: its first and
+// last address. (Made when asked for, not parsed at package init.)
+func linkLocal() (first, last netip.Addr) {
+	lo := [16]byte{0xfe, 0x80}
+	hi := [16]byte{0xfe, 0xbf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	return netip.AddrFrom16(lo), netip.AddrFrom16(hi)
+}
 
 func (t *targetSpec) appendSpans(dst []span) []span {
 	if t.octets != nil {

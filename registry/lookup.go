@@ -81,9 +81,10 @@ func (r *Registry) AppendByName(dst []Service, name string, proto Proto) []Servi
 			dst = append(dst, r.service(i))
 		}
 	}
-	i, _ := slices.BinarySearchFunc(r.localNames, name, func(l localName, n string) int { return table.CompareFold(l.name, n) })
-	for ; i < len(r.localNames) && strings.EqualFold(r.localNames[i].name, name); i++ {
-		l := r.localNames[i]
+	names := r.overlayNames()
+	i, _ := slices.BinarySearchFunc(names, name, func(l localName, n string) int { return table.CompareFold(l.name, n) })
+	for ; i < len(names) && strings.EqualFold(names[i].name, name); i++ {
+		l := names[i]
 		dst = r.appendLocalName(dst, &r.local[l.entry], l.alias, func(e *ServicesEntry, _ string) bool { return e.Proto.matches(proto) })
 	}
 	return dst

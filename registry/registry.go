@@ -188,8 +188,8 @@ func (s *Service) ReferenceList() []string {
 // A Registry is safe for concurrent use.
 type Registry struct {
 	t          *table.Table
-	local      []ServicesEntry // the overlay, sorted by port
-	localNames []localName     // the overlay's names, sorted ignoring case
+	local      []ServicesEntry    // the overlay, sorted by port
+	localNames func() []localName // the overlay's names, sorted ignoring case; see overlayNames
 }
 
 // New returns a registry of IANA's data alone.

@@ -2,31 +2,44 @@ package registry
 
 import "strings"
 
-// schemes are URL schemes whose default port is not the port of a service
+// knownScheme knows the URL schemes whose default port is not the port of a service
 // of the same name in IANA's registry: the service is named differently
 // (postgres), the scheme is a TLS variant on the plain port (rediss), the
 // name means another protocol (sftp is SSH's file transfer, not IANA's
 // port-115 Simple File Transfer Protocol; news is NNTP, not IANA's port-2009
 // news service; IRC clients connect to 6667, not IANA's 194), or IANA lists
 // the name without a port (ws, wss, smb).
-var schemes = map[string]struct {
-	service string
-	port    uint16
-}{
-	"postgres": {"postgresql", 5432},
-	"sftp":     {"ssh", 22},
-	"scp":      {"ssh", 22},
-	"ws":       {"http", 80},
-	"wss":      {"https", 443},
-	"rediss":   {"redis", 6379},
-	"smtps":    {"submissions", 465},
-	"news":     {"nntp", 119},  // RFC 5538
-	"nntp":     {"nntp", 119},  // RFC 5538
-	"snews":    {"nntps", 563}, // RFC 5538's TLS variant
-	"smb":      {"microsoft-ds", 445},
-	"dns":      {"domain", 53}, // RFC 4501
-	"irc":      {"ircu", 6667},
-	"ircs":     {"ircs-u", 6697}, // RFC 7194
+//
+// A switch rather than a map: a map literal is built at package init, by
+// every portkit command.
+func knownScheme(scheme string) (service string, port uint16, ok bool) {
+	switch scheme {
+	case "postgres":
+		return "postgresql", 5432, true
+	case "sftp", "scp":
+		return "ssh", 22, true
+	case "ws":
+		return "http", 80, true
+	case "wss":
+		return "https", 443, true
+	case "rediss":
+		return "redis", 6379, true
+	case "smtps":
+		return "submissions", 465, true
+	case "news", "nntp": // RFC 5538
+		return "nntp", 119, true
+	case "snews": // RFC 5538's TLS variant
+		return "nntps", 563, true
+	case "smb":
+		return "microsoft-ds", 445, true
+	case "dns": // RFC 4501
+		return "domain", 53, true
+	case "irc":
+		return "ircu", 6667, true
+	case "ircs": // RFC 7194
+		return "ircs-u", 6697, true
+	}
+	return "", 0, false
 }
 
 // SchemePort returns the default port of a URL scheme and the service
@@ -35,8 +48,8 @@ var schemes = map[string]struct {
 // TCP row). Case does not matter.
 func (r *Registry) SchemePort(scheme string) (port uint16, service string, ok bool) {
 	scheme = strings.ToLower(scheme)
-	if s, ok := schemes[scheme]; ok {
-		return s.port, s.service, true
+	if service, port, ok := knownScheme(scheme); ok {
+		return port, service, true
 	}
 	var buf [8]Service
 	found := r.AppendByName(buf[:0], scheme, AnyProto)

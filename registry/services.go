@@ -2,14 +2,15 @@ package registry
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/portkit/portkit/registry/internal/table"
 )
@@ -83,10 +84,11 @@ func ParseServices(rd io.Reader) ([]ServicesEntry, error) {
 	)
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	var fields [][]byte // one line's, reused
 	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
-		body, comment, _ := strings.Cut(text, "#")
-		fields := strings.Fields(body)
+		text := sc.Bytes()
+		body, comment, _ := bytes.Cut(text, []byte{'#'})
+		fields = appendFields(fields[:0], body)
 		if len(fields) == 0 {
 			continue
 		}
@@ -97,11 +99,13 @@ func ParseServices(rd io.Reader) ([]ServicesEntry, error) {
 		if reason != "" {
 			bad++
 			if len(errs) < maxLineErrors {
-				errs = append(errs, &ServicesLineError{Line: line, Text: strings.TrimSpace(text), Reason: reason})
+				errs = append(errs, &ServicesLineError{Line: line, Text: string(bytes.TrimSpace(text)), Reason: reason})
 			}
 			continue
 		}
-		e.Comment = strings.TrimSpace(comment)
+		if c := bytes.TrimSpace(comment); len(c) > 0 {
+			e.Comment = string(c)
+		}
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
@@ -113,28 +117,90 @@ func ParseServices(rd io.Reader) ([]ServicesEntry, error) {
 	return out, errors.Join(errs...)
 }
 
-func servicesEntry(fields []string) (ServicesEntry, string) {
+// appendFields appends the blank-separated fields of b to dst, as
+// strings.Fields does for ASCII blanks, without allocating when dst has
+// room: a services file is read on every lookup, mostly to skip its lines.
+func appendFields(dst [][]byte, b []byte) [][]byte {
+	for {
+		i := 0
+		for i < len(b) && isBlank(b[i]) {
+			i++
+		}
+		b = b[i:]
+		if len(b) == 0 {
+			return dst
+		}
+		j := 0
+		for j < len(b) && !isBlank(b[j]) {
+			j++
+		}
+		dst = append(dst, b[:j])
+		b = b[j:]
+	}
+}
+
+func isBlank(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\v', '\f', '\r':
+		return true
+	}
+	return false
+}
+
+// servicesEntry reads the fields of one line; the strings of the entry are
+// made only for a line that is kept.
+func servicesEntry(fields [][]byte) (ServicesEntry, string) {
 	if len(fields) < 2 {
 		return ServicesEntry{}, "no port/protocol after the name"
 	}
-	portStr, protoStr, ok := strings.Cut(fields[1], "/")
+	portStr, protoStr, ok := bytes.Cut(fields[1], []byte{'/'})
 	if !ok {
 		return ServicesEntry{}, "port has no /protocol"
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
+	port, ok := parsePort(portStr)
+	if !ok {
 		return ServicesEntry{}, "bad port number"
 	}
-	if protoStr == "" {
+	if len(protoStr) == 0 {
 		return ServicesEntry{}, "no protocol after the slash"
 	}
-	proto, err := ParseProto(protoStr)
-	if err != nil || proto == AnyProto {
+	proto := AnyProto
+	for i, n := range protoNames {
+		if strings.EqualFold(string(protoStr), n) { // no allocation: compared in place
+			proto = Proto(i)
+		}
+	}
+	if proto == AnyProto {
 		// A well-formed line for a protocol portkit does not model, such
 		// as AppleTalk's ddp in Debian's file.
 		return ServicesEntry{}, ""
 	}
-	return ServicesEntry{Name: fields[0], Aliases: fields[2:], Port: uint16(port), Proto: proto}, ""
+	e := ServicesEntry{Name: string(fields[0]), Port: port, Proto: proto}
+	if len(fields) > 2 {
+		e.Aliases = make([]string, len(fields)-2)
+		for i, a := range fields[2:] {
+			e.Aliases[i] = string(a)
+		}
+	}
+	return e, ""
+}
+
+// parsePort parses a decimal port number, as strconv.ParseUint(s, 10, 16)
+// does, without making a string of it.
+func parsePort(b []byte) (uint16, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n = n*10 + int(c-'0'); n > 0xffff {
+			return 0, false
+		}
+	}
+	return uint16(n), true
 }
 
 // localName is one name of the overlay: an entry's name (alias 0) or its
@@ -144,23 +210,39 @@ type localName struct {
 	entry, alias int
 }
 
-// indexLocal sorts the overlay by port and indexes its names, so lookups by
-// port and by name stay binary searches with an overlay too.
+// indexLocal sorts the overlay by port and readies the index of its names,
+// so lookups by port and by name stay binary searches with an overlay too.
+// The names are sorted on the first lookup by name: a lookup by port, which
+// a command line makes once, does not pay for it.
 func (r *Registry) indexLocal() {
-	slices.SortStableFunc(r.local, func(a, b ServicesEntry) int { return cmp.Compare(a.Port, b.Port) })
-	r.localNames = r.localNames[:0]
-	for i, e := range r.local {
-		r.localNames = append(r.localNames, localName{e.Name, i, 0})
-		for k, a := range e.Aliases {
-			r.localNames = append(r.localNames, localName{a, i, k + 1})
-		}
+	byPort := func(a, b ServicesEntry) int { return cmp.Compare(a.Port, b.Port) }
+	if !slices.IsSortedFunc(r.local, byPort) { // services files mostly are
+		slices.SortStableFunc(r.local, byPort)
 	}
-	slices.SortFunc(r.localNames, func(a, b localName) int {
-		if c := table.CompareFold(a.name, b.name); c != 0 {
-			return c
+	r.localNames = sync.OnceValue(func() []localName {
+		var names []localName
+		for i, e := range r.local {
+			names = append(names, localName{e.Name, i, 0})
+			for k, a := range e.Aliases {
+				names = append(names, localName{a, i, k + 1})
+			}
 		}
-		return cmp.Or(cmp.Compare(a.entry, b.entry), cmp.Compare(a.alias, b.alias))
+		slices.SortFunc(names, func(a, b localName) int {
+			if c := table.CompareFold(a.name, b.name); c != 0 {
+				return c
+			}
+			return cmp.Or(cmp.Compare(a.entry, b.entry), cmp.Compare(a.alias, b.alias))
+		})
+		return names
 	})
+}
+
+// overlayNames is the overlay's names, sorted ignoring case.
+func (r *Registry) overlayNames() []localName {
+	if r.localNames == nil {
+		return nil
+	}
+	return r.localNames()
 }
 
 // localPort returns the overlay entries on port.

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -288,4 +290,53 @@ func countPort(entries []Entry, port uint16) int {
 		}
 	}
 	return n
+}
+
+// TestDumpTCPBothFamilies: one request for TCP in both families answers
+// what a request per family does, IPv4's sockets first, bound and
+// listening alike.
+func TestDumpTCPBothFamilies(t *testing.T) {
+	c := dialDiagOrSkip(t)
+	ln4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln4.Close()
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	defer ln6.Close()
+	ports := []uint16{uint16(ln4.Addr().(*net.TCPAddr).Port), uint16(ln6.Addr().(*net.TCPAddr).Port)}
+	lo, hi := slices.Min(ports), slices.Max(ports)
+	ctx := context.Background()
+	for _, states := range []State{Listen, Listen | Bound, AllStates &^ Close} {
+		for _, span := range [][2]uint16{{lo, hi}, {0, 0}} {
+			req := request{TCP, IPv4, states, span[0], span[1]}
+			got, err := c.dumpTCP(ctx, req, nil)
+			if err != nil {
+				t.Fatalf("%v: %v", states, err)
+			}
+			want, err := c.dump(ctx, req, nil)
+			if err == nil {
+				req.family = IPv6
+				want, err = c.dump(ctx, req, want)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The host's other sockets come and go between dumps: compare
+			// ours, and the order of families.
+			ours := func(es []Entry) []Entry {
+				return slices.DeleteFunc(slices.Clone(es), func(e Entry) bool { return !slices.Contains(ports, e.Local.Port()) })
+			}
+			if g, w := ours(got), ours(want); len(w) != 2 || !reflect.DeepEqual(g, w) {
+				t.Errorf("%v, ports %v: one request %+v, one per family %+v", states, span, g, w)
+			}
+			if i := slices.IndexFunc(got, func(e Entry) bool { return e.Family == IPv6 }); i >= 0 &&
+				slices.ContainsFunc(got[i:], func(e Entry) bool { return e.Family == IPv4 }) {
+				t.Errorf("%v, ports %v: IPv4 sockets after IPv6 ones", states, span)
+			}
+		}
+	}
 }

@@ -31,8 +31,11 @@ const clockTicks = 100
 // pre-forking server's workers, a child caught between fork and exec) and
 // by passing descriptors (socket activation), so no holder tells where the
 // others are. Reading descriptors is most of the cost (some microseconds
-// each, in the kernel): a few workers read processes side by side, and
-// each descriptor costs one readlinkat and no allocation.
+// each, in the kernel): a few workers read processes side by side, each
+// descriptor costs one readlinkat and no allocation, and a process with
+// many descriptors (a busy server's thousands of connections) has them read
+// by every worker, so that one large table does not leave the others idle
+// at the end.
 func findProcesses(ctx context.Context, root string, entries []Entry) error {
 	s := search{entries: entries, want: make(map[uint64]int, len(entries))}
 	for i := range entries {
@@ -214,18 +217,123 @@ type search struct {
 
 	mu     sync.Mutex
 	denied atomic.Bool // some process's descriptors were not ours to read
+
+	// The work shared out, guarded by work.mu: the processes not yet
+	// taken, and the descriptors of large fd tables being read.
+	work struct {
+		mu      sync.Mutex
+		changed sync.Cond // a table shared, a chunk or a process done
+		next    int       // index in pids of the next process to read
+		reading int       // workers reading a process
+		shared  []*fdTable
+	}
 }
 
-// run reads the descriptors of pids, in about that order.
+// Descriptors are read in chunks of fdChunk, and a process with more than
+// sharedFds of them has its table read by every worker: one busy server's
+// ten thousand connections would otherwise keep one worker busy long after
+// the others are done.
+const (
+	fdChunk   = 128
+	sharedFds = 2 * fdChunk
+)
+
+// fdTable is the descriptors of one process, listed, to be read.
+type fdTable struct {
+	pid   int
+	dirfd int     // its open fd directory
+	names []byte  // the descriptors' names, NUL-terminated, one after another
+	ends  []int32 // where each name ends, past its NUL
+	// Guarded by search.work.mu:
+	next int  // the first descriptor no worker has taken
+	busy int  // workers reading a chunk of it
+	stop bool // its links are not ours to read: no more chunks
+}
+
+// run reads the descriptors of pids, in about that order, on a few
+// workers.
 func (s *search) run(ctx context.Context, root string, pids []int) error {
-	readers := make([]fdReader, workers(len(pids)))
-	for w := range readers {
-		readers[w] = fdReader{search: s, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
+	n := workers(len(pids))
+	s.work.changed.L = &s.work.mu
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, n)
+		stop atomic.Bool // set by an error only
+	)
+	for w := range n {
+		f := &fdReader{search: s, shares: n > 1, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
+		wg.Go(func() {
+			for !stop.Load() && ctx.Err() == nil {
+				c, pid, ok := s.take(pids)
+				switch {
+				case !ok:
+					return
+				case c.t != nil:
+					f.readChunk(c)
+				default:
+					err := f.read(root, pid)
+					s.work.mu.Lock()
+					s.work.reading--
+					s.work.changed.Broadcast()
+					s.work.mu.Unlock()
+					if err != nil {
+						errs[w] = err
+						stop.Store(true)
+						return
+					}
+				}
+			}
+		})
 	}
-	var stop atomic.Bool // set by an error only
-	return parallel(ctx, len(pids), &stop, func(w, i int) error {
-		return readers[w].read(root, pids[i])
-	})
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// take gives a worker its next piece of work: a chunk of a shared table
+// (first: it is the longest wait), or else the next process (pid). With
+// neither left it waits while another worker reads a process, which may
+// yet share its table, and then reports none (ok false).
+func (s *search) take(pids []int) (c chunk, pid int, ok bool) {
+	s.work.mu.Lock()
+	defer s.work.mu.Unlock()
+	for {
+		for _, t := range s.work.shared {
+			if c, ok := t.chunkLocked(); ok {
+				return c, 0, true
+			}
+		}
+		if s.work.next < len(pids) {
+			pid := pids[s.work.next]
+			s.work.next++
+			s.work.reading++
+			return chunk{}, pid, true
+		}
+		if s.work.reading == 0 {
+			return chunk{}, 0, false
+		}
+		s.work.changed.Wait()
+	}
+}
+
+// chunk is descriptors [from, to) of a shared table.
+type chunk struct {
+	t        *fdTable
+	from, to int
+}
+
+// chunkLocked takes the next chunk of t, marking t busy, or reports that
+// none is left.
+func (t *fdTable) chunkLocked() (chunk, bool) {
+	if t.stop || t.next >= len(t.ends) {
+		return chunk{}, false
+	}
+	c := chunk{t, t.next, min(t.next+fdChunk, len(t.ends))}
+	t.next = c.to
+	t.busy++
+	return c, true
 }
 
 // found records that process pid holds the socket of entries[i].
@@ -242,11 +350,14 @@ func (s *search) found(i, pid int) {
 // fdReader is one worker's buffers.
 type fdReader struct {
 	*search
+	shares  bool   // there are other workers to share a large table with
 	dirents []byte // getdents buffer
 	link    []byte // readlink buffer: "socket:[4294967295]" is 19 bytes
+	table   fdTable
 }
 
-// read looks through the descriptors of process pid for wanted sockets.
+// read looks through the descriptors of process pid for wanted sockets: it
+// lists them, then reads their links, sharing that out when they are many.
 func (f *fdReader) read(root string, pid int) error {
 	dir := root + "/" + strconv.Itoa(pid) + "/fd"
 	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
@@ -254,13 +365,15 @@ func (f *fdReader) read(root string, pid int) error {
 		return f.fdError(dir, err)
 	}
 	defer syscall.Close(fd)
+	t := &f.table
+	*t = fdTable{pid: pid, dirfd: fd, names: t.names[:0], ends: t.ends[:0]}
 	for {
 		n, err := syscall.ReadDirent(fd, f.dirents)
 		if err != nil {
 			return f.fdError(dir, err)
 		}
 		if n <= 0 {
-			return nil
+			break
 		}
 		for b := f.dirents[:n]; len(b) > 0; {
 			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
@@ -275,22 +388,81 @@ func (f *fdReader) read(root string, pid int) error {
 			if name[0] == '.' {
 				continue
 			}
-			m, err := readlinkat(fd, &name[0], f.link)
-			if err == syscall.EACCES {
-				// The directory opened but its links are not ours to
-				// read (an LSM, or a target with more privileges than
-				// root here): none of them will be.
-				f.denied.Store(true)
-				return nil
+			if end := bytes.IndexByte(name, 0); end >= 0 {
+				name = name[:end]
 			}
-			if err != nil {
-				continue // closed since the listing
-			}
-			if i, ok := f.want[socketInode(f.link[:m])]; ok {
-				f.found(i, pid)
-			}
+			t.names = append(append(t.names, name...), 0)
+			t.ends = append(t.ends, int32(len(t.names)))
 		}
 	}
+	if !f.shares || len(t.ends) <= sharedFds {
+		f.readLinks(t, 0, len(t.ends))
+		return nil
+	}
+	// Shared: other workers read chunks of a copy (this worker's buffers
+	// are its own) while this one does too; the directory stays open
+	// until every chunk is read.
+	shared := &fdTable{pid: pid, dirfd: fd, names: slices.Clone(t.names), ends: slices.Clone(t.ends)}
+	s := f.search
+	s.work.mu.Lock()
+	s.work.shared = append(s.work.shared, shared)
+	s.work.changed.Broadcast()
+	for {
+		c, ok := shared.chunkLocked()
+		if !ok {
+			if shared.busy == 0 {
+				break
+			}
+			s.work.changed.Wait() // for the others' chunks
+			continue
+		}
+		s.work.mu.Unlock()
+		f.readChunk(c)
+		s.work.mu.Lock()
+	}
+	s.work.shared = slices.DeleteFunc(s.work.shared, func(t *fdTable) bool { return t == shared })
+	s.work.mu.Unlock()
+	return nil
+}
+
+// readChunk reads the links of chunk c, taken with chunkLocked, and marks
+// it done.
+func (f *fdReader) readChunk(c chunk) {
+	readable := f.readLinks(c.t, c.from, c.to)
+	f.work.mu.Lock()
+	c.t.stop = c.t.stop || !readable
+	c.t.busy--
+	f.work.changed.Broadcast()
+	f.work.mu.Unlock()
+}
+
+// readLinks reads the links of descriptors [from, to) of t, recording the
+// wanted sockets among them. It reports whether t's links can be read:
+// false when they are not ours to read.
+func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
+	start := int32(0)
+	if from > 0 {
+		start = t.ends[from-1]
+	}
+	for _, end := range t.ends[from:to] {
+		name := &t.names[start]
+		start = end
+		m, err := readlinkat(t.dirfd, name, f.link)
+		if err == syscall.EACCES {
+			// The directory opened but its links are not ours to
+			// read (an LSM, or a target with more privileges than
+			// root here): none of them will be.
+			f.denied.Store(true)
+			return false
+		}
+		if err != nil {
+			continue // closed since the listing
+		}
+		if i, ok := f.want[socketInode(f.link[:m])]; ok {
+			f.found(i, t.pid)
+		}
+	}
+	return true
 }
 
 // fdError sorts the errors of reading a process's fd directory: a process

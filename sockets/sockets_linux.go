@@ -39,8 +39,22 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 		}
 	}
 	var out []Entry
-	for _, req := range reqs {
+	for i := 0; i < len(reqs); i++ {
+		req := reqs[i]
 		var err error
+		if nl != nil && i+1 < len(reqs) && bothTCP(req, reqs[i+1]) {
+			// One request for both families (see dumpTCP). A kernel or
+			// sandbox that refuses it gets the one per family below.
+			n := len(out)
+			if out, err = nl.dumpTCP(ctx, req, out); err == nil {
+				i++
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			out = out[:n]
+		}
 		if nl != nil {
 			n := len(out)
 			out, err = nl.dump(ctx, req, out)
@@ -65,6 +79,13 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 		}
 	}
 	return out, nil
+}
+
+// bothTCP reports whether a and b, one after the other, ask for TCP in
+// IPv4 then IPv6, in the same states and ports: one request can answer both.
+func bothTCP(a, b request) bool {
+	return a.proto == TCP && b.proto == TCP && a.family == IPv4 && b.family == IPv6 &&
+		a.states == b.states && a.port == b.port && a.last == b.last
 }
 
 // netlinkUnavailable reports whether err says that sock_diag cannot be used

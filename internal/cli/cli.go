@@ -69,7 +69,7 @@ func (e *env) warnf(format string, args ...any) {
 // exit code.
 func Main(ctx context.Context, args []string, s Streams) int {
 	e := &env{Streams: s, ctx: ctx}
-	root := newRoot(e)
+	root := newRootFor(e, args)
 	root.SetArgs(nmapArgs(root, args)) // nmap's -sS, -oX FILE, … for scan
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
@@ -96,7 +96,118 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	return code
 }
 
+// commandNames are portkit's subcommands.
+func commandNames() []string {
+	return []string{"lookup", "ls", "who", "kill", "free", "check", "wait", "scan", "identify", "report", "forward", "firewall", "knock", "knockd", "guard", "version"}
+}
+
+// newCommand makes the subcommand name, or returns nil for a name that is
+// none of commandNames.
+func newCommand(e *env, name string) *cobra.Command {
+	switch name {
+	case "lookup":
+		return newLookup(e)
+	case "ls":
+		return newLs(e)
+	case "who":
+		return newWho(e)
+	case "kill":
+		return newKill(e)
+	case "free":
+		return newFree(e)
+	case "check":
+		return newCheck(e)
+	case "wait":
+		return newWait(e)
+	case "scan":
+		return newScan(e)
+	case "identify":
+		return newIdentify(e)
+	case "report":
+		return newReport(e)
+	case "forward":
+		return newForward(e)
+	case "firewall":
+		return newFirewall(e)
+	case "knock":
+		return newKnock(e)
+	case "knockd":
+		return newKnockd(e)
+	case "guard":
+		return newGuard(e)
+	case "version":
+		return newVersion(e)
+	}
+	return nil
+}
+
+// newRootFor makes the command tree args need. Making every command's
+// flags, help and completions is a good part of a short command's run
+// (portkit lookup's start-up), so when args name a subcommand only that one
+// is made under the root; help, completion, a misspelt command or none get
+// the whole tree, as they list or search it.
+func newRootFor(e *env, args []string) *cobra.Command {
+	// The command's name is the first argument that is not a flag: root's
+	// flags take no value.
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		cmd := newCommand(e, a)
+		if cmd == nil {
+			break
+		}
+		root := newBareRoot(e)
+		// The completion command completes the whole tree: it is made only
+		// with it.
+		root.CompletionOptions.DisableDefaultCmd = true
+		root.AddCommand(cmd)
+		return root
+	}
+	return newRoot(e)
+}
+
+// newRoot makes the whole command tree.
 func newRoot(e *env) *cobra.Command {
+	root := newBareRoot(e)
+	for _, name := range commandNames() {
+		root.AddCommand(newCommand(e, name))
+	}
+	// cobra makes the completion command on first use; made here, once the
+	// others are added (it is made only for a root with subcommands), it gets
+	// examples like every other command.
+	root.InitDefaultCompletionCmd()
+	registerCompletions(root)
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = `  source <(portkit completion bash)
+  portkit completion zsh > "${fpath[1]}/_portkit"
+  portkit completion fish > ~/.config/fish/completions/portkit.fish`
+			// Without a shell, or with one it lacks, cobra would print
+			// help and exit 0: a script sourcing that would not notice.
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(c *cobra.Command, args []string) error {
+				var shells []string
+				for _, s := range c.Commands() {
+					if s.IsAvailableCommand() {
+						shells = append(shells, s.Name())
+					}
+				}
+				if len(args) == 0 {
+					return fmt.Errorf("completion: name a shell: %s", strings.Join(shells, ", "))
+				}
+				return fmt.Errorf("completion %q: not a shell portkit completes (%s)", args[0], strings.Join(shells, ", "))
+			}
+		}
+	}
+	return root
+}
+
+// newBareRoot makes the root command, without its subcommands.
+func newBareRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "portkit",
 		Short: "Everything you do with network ports, in one tool",
@@ -134,34 +245,6 @@ SIGTERM; wait -- CMD exits with CMD's status (127 when CMD is not found,
 		return cmd.Help()
 	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return plainFlagError(err) })
-	root.AddCommand(newLookup(e), newLs(e), newWho(e), newKill(e), newFree(e), newCheck(e), newWait(e), newScan(e), newIdentify(e), newReport(e), newForward(e), newFirewall(e), newKnock(e), newKnockd(e), newGuard(e), newVersion(e))
-	// cobra makes the completion command on first use; made here, once the
-	// others are added (it is made only for a root with subcommands), it gets
-	// examples like every other command.
-	root.InitDefaultCompletionCmd()
-	registerCompletions(root)
-	for _, c := range root.Commands() {
-		if c.Name() == "completion" {
-			c.Example = `  source <(portkit completion bash)
-  portkit completion zsh > "${fpath[1]}/_portkit"
-  portkit completion fish > ~/.config/fish/completions/portkit.fish`
-			// Without a shell, or with one it lacks, cobra would print
-			// help and exit 0: a script sourcing that would not notice.
-			c.Args = cobra.ArbitraryArgs
-			c.RunE = func(c *cobra.Command, args []string) error {
-				var shells []string
-				for _, s := range c.Commands() {
-					if s.IsAvailableCommand() {
-						shells = append(shells, s.Name())
-					}
-				}
-				if len(args) == 0 {
-					return fmt.Errorf("completion: name a shell: %s", strings.Join(shells, ", "))
-				}
-				return fmt.Errorf("completion %q: not a shell portkit completes (%s)", args[0], strings.Join(shells, ", "))
-			}
-		}
-	}
 	return root
 }
 

@@ -45,9 +45,15 @@ type unwrittenOutput struct {
 	Lines  string `json:"lines"`
 }
 
-// pathFlags are the flags naming files, saved in a resume file as absolute
-// paths: a resume may run from another directory.
-var pathFlags = map[string]bool{"out": true, "input-list": true, "exclude-file": true, "ports-file": true}
+// isPathFlag tells the flags naming files, saved in a resume file as
+// absolute paths: a resume may run from another directory.
+func isPathFlag(name string) bool {
+	switch name {
+	case "out", "input-list", "exclude-file", "ports-file":
+		return true
+	}
+	return false
+}
 
 // scanFiles is a scan's files: the resume file it continues, where its
 // progress is saved, and the --out file.
@@ -297,7 +303,7 @@ func savedArgs(cmd *cobra.Command) []string {
 			return
 		}
 		for _, v := range flagValues(fl) {
-			if pathFlags[fl.Name] && v != "" {
+			if isPathFlag(fl.Name) && v != "" {
 				if abs, err := filepath.Abs(v); err == nil {
 					v = abs
 				}

@@ -23,17 +23,36 @@ func newGrep(w io.Writer, opts Options) *grepWriter {
 
 func (g *grepWriter) Begin(info ScanInfo) error {
 	_, err := fmt.Fprintf(g.w, "# portkit %s scan initiated %s as: %s\n",
-		info.Version, ctime(info.Start), oneLine.Replace(strings.Join(info.Args, " ")))
+		info.Version, ctime(info.Start), oneLine(strings.Join(info.Args, " ")))
 	return err
 }
 
-// oneLine keeps an argument from ending the header's comment line.
-var oneLine = strings.NewReplacer("\n", " ", "\r", " ")
+// oneLine keeps an argument from ending the header's comment line. (A
+// function, not a strings.Replacer built at package init, which every
+// command would pay for.)
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
 
 // grepField keeps a port's sub-field from breaking the line's syntax: "/"
 // separates sub-fields (nmap writes "|" in its place), ", " ports, a tab
 // fields.
-var grepField = strings.NewReplacer("/", "|", ",", " ", "\t", " ", "\n", " ", "\r", " ")
+func grepField(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '/':
+			return '|'
+		case ',', '\t', '\n', '\r':
+			return ' '
+		}
+		return r
+	}, s)
+}
 
 func (g *grepWriter) End(s Summary) error {
 	b := bufio.NewWriter(g.w)
@@ -55,14 +74,14 @@ func (g *grepWriter) End(s Summary) error {
 				version = versionText(svc)
 			}
 			b.WriteString(strconv.Itoa(int(r.Port)) + "/" + r.State.String() + "/" + r.Proto.String() +
-				"//" + grepField.Replace(name) + "//" + grepField.Replace(version) + "/")
+				"//" + grepField(name) + "//" + grepField(version) + "/")
 		}
 		b.WriteByte('\n')
 	}
 	word := "done"
 	switch {
 	case s.Exit == Failed && s.Error != "":
-		word = "error (" + oneLine.Replace(s.Error) + ")"
+		word = "error (" + oneLine(s.Error) + ")"
 	case s.Exit != Success:
 		word = string(s.Exit)
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -33,8 +34,9 @@ func runParent(cfg config, stderr io.Writer) error {
 	// goroutine to its thread for good makes that a guarantee.
 	runtime.LockOSThread()
 
-	// Go 1.23+ holds a pidfd per child, on top of the two pipes.
-	if err := raiseNofile(uint64(cfg.procs) + 64); err != nil {
+	// Go 1.23+ holds a pidfd per child, on top of the two pipes; the
+	// parent holds the client ends of the busy child's connections.
+	if err := raiseNofile(uint64(cfg.procs+cfg.busy) + 64); err != nil {
 		return err
 	}
 	exe, err := os.Executable()
@@ -66,7 +68,7 @@ func runParent(cfg config, stderr io.Writer) error {
 
 	var (
 		children []*exec.Cmd
-		exits    = make(chan exited, cfg.procs) // buffered: reapers never block
+		exits    = make(chan exited, cfg.procs+1) // buffered: reapers never block
 		reaped   int
 	)
 	defer func() {
@@ -87,14 +89,7 @@ func runParent(cfg config, stderr io.Writer) error {
 		if ctx.Err() != nil {
 			break
 		}
-		c := exec.Command(exe, childArgs(cfg.conns, cfg.maxLifetime)...)
-		c.Stdin, c.Stdout, c.Stderr = holdR, portW, stderr
-		// One P per child: 400 Go runtimes on a 2-core machine need no more,
-		// and each then starts fewer threads.
-		c.Env = append(os.Environ(), "GOMAXPROCS=1")
-		// A process group of its own keeps ctrl-C in a terminal from
-		// killing children one by one: the parent gets it and stops them all.
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		c := childCmd(exe, childConfig{conns: cfg.conns, lifetime: cfg.maxLifetime}, holdR, portW, stderr)
 		if err := c.Start(); err != nil {
 			holdR.Close()
 			portW.Close()
@@ -140,11 +135,28 @@ func runParent(cfg config, stderr io.Writer) error {
 		}
 	}
 	slices.Sort(got)
+	if cfg.busy > 0 {
+		var b busyChild
+		defer b.close()
+		err := b.start(ctx, exe, cfg, stderr)
+		if c := b.cmd; c != nil {
+			children = append(children, c)
+			go func() { exits <- exited{c.Process.Pid, c.Wait()} }()
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if err := writeFileAtomic(cfg.ready, []byte(formatPorts(got))); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "sockfixture: pid %d, %d listeners on 127.0.0.1 with %d connections each (%d TCP sockets) ready in %v\n",
-		os.Getpid(), cfg.procs, cfg.conns, cfg.procs*(1+2*cfg.conns), time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(stderr, "sockfixture: pid %d, %d listeners on 127.0.0.1 with %d connections each (%d TCP sockets)",
+		os.Getpid(), cfg.procs, cfg.conns, cfg.procs*(1+2*cfg.conns))
+	if len(children) > cfg.procs {
+		fmt.Fprintf(stderr, ", and busy child %d with %d accepted connections (%d TCP sockets)",
+			children[cfg.procs].Process.Pid, cfg.busy, 1+2*cfg.busy)
+	}
+	fmt.Fprintf(stderr, " ready in %v\n", time.Since(t0).Round(time.Millisecond))
 
 	select {
 	case <-ctx.Done():
@@ -160,17 +172,102 @@ func runParent(cfg config, stderr io.Writer) error {
 	}
 }
 
-// runChild listens, connects to itself, reports its port on stdout and holds
-// everything until stdin reaches EOF. SIGTERM keeps its default action.
-func runChild(conns int, lifetime time.Duration) error {
+// childCmd is a child's command, reading stdin and writing its port lines
+// to stdout.
+func childCmd(exe string, cc childConfig, stdin, stdout *os.File, stderr io.Writer) *exec.Cmd {
+	c := exec.Command(exe, childArgs(cc)...)
+	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	// One P per child: 400 Go runtimes on a 2-core machine need no more,
+	// and each then starts fewer threads.
+	c.Env = append(os.Environ(), "GOMAXPROCS=1")
+	// A process group of its own keeps ctrl-C in a terminal from
+	// killing children one by one: the parent gets it and stops them all.
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	return c
+}
+
+// busyChild is the busy child and what the parent holds of it.
+type busyChild struct {
+	cmd   *exec.Cmd  // set once started, even if start fails later: kill and reap it
+	hold  *os.File   // the write end of its stdin, held until it is to exit
+	conns []net.Conn // the client ends of its connections
+}
+
+// close closes what the parent holds; the caller kills and reaps cmd.
+func (b *busyChild) close() {
+	if b.hold != nil {
+		b.hold.Close()
+	}
+	for _, c := range b.conns {
+		c.Close()
+	}
+}
+
+// start starts the busy child and dials its cfg.busy connections.
+func (b *busyChild) start(ctx context.Context, exe string, cfg config, stderr io.Writer) error {
+	// Pipes of its own: the shared ones are closed on this side already.
+	portR, portW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer portR.Close()
+	holdR, holdW, err := os.Pipe()
+	if err != nil {
+		portW.Close()
+		return err
+	}
+	b.hold = holdW
+	c := childCmd(exe, childConfig{accept: cfg.busy, lifetime: cfg.maxLifetime}, holdR, portW, stderr)
+	err = c.Start()
+	holdR.Close()
+	portW.Close()
+	if err != nil {
+		return fmt.Errorf("starting the busy child: %w", err)
+	}
+	b.cmd = c
+	// It writes its port once listening, and again once it has accepted
+	// every connection.
+	lines := bufio.NewScanner(portR)
+	readPort := func() (int, error) {
+		if !lines.Scan() {
+			return 0, fmt.Errorf("the busy child closed its pipe: %v", lines.Err())
+		}
+		return parsePortLine(lines.Text())
+	}
+	port, err := readPort()
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: -1}
+	for range cfg.busy {
+		if ctx.Err() != nil {
+			return errors.New("interrupted while setting up")
+		}
+		conn, err := d.DialContext(ctx, "tcp4", addr)
+		if err != nil {
+			return fmt.Errorf("dialling the busy child: %w", err)
+		}
+		b.conns = append(b.conns, conn)
+	}
+	_, err = readPort()
+	return err
+}
+
+// runChild listens, connects to itself, reports its port on stdout; with
+// c.accept it then accepts as many connections more and reports its port
+// again. It holds everything until stdin reaches EOF. SIGTERM keeps its
+// default action.
+func runChild(cc childConfig) error {
+	conns := cc.conns
 	// Go already raises the soft limit to the hard one at start-up; this
 	// turns a hard limit that is too low into a clear error instead of a
 	// failed accept.
-	if err := raiseNofile(uint64(2*conns) + 32); err != nil {
+	if err := raiseNofile(uint64(2*conns+cc.accept) + 32); err != nil {
 		return err
 	}
 	// A backstop in case the parent is stuck rather than dead.
-	time.AfterFunc(lifetime, func() { os.Exit(0) })
+	time.AfterFunc(cc.lifetime, func() { os.Exit(0) })
 
 	// No keepalives on either end: Go's default would send some 1,300
 	// probes a second over 20,000 sockets while the benchmark is timing.
@@ -197,8 +294,21 @@ func runChild(conns int, lifetime time.Duration) error {
 		}
 		held = append(held, c)
 	}
-	if _, err := fmt.Fprintf(os.Stdout, "%d\n", ln.Addr().(*net.TCPAddr).Port); err != nil {
+	port := ln.Addr().(*net.TCPAddr).Port
+	if _, err := fmt.Fprintf(os.Stdout, "%d\n", port); err != nil {
 		return err
+	}
+	if cc.accept > 0 {
+		for range cc.accept {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			held = append(held, c)
+		}
+		if _, err := fmt.Fprintf(os.Stdout, "%d\n", port); err != nil {
+			return err
+		}
 	}
 	_, err = io.Copy(io.Discard, os.Stdin)
 	// The sockets' finalizers would close them once unreachable.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,10 +27,11 @@ func TestMain(m *testing.M) {
 
 // startFixture runs a small fixture on the host's loopback and returns it
 // with its ports once it is ready.
-func startFixture(t *testing.T) (*exec.Cmd, string, []int) {
+func startFixture(t *testing.T, extra ...string) (*exec.Cmd, string, []int) {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(os.Args[0], "-procs", "3", "-conns", "2", "-ready", ready, "-max-lifetime", "1m")
+	args := append([]string{"-procs", "3", "-conns", "2", "-ready", ready, "-max-lifetime", "1m"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), asMain+"=1")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -122,4 +124,72 @@ func TestChildrenDieWithParent(t *testing.T) {
 	}
 	cmd.Wait()
 	waitClosed(t, ports)
+}
+
+// TestBusyChild: with -busy, one more child holds that many accepted
+// connections besides its listener, the parent their client ends, and the
+// ready file lists only the other children's ports.
+func TestBusyChild(t *testing.T) {
+	const busy = 50
+	cmd, _, ports := startFixture(t, "-busy", strconv.Itoa(busy))
+	parent := cmd.Process.Pid
+	if n := socketCount(t, parent); n < busy {
+		t.Errorf("parent holds %d sockets, want at least %d", n, busy)
+	}
+	var counts []int
+	for _, pid := range childrenOf(t, parent) {
+		counts = append(counts, socketCount(t, pid))
+	}
+	slices.Sort(counts)
+	// Three children with a listener and 2 connections to themselves (5
+	// sockets), the busy one with a listener and 50 accepted.
+	if want := []int{5, 5, 5, 1 + busy}; !slices.Equal(counts, want) {
+		t.Errorf("children hold %v sockets, want %v", counts, want)
+	}
+	if len(ports) != 3 {
+		t.Errorf("ready file lists %d ports, want the 3 regular children's", len(ports))
+	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so from the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// socketCount counts the sockets process pid has open.
+func socketCount(t *testing.T, pid int) int {
+	t.Helper()
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if link, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(link, "socket:") {
+			n++
+		}
+	}
+	return n
 }

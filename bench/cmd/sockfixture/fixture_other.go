@@ -5,7 +5,6 @@ package main
 import (
 	"errors"
 	"io"
-	"time"
 )
 
 // The fixture relies on Pdeathsig and on network namespaces, both Linux.
@@ -13,4 +12,4 @@ var errLinuxOnly = errors.New("sockfixture runs on Linux only")
 
 func runParent(config, io.Writer) error { return errLinuxOnly }
 
-func runChild(int, time.Duration) error { return errLinuxOnly }
+func runChild(childConfig) error { return errLinuxOnly }

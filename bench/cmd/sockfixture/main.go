@@ -4,7 +4,14 @@
 // connections to itself, so that both ends of every connection, and the
 // listener, belong to a real process the tools under test must find.
 //
-//	sockfixture -procs 400 -conns 25 -ready FILE [-max-lifetime 10m]
+// With -busy N it adds the shape of a busy host: one more child listening
+// on a port of its own with N accepted connections, whose client ends the
+// fixture's parent process holds. (One process holding both ends would need
+// 2N descriptors, more than the hard RLIMIT_NOFILE allows here.) Its port is
+// not in FILE: the benchmark asks about a listener of another process, so
+// that the search must read the busy process's descriptors for nothing.
+//
+//	sockfixture -procs 400 -conns 25 [-busy 10000] -ready FILE [-max-lifetime 10m]
 //
 // Once every child is listening and connected, the ports are written to FILE,
 // one per line in ascending order (atomically, so that a reader never sees a
@@ -32,7 +39,7 @@ import (
 	"time"
 )
 
-const usage = `usage: sockfixture -procs N -conns N -ready FILE [-max-lifetime D]`
+const usage = `usage: sockfixture -procs N -conns N [-busy N] -ready FILE [-max-lifetime D]`
 
 // childFlag, as the first argument, selects the child role. It is not a
 // registered flag, so that -h does not offer it to users.
@@ -44,6 +51,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 type config struct {
 	procs       int
 	conns       int
+	busy        int // accepted connections of the busy child; 0: none
 	ready       string
 	maxLifetime time.Duration
 }
@@ -51,9 +59,9 @@ type config struct {
 // run dispatches on the role and maps errors to exit codes.
 func run(args []string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == childFlag {
-		conns, lifetime, err := parseChildArgs(args[1:])
+		ca, err := parseChildArgs(args[1:])
 		if err == nil {
-			err = runChild(conns, lifetime)
+			err = runChild(ca)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "sockfixture child %d: %v\n", os.Getpid(), err)
@@ -86,6 +94,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	}
 	fl.IntVar(&cfg.procs, "procs", 400, "child `processes`, one listener each")
 	fl.IntVar(&cfg.conns, "conns", 25, "established `connections` each child holds to its own listener")
+	fl.IntVar(&cfg.busy, "busy", 0, "`connections` accepted by one more, busy, child (0: none)")
 	fl.StringVar(&cfg.ready, "ready", "", "`FILE` receiving the listening ports once all are set up")
 	fl.DurationVar(&cfg.maxLifetime, "max-lifetime", 10*time.Minute, "stop by itself after this `duration`, set-up included")
 	if err := fl.Parse(args); err != nil {
@@ -102,6 +111,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-procs must be at least 1")
 	case cfg.conns < 0:
 		return cfg, errors.New("-conns must be 0 or more")
+	case cfg.busy < 0:
+		return cfg, errors.New("-busy must be 0 or more")
 	case cfg.ready == "":
 		return cfg, errors.New("-ready FILE is required")
 	case cfg.maxLifetime <= 0:
@@ -110,23 +121,33 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	return cfg, nil
 }
 
-// childArgs is the command line of a child; parseChildArgs reads it back.
-func childArgs(conns int, lifetime time.Duration) []string {
-	return []string{childFlag, "-conns", strconv.Itoa(conns), "-max-lifetime", lifetime.String()}
+// childConfig is what a child is asked to set up: conns connections to
+// itself, then accept more connections dialled by the parent.
+type childConfig struct {
+	conns    int
+	accept   int
+	lifetime time.Duration
 }
 
-func parseChildArgs(args []string) (conns int, lifetime time.Duration, err error) {
+// childArgs is the command line of a child; parseChildArgs reads it back.
+func childArgs(c childConfig) []string {
+	return []string{childFlag, "-conns", strconv.Itoa(c.conns), "-accept", strconv.Itoa(c.accept), "-max-lifetime", c.lifetime.String()}
+}
+
+func parseChildArgs(args []string) (childConfig, error) {
+	var c childConfig
 	fl := flag.NewFlagSet("sockfixture child", flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
-	fl.IntVar(&conns, "conns", 0, "")
-	fl.DurationVar(&lifetime, "max-lifetime", 0, "")
+	fl.IntVar(&c.conns, "conns", 0, "")
+	fl.IntVar(&c.accept, "accept", 0, "")
+	fl.DurationVar(&c.lifetime, "max-lifetime", 0, "")
 	if err := fl.Parse(args); err != nil {
-		return 0, 0, err
+		return c, err
 	}
-	if fl.NArg() > 0 || conns < 0 || lifetime <= 0 {
-		return 0, 0, fmt.Errorf("bad child arguments %q", args)
+	if fl.NArg() > 0 || c.conns < 0 || c.accept < 0 || c.lifetime <= 0 {
+		return c, fmt.Errorf("bad child arguments %q", args)
 	}
-	return conns, lifetime, nil
+	return c, nil
 }
 
 // parsePortLine reads one line a child wrote to the parent: its port.

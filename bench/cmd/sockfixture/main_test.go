@@ -12,8 +12,8 @@ func TestParseArgs(t *testing.T) {
 	if err != nil || cfg != want {
 		t.Errorf("defaults: %+v, %v; want %+v", cfg, err, want)
 	}
-	cfg, err = parseArgs([]string{"-procs", "3", "-conns", "0", "-ready", "r", "-max-lifetime", "5s"}, io.Discard)
-	want = config{procs: 3, conns: 0, ready: "r", maxLifetime: 5 * time.Second}
+	cfg, err = parseArgs([]string{"-procs", "3", "-conns", "0", "-busy", "9", "-ready", "r", "-max-lifetime", "5s"}, io.Discard)
+	want = config{procs: 3, conns: 0, busy: 9, ready: "r", maxLifetime: 5 * time.Second}
 	if err != nil || cfg != want {
 		t.Errorf("explicit: %+v, %v; want %+v", cfg, err, want)
 	}
@@ -22,6 +22,7 @@ func TestParseArgs(t *testing.T) {
 		{"-ready", "r", "extra"},
 		{"-ready", "r", "-procs", "0"},
 		{"-ready", "r", "-conns", "-1"},
+		{"-ready", "r", "-busy", "-1"},
 		{"-ready", "r", "-max-lifetime", "0s"},
 		{"-ready", "r", "-child"}, // the child role is only recognised first
 		{"-ready", "r", "-procs", "x"},
@@ -33,16 +34,19 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestChildArgsRoundTrip(t *testing.T) {
-	args := childArgs(25, 90*time.Second)
+	want := childConfig{conns: 25, accept: 7, lifetime: 90 * time.Second}
+	args := childArgs(want)
 	if args[0] != childFlag {
 		t.Fatalf("childArgs = %q, want %s first", args, childFlag)
 	}
-	conns, lifetime, err := parseChildArgs(args[1:])
-	if err != nil || conns != 25 || lifetime != 90*time.Second {
-		t.Errorf("parseChildArgs(%q) = %d, %v, %v", args[1:], conns, lifetime, err)
+	if got, err := parseChildArgs(args[1:]); err != nil || got != want {
+		t.Errorf("parseChildArgs(%q) = %+v, %v", args[1:], got, err)
 	}
-	if _, _, err := parseChildArgs([]string{"-conns", "1"}); err == nil {
+	if _, err := parseChildArgs([]string{"-conns", "1"}); err == nil {
 		t.Error("parseChildArgs without -max-lifetime succeeded")
+	}
+	if _, err := parseChildArgs([]string{"-accept", "-1", "-max-lifetime", "1s"}); err == nil {
+		t.Error("parseChildArgs with a negative -accept succeeded")
 	}
 }
 
