@@ -50,6 +50,7 @@ type scanFlags struct {
 	noProgress                   bool
 	verbose                      int
 	save                         []string
+	sourceAddrs                  []string
 	unsupported                  []string // nmap options portkit lacks (nmapArgs)
 }
 
@@ -68,6 +69,12 @@ retries, not rate.
 Engines: SYN (raw packets, the default with root or CAP_NET_RAW on Linux),
 connect (every OS, no privileges), and UDP (--udp; payloads for common
 services, ICMP port unreachable means closed, silence open|filtered).
+A UDP port's silence is timed by its host's round trip and retried as its
+loss says, once the host has answered anything (one extra probe to a port
+outside the scan asks it); a host that answers nothing gets one retry.
+Hosts limit the ICMP errors they send to each peer (Linux: one a second),
+so a UDP scan of closed ports is paced to the limit; --source-addrs spreads
+the probes over several addresses of this host, each with its own budget.
 --udp with --syn or --connect (nmap's -sS -sU) scans TCP and UDP at once.
 --syn without root or CAP_NET_RAW is refused (exit 2), naming the
 capability; the default then falls back to connect.
@@ -134,6 +141,7 @@ interrupted (the resume file written).`,
 		Example: `  portkit scan 198.18.0.2
   portkit scan 198.18.0.0/24 --top 100 -T4
   portkit scan -sS -sU -p T:22,80,U:53 198.18.0.2
+  portkit scan -U -p 1-1000 --source-addrs 198.18.0.16/28 198.18.0.2
   portkit scan -sT -Pn -n -T4 --top-ports 100 -oA scan 198.18.0.0/24
   portkit scan -iL targets.txt --max-rate 2000 -oX scan.xml -v
   portkit scan -p- 198.18.0.2 -o xml --out scan.xml
@@ -176,6 +184,7 @@ interrupted (the resume file written).`,
 	fl.StringVar(&f.resumeOut, "resume-file", "portkit-scan.resume", "where Ctrl-C saves the scan to resume it")
 	fl.StringVarP(&f.format, "output", "o", "", "output `FORMAT`: "+strings.Join(report.Formats(), ", ")+" (default table on a terminal, jsonl piped)")
 	fl.StringVar(&f.out, "out", "", "write results to `FILE` instead of stdout")
+	fl.StringSliceVar(&f.sourceAddrs, "source-addrs", nil, "send UDP probes from these `ADDRS` of this host in turn (addresses or prefixes, e.g. 198.18.0.16/28): each gets its own ICMP error budget")
 	fl.StringArrayVar(&f.save, "save", nil, "also write the results as `FORMAT=FILE` (repeatable; nmap's -oX, -oG, -oN, -oA)")
 	fl.BoolVar(&f.open, "open", false, "show open ports only (the table's default)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress line on stderr")
@@ -517,8 +526,15 @@ func parseShard(s string) (shard, shards int, err error) {
 // where raw sockets can be opened; connect otherwise. It returns the TCP
 // scan's type for the report.
 func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortList) (string, error) {
+	sources, err := sourceAddrs(f.sourceAddrs)
+	if err != nil {
+		return "", err
+	}
+	if len(sources) > 0 && len(ports.Ports(registry.UDP)) == 0 {
+		return "", &exitError{code: ExitUsage, err: errors.New("--source-addrs spreads UDP probes: scan UDP ports too (-U, or U:PORT)")}
+	}
 	if len(ports.Ports(registry.UDP)) > 0 {
-		udp, err := scan.NewUDP(scan.UDPOptions{OnLimit: func(l scan.ICMPLimit) { e.warnf("%v", l) }})
+		udp, err := scan.NewUDP(scan.UDPOptions{Sources: sources, OnLimit: func(l scan.ICMPLimit) { e.warnf("%v", l) }})
 		if err != nil {
 			return "", err
 		}

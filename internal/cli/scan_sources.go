@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+)
+
+// maxSourceAddrs bounds --source-addrs: past a few thousand, more
+// addresses buy nothing a scan can use.
+const maxSourceAddrs = 4096
+
+// sourceAddrs reads --source-addrs: addresses and prefixes (every address
+// of a prefix), each an address of this host. Errors are usage errors that
+// name the flag and the value.
+func sourceAddrs(words []string) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	seen := map[netip.Addr]bool{}
+	bad := func(w, why string) error {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("--source-addrs %q: %s", w, why)}
+	}
+	for _, w := range words {
+		w = strings.TrimSpace(w)
+		var first netip.Addr
+		var n uint64 = 1
+		if strings.Contains(w, "/") {
+			p, err := netip.ParsePrefix(w)
+			if err != nil {
+				return nil, bad(w, "not an address or a prefix")
+			}
+			if p.Addr().Zone() != "" {
+				return nil, bad(w, "a prefix with a zone")
+			}
+			host := p.Addr().BitLen() - p.Bits()
+			if host > 12 {
+				return nil, bad(w, fmt.Sprintf("%d addresses; at most %d in all", uint64(1)<<min(host, 63), maxSourceAddrs))
+			}
+			first, n = p.Masked().Addr(), uint64(1)<<host
+		} else {
+			a, err := netip.ParseAddr(w)
+			if err != nil {
+				return nil, bad(w, "not an address or a prefix")
+			}
+			first = a
+		}
+		a := first.Unmap()
+		for range n {
+			if !seen[a] {
+				seen[a] = true
+				addrs = append(addrs, a)
+			}
+			a = a.Next()
+		}
+		if len(addrs) > maxSourceAddrs {
+			return nil, bad(w, fmt.Sprintf("more than %d addresses in all", maxSourceAddrs))
+		}
+	}
+	for _, a := range addrs {
+		if err := checkLocal(a); err != nil {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--source-addrs: %v: %w", a, err)}
+		}
+	}
+	return addrs, nil
+}
+
+// errNotLocal says an address cannot be sent from here.
+var errNotLocal = errors.New("not an address of this host (add it to the interface the targets are reached through)")
+
+// checkLocal reports whether a is an address of this host, by binding a
+// UDP socket to it.
+func checkLocal(a netip.Addr) error {
+	if a.IsUnspecified() || a.IsMulticast() {
+		return errors.New("not a unicast address")
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return errNotLocal
+		}
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return errno
+		}
+		return err
+	}
+	c.Close()
+	return nil
+}
