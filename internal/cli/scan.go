@@ -352,6 +352,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	e.warnf("%d probes in %v (%.0f/s, %d retransmitted): %d open, %d closed, %d filtered, %d open|filtered",
 		stats.Done, stats.Elapsed.Round(time.Millisecond), stats.Rate, stats.Retransmitted,
 		stats.Open, stats.Closed, stats.Filtered, stats.OpenFiltered)
+	if n := stats.SilentAnswering + stats.SilentMute; n > 0 {
+		e.warnf("%d UDP port(s) stayed silent, no reply and no ICMP error, so open|filtered (a service that ignored the probe, or a firewall): "+
+			"%d on hosts that answered other probes, asked as long and as often as their round trip and loss said; %d on hosts that answered nothing, asked twice",
+			n, stats.SilentAnswering, stats.SilentMute)
+	}
 	if f.verbose > 0 && stats.Pace > 0 {
 		e.warnf("paced at %.0f probes/s at the end", stats.Pace)
 	}
