@@ -440,7 +440,7 @@ func (c *config) udpMarkdown(results []*udpResult, start time.Time, load0, load1
 	b.WriteString("portkit runs as `portkit scan -U -p PORTS --rate 0 -o jsonl --no-progress 198.18.0.2` (`--rate 0`: no rate bound, as the scan-full rows have it; -T3's 1,000 probes a second at first would make 1,000 ports take most of a second on any target), " +
 		"nmap as `nmap -sU -p PORTS -n -Pn -oX - 198.18.0.2`; both from inside the scanner's namespace. " +
 		"The default-limit rows are capped at ports 1-100 for both tools: at one ICMP error a second per peer the whole 1-1000 takes either tool about 1,000 s; they run " +
-		plural(c.slowRuns, "time") + " each (nmap alone takes about 100 s).\n\n")
+		times(c.slowRuns) + " each (nmap alone takes about 100 s).\n\n")
 	b.WriteString("| target | ports | portkit: median (min–max) | nmap -sU: median (min–max) | portkit / nmap (medians) | portkit / nmap within each round | portkit's states | nmap's states | target |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |\n")
 	var targets []string
@@ -491,6 +491,17 @@ func (c *config) udpMarkdown(results []*udpResult, start time.Time, load0, load1
 	}
 	b.WriteString("\n" + strings.Join(targets, "\n") + "\n")
 	return b.String(), pass
+}
+
+// times says how many times: "once", "twice", "3 times".
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return plural(n, "time")
 }
 
 // loadAverage is the one-minute load average, or "unknown".
