@@ -63,6 +63,8 @@ type Scanner struct {
 	InitialRate, MinRate float64
 	// Retries is the number of retransmissions of an unanswered probe before
 	// silence becomes its answer: 0 means DefaultRetries, negative none.
+	// For a UDP probe it is the most: its host's loss, or its silence,
+	// sets fewer (see udpsilence.go).
 	Retries int
 	// The retransmission timeout before any answer, and its bounds
 	// (defaults DefaultInitialRTT, DefaultMinRTT, DefaultMaxRTT).

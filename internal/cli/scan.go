@@ -174,7 +174,7 @@ interrupted (the resume file written).`,
 	fl.Float64Var(&f.rate, "rate", 0, "`PPS` probes a second, retransmissions included: start there, never above, lower on congestion (0: no bound)")
 	fl.Float64Var(&f.maxRate, "max-rate", 0, "at most `PPS` probes a second, grown to from the template's initial rate")
 	fl.Float64Var(&f.minRate, "min-rate", 0, "at least `PPS` probes a second, even on loss")
-	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default: the template's, 6 at -T3)")
+	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default: the template's, 6 at -T3; for UDP the most, fewer as the host's loss says)")
 	durationVarP(fl, &f.initialRTT, "initial-rtt", "", 0, "timeout before the first answer (default: the template's, 1s at -T3)")
 	durationVarP(fl, &f.maxRTT, "max-rtt", "", 0, "largest retransmission timeout (default: the template's, 10s at -T3)")
 	durationVarP(fl, &f.hostTimeout, "host-timeout", "", 0, "give up a host this long after its first probe")
