@@ -841,7 +841,10 @@ func (r *run) answer(rep Reply) error {
 		valid = false
 		rtt = at - pd.first
 	}
-	r.learn(pd, rtt, valid)
+	if r.udp != nil {
+		// What a host shows is kept for its UDP ports' silence alone.
+		r.learn(pd, rtt, valid)
+	}
 	if rep.Attempt != 0 && rep.Attempt < int(pd.attempt) || pd.heap < 0 {
 		r.stats.Late++
 	}
