@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/scan/internal/payloads"
+	"github.com/portkit/portkit/scan/internal/rawnet"
 )
 
 // UDPMode chooses how the UDP engine sends.
@@ -286,4 +287,38 @@ func (u *udpSockets) Done(p Probe) { u.conns.done(p) }
 func (u *udpSockets) Close() error {
 	u.conns.close()
 	return nil
+}
+
+// InterfaceAddrs returns the addresses a UDP scan of dst can spread its
+// probes over (UDPOptions.Sources): those of dst's family on the
+// interface the route to dst leaves by, global unicast ones (and
+// link-local ones for a link-local dst), the route's own source first.
+// It sends nothing, and looks in the calling thread's network namespace.
+func InterfaceAddrs(dst netip.Addr) ([]netip.Addr, error) {
+	rt, err := rawnet.LookupRoute(dst.Unmap())
+	if err != nil {
+		return nil, err
+	}
+	if rt.Interface == nil {
+		return []netip.Addr{rt.Src}, nil
+	}
+	addrs, err := rt.Interface.Addrs()
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", rt.Interface.Name, err)
+	}
+	list := []netip.Addr{rt.Src.WithZone("")}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ip = ip.Unmap(); !ok || ip.Is4() != dst.Unmap().Is4() || ip == list[0] {
+			continue
+		}
+		if ip.IsGlobalUnicast() || ip.IsLinkLocalUnicast() && dst.IsLinkLocalUnicast() {
+			list = append(list, ip)
+		}
+	}
+	return list, nil
 }

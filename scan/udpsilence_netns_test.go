@@ -295,3 +295,25 @@ func TestScannerUDPSourceSpreadLimitNetns(t *testing.T) {
 		t.Errorf("%d results, want %d", len(got), len(closed))
 	}
 }
+
+// InterfaceAddrs (--source-addrs auto) finds the scanner's addresses on the
+// interface toward the target: its own and the sixteen added, IPv4 only
+// for an IPv4 target, the route's source first.
+func TestInterfaceAddrsNetns(t *testing.T) {
+	n := newEngineNet(t)
+	sources := n.addSources(t)
+	var got []netip.Addr
+	inNS(t, n.scanner, func() (err error) {
+		got, err = InterfaceAddrs(nsTarget4)
+		return err
+	})
+	want := append([]netip.Addr{nsScanner4}, sources...)
+	if len(got) != len(want) || got[0] != nsScanner4 {
+		t.Fatalf("InterfaceAddrs(%v) = %v, want %v first, then %v", nsTarget4, got, nsScanner4, sources)
+	}
+	for _, a := range want {
+		if !slices.Contains(got, a) {
+			t.Errorf("%v missing from %v", a, got)
+		}
+	}
+}

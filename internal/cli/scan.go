@@ -184,7 +184,7 @@ interrupted (the resume file written).`,
 	fl.StringVar(&f.resumeOut, "resume-file", "portkit-scan.resume", "where Ctrl-C saves the scan to resume it")
 	fl.StringVarP(&f.format, "output", "o", "", "output `FORMAT`: "+strings.Join(report.Formats(), ", ")+" (default table on a terminal, jsonl piped)")
 	fl.StringVar(&f.out, "out", "", "write results to `FILE` instead of stdout")
-	fl.StringSliceVar(&f.sourceAddrs, "source-addrs", nil, "send UDP probes from these `ADDRS` of this host in turn (addresses or prefixes, e.g. 198.18.0.16/28): each gets its own ICMP error budget")
+	fl.StringSliceVar(&f.sourceAddrs, "source-addrs", nil, "send UDP probes from these `ADDRS` of this host in turn (addresses, prefixes such as 198.18.0.16/28, or auto: every address of the interface the targets are reached by): each gets its own ICMP error budget")
 	fl.StringArrayVar(&f.save, "save", nil, "also write the results as `FORMAT=FILE` (repeatable; nmap's -oX, -oG, -oN, -oA)")
 	fl.BoolVar(&f.open, "open", false, "show open ports only (the table's default)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress line on stderr")
@@ -531,7 +531,7 @@ func parseShard(s string) (shard, shards int, err error) {
 // where raw sockets can be opened; connect otherwise. It returns the TCP
 // scan's type for the report.
 func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortList) (string, error) {
-	sources, err := sourceAddrs(f.sourceAddrs)
+	sources, err := sourceAddrs(f.sourceAddrs, s.Targets)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"syscall"
+
+	"github.com/portkit/portkit/scan"
 )
 
 // maxSourceAddrs bounds --source-addrs: past a few thousand, more
@@ -14,18 +16,35 @@ import (
 const maxSourceAddrs = 4096
 
 // sourceAddrs reads --source-addrs: addresses and prefixes (every address
-// of a prefix), each an address of this host. Errors are usage errors that
-// name the flag and the value.
-func sourceAddrs(words []string) ([]netip.Addr, error) {
+// of a prefix), each an address of this host, and "auto": the addresses of
+// the interface the first target of each family is reached by. Errors are
+// usage errors that name the flag and the value.
+func sourceAddrs(words []string, targets scan.AddrSet) ([]netip.Addr, error) {
 	var addrs []netip.Addr
 	seen := map[netip.Addr]bool{}
 	bad := func(w, why string) error {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--source-addrs %q: %s", w, why)}
 	}
+	add := func(a netip.Addr) {
+		if !seen[a] {
+			seen[a] = true
+			addrs = append(addrs, a)
+		}
+	}
 	for _, w := range words {
 		w = strings.TrimSpace(w)
 		var first netip.Addr
 		var n uint64 = 1
+		if w == "auto" {
+			auto, err := interfaceSources(targets)
+			if err != nil {
+				return nil, bad(w, err.Error())
+			}
+			for _, a := range auto {
+				add(a)
+			}
+			continue
+		}
 		if strings.Contains(w, "/") {
 			p, err := netip.ParsePrefix(w)
 			if err != nil {
@@ -48,10 +67,7 @@ func sourceAddrs(words []string) ([]netip.Addr, error) {
 		}
 		a := first.Unmap()
 		for range n {
-			if !seen[a] {
-				seen[a] = true
-				addrs = append(addrs, a)
-			}
+			add(a)
 			a = a.Next()
 		}
 		if len(addrs) > maxSourceAddrs {
@@ -88,4 +104,25 @@ func checkLocal(a netip.Addr) error {
 	}
 	c.Close()
 	return nil
+}
+
+// interfaceSources is --source-addrs auto: the addresses of the interface
+// the first target of each family is reached by (of the first 4,096
+// targets: a list of one family is not searched to its end for the other).
+func interfaceSources(targets scan.AddrSet) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	var done4, done6 bool
+	for i := uint64(0); i < min(targets.Len(), 4096) && !(done4 && done6); i++ {
+		dst := targets.At(i).Unmap()
+		if dst.Is4() && done4 || dst.Is6() && done6 {
+			continue
+		}
+		found, err := scan.InterfaceAddrs(dst)
+		if err != nil {
+			return nil, fmt.Errorf("no route to %v", dst)
+		}
+		addrs = append(addrs, found...)
+		done4, done6 = done4 || dst.Is4(), done6 || dst.Is6()
+	}
+	return addrs, nil
 }
