@@ -51,6 +51,7 @@ type scanFlags struct {
 	verbose                      int
 	save                         []string
 	sourceAddrs                  []string
+	nSources                     int // the addresses --source-addrs named, once read
 	unsupported                  []string // nmap options portkit lacks (nmapArgs)
 }
 
@@ -343,8 +344,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	for _, l := range stats.ICMPLimits {
 		e.warnf("%v", l)
 	}
-	if stats.HostPaceLimited {
-		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back")
+	switch {
+	case stats.HostPaceLimited && f.nSources > 0:
+		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back (each limit is per peer; the probes went from %d source addresses)", f.nSources)
+	case stats.HostPaceLimited:
+		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back; each limit is per peer: --source-addrs spreads the probes over more addresses of this host")
 	}
 	if stats.InFlightLimited {
 		e.warnf("the open-file limit (%s), not the network, held the scan back; raise it (ulimit -n) to scan faster", stats.InFlightLimitBy)
@@ -535,6 +539,7 @@ func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortLi
 	if err != nil {
 		return "", err
 	}
+	f.nSources = len(sources)
 	if len(sources) > 0 && len(ports.Ports(registry.UDP)) == 0 {
 		return "", &exitError{code: ExitUsage, err: errors.New("--source-addrs spreads UDP probes: scan UDP ports too (-U, or U:PORT)")}
 	}
