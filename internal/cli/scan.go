@@ -51,7 +51,7 @@ type scanFlags struct {
 	verbose                      int
 	save                         []string
 	sourceAddrs                  []string
-	nSources                     int // the addresses --source-addrs named, once read
+	nSources                     int      // the addresses --source-addrs named, once read
 	unsupported                  []string // nmap options portkit lacks (nmapArgs)
 }
 
