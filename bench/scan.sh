@@ -10,7 +10,7 @@
 # ports of about half of 1,024 more addresses, 198.18.4.0/22, made local on
 # the target's loopback and routed there from the scanner, as is 198.19.0.0/16,
 # where nothing listens. bench/cmd/scanbench runs the scanners inside the
-# scanner's namespace and writes five sections of docs/BENCHMARKS.md:
+# scanner's namespace and writes six sections of docs/BENCHMARKS.md:
 #
 #   scan-full   1–65535 of 198.18.0.2: portkit --syn vs nmap -sS and masscan,
 #               portkit --connect vs nmap -sT, and scan/internal/synfloor,
@@ -31,6 +31,19 @@
 #               at most 10 s, every run. nmap takes 4–8 minutes a run here,
 #               so it runs once, after the other tools' rounds, each run
 #               capped at 10 minutes; --quick runs portkit only.
+#   scan-udp    portkit scan -U vs nmap -sU against bench/cmd/udpfixture on
+#               198.18.0.2 (DNS on 53, echo on 7 and 777, 161 bound and
+#               silent, the rest closed), which scanbench starts in the
+#               target namespace for each row: ICMP limits lifted; the same
+#               without the silent port; port 161 alone; every UDP packet
+#               dropped by nftables; the kernel's default ICMP limit (ports
+#               1-100 for both tools, once each: about 100 s for nmap); and
+#               that row again with portkit sending from the 16 addresses of
+#               198.18.0.16/28, added to the scanner's veth here. Targets:
+#               portkit ≤ 1/2 of nmap's time in the first four rows, ≤ 1/10
+#               of nmap's default-limit time from 16 addresses, every port's
+#               state right in every run. About 3 minutes; --runs sets its
+#               rounds too (default 3 for it alone).
 #
 # Two things keep the comparison fair to masscan. Segmentation offload is
 # turned off on the veth ends (ethtool -K tso off gso off): with it on, masscan
@@ -47,12 +60,16 @@
 # of CPU); together, -sS 421 and 391 s and -sT 474 s and over 600 s (killed
 # at the limit).
 #
-#   bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [--rss-rate PPS] [RUNS]
+# --only SECTIONS runs those sections alone (a comma-separated list of
+# full, sweep, shard, rss, loss, udp): `bash bench/scan.sh --only udp`.
+#
+#   bash bench/scan.sh [--quick | --slow-together] [--only SECTIONS] [--seed N] [--rate PPS] [--rss-rate PPS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/scan.sh [--quick | --slow-together] [--seed N] [--rate PPS] [--rss-rate PPS] [RUNS]"
+usage="usage: bash bench/scan.sh [--quick | --slow-together] [--only SECTIONS] [--seed N] [--rate PPS] [--rss-rate PPS] [RUNS]"
 args=("$@")
-runs=5
+runs=
+only=full,sweep,shard,rss,loss,udp
 quick=0
 lossflags=()
 seed=
@@ -65,6 +82,7 @@ while (($#)); do
 	--seed) seed=${2:?$usage}; shift ;;
 	--rate) rate=${2:?$usage}; shift ;;
 	--rss-rate) rssrate=${2:?$usage}; shift ;;
+	--only) only=${2:?$usage}; shift ;;
 	-h | --help) echo "$usage"; exit 0 ;;
 	*[!0-9]* | '') echo "scan.sh: unknown argument $1; $usage" >&2; exit 2 ;;
 	*) runs=$1 ;;
@@ -73,6 +91,22 @@ while (($#)); do
 done
 [[ $seed =~ ^[0-9]*$ && $rate =~ ^[1-9][0-9]*$ && $rssrate =~ ^[1-9][0-9]*$ ]] || { echo "scan.sh: --seed, --rate and --rss-rate take numbers; $usage" >&2; exit 2; }
 seed=${seed:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+for s in ${only//,/ }; do
+	case $s in
+	full | sweep | shard | rss | loss | udp) ;;
+	*) echo "scan.sh: --only $only: unknown section $s (want full, sweep, shard, rss, loss, udp); $usage" >&2; exit 2 ;;
+	esac
+done
+want() { [[ ,$only, == *,$1,* ]]; }
+tcpwanted=0
+for s in full sweep shard rss loss; do
+	want "$s" && tcpwanted=1
+done
+# The UDP section alone defaults to 3 rounds, the others to 5.
+if [ -z "$runs" ]; then
+	runs=5
+	((tcpwanted)) || runs=3
+fi
 
 me=scan.sh
 # shellcheck source=bench/lib.sh
@@ -87,6 +121,7 @@ CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
 go build -o bin/scanbench ./bench/cmd/scanbench
 go build -o bin/scanfixture ./bench/cmd/scanfixture
 go build -o bin/synfloor ./scan/internal/synfloor
+go build -o bin/udpfixture ./bench/cmd/udpfixture
 
 # The veth ends take the namespaces' names: at most 15 characters.
 sns=pkscs$$
@@ -132,6 +167,12 @@ ip -n "$sns" route add 198.18.4.0/22 via 198.18.0.2
 # The memory benchmark: a /16 where nothing listens, the same way.
 ip -n "$tns" route add local 198.19.0.0/16 dev lo
 ip -n "$sns" route add 198.19.0.0/16 via 198.18.0.2
+# The UDP section's extra source addresses: 198.18.0.16/28 on the
+# scanner's veth, each a /32 (the target reaches them through its /24).
+sources=198.18.0.16/28
+for i in $(seq 16 31); do
+	ip -n "$sns" addr add "198.18.0.$i/32" dev "$sns"
+done
 for ns in "$sns" "$tns"; do
 	for _ in $(seq 50); do
 		ip -n "$ns" -o link show dev "$ns" | grep -q 'state UP' && break
@@ -149,24 +190,28 @@ mac=$(ip netns exec "$tns" cat "/sys/class/net/$tns/address")
 
 # `ip netns exec` replaces itself with the fixture, so $! is the fixture's pid.
 # -beacon: a byte to the scanner's discard port every 100 ms (see above).
-ip netns exec "$tns" bin/scanfixture -seed "$seed" -host 198.18.0.2 -sweep 198.18.4.0/22 -sweep-top 100 \
-	-beacon 198.18.0.1:9 -ready "$tmp/plan.json" -max-lifetime 40m &
-fixture=$!
-# It writes the plan once every listener is up (atomically).
-deadline=$((SECONDS + 30))
-until [ -s "$tmp/plan.json" ]; do
-	kill -0 "$fixture" 2>/dev/null || { echo "scan.sh: the fixture died while setting up" >&2; exit 1; }
-	((SECONDS < deadline)) || { echo "scan.sh: the fixture was not ready within 30 s" >&2; exit 1; }
-	sleep 0.1
-done
+# The UDP section starts its own fixture, row by row; this one serves the
+# TCP sections, and a plan file is all the UDP section needs of it.
+if ((tcpwanted)); then
+	ip netns exec "$tns" bin/scanfixture -seed "$seed" -host 198.18.0.2 -sweep 198.18.4.0/22 -sweep-top 100 \
+		-beacon 198.18.0.1:9 -ready "$tmp/plan.json" -max-lifetime 40m &
+	fixture=$!
+	# It writes the plan once every listener is up (atomically).
+	deadline=$((SECONDS + 30))
+	until [ -s "$tmp/plan.json" ]; do
+		kill -0 "$fixture" 2>/dev/null || { echo "scan.sh: the fixture died while setting up" >&2; exit 1; }
+		((SECONDS < deadline)) || { echo "scan.sh: the fixture was not ready within 30 s" >&2; exit 1; }
+		sleep 0.1
+	done
 
-# A SYN scan of a few ports first: if portkit's SYN engine cannot work in
-# the namespace, say so plainly; the benchmarks still run and show it.
-rc=0
-ip netns exec "$sns" bin/portkit scan --syn -p 1-1024 --no-progress -o jsonl 198.18.0.2 >/dev/null 2>"$tmp/smoke.err" || rc=$?
-if ((rc > 1)); then
-	echo "scan.sh: \`portkit scan --syn -p 1-1024 198.18.0.2\` failed in the scanner namespace (exit $rc):" >&2
-	sed 's/^/    /' "$tmp/smoke.err" | head -20 >&2
+	# A SYN scan of a few ports first: if portkit's SYN engine cannot work in
+	# the namespace, say so plainly; the benchmarks still run and show it.
+	rc=0
+	ip netns exec "$sns" bin/portkit scan --syn -p 1-1024 --no-progress -o jsonl 198.18.0.2 >/dev/null 2>"$tmp/smoke.err" || rc=$?
+	if ((rc > 1)); then
+		echo "scan.sh: \`portkit scan --syn -p 1-1024 198.18.0.2\` failed in the scanner namespace (exit $rc):" >&2
+		sed 's/^/    /' "$tmp/smoke.err" | head -20 >&2
+	fi
 fi
 
 # scanbench runs inside the scanner namespace as a job waited for, so that a
@@ -185,23 +230,40 @@ scanbench() {
 
 produced_by="bash bench/scan.sh${args[*]:+ ${args[*]}}"
 status=0
-echo "== scan-full: 1–65535 of 198.18.0.2, no loss, $runs runs"
-scanbench full -runs "$runs" -warmup 1 -floor bin/synfloor -section scan-full || status=1
-echo
-echo "== scan-sweep: 198.18.4.0/22 × top 100 at $rate probes/s, $runs runs"
-scanbench sweep -runs "$runs" -warmup 0 -rate "$rate" -section scan-sweep || status=1
-echo
-echo "== scan-shard: the sweep in 4 shards with seed $seed"
-scanbench shard -rate "$rate" -seed "$seed" -shards 4 -section scan-shard || status=1
-echo
-if ((quick)); then
+if want full; then
+	echo "== scan-full: 1–65535 of 198.18.0.2, no loss, $runs runs"
+	scanbench full -runs "$runs" -warmup 1 -floor bin/synfloor -section scan-full || status=1
+	echo
+fi
+if want sweep; then
+	echo "== scan-sweep: 198.18.4.0/22 × top 100 at $rate probes/s, $runs runs"
+	scanbench sweep -runs "$runs" -warmup 0 -rate "$rate" -section scan-sweep || status=1
+	echo
+fi
+if want shard; then
+	echo "== scan-shard: the sweep in 4 shards with seed $seed"
+	scanbench shard -rate "$rate" -seed "$seed" -shards 4 -section scan-shard || status=1
+	echo
+fi
+if ! want rss; then
+	:
+elif ((quick)); then
 	echo "== scan-rss: skipped with --quick (6.5 M probes take a minute or two)"
+	echo
 else
 	echo "== scan-rss: 198.19.0.0/16 × top 100 (6.5 M probes) at $rssrate probes/s, peak RSS"
 	scanbench rss -runs 1 -rate "$rssrate" -rss-prefix 198.19.0.0/16 -rss-top 100 -timeout 10m -section scan-rss || status=1
+	echo
 fi
-echo
+# Before the loss section: the UDP rows need a target without its rule.
+if want udp; then
+	echo "== scan-udp: portkit scan -U vs nmap -sU, six target rows, $runs runs (the default-limit rows once)"
+	scanbench udp -runs "$runs" -warmup 1 -slow-runs 1 -slow-timeout 10m -udp-fixture bin/udpfixture \
+		-udp-host 198.18.0.2 -source-addrs "$sources" -section scan-udp || status=1
+	echo
+fi
 
+if want loss; then
 ip netns exec "$tns" nft -f - <<'EOF'
 table inet pkscanloss {
 	chain input {
@@ -219,8 +281,9 @@ peers="nmap once (minutes)"
 echo "== scan-loss: 1–65535 of 198.18.0.2, 5% of TCP packets dropped each way, $runs runs, $peers"
 scanbench loss -runs "$runs" -warmup 0 -slow-runs 1 -slow-timeout 10m "${lossflags[@]}" -section scan-loss || status=1
 ip netns exec "$tns" nft delete table inet pkscanloss
+fi
 
-if ! kill -0 "$fixture" 2>/dev/null; then
+if ((tcpwanted)) && ! kill -0 "$fixture" 2>/dev/null; then
 	echo "scan.sh: the fixture died during the benchmark; the figures are not valid" >&2
 	status=1
 fi

@@ -48,8 +48,9 @@ func TestScanHostPace(t *testing.T) {
 					return 0
 				},
 			}
+			// Without RTT probes: the attempts counted are the ports'.
 			s := Scanner{Targets: pacingHosts, Ports: portRange{1, 20, UDP}, UDPEngine: eng, Rate: rate,
-				InitialRTT: 10 * time.Millisecond, MinRTT: 5 * time.Millisecond}
+				InitialRTT: 10 * time.Millisecond, MinRTT: 5 * time.Millisecond, NoRTTProbe: true}
 			st, m := scanAll(t, &s)
 			if len(m) != 4*20 {
 				t.Fatalf("%d results, want %d", len(m), 4*20)

@@ -61,7 +61,7 @@ const (
 	// highest is no limit worth pacing for.
 	watchMinPace, watchMaxPace = watchFirstPace, 100000
 	// The least wait for answers to a window's last probes.
-	watchMinLag = 2 * time.Millisecond
+	watchMinLag = 10 * time.Millisecond
 	// Hosts watched at most; past that, an unpaced host is forgotten.
 	watchMaxHosts = 1 << 16
 )
@@ -94,6 +94,11 @@ const (
 // lowers it to what its answers show, and measures the rate.
 type icmpWatch struct {
 	onLimit func(ICMPLimit) // called without the lock held
+	// peers4 and peers6 are the source addresses the probes to a host of
+	// each family are spread over (UDPOptions.Sources; 1 without): the
+	// host's budget is per peer, so the least pace and the first guess
+	// are that many times a single peer's.
+	peers4, peers6 float64
 
 	mu    sync.Mutex
 	hosts map[netip.Addr]*hostWatch
@@ -126,10 +131,17 @@ type hostWatch struct {
 	fullAtTop          int     // windows answered in full at the measured rate
 
 	limit ICMPLimit // Rate zero: not paced
+	peers float64   // the source addresses its probes are spread over
 }
 
 func newICMPWatch(onLimit func(ICMPLimit)) *icmpWatch {
-	return &icmpWatch{onLimit: onLimit, hosts: make(map[netip.Addr]*hostWatch)}
+	return &icmpWatch{onLimit: onLimit, hosts: make(map[netip.Addr]*hostWatch), peers4: 1, peers6: 1}
+}
+
+// spread tells the watch the probes go from the ring's sources.
+func (w *icmpWatch) spread(r sourceRing) *icmpWatch {
+	w.peers4, w.peers6 = float64(max(1, len(r.v4))), float64(max(1, len(r.v6)))
+	return w
 }
 
 // sent counts a probe to host's port.
@@ -139,6 +151,10 @@ func (w *icmpWatch) sent(host netip.Addr, port uint16, now time.Time) {
 	if h == nil {
 		h = w.addLocked(host)
 		h.first, h.winAt = now, now
+		h.peers = w.peers6
+		if host.Unmap().Is4() {
+			h.peers = w.peers4
+		}
 	}
 	report, ok := h.judge(now)
 	h.sent++
@@ -293,7 +309,9 @@ func (h *hostWatch) judge(now time.Time) (ICMPLimit, bool) {
 	// Windows that tell the share: before a limit, those answered in
 	// full; once paced, those at the least pace, which no limit
 	// saturates.
-	atFloor := paced && probeRate <= 1.5*watchMinPace
+	peers := max(h.peers, 1)
+	minPace := watchMinPace * peers
+	atFloor := paced && probeRate <= 1.5*minPace
 	if !paced && full || atFloor {
 		pool()
 	}
@@ -303,12 +321,12 @@ func (h *hostWatch) judge(now time.Time) (ICMPLimit, bool) {
 	answerRate := got / (h.markAt.Sub(h.winAt) + wait).Seconds()
 	measured := ICMPLimit{
 		Rate:     answerRate,
-		Pace:     min(max(0.9*answerRate/h.shareHigh(), watchMinPace), watchMaxPace),
+		Pace:     min(max(0.9*answerRate/h.shareHigh(), minPace), watchMaxPace),
 		Measured: true,
 	}
 	switch {
 	case !paced && ratio <= 0.25:
-		h.limit = ICMPLimit{Rate: watchFirstPace, Pace: watchFirstPace}
+		h.limit = ICMPLimit{Rate: watchFirstPace * peers, Pace: watchFirstPace * peers}
 	case !paced && ratio < 0.75:
 		h.limit = measured
 	case !paced:
@@ -344,7 +362,7 @@ func (h *hostWatch) judge(now time.Time) (ICMPLimit, bool) {
 		if got >= watchLearn*2 {
 			h.limit = measured
 		}
-		h.limit.Pace = max(min(measured.Pace, old.Pace/2), old.Pace/4, watchMinPace)
+		h.limit.Pace = max(min(measured.Pace, old.Pace/2), old.Pace/4, minPace)
 		h.step, h.fullAtTop = old.Pace/8, 0
 	}
 	if h.limit.Pace > watchMaxPace {

@@ -63,13 +63,23 @@ type Scanner struct {
 	InitialRate, MinRate float64
 	// Retries is the number of retransmissions of an unanswered probe before
 	// silence becomes its answer: 0 means DefaultRetries, negative none.
+	// For a UDP probe it is the most: its host's loss, or its silence,
+	// sets fewer (see udpsilence.go).
 	Retries int
 	// The retransmission timeout before any answer, and its bounds
 	// (defaults DefaultInitialRTT, DefaultMinRTT, DefaultMaxRTT).
 	InitialRTT, MinRTT, MaxRTT time.Duration
 	// PerHostRTT keeps a round-trip estimate per host (in a bounded table)
-	// besides the scan's, for targets at very different distances.
+	// besides the scan's, for targets at very different distances. UDP
+	// probes always time their host's silence by its own round trip once
+	// it has one (see NoRTTProbe).
 	PerHostRTT bool
+	// NoRTTProbe turns off the one extra UDP probe a scan sends to each
+	// host it scans for UDP, to a port it does not scan, to learn the
+	// host's round trip before its silent ports time out. Without it, a
+	// host's silent ports wait the scan's timeouts until one of its
+	// scanned ports answers.
+	NoRTTProbe bool
 	// HostTimeout, if set, gives up a host this long after its first probe:
 	// its probes not yet sent are skipped (counted in Stats.Skipped, no
 	// Result); those sent and unanswered end filtered (UDP: open|filtered)
@@ -137,6 +147,9 @@ type Stats struct {
 	Done uint64
 	// Sent is attempts sent, Retransmitted those that repeat a probe.
 	Sent, Retransmitted uint64
+	// RTTProbes is the attempts, of Sent, at learning hosts' round trips
+	// (Scanner.NoRTTProbe); they give no Result.
+	RTTProbes uint64
 	// Answered is the probes decided by an answer, not silence. Late is
 	// answers to an attempt that had timed out; Stray, answers for no
 	// outstanding probe (duplicates, strays).
@@ -145,6 +158,11 @@ type Stats struct {
 	Skipped uint64
 	// Results by state.
 	Open, Closed, Filtered, OpenFiltered uint64
+	// The UDP ports that stayed silent (open|filtered), by their hosts:
+	// SilentAnswering on hosts that answered other probes, after their
+	// round trip, loss and ICMP limit said the silence is the port's own;
+	// SilentMute on hosts that answered nothing at all.
+	SilentAnswering, SilentMute uint64
 
 	Elapsed time.Duration
 	// Rate is attempts per second over Elapsed.
@@ -207,21 +225,33 @@ func (s *Scanner) Run(ctx context.Context, sink Sink) (Stats, error) {
 // retransmission (heap == inQueue), or parked until its host's pace lets it
 // go (heap == parked; see hostPacing). It is all the state the scan keeps.
 type pending struct {
-	probe    Probe
-	index    uint64
-	attempt  int32
-	heap     int32  // position in the timeout heap
-	gen      uint32 // bumped when the slot is freed, to spot stale queue entries
-	window   uint32 // the pacer's window of the last attempt
-	first    time.Duration
-	sent     time.Duration
-	deadline time.Duration
+	probe   Probe
+	index   uint64
+	attempt int32
+	heap    int32  // position in the timeout heap
+	gen     uint32 // bumped when the slot is freed, to spot stale queue entries
+	window  uint32 // the pacer's window of the last attempt
+	kind    uint8  // scanKind or rttKind
+	// conservative: a UDP probe asked again with the scan's timeouts and
+	// Retries, its silence not trusted (resolveHeld).
+	conservative bool
+	first        time.Duration
+	sent         time.Duration
+	deadline     time.Duration
 }
+
+// Kinds of pending probes: one of the scan, which gives a Result, or one
+// that learns its host's round trip, which does not.
+const (
+	scanKind uint8 = iota
+	rttKind
+)
 
 const (
 	inQueue = -1 // awaiting retransmission
 	free    = -2
 	parked  = -3 // awaiting a token of its host's pace
+	held    = -4 // silent, awaiting its host's judgement (resolveHeld)
 )
 
 type queued struct {
@@ -250,6 +280,10 @@ type run struct {
 	bounded  bool // maxOut is the engine's bound
 	start    time.Time
 	rtt      *rttTable
+	userMin  time.Duration // Scanner.MinRTT as set, 0 if not
+	ev       evidenceTable
+	rttPort  uint16 // of RTT probes; 0 for none
+	held     int    // probes held (resolveHeld)
 	sched    *schedule
 	pacer    *pacer
 	pace     *hostPacing                  // nil unless an engine is a HostPacer
@@ -374,6 +408,10 @@ func (s *Scanner) newRun(sink Sink) (*run, error) {
 		return nil, &ConfigError{"MinRTT", fmt.Sprintf("%v above MaxRTT %v", lo, hi2)}
 	}
 	r.rtt = newRTTTable(initial, lo, hi2, s.PerHostRTT, 1<<16)
+	r.userMin = max(s.MinRTT, 0)
+	if hasUDP && !s.NoRTTProbe {
+		r.rttPort, _ = rttPortFor(s.Ports)
+	}
 	r.maxOut = s.MaxOutstanding
 	if r.maxOut <= 0 {
 		r.maxOut = DefaultMaxOutstanding
@@ -449,6 +487,13 @@ func (r *run) run(ctx context.Context) (Stats, error) {
 		}
 		if blocked == nothingLeft && len(r.byProbe) == 0 {
 			return r.finish(), nil
+		}
+		if r.held > 0 && len(r.heap) == 0 && (blocked == nothingLeft || blocked == byInFlight) {
+			// Nothing in flight but silent ports held: judge them.
+			if err := r.resolveHeld(); err != nil {
+				return r.stop(), err
+			}
+			continue
 		}
 		if blocked == notBlocked {
 			continue // more to send at once: look at replies and timeouts first
@@ -562,6 +607,10 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 			if !seen {
 				r.hosts[pd.probe.IP] = now
 			} else if now-first > r.s.HostTimeout {
+				if pd.kind == rttKind {
+					r.release(slot)
+					continue
+				}
 				if pd.attempt == 0 {
 					r.stats.Skipped++
 					r.release(slot)
@@ -595,8 +644,19 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 			r.stats.Retransmitted++
 		}
 		r.stats.Sent++
+		if pd.kind == rttKind {
+			r.stats.RTTProbes++
+		}
 		pd.sent = now
-		pd.deadline = now + r.timeout(pd.probe.IP, pd.attempt)
+		pd.deadline = now + r.timeout(pd)
+		if pd.attempt == 1 && pd.probe.Proto == UDP && r.rttPort != 0 {
+			if h := r.ev.add(pd.probe.IP); !h.rttProbed {
+				h.rttProbed = true
+				if h.answered == 0 {
+					r.addRTTProbe(pd.probe.IP)
+				}
+			}
+		}
 		if r.pacer != nil {
 			pd.window = r.pacer.sent(now)
 		}
@@ -614,8 +674,17 @@ func (r *run) send(now time.Duration) (blocked int, err error) {
 // than the timeout learned from others: an engine that abandons an attempt
 // at its timeout (the connect engine closes its socket) cannot see its
 // late answer, so only a longer wait for a later attempt can.
-func (r *run) timeout(host netip.Addr, attempt int32) time.Duration {
+//
+// A UDP probe whose host has a round trip waits by it instead (see
+// udpsilence.go), unless its silence was not trusted.
+func (r *run) timeout(pd *pending) time.Duration {
+	host, attempt := pd.probe.IP, pd.attempt
 	rto := r.rtt.rto(host)
+	if pd.probe.Proto == UDP && !pd.conservative {
+		if h := r.ev.get(host); h != nil && h.rtt.samples > 0 {
+			rto = h.timeout(r.userMin, r.rtt.scan.max)
+		}
+	}
 	for i := int32(1); i < attempt && rto < r.rtt.scan.max; i++ {
 		rto += rto / 2
 	}
@@ -712,8 +781,11 @@ func (r *run) alloc(idx uint64) int32 {
 
 func (r *run) release(slot int32) {
 	pd := &r.slab.items[slot]
-	if pd.heap == parked {
+	switch pd.heap {
+	case parked:
 		r.pace.parked--
+	case held:
+		r.held--
 	}
 	delete(r.byProbe, pd.probe)
 	pd.gen++
@@ -754,6 +826,7 @@ func (r *run) answer(rep Reply) error {
 	// The round trip, sampled only when the answer is known to answer one
 	// send (Karn): its attempt is the last or the first.
 	var rtt time.Duration
+	valid := true
 	switch {
 	case rep.Attempt == int(pd.attempt) || (rep.Attempt == 0 && pd.attempt == 1):
 		rtt = at - pd.sent
@@ -762,9 +835,15 @@ func (r *run) answer(rep Reply) error {
 		rtt = at - pd.first
 		r.rtt.sample(pd.probe.IP, rtt)
 	case at >= pd.sent:
+		valid = false
 		rtt = at - pd.sent
 	default:
+		valid = false
 		rtt = at - pd.first
+	}
+	if r.udp != nil {
+		// What a host shows is kept for its UDP ports' silence alone.
+		r.learn(pd, rtt, valid)
 	}
 	if rep.Attempt != 0 && rep.Attempt < int(pd.attempt) || pd.heap < 0 {
 		r.stats.Late++
@@ -775,6 +854,10 @@ func (r *run) answer(rep Reply) error {
 		if r.pacer != nil {
 			r.pacer.outcome(pd.window, true)
 		}
+	}
+	if pd.kind == rttKind {
+		r.release(slot)
+		return nil
 	}
 	r.stats.Answered++
 	return r.decide(slot, Result{Probe: pd.probe, State: rep.State, RTT: max(rtt, 0), Reason: rep.Reason, TTL: rep.TTL})
@@ -793,16 +876,19 @@ func (r *run) expire(now time.Duration) error {
 		if r.pacer != nil {
 			r.pacer.outcome(pd.window, false)
 		}
-		if pd.attempt <= r.retries {
+		if pd.attempt <= r.udpRetries(pd) {
 			r.queue = append(r.queue, queued{slot, pd.gen})
 			continue
 		}
-		st := Filtered
-		if pd.probe.Proto == UDP {
-			st = OpenFiltered
-		}
-		if err := r.decide(slot, Result{Probe: pd.probe, State: st, Reason: "no-response"}); err != nil {
-			return err
+		switch h := r.ev.get(pd.probe.IP); {
+		case pd.kind == rttKind:
+			r.release(slot)
+		case pd.probe.Proto == UDP && !pd.conservative && h != nil && h.answered > 0:
+			r.hold(slot)
+		default:
+			if err := r.silent(slot); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -910,7 +996,7 @@ func (r *run) stop() Stats {
 	}
 	c.Pending = append(c.Pending, r.resend...)
 	for _, pd := range r.slab.items {
-		if pd.heap != free {
+		if pd.heap != free && pd.kind == scanKind {
 			c.Pending = append(c.Pending, pd.index)
 		}
 	}

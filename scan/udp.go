@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portkit/portkit/scan/internal/payloads"
+	"github.com/portkit/portkit/scan/internal/rawnet"
 )
 
 // UDPMode chooses how the UDP engine sends.
@@ -41,6 +42,16 @@ type UDPOptions struct {
 	// Limit bounds the sockets in flight in socket mode; 0 means as many
 	// as the open-file limit allows, less 128.
 	Limit int
+
+	// Sources, if set, are source addresses of this host to spread the
+	// probes over, in turn, each probe (and each retransmission) from the
+	// next address of its target's family; a family with none here is sent
+	// from the route's source. A host limits the ICMP errors it sends to
+	// each peer address (Linux: one a second, a burst of six), so n
+	// addresses draw n times its errors a second. The addresses must be
+	// configured on the interface the targets are reached through: the
+	// answers come back to them.
+	Sources []netip.Addr
 
 	// Payload is what to send to a port, nil for an empty datagram; nil
 	// means portkit's payloads for well-known services.
@@ -101,6 +112,7 @@ type udpSockets struct {
 	reqLim  int
 	payload func(uint16) []byte
 	watch   *icmpWatch
+	sources sourceRing
 
 	ctx     context.Context
 	replies chan<- Reply
@@ -111,8 +123,42 @@ func newUDPSockets(opts UDPOptions) *udpSockets {
 	return &udpSockets{
 		reqLim:  opts.Limit,
 		payload: udpPayload(opts),
-		watch:   newICMPWatch(opts.OnLimit),
+		watch:   newICMPWatch(opts.OnLimit).spread(newSourceRing(opts.Sources)),
+		sources: newSourceRing(opts.Sources),
 	}
+}
+
+// sourceRing hands out source addresses in turn, by family.
+type sourceRing struct {
+	v4, v6 []netip.Addr
+	n4, n6 int
+}
+
+func newSourceRing(addrs []netip.Addr) sourceRing {
+	var r sourceRing
+	for _, a := range addrs {
+		if a = a.Unmap(); a.Is4() {
+			r.v4 = append(r.v4, a)
+		} else if a.Is6() {
+			r.v6 = append(r.v6, a)
+		}
+	}
+	return r
+}
+
+// next is the source for a probe to dst; ok is false when there is none
+// of its family.
+func (r *sourceRing) next(dst netip.Addr) (src netip.Addr, ok bool) {
+	list, n := r.v6, &r.n6
+	if dst.Unmap().Is4() {
+		list, n = r.v4, &r.n4
+	}
+	if len(list) == 0 {
+		return netip.Addr{}, false
+	}
+	src = list[*n%len(list)]
+	*n++
+	return src, true
 }
 
 // Name is "udp".
@@ -148,7 +194,11 @@ func (u *udpSockets) Send(p Probe, attempt int) error {
 	if u.conns.len() >= u.limit {
 		return fmt.Errorf("udp engine: %w: %d sockets in flight", ErrBusy, u.limit)
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.IP, p.Port)))
+	var laddr *net.UDPAddr
+	if src, ok := u.sources.next(p.IP); ok {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
+	c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.IP, p.Port)))
 	if err == nil {
 		_, err = c.Write(u.payload(p.Port))
 		if err != nil {
@@ -237,4 +287,38 @@ func (u *udpSockets) Done(p Probe) { u.conns.done(p) }
 func (u *udpSockets) Close() error {
 	u.conns.close()
 	return nil
+}
+
+// InterfaceAddrs returns the addresses a UDP scan of dst can spread its
+// probes over (UDPOptions.Sources): those of dst's family on the
+// interface the route to dst leaves by, global unicast ones (and
+// link-local ones for a link-local dst), the route's own source first.
+// It sends nothing, and looks in the calling thread's network namespace.
+func InterfaceAddrs(dst netip.Addr) ([]netip.Addr, error) {
+	rt, err := rawnet.LookupRoute(dst.Unmap())
+	if err != nil {
+		return nil, err
+	}
+	if rt.Interface == nil {
+		return []netip.Addr{rt.Src}, nil
+	}
+	addrs, err := rt.Interface.Addrs()
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", rt.Interface.Name, err)
+	}
+	list := []netip.Addr{rt.Src.WithZone("")}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ip = ip.Unmap(); !ok || ip.Is4() != dst.Unmap().Is4() || ip == list[0] {
+			continue
+		}
+		if ip.IsGlobalUnicast() || ip.IsLinkLocalUnicast() && dst.IsLinkLocalUnicast() {
+			list = append(list, ip)
+		}
+	}
+	return list, nil
 }

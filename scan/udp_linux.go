@@ -13,6 +13,7 @@ type rawUDP struct {
 	*rawCore
 	payload func(uint16) []byte
 	watch   *icmpWatch
+	sources sourceRing
 }
 
 func newRawUDP(opts UDPOptions) (Engine, error) {
@@ -20,7 +21,7 @@ func newRawUDP(opts UDPOptions) (Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &rawUDP{rawCore: core, payload: udpPayload(opts), watch: newICMPWatch(opts.OnLimit)}
+	e := &rawUDP{rawCore: core, payload: udpPayload(opts), watch: newICMPWatch(opts.OnLimit).spread(newSourceRing(opts.Sources)), sources: newSourceRing(opts.Sources)}
 	core.handle = e.handle
 	return e, nil
 }
@@ -42,6 +43,11 @@ func (e *rawUDP) Send(p Probe, attempt int) error {
 	src, ok, err := e.prepare(p, UDP)
 	if !ok {
 		return err
+	}
+	// The route's source, or the next of Sources: the receiver's filter
+	// is on the port alone, so it takes the answers to any of them.
+	if s, ok := e.sources.next(p.IP); ok {
+		src = s
 	}
 	pkt, err := rawnet.AppendUDP(e.buf(), rawnet.UDP{
 		Src:     netip.AddrPortFrom(src, e.port),

@@ -50,6 +50,8 @@ type scanFlags struct {
 	noProgress                   bool
 	verbose                      int
 	save                         []string
+	sourceAddrs                  []string
+	nSources                     int      // the addresses --source-addrs named, once read
 	unsupported                  []string // nmap options portkit lacks (nmapArgs)
 	service                      serviceFlags
 }
@@ -69,6 +71,12 @@ retries, not rate.
 Engines: SYN (raw packets, the default with root or CAP_NET_RAW on Linux),
 connect (every OS, no privileges), and UDP (--udp; payloads for common
 services, ICMP port unreachable means closed, silence open|filtered).
+A UDP port's silence is timed by its host's round trip and retried as its
+loss says, once the host has answered anything (one extra probe to a port
+outside the scan asks it); a host that answers nothing gets one retry.
+Hosts limit the ICMP errors they send to each peer (Linux: one a second),
+so a UDP scan of closed ports is paced to the limit; --source-addrs spreads
+the probes over several addresses of this host, each with its own budget.
 --udp with --syn or --connect (nmap's -sS -sU) scans TCP and UDP at once.
 --syn without root or CAP_NET_RAW is refused (exit 2), naming the
 capability; the default then falls back to connect.
@@ -137,6 +145,7 @@ interrupted (the resume file written).`,
 		Example: `  portkit scan 198.18.0.2
   portkit scan 198.18.0.0/24 --top 100 -T4
   portkit scan -sS -sU -p T:22,80,U:53 198.18.0.2
+  portkit scan -U -p 1-1000 --source-addrs 198.18.0.16/28 198.18.0.2
   portkit scan -sT -Pn -n -T4 --top-ports 100 -oA scan 198.18.0.0/24
   portkit scan -iL targets.txt --max-rate 2000 -oX scan.xml -v
   portkit scan -p- 198.18.0.2 -o xml --out scan.xml
@@ -169,7 +178,7 @@ interrupted (the resume file written).`,
 	fl.Float64Var(&f.rate, "rate", 0, "`PPS` probes a second, retransmissions included: start there, never above, lower on congestion (0: no bound)")
 	fl.Float64Var(&f.maxRate, "max-rate", 0, "at most `PPS` probes a second, grown to from the template's initial rate")
 	fl.Float64Var(&f.minRate, "min-rate", 0, "at least `PPS` probes a second, even on loss")
-	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default: the template's, 6 at -T3)")
+	fl.IntVar(&f.retries, "retries", 0, "retransmissions of an unanswered probe (default: the template's, 6 at -T3; for UDP the most, fewer as the host's loss says)")
 	durationVarP(fl, &f.initialRTT, "initial-rtt", "", 0, "timeout before the first answer (default: the template's, 1s at -T3)")
 	durationVarP(fl, &f.maxRTT, "max-rtt", "", 0, "largest retransmission timeout (default: the template's, 10s at -T3)")
 	durationVarP(fl, &f.hostTimeout, "host-timeout", "", 0, "give up a host this long after its first probe")
@@ -179,6 +188,7 @@ interrupted (the resume file written).`,
 	fl.StringVar(&f.resumeOut, "resume-file", "portkit-scan.resume", "where Ctrl-C saves the scan to resume it")
 	fl.StringVarP(&f.format, "output", "o", "", "output `FORMAT`: "+strings.Join(report.Formats(), ", ")+" (default table on a terminal, jsonl piped)")
 	fl.StringVar(&f.out, "out", "", "write results to `FILE` instead of stdout")
+	fl.StringSliceVar(&f.sourceAddrs, "source-addrs", nil, "send UDP probes from these `ADDRS` of this host in turn (addresses, prefixes such as 198.18.0.16/28, or auto: every address of the interface the targets are reached by): each gets its own ICMP error budget")
 	fl.StringArrayVar(&f.save, "save", nil, "also write the results as `FORMAT=FILE` (repeatable; nmap's -oX, -oG, -oN, -oA)")
 	fl.BoolVar(&f.open, "open", false, "show open ports only (the table's default)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress line on stderr")
@@ -344,8 +354,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	for _, l := range stats.ICMPLimits {
 		e.warnf("%v", l)
 	}
-	if stats.HostPaceLimited {
-		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back")
+	switch {
+	case stats.HostPaceLimited && f.nSources > 0:
+		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back (each limit is per peer; the probes went from %d source addresses)", f.nSources)
+	case stats.HostPaceLimited:
+		e.warnf("targets' ICMP rate limits, not the network, held the UDP scan back; each limit is per peer: --source-addrs spreads the probes over more addresses of this host")
 	}
 	if stats.InFlightLimited {
 		e.warnf("the open-file limit (%s), not the network, held the scan back; raise it (ulimit -n) to scan faster", stats.InFlightLimitBy)
@@ -353,6 +366,11 @@ func runScan(ctx context.Context, e *env, cmd *cobra.Command, f *scanFlags, args
 	e.warnf("%d probes in %v (%.0f/s, %d retransmitted): %d open, %d closed, %d filtered, %d open|filtered",
 		stats.Done, stats.Elapsed.Round(time.Millisecond), stats.Rate, stats.Retransmitted,
 		stats.Open, stats.Closed, stats.Filtered, stats.OpenFiltered)
+	if n := stats.SilentAnswering + stats.SilentMute; n > 0 {
+		e.warnf("%d UDP port(s) stayed silent, no reply and no ICMP error, so open|filtered (a service that ignored the probe, or a firewall): "+
+			"%d on hosts that answered other probes, asked as long and as often as their round trip and loss said; %d on hosts that answered nothing, asked twice",
+			n, stats.SilentAnswering, stats.SilentMute)
+	}
 	if f.verbose > 0 && stats.Pace > 0 {
 		e.warnf("paced at %.0f probes/s at the end", stats.Pace)
 	}
@@ -527,8 +545,16 @@ func parseShard(s string) (shard, shards int, err error) {
 // where raw sockets can be opened; connect otherwise. It returns the TCP
 // scan's type for the report.
 func chooseEngines(e *env, f *scanFlags, s *scan.Scanner, ports *portspec.PortList) (string, error) {
+	sources, err := sourceAddrs(f.sourceAddrs, s.Targets)
+	if err != nil {
+		return "", err
+	}
+	f.nSources = len(sources)
+	if len(sources) > 0 && len(ports.Ports(registry.UDP)) == 0 {
+		return "", &exitError{code: ExitUsage, err: errors.New("--source-addrs spreads UDP probes: scan UDP ports too (-U, or U:PORT)")}
+	}
 	if len(ports.Ports(registry.UDP)) > 0 {
-		udp, err := scan.NewUDP(scan.UDPOptions{OnLimit: func(l scan.ICMPLimit) { e.warnf("%v", l) }})
+		udp, err := scan.NewUDP(scan.UDPOptions{Sources: sources, OnLimit: func(l scan.ICMPLimit) { e.warnf("%v", l) }})
 		if err != nil {
 			return "", err
 		}

@@ -9,6 +9,7 @@
 //	scanbench sweep -plan FILE -rate PPS ...
 //	scanbench shard -plan FILE -rate PPS -seed N [-shards 4] ...
 //	scanbench rss   -plan FILE -rate PPS [-rss-prefix 198.19.0.0/16 -rss-top 100] ...
+//	scanbench udp   -target-ns NS -udp-fixture BIN [-udp-host 198.18.0.2 -source-addrs 198.18.0.16/28] ...
 //
 // full and loss scan every port of the plan's host; portkit SYN against
 // `nmap -sS` and masscan, portkit connect against `nmap -sT`. sweep scans the
@@ -18,7 +19,11 @@
 // time: open ports found of those open, closed ports reported closed of those
 // closed (masscan reports no closed ports). rss scans a whole prefix where
 // nothing listens (a /16 × the top 100 ports: 6.5 million probes) through
-// the CLI for portkit's peak resident set size.
+// the CLI for portkit's peak resident set size. udp runs `portkit scan -U`
+// and `nmap -sU` against bench/cmd/udpfixture, which it starts in the
+// target namespace for each row (ICMP limits lifted or not, every UDP
+// packet dropped or not, port 161 silent or closed), and compares every
+// port's state with the truth; it needs no -plan.
 //
 // The section is written whatever the targets say. Exit codes: 0 every
 // target met, 1 a target missed, 2 bad usage or a fixture that is not as
@@ -41,7 +46,8 @@ import (
 	"github.com/portkit/portkit/bench/internal/scanplan"
 )
 
-const usage = `usage: scanbench full|loss|sweep|shard|rss -plan FILE [flags]`
+const usage = `usage: scanbench full|loss|sweep|shard|rss -plan FILE [flags]
+       scanbench udp -target-ns NS -udp-fixture BIN [flags]`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,7 +60,7 @@ func main() {
 }
 
 var modes = map[string]func(context.Context, *config) (*report, error){
-	"full": full, "loss": loss, "sweep": sweep, "shard": shard, "rss": rss,
+	"full": full, "loss": loss, "sweep": sweep, "shard": shard, "rss": rss, "udp": udp,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -94,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		md = r.shardMarkdown()
 	case "rss":
 		md = r.rssMarkdown()
+	case "udp":
+		md = r.udpMD
 	default:
 		md = r.markdown()
 	}
@@ -124,7 +132,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 			fmt.Fprintln(stderr, usage)
 			return nil, flag.ErrHelp
 		}
-		return nil, errors.New("the first argument must be a mode: full, loss, sweep, shard or rss")
+		return nil, errors.New("the first argument must be a mode: full, loss, sweep, shard, rss or udp")
 	}
 	c := &config{mode: args[0], log: stderr}
 	var planFile string
@@ -155,6 +163,9 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fl.Uint64Var(&c.seed, "seed", 1, "shard: portkit's --seed")
 	fl.IntVar(&c.shards, "shards", 4, "shard: how many shards")
 	fl.StringVar(&c.targetNS, "target-ns", "", "the target's network `namespace`: check that the loss rule is loaded for loss only")
+	fl.StringVar(&c.udpFixture, "udp-fixture", "", "udp: the udpfixture `binary` (bench/cmd/udpfixture), run in -target-ns")
+	fl.StringVar(&c.udpHost, "udp-host", "198.18.0.2", "udp: the target's `address`")
+	fl.StringVar(&c.udpSources, "source-addrs", "198.18.0.16/28", "udp: portkit's --source-addrs in the spreading row: `ADDRS` of the scanner's interface")
 	fl.StringVar(&c.command, "command", "scanbench", "the command that produced the section, for its notes")
 	fl.StringVar(&c.md, "md", "", "markdown `FILE` whose section receives the report")
 	fl.StringVar(&c.section, "section", "", "`NAME` of the section in -md FILE")
@@ -168,6 +179,11 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	switch {
 	case fl.NArg() > 0:
 		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
+	case c.mode == "udp":
+		if c.targetNS == "" || c.udpFixture == "" {
+			return nil, errors.New("udp needs -target-ns and -udp-fixture")
+		}
+		return c, nil
 	case planFile == "":
 		return nil, errors.New("-plan FILE is required")
 	case c.runs < 1 || c.warmup < 0 || c.slowRuns < 1:

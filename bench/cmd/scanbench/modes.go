@@ -48,6 +48,9 @@ type config struct {
 	seed         uint64
 	shards       int
 	targetNS     string // checked for the loss rule when set
+	udpFixture   string // udp: bench/cmd/udpfixture's binary
+	udpHost      string // udp: the target's address
+	udpSources   string // udp: portkit's --source-addrs in the spreading row
 	command      string // what produced the section, for the notes
 	md, section  string
 	tmp          string

@@ -56,8 +56,15 @@ type parser func(io.Reader) (*result, error)
 
 // parsePortkitJSONL reads `portkit scan -o jsonl`: one object a line with
 // ip, port, protocol and state, and a run's "scan" and "summary" lines,
-// which have a type and are skipped.
-func parsePortkitJSONL(rd io.Reader) (*result, error) {
+// which have a type and are skipped. It keeps the TCP ports.
+var parsePortkitJSONL = portkitParser("tcp")
+
+// portkitParser reads `portkit scan -o jsonl` for the ports of proto.
+func portkitParser(proto string) parser {
+	return func(rd io.Reader) (*result, error) { return parsePortkitProto(rd, proto) }
+}
+
+func parsePortkitProto(rd io.Reader, proto string) (*result, error) {
 	r := newResult()
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -82,7 +89,7 @@ func parsePortkitJSONL(rd io.Reader) (*result, error) {
 		if !v.IP.IsValid() || v.State == "" {
 			return nil, fmt.Errorf("portkit jsonl line %d: no ip or no state: %s", n, line)
 		}
-		if v.Protocol == "tcp" {
+		if v.Protocol == proto {
 			r.set(key{v.IP.Unmap(), v.Port}, v.State)
 		}
 	}
@@ -119,10 +126,18 @@ type nmapRun struct {
 	} `xml:"runstats>finished"`
 }
 
-// parseNmapXML reads nmap's -oX output. Ports nmap folds into <extraports>
-// are expanded from the ports lists of its <extrareasons> (nmap 7.80 and
-// later); without such a list they are only counted.
-func parseNmapXML(rd io.Reader) (*result, error) {
+// parseNmapXML reads nmap's -oX output for its TCP ports. Ports nmap folds
+// into <extraports> are expanded from the ports lists of its
+// <extrareasons> (nmap 7.80 and later); without such a list they are only
+// counted.
+var parseNmapXML = nmapParser("tcp")
+
+// nmapParser reads nmap's -oX output for the ports of proto.
+func nmapParser(proto string) parser {
+	return func(rd io.Reader) (*result, error) { return parseNmapProto(rd, proto) }
+}
+
+func parseNmapProto(rd io.Reader, proto string) (*result, error) {
 	var run nmapRun
 	if err := xml.NewDecoder(rd).Decode(&run); err != nil {
 		return nil, fmt.Errorf("nmap xml: %v", err)
@@ -142,14 +157,14 @@ func parseNmapXML(rd io.Reader) (*result, error) {
 			return nil, fmt.Errorf("nmap xml: a host without an IP address")
 		}
 		for _, p := range h.Ports {
-			if p.Protocol == "tcp" {
+			if p.Protocol == proto {
 				r.set(key{addr, p.ID}, p.State.State)
 			}
 		}
 		for _, x := range h.Extra {
 			listed := 0
 			for _, why := range x.Reasons {
-				if why.Ports == "" || (why.Proto != "" && why.Proto != "tcp") {
+				if why.Ports == "" || (why.Proto != "" && why.Proto != proto) {
 					continue
 				}
 				ports, err := parsePortRanges(why.Ports)

@@ -22,6 +22,7 @@ type report struct {
 	outcomes [][]outcome
 	targets  []string // "- target ...: PASS (...)" lines
 	rssRuns  []rssRun // rss: its runs, in place of outcomes
+	udpMD    string   // udp: its section, written by udpMarkdown
 	pass     bool
 }
 
