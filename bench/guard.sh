@@ -23,18 +23,33 @@
 # (bounded by --flood-count and --flood-for). It writes the section "guard"
 # of docs/BENCHMARKS.md.
 #
-# psad is not run: see docs/BENCHMARKS.md (its section) for why.
+# psad (Debian's, its defaults but for the paths, no e-mail, no whois, no
+# check of the firewall's logging) reads iptables LOG lines from a file. In
+# the target namespace iptables (nft) logs, with psad's recommended rules,
+# inbound packets neither of a connection under way nor to an open port
+# (nothing is dropped); the kernel writes a namespace's LOG lines only when
+# net.netfilter.nf_log_all_netns is 1, which this script sets for the run
+# and puts back on exit (it is host-wide: other namespaces' LOG rules log
+# meanwhile too). guardbench copies the lines carrying the rules' prefix
+# from /dev/kmsg into psad's file, in syslogd's format, and psad, run in the
+# foreground in the target namespace, logs to the same socket as scanlogd.
+# --no-psad leaves psad and the sysctl alone. The rules go before the flood,
+# which would otherwise fill the host's kernel log.
 #
-#   bash bench/guard.sh [--seed N] [--flood-count N] [--flood-for DURATION]
+# It takes about 5 minutes.
+#
+#   bash bench/guard.sh [--no-psad] [--seed N] [--flood-count N] [--flood-for DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/guard.sh [--seed N] [--flood-count N] [--flood-for DURATION]"
+usage="usage: bash bench/guard.sh [--no-psad] [--seed N] [--flood-count N] [--flood-for DURATION]"
 args=("$@")
 seed=
 floodcount=2000000
 floodfor=20s
+psad=1
 while (($#)); do
 	case $1 in
+	--no-psad) psad=0 ;;
 	--seed) seed=${2:?$usage}; shift ;;
 	--flood-count) floodcount=${2:?$usage}; shift ;;
 	--flood-for) floodfor=${2:?$usage}; shift ;;
@@ -52,6 +67,7 @@ me=guard.sh
 . bench/lib.sh
 require_root "it creates network namespaces and sends raw packets"
 tools=(ip:iproute2 nmap:nmap masscan:masscan scanlogd:scanlogd)
+((psad)) && tools+=(psad:psad iptables:iptables)
 install_tools "${tools[@]}"
 require_tools "${tools[@]}"
 
@@ -65,6 +81,7 @@ tns=pkgdt$$
 tmp=$(mktemp -d)
 fixture=
 bench=
+nflog=
 
 # Runs on every exit, ctrl-C included: stop guardbench (which stops guard),
 # the fixture, whatever else runs in either namespace (scanlogd), by pid, and
@@ -75,6 +92,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	halt "$bench" TERM
 	halt "$fixture" TERM
+	[ -z "$nflog" ] || echo "$nflog" >/proc/sys/net/netfilter/nf_log_all_netns || rc=1
 	for ns in "$sns" "$tns"; do
 		del_netns "$ns" || rc=1
 	done
@@ -118,8 +136,25 @@ until [ -s "$tmp/plan.json" ]; do
 done
 
 mkdir "$tmp/dev"
+psadflags=()
+if ((psad)); then
+	mkdir -p "$tmp/psad/log" "$tmp/psad/run" "$tmp/psad/fifo"
+	: >"$tmp/psad/messages"
+	sed -e "s|^HOSTNAME .*|HOSTNAME bench;|" \
+		-e "s|^IPT_SYSLOG_FILE .*|IPT_SYSLOG_FILE $tmp/psad/messages;|" \
+		-e "s|^ENABLE_FW_LOGGING_CHECK .*|ENABLE_FW_LOGGING_CHECK N;|" \
+		-e "s|^ALERTING_METHODS .*|ALERTING_METHODS noemail;|" \
+		-e "s|^ENABLE_WHOIS_LOOKUPS .*|ENABLE_WHOIS_LOOKUPS N;|" \
+		-e "s|^PSAD_DIR .*|PSAD_DIR $tmp/psad/log;|" \
+		-e "s|^PSAD_RUN_DIR .*|PSAD_RUN_DIR $tmp/psad/run;|" \
+		-e "s|^PSAD_FIFO_DIR .*|PSAD_FIFO_DIR $tmp/psad/fifo;|" \
+		/etc/psad/psad.conf >"$tmp/psad/psad.conf"
+	nflog=$(cat /proc/sys/net/netfilter/nf_log_all_netns)
+	echo 1 >/proc/sys/net/netfilter/nf_log_all_netns
+	psadflags=(-psad-conf "$tmp/psad/psad.conf" -psad-messages "$tmp/psad/messages")
+fi
 produced_by="bash bench/guard.sh${args[*]:+ ${args[*]}}"
-bin/guardbench run -scanner-ns "$sns" -target-ns "$tns" -router-mac "$mac" -plan "$tmp/plan.json" \
+bin/guardbench run "${psadflags[@]}" -scanner-ns "$sns" -target-ns "$tns" -router-mac "$mac" -plan "$tmp/plan.json" \
 	-portkit bin/portkit -self bin/guardbench -devdir "$tmp/dev" -flood-count "$floodcount" -flood-for "$floodfor" \
 	-md docs/BENCHMARKS.md -section guard -command "$produced_by" &
 bench=$!

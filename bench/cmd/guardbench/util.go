@@ -98,7 +98,9 @@ func perMillion(d time.Duration, n float64) time.Duration {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-func cpus() string { return fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()) }
+func cpus() string {
+	return fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+}
 
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
