@@ -80,7 +80,7 @@ func copyKmsg(ctx context.Context, file string) error {
 // syslog ours as scanlogd's is.
 func (c config) startPsad(ctx context.Context, logFile string) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", c.tns, "sh", "-c",
-		`set -e; for d in null zero urandom random; do : > "$1/$d"; mount --bind /dev/$d "$1/$d"; done; mount --bind "$1" /dev; exec psad -c "$2" --no-daemon --no-kmsgsd`,
+		`set -e; for d in null zero urandom random; do : > "$1/$d"; mount --bind /dev/$d "$1/$d"; done; mount --bind "$1" /dev; exec psad -c "$2" --no-daemon`,
 		"sh", c.devdir, c.psadConf)
 	f, err := os.Create(logFile)
 	if err != nil {
@@ -113,11 +113,18 @@ func parsePsad(at time.Time, body string) (alert, bool) {
 		return alert{}, false
 	}
 	src := sc.Text()
-	kind := ""
-	if j := strings.Index(body, "flags: "); j >= 0 {
-		kind = strings.Fields(body[j+7:])[0]
-	} else if strings.Contains(body, "udp pkts") {
-		kind = "udp"
+	// The kind: psad's name for the scan where it gives one, and the flags.
+	var kind []string
+	if strings.HasPrefix(body, "scan detected (") {
+		if j := strings.Index(body, "):"); j >= 0 {
+			kind = append(kind, body[len("scan detected ("):j])
+		}
 	}
-	return alert{at: at, src: src, kind: kind, line: body}, true
+	if j := strings.Index(body, "flags: "); j >= 0 {
+		flags, _, _ := strings.Cut(body[j+7:], " tcp pkts")
+		kind = append(kind, "flags "+flags)
+	} else if strings.Contains(body, "udp pkts") {
+		kind = append(kind, "udp")
+	}
+	return alert{at: at, src: src, kind: strings.Join(kind, ", "), line: body}, true
 }

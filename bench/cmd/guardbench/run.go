@@ -67,7 +67,7 @@ func (l *log) from(src string) []alert {
 
 type config struct {
 	sns, tns, sIface, mac, plan, portkit, self, devdir, md, section, command string
-	psadConf, psadLog                                                       string
+	psadConf, psadLog                                                        string
 	floodCount                                                               int
 	floodFor                                                                 time.Duration
 }
@@ -222,6 +222,10 @@ func runBench(args []string) error {
 		}
 		defer func() { pc.Process.Signal(syscall.SIGTERM) }()
 		time.Sleep(3 * time.Second)
+		if pidOf(c.tns, "psad") == 0 {
+			out, _ := os.ReadFile(filepath.Join(c.devdir, "..", "psad.out"))
+			return fmt.Errorf("psad is not running in %s:\n%s", c.tns, out)
+		}
 	}
 
 	ports := "20000-20099"
@@ -245,9 +249,9 @@ func runBench(args []string) error {
 	}
 	type result struct {
 		row
-		src           string
-		t0            time.Time
-		wall          time.Duration
+		src                string
+		t0                 time.Time
+		wall               time.Duration
 		g, s, p            alert
 		gok, sok, pok, udp bool
 	}
@@ -345,7 +349,7 @@ func runBench(args []string) error {
 	var gt, st []time.Duration
 	allG, allType := true, true
 	var joined []string
-	var pg, ps []time.Duration // the scans both detected
+	var pg, ps []time.Duration  // the scans both detected
 	var pt, pgp []time.Duration // psad's, and guard's of the scans psad detected
 	for _, r := range results {
 		gcell, gtype, gtime := "**no**", "—", "—"
@@ -397,6 +401,22 @@ func runBench(args []string) error {
 	fmt.Fprintf(&b, "\nMedian time to first alert: portkit guard %s over %d scans; scanlogd %s over the %d TCP scans it alerted on. portkit detected every scan: %v; named every type: %v.\n\n",
 		ms(median(gt)), len(gt), ms(median(st)), len(st), allG, allType)
 	fmt.Fprintf(&b, "Over the %d scans both detected: portkit guard's median %s, scanlogd's %s.\n\n", len(pg), ms(median(pg)), ms(median(ps)))
+	target := func(ok bool, what, got string) {
+		verdict := "FAIL"
+		if ok {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(&b, "- target %s: %s (%s)\n", what, verdict, got)
+	}
+	target(allG && len(joined) == 0, "portkit guard detects every scan as a scan of its own", fmt.Sprintf("%d of %d, %d only as a source joined to another scan", len(gt), len(results), len(joined)))
+	target(allType, "portkit guard names every scan's type", fmt.Sprintf("%v", allType))
+	target(len(pg) > 0 && median(pg) <= median(ps), "portkit guard's median time to first alert ≤ scanlogd's (the scans both detected)",
+		fmt.Sprintf("%s vs %s over %d scans", ms(median(pg)), ms(median(ps)), len(pg)))
+	if c.psadConf != "" {
+		target(len(pt) > 0 && median(pgp)*5 <= median(pt), "portkit guard's median time to first alert ≤ 1/5 of psad's (the scans psad detected)",
+			fmt.Sprintf("%s vs %s over %d scans", ms(median(pgp)), ms(median(pt)), len(pt)))
+	}
+	b.WriteString("\n")
 	if c.psadConf != "" {
 		fmt.Fprintf(&b, "psad: median %s over the %d scans it alerted on; portkit guard's median over the same scans %s.\n\n", ms(median(pt)), len(pt), ms(median(pgp)))
 	}
@@ -405,6 +425,8 @@ func runBench(args []string) error {
 	}
 	fmt.Fprintf(&b, "Benign traffic (%s, from 198.18.0.1: 1,000 HTTP/1.0 requests to one open port; a client of 5 open services; a monitor of 10 ports, 5 open and 5 closed, every 1 s instead of 10 s, 10 rounds; a forwarder's churn of 300 short connections over 2 ports): portkit guard %d false alerts, scanlogd %d, psad %s.\n\n",
 		ms(benignWall), len(gFalse), len(sFalse), psadCount(c.psadConf != "", len(pFalse)))
+	target(len(gFalse) == 0, "no false alert from portkit guard on the benign traffic", strconv.Itoa(len(gFalse)))
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "SYN flood (guardbench flood: one raw-socket sender, %d spoofed sources of 198.18.1.0–198.19.255.255 in turn, to port 80, at most %d packets and %s): %d sent in %.1f s, **%.0f packets/s**. portkit guard read %.0f of them (%.0f packets/s) with %.0f ring drops; CPU %s (**%s per million packets read**); RSS before the flood %s (of it anonymous %s; the rest is mostly the capture ring's mapped pages), after %s (anonymous %s), peak %s; %.0f sources tracked (max_sources 65536). scanlogd on the same flood: CPU %s (%s per million packets sent).\n",
 		100000, c.floodCount, c.floodFor, fl1.Sent, fl1.Seconds, fl1.PPS, read, read/fl1.Seconds, drops,
 		ms(gc1-gc0), ms(perMillion(gc1-gc0, read)), mib(rss0), mib(anon0), mib(rss), mib(anon), mib(hwm), m1["portkit_guard_sources_tracked"],
