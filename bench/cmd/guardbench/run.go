@@ -131,25 +131,9 @@ func runBench(args []string) error {
 				}
 				continue
 			}
-			i := strings.Index(line, "scanlogd")
-			if i < 0 {
-				continue
+			if a, ok := parseScanlogd(at, line); ok {
+				slog.add(a)
 			}
-			body := line[i:]
-			if j := strings.Index(body, ": "); j >= 0 {
-				body = body[j+2:]
-			}
-			f := strings.Fields(body)
-			if len(f) < 3 || f[1] != "to" {
-				continue
-			}
-			flags := ""
-			for _, w := range strings.Split(body, ", ") {
-				if len(w) == 8 && strings.Trim(strings.ToLower(w), "fsrpauxy?") == "" {
-					flags = w
-				}
-			}
-			slog.add(alert{at: at, src: strings.Split(f[0], ":")[0], kind: flags, line: body})
 		}
 	}()
 
@@ -449,4 +433,29 @@ func psadCount(ran bool, n int) string {
 		return "not run"
 	}
 	return strconv.Itoa(n)
+}
+
+// parseScanlogd reads scanlogd's syslog line "SRC[:PORT] to DST ports P,
+// ..., FLAGS[, TOS T][, TTL N] @HH:MM:SS" into an alert.
+func parseScanlogd(at time.Time, line string) (alert, bool) {
+	i := strings.Index(line, "scanlogd")
+	if i < 0 {
+		return alert{}, false
+	}
+	body := line[i:]
+	if j := strings.Index(body, ": "); j >= 0 {
+		body = body[j+2:]
+	}
+	f := strings.Fields(body)
+	if len(f) < 3 || f[1] != "to" {
+		return alert{}, false
+	}
+	flags := ""
+	for _, w := range strings.Split(body, ", ") {
+		if len(w) == 8 && strings.Trim(strings.ToLower(w), "fsrpauxy?") == "" {
+			flags = w
+		}
+	}
+	src, _, _ := strings.Cut(f[0], ":")
+	return alert{at: at, src: src, kind: flags, line: body}, true
 }
