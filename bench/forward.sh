@@ -131,7 +131,7 @@ echo "== forward-tcp: iperf3 throughput and CPU per GB"
 fwdbench tcp "${tcpflags[@]}" -splicefloor bin/splicefloor -section forward-tcp || status=1
 echo
 echo "== forward-churn: short connections"
-fwdbench churn "${churnflags[@]}" -section forward-churn || status=1
+fwdbench churn "${churnflags[@]}" -splicefloor bin/splicefloor -section forward-churn || status=1
 echo
 echo "== forward-idle: idle connections held through portkit"
 fwdbench idle "${idleflags[@]}" -section forward-idle || status=1

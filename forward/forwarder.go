@@ -51,6 +51,7 @@ type Forwarder struct {
 	loopEnv loopEnv   // what the loop check asks of the system
 	hops    *hopGuard // connections that come back to us
 	exhaust exhaustion
+	pipes   pipePool // splice pipes the TCP relays share
 }
 
 type listenKey struct {
@@ -348,6 +349,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) {
 	f.wg.Wait()
 	close(stopped)
 	f.cancelDrain()
+	f.pipes.close()
 }
 
 // clientAddr is the address of a connection's remote end as the rules see

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -217,13 +218,19 @@ type connLog struct {
 	err        error
 }
 
+// handle forwards one accepted connection and logs its end.
 func (t *tcpRunner) handle(client *net.TCPConn) {
 	st := t.state.Load()
-	r, m := &st.rule, st.m
 	start := time.Now()
+	l := t.forward(st, client)
+	t.logEnd(&st.rule, &l, time.Since(start))
+}
+
+// forward serves client under st until the connection ends, and says how.
+func (t *tcpRunner) forward(st *ruleState, client *net.TCPConn) (l connLog) {
+	r, m := &st.rule, st.m
 	m.total.Add(1)
-	l := connLog{client: clientAddr(client.RemoteAddr())}
-	defer func() { t.logEnd(r, l, time.Since(start)) }()
+	l.client = clientAddr(client.RemoteAddr())
 
 	// The address the rules apply to: the peer's, or, behind a trusted
 	// load balancer, the one its PROXY header gives.
@@ -255,8 +262,15 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		return
 	}
 	c := &tcpConn{client: client, rule: r.Name}
+	// c is in the loop guard's tables once either end of it is local.
+	hopped := false
+	defer func() {
+		if hopped {
+			t.f.hops.done(c)
+		}
+	}()
 	if peer, self := clientAddr(client.RemoteAddr()), clientAddr(client.LocalAddr()); fromThisHost(peer, self) {
-		defer t.f.hops.done(c)
+		hopped = true
 		if via := t.f.hops.accept(c, peer, self); via != nil {
 			reset(client) // unwinds the chain: via's dial is this conn's peer
 			t.logLoop(c, via)
@@ -285,7 +299,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	}
 	l.target = addr
 	if out, dst := clientAddr(target.LocalAddr()), clientAddr(target.RemoteAddr()); fromThisHost(dst, out) {
-		defer t.f.hops.done(c)
+		hopped = true
 		if looped := t.f.hops.dial(c, out, dst); looped != nil {
 			looped.looped.Store(true)
 			looped.abort()
@@ -329,7 +343,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	}
 	l.fromClient = int64(len(buffered))
 	m.fromClient.Add(l.fromClient)
-	up, down, end, err := relay(client, target, r.IdleTimeout, m)
+	up, down, end, err := relay(client, target, r.IdleTimeout, m, &t.f.pipes)
 	l.fromClient += up
 	l.toClient = down
 	l.end, l.err = end, err
@@ -339,6 +353,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	if c.looped.Load() {
 		l.end, l.err = endLoop, nil
 	}
+	return l
 }
 
 // logLoop says that c came back to the forwarder through via's dial.
@@ -364,6 +379,10 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 		c   net.Conn
 		err error
 	}
+	dialOne := func(i int) (net.Conn, error) {
+		d := net.Dialer{Timeout: st.rule.ConnectTimeout}
+		return d.DialContext(t.ctx, "tcp", st.targets.addrs[i])
+	}
 	order := st.targets.order(time.Now())
 	results := make(chan result, len(order))
 	started, pending := 0, 0
@@ -372,8 +391,7 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 		started++
 		pending++
 		go func() {
-			d := net.Dialer{Timeout: st.rule.ConnectTimeout}
-			c, err := d.DialContext(t.ctx, "tcp", st.targets.addrs[i])
+			c, err := dialOne(i)
 			results <- result{i, c, err}
 		}()
 	}
@@ -398,6 +416,17 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
 			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
 		}
+	}
+	if len(order) == 1 {
+		// Nothing to race: the dial runs here, without a goroutine, a
+		// channel or a timer.
+		i := order[0]
+		c, err := dialOne(i)
+		learn(result{i, c, err})
+		if err != nil {
+			return nil, "", err
+		}
+		return c.(*net.TCPConn), st.targets.addrs[i], nil
 	}
 	startNext()
 	timer := time.NewTimer(attemptDelay)
@@ -441,14 +470,24 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 	return nil, "", errors.Join(errs...)
 }
 
-func (t *tcpRunner) logEnd(r *Rule, l connLog, d time.Duration) {
-	attrs := []any{"rule", r.Name, "protocol", "tcp", "client", l.client.String(), "target", l.target,
-		"bytes_from_client", l.fromClient, "bytes_to_client", l.toClient,
-		"duration_ms", millis(d), "end", l.end}
-	if l.err != nil {
-		attrs = append(attrs, "err", l.err.Error())
+// logEnd writes the connection's end line. Its attributes are typed
+// (slog.Attr, not key-value pairs of any) so that none is boxed: one line
+// per connection is a feature, and its cost must stay small beside the
+// connection's.
+func (t *tcpRunner) logEnd(r *Rule, l *connLog, d time.Duration) {
+	if !t.f.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
 	}
-	t.f.log.Info("connection end", attrs...)
+	attrs := [...]slog.Attr{slog.String("rule", r.Name), slog.String("protocol", "tcp"),
+		slog.String("client", l.client.String()), slog.String("target", l.target),
+		slog.Int64("bytes_from_client", l.fromClient), slog.Int64("bytes_to_client", l.toClient),
+		slog.Float64("duration_ms", millis(d)), slog.String("end", l.end), {}}
+	n := len(attrs) - 1
+	if l.err != nil {
+		attrs[n] = slog.String("err", l.err.Error())
+		n++
+	}
+	t.f.log.LogAttrs(context.Background(), slog.LevelInfo, "connection end", attrs[:n]...)
 }
 
 // readProxyHeader reads a trusted peer's PROXY header within timeout. It
@@ -476,7 +515,7 @@ func readProxyHeader(ctx context.Context, c *net.TCPConn, timeout time.Duration)
 // relay moves bytes both ways until both directions end, propagating
 // half-closes. It returns the bytes moved each way and how it ended: the
 // first direction to fail tells the story; the other's error is its echo.
-func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up, down int64, end string, err error) {
+func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics, pipes *pipePool) (up, down int64, end string, err error) {
 	var (
 		once  sync.Once
 		first = endClosed
@@ -499,35 +538,30 @@ func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up,
 		target.Close()
 	}
 	var watch *idleWatch
-	stop, watched := make(chan struct{}), make(chan struct{})
 	if idle > 0 {
 		watch = newIdleWatch(client, target, idle)
-		go func() {
-			defer close(watched)
-			watch.run(stop, func() { finish(endIdle, nil) })
-		}()
-	} else {
-		close(watched)
+		watch.start(func() { finish(endIdle, nil) })
 	}
 	upc := make(chan int64, 1)
 	go func() {
-		n, end, err := pipe(target, client, watch, &m.fromClient)
+		n, end, err := pipe(target, client, watch, pipes, &m.fromClient)
 		finish(end, err)
 		upc <- n
 	}()
-	down, dend, derr := pipe(client, target, watch, &m.toClient)
+	down, dend, derr := pipe(client, target, watch, pipes, &m.toClient)
 	finish(dend, derr)
 	up = <-upc
-	close(stop)
-	<-watched
+	if watch != nil {
+		watch.stop() // after it, no expire runs: first and ferr are settled
+	}
 	client.Close()
 	target.Close()
 	return up, down, first, ferr
 }
 
 // pipe copies src to dst until src's EOF, then half-closes dst.
-func pipe(dst, src *net.TCPConn, watch *idleWatch, count *atomic.Int64) (int64, string, error) {
-	n, err := copyTCP(dst, src, watch, count)
+func pipe(dst, src *net.TCPConn, watch *idleWatch, pipes *pipePool, count *atomic.Int64) (int64, string, error) {
+	n, err := copyTCP(dst, src, watch, pipes, count)
 	switch {
 	case err == nil:
 		// src said EOF: pass the half-close on.

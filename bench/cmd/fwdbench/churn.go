@@ -121,7 +121,7 @@ func oneRequest(ctx context.Context, addr string, buf []byte) error {
 }
 
 func churnMode(ctx context.Context, c *config) (*section, error) {
-	s := newSection("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat",
+	s := newSection("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat, and the splice floor",
 		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, order rotated each round", c.rounds, count(int64(c.conns)), c.concurrency))
 	srv, err := startServer(ctx, c, "-http", local(httpPort))
 	if err != nil {
@@ -137,6 +137,9 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 	// retransmission, which would measure the backlog, not the forwarding.
 	// Go (portkit) listens with net.core.somaxconn, 4096.
 	paths = append(paths, socatPath("tcp", churnBase+2, httpPort, "backlog=4096"))
+	if c.floor != "" {
+		paths = append(paths, floorPath(c, churnBase+4, httpPort, "-poller"))
+	}
 	if err := startPaths(ctx, c, "tcp", paths); err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ type config struct {
 	mode    string
 	portkit string
 	target  string
-	floor   string // tcp: the splicefloor binary; "" leaves its row out
+	floor   string // tcp, churn: the splicefloor binary; "" leaves its row out
 	md      string
 	section string
 	command string
@@ -151,7 +151,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 	}
 	fl.StringVar(&c.portkit, "portkit", "bin/portkit", "portkit binary `PATH`")
 	fl.StringVar(&c.target, "target", "bin/fwdtarget", "fwdtarget binary `PATH` (the servers)")
-	fl.StringVar(&c.floor, "splicefloor", "", "splicefloor binary `PATH`: the floor of a splice forwarder, timed beside the others (tcp)")
+	fl.StringVar(&c.floor, "splicefloor", "", "splicefloor binary `PATH`: the floor of a splice forwarder, timed beside the others (tcp, churn)")
 	fl.StringVar(&c.md, "md", "", "markdown `FILE` whose section receives the report")
 	fl.StringVar(&c.section, "section", "", "`NAME` of the section in -md FILE")
 	fl.StringVar(&c.command, "command", "", "the command line that produced the report, named in it")
