@@ -470,12 +470,16 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 	return nil, "", errors.Join(errs...)
 }
 
-// logEnd writes the connection's end line. Its attributes are typed
-// (slog.Attr, not key-value pairs of any) so that none is boxed: one line
-// per connection is a feature, and its cost must stay small beside the
-// connection's.
+// logEnd writes the connection's end line. One line per connection is a
+// feature, and its cost must stay small beside the connection's: the
+// attributes are typed (slog.Attr, not key-value pairs of any) so that none
+// is boxed, and the record goes to the handler without the caller's PC,
+// which slog's Logger takes with a stack walk (runtime.Callers) for a
+// source location that would only ever name this function.
 func (t *tcpRunner) logEnd(r *Rule, l *connLog, d time.Duration) {
-	if !t.f.log.Enabled(context.Background(), slog.LevelInfo) {
+	ctx := context.Background()
+	h := t.f.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	attrs := [...]slog.Attr{slog.String("rule", r.Name), slog.String("protocol", "tcp"),
@@ -487,7 +491,9 @@ func (t *tcpRunner) logEnd(r *Rule, l *connLog, d time.Duration) {
 		attrs[n] = slog.String("err", l.err.Error())
 		n++
 	}
-	t.f.log.LogAttrs(context.Background(), slog.LevelInfo, "connection end", attrs[:n]...)
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "connection end", 0)
+	rec.AddAttrs(attrs[:n]...)
+	_ = h.Handle(ctx, rec) // a log that cannot be written has nowhere to say so
 }
 
 // readProxyHeader reads a trusted peer's PROXY header within timeout. It
