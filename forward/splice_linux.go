@@ -106,97 +106,103 @@ func copyTCP(dst, src *net.TCPConn, _ *idleWatch, pipes *pipePool, count *atomic
 	if err != nil {
 		return copyPlain(dst, src, count)
 	}
+	// The poller's callbacks are made once per direction, not per batch.
+	d := &spliceDir{pipes: pipes}
+	d.spliceIn, d.spliceOut = d.in, d.out
 	var total int64
 	for {
-		var (
-			sp         splicePipe
-			have       bool
-			in         int64
-			serr, perr error
-		)
-		err := rc.Read(func(fd uintptr) bool {
-			if !have {
-				if sp, perr = pipes.get(); perr != nil {
-					return true
-				}
-				have = true
-			}
-			for {
-				in, serr = unix.Splice(int(fd), nil, sp.w, nil, maxSplice, unix.SPLICE_F_NONBLOCK)
-				if serr != unix.EINTR {
-					break
-				}
-			}
-			if serr == unix.EAGAIN {
-				// Nothing queued: wait in the poller without the pipe.
-				pipes.put(sp, true)
-				have = false
-				return false
-			}
-			return true
-		})
+		d.have, d.n, d.moved, d.err, d.perr = false, 0, 0, nil, nil
+		err := rc.Read(d.spliceIn)
 		switch {
 		case err != nil:
 			return total, err // closed by the other direction, mostly
-		case perr != nil:
+		case d.perr != nil:
 			n, eof, err := copyOnce(dst, src, count)
 			total += n
 			if err != nil || eof {
 				return total, err
 			}
 			continue
-		case serr != nil:
-			pipes.put(sp, true) // a failed splice moved nothing into it
-			if serr == unix.EINVAL || serr == unix.ENOSYS {
+		case d.err != nil:
+			pipes.put(d.sp, true) // a failed splice moved nothing into it
+			if d.err == unix.EINVAL || d.err == unix.ENOSYS {
 				// splice refused for these sockets: copy the rest.
 				n, err := copyPlain(dst, src, count)
 				return total + n, err
 			}
-			return total, serr
-		case in == 0:
-			pipes.put(sp, true)
+			return total, d.err
+		case d.n == 0:
+			pipes.put(d.sp, true)
 			return total, nil // EOF
 		}
-		out, err := spliceOut(wc, sp.r, in)
-		total += out
-		count.Add(out)
-		pipes.put(sp, out == in)
+		err = wc.Write(d.spliceOut)
+		if err == nil {
+			err = d.err
+		}
+		total += d.moved
+		count.Add(d.moved)
+		pipes.put(d.sp, d.moved == d.n)
 		if err != nil {
 			return total, err
 		}
 	}
 }
 
-// spliceOut moves n bytes from the pipe's read end to the socket behind wc,
-// waiting in the poller while the socket's send buffer is full.
-func spliceOut(wc interface {
-	Write(func(uintptr) bool) error
-}, pipe int, n int64) (int64, error) {
-	var moved int64
-	var serr error
-	err := wc.Write(func(fd uintptr) bool {
-		for moved < n {
-			m, err := unix.Splice(pipe, nil, int(fd), nil, int(n-moved), unix.SPLICE_F_NONBLOCK)
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err == unix.EAGAIN:
-				return false // the send buffer is full: wait till it drains
-			case err != nil:
-				serr = err
-				return true
-			case m == 0:
-				serr = io.ErrUnexpectedEOF // the pipe ran dry before n: cannot be
-				return true
-			}
-			moved += m
+// spliceDir is one direction's state across the poller's callbacks.
+type spliceDir struct {
+	pipes               *pipePool
+	spliceIn, spliceOut func(fd uintptr) bool // d.in, d.out
+
+	sp       splicePipe
+	have     bool  // sp is taken from pipes
+	n, moved int64 // spliced into the pipe; out of it
+	err      error // of splice
+	perr     error // no pipe to be had
+}
+
+// in splices what the socket fd has queued into a pipe; it returns false,
+// holding no pipe, to wait in the poller while nothing is queued.
+func (d *spliceDir) in(fd uintptr) bool {
+	if !d.have {
+		if d.sp, d.perr = d.pipes.get(); d.perr != nil {
+			return true
 		}
-		return true
-	})
-	if err == nil {
-		err = serr
+		d.have = true
 	}
-	return moved, err
+	for {
+		d.n, d.err = unix.Splice(int(fd), nil, d.sp.w, nil, maxSplice, unix.SPLICE_F_NONBLOCK)
+		if d.err != unix.EINTR {
+			break
+		}
+	}
+	if d.err == unix.EAGAIN {
+		d.pipes.put(d.sp, true)
+		d.have, d.err = false, nil
+		return false
+	}
+	return true
+}
+
+// out splices the pipe's n bytes to the socket fd; it returns false to wait
+// in the poller while the socket's send buffer is full.
+func (d *spliceDir) out(fd uintptr) bool {
+	for d.moved < d.n {
+		m, err := unix.Splice(d.sp.r, nil, int(fd), nil, int(d.n-d.moved), unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			d.err = err
+			return true
+		case m == 0:
+			d.err = io.ErrUnexpectedEOF // the pipe ran dry before n: cannot be
+			return true
+		}
+		d.moved += m
+	}
+	return true
 }
 
 // copyOnce moves one read's worth of src to dst through a buffer; eof

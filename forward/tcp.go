@@ -362,6 +362,42 @@ func (t *tcpRunner) logLoop(c, via *tcpConn) {
 		"client", clientAddr(c.client.RemoteAddr()).String())
 }
 
+// dialResult is the outcome of a dial to target i of a rule.
+type dialResult struct {
+	i   int
+	c   net.Conn
+	err error
+}
+
+func (t *tcpRunner) dialTarget(st *ruleState, i int) dialResult {
+	d := net.Dialer{Timeout: st.rule.ConnectTimeout}
+	c, err := d.DialContext(t.ctx, "tcp", st.targets.addrs[i])
+	return dialResult{i, c, err}
+}
+
+// learn records a dial's outcome in the targets' health.
+func (t *tcpRunner) learn(st *ruleState, r dialResult) {
+	addr := st.targets.addrs[r.i]
+	if r.err == nil {
+		t.f.gotResources()
+		if st.targets.succeeded(r.i) {
+			t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
+		}
+		return
+	}
+	if t.ctx.Err() != nil {
+		return // cancelled by a drain, not the target's fault
+	}
+	if localExhaustion(r.err) {
+		t.f.outOfResources(opDial, st.rule.Name, r.err)
+		return // our problem, not the target's
+	}
+	st.m.dialError(addr)
+	if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
+		t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
+	}
+}
+
 // attemptDelay is how long a dial may go unanswered before the next
 // target is tried beside it (RFC 8305's connection attempt delay): a target
 // that drops SYNs costs a client a quarter second, not connect_timeout.
@@ -374,60 +410,26 @@ const attemptDelay = 250 * time.Millisecond
 // silent target is marked down once its connect_timeout passes), and close
 // what they connect.
 func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
-	type result struct {
-		i   int
-		c   net.Conn
-		err error
-	}
-	dialOne := func(i int) (net.Conn, error) {
-		d := net.Dialer{Timeout: st.rule.ConnectTimeout}
-		return d.DialContext(t.ctx, "tcp", st.targets.addrs[i])
-	}
 	order := st.targets.order(time.Now())
-	results := make(chan result, len(order))
+	if len(order) == 1 {
+		// Nothing to race: the dial runs here, without a goroutine, a
+		// channel or a timer.
+		r := t.dialTarget(st, order[0])
+		t.learn(st, r)
+		if r.err != nil {
+			return nil, "", r.err
+		}
+		return r.c.(*net.TCPConn), st.targets.addrs[r.i], nil
+	}
+	results := make(chan dialResult, len(order))
 	started, pending := 0, 0
 	startNext := func() {
 		i := order[started]
 		started++
 		pending++
-		go func() {
-			c, err := dialOne(i)
-			results <- result{i, c, err}
-		}()
+		go func() { results <- t.dialTarget(st, i) }()
 	}
-	// learn records a dial's outcome in the targets' health.
-	learn := func(r result) {
-		addr := st.targets.addrs[r.i]
-		if r.err == nil {
-			t.f.gotResources()
-			if st.targets.succeeded(r.i) {
-				t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
-			}
-			return
-		}
-		if t.ctx.Err() != nil {
-			return // cancelled by a drain, not the target's fault
-		}
-		if localExhaustion(r.err) {
-			t.f.outOfResources(opDial, st.rule.Name, r.err)
-			return // our problem, not the target's
-		}
-		st.m.dialError(addr)
-		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
-			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
-		}
-	}
-	if len(order) == 1 {
-		// Nothing to race: the dial runs here, without a goroutine, a
-		// channel or a timer.
-		i := order[0]
-		c, err := dialOne(i)
-		learn(result{i, c, err})
-		if err != nil {
-			return nil, "", err
-		}
-		return c.(*net.TCPConn), st.targets.addrs[i], nil
-	}
+	learn := func(r dialResult) { t.learn(st, r) }
 	startNext()
 	timer := time.NewTimer(attemptDelay)
 	defer timer.Stop()
@@ -522,47 +524,70 @@ func readProxyHeader(ctx context.Context, c *net.TCPConn, timeout time.Duration)
 // half-closes. It returns the bytes moved each way and how it ended: the
 // first direction to fail tells the story; the other's error is its echo.
 func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics, pipes *pipePool) (up, down int64, end string, err error) {
-	var (
-		once  sync.Once
-		first = endClosed
-		ferr  error
-	)
-	finish := func(end string, err error) {
-		if end == endClosed {
-			return
-		}
-		once.Do(func() { first, ferr = end, err })
-		// Closing wakes the other direction. A failure on either leg
-		// reaches both ends as a reset; an idle timeout is a policy end
-		// of a quiet connection, closed as nginx's proxy_timeout does.
-		if end == endError {
-			reset(client)
-			reset(target)
-			return
-		}
-		client.Close()
-		target.Close()
-	}
+	r := &relayConn{client: client, target: target, first: endClosed}
 	var watch *idleWatch
 	if idle > 0 {
 		watch = newIdleWatch(client, target, idle)
-		watch.start(func() { finish(endIdle, nil) })
+		watch.start(r.idled)
 	}
-	upc := make(chan int64, 1)
-	go func() {
-		n, end, err := pipe(target, client, watch, pipes, &m.fromClient)
-		finish(end, err)
-		upc <- n
-	}()
+	r.upDone.Add(1)
+	go r.up(watch, pipes, &m.fromClient)
 	down, dend, derr := pipe(client, target, watch, pipes, &m.toClient)
-	finish(dend, derr)
-	up = <-upc
+	r.finish(dend, derr)
+	r.upDone.Wait()
 	if watch != nil {
 		watch.stop() // after it, no expire runs: first and ferr are settled
 	}
 	client.Close()
 	target.Close()
-	return up, down, first, ferr
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.upN, down, r.first, r.ferr
+}
+
+// relayConn is what a relay's two directions and its idle watch share, in
+// one allocation.
+type relayConn struct {
+	client, target *net.TCPConn
+	upDone         sync.WaitGroup
+	upN            int64 // bytes from the client, once upDone
+
+	mu    sync.Mutex
+	first string // how the connection ended: the first failure's end
+	ferr  error
+}
+
+// up is the client-to-target direction, in a goroutine of its own.
+func (r *relayConn) up(watch *idleWatch, pipes *pipePool, count *atomic.Int64) {
+	defer r.upDone.Done()
+	n, end, err := pipe(r.target, r.client, watch, pipes, count)
+	r.upN = n
+	r.finish(end, err)
+}
+
+func (r *relayConn) idled() { r.finish(endIdle, nil) }
+
+// finish records how a direction (or the idle watch) ended the connection,
+// if it ended it, and closes both sockets, which wakes the other direction.
+func (r *relayConn) finish(end string, err error) {
+	if end == endClosed {
+		return
+	}
+	r.mu.Lock()
+	if r.first == endClosed {
+		r.first, r.ferr = end, err
+	}
+	r.mu.Unlock()
+	// A failure on either leg reaches both ends as a reset; an idle
+	// timeout is a policy end of a quiet connection, closed as nginx's
+	// proxy_timeout does.
+	if end == endError {
+		reset(r.client)
+		reset(r.target)
+		return
+	}
+	r.client.Close()
+	r.target.Close()
 }
 
 // pipe copies src to dst until src's EOF, then half-closes dst.
