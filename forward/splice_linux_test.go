@@ -133,3 +133,55 @@ func TestSpliceWithoutPipes(t *testing.T) {
 		t.Fatalf("log: %v", rec)
 	}
 }
+
+// TestKeepAliveBothLegs: both legs of a forwarded connection send TCP
+// keep-alives with Go's settings (15 s idle, 15 s interval, 9 probes); the
+// accepted one has them from the listener.
+func TestKeepAliveBothLegs(t *testing.T) {
+	echo := bufferedEcho(t)
+	fx := newFixture(t, Options{})
+	listen := "127.0.0.1:0"
+	addr := fx.start(Rule{Listen: listen, Targets: []string{echo}})
+	c := dial(t, "tcp", addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "x")
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	fx.fw.mu.Lock()
+	ru := fx.fw.runners[listenKey{TCP, listen}].(*tcpRunner)
+	fx.fw.mu.Unlock()
+	ru.mu.Lock()
+	var legs []*net.TCPConn
+	for tc := range ru.conns {
+		tc.mu.Lock()
+		legs = append(legs, tc.client, tc.target)
+		tc.mu.Unlock()
+	}
+	ru.mu.Unlock()
+	if len(legs) != 2 {
+		t.Fatalf("%d sockets in the forwarder, want 2", len(legs))
+	}
+	for i, leg := range legs {
+		rc, err := leg.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Control(func(fd uintptr) {
+			for _, o := range []struct {
+				name       string
+				level, opt int
+				want       int
+			}{
+				{"SO_KEEPALIVE", syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+				{"TCP_KEEPIDLE", syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15},
+				{"TCP_KEEPINTVL", syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 15},
+				{"TCP_KEEPCNT", syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9},
+			} {
+				if got, err := syscall.GetsockoptInt(int(fd), o.level, o.opt); err != nil || got != o.want {
+					t.Errorf("%s leg: %s = %d, %v; want %d", [...]string{"client", "target"}[i], o.name, got, err, o.want)
+				}
+			}
+		})
+	}
+}

@@ -92,12 +92,12 @@ func reset(c *net.TCPConn) {
 }
 
 func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
-	ln, err := net.Listen("tcp", r.Listen)
+	ln, err := listenTCP(r.Listen)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &tcpRunner{f: f, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
+	t := &tcpRunner{f: f, ln: ln, ctx: ctx, cancel: cancel,
 		conns: map[*tcpConn]struct{}{}, perSource: map[netip.Addr]int{}, served: make(chan struct{})}
 	return t, nil
 }
@@ -151,11 +151,11 @@ func (t *tcpRunner) pause() {
 }
 
 func (t *tcpRunner) resume() error {
-	ln, err := net.Listen("tcp", t.ln.Addr().String())
+	ln, err := listenTCP(t.ln.Addr().String())
 	if err != nil {
 		return err
 	}
-	t.ln = ln.(*net.TCPListener)
+	t.ln = ln
 	t.served = make(chan struct{})
 	go t.serve()
 	return nil
