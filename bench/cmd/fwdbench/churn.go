@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,4 +292,58 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 	want := int64(c.conns * c.rounds)
 	s.addTarget(aggs[pk].ok == want, "portkit: every connection completed, in every round",
 		fmt.Sprintf("%s of %s", count(aggs[pk].ok), count(want)))
+	fl := slices.IndexFunc(paths, func(p *path) bool { return p.name == "splicefloor" })
+	if fl < 0 {
+		return
+	}
+	s.notes = append(s.notes, "splicefloor (`bench/cmd/splicefloor -poller`) is the floor of a Go forwarder here, not one: "+
+		"Go's accept, dial (no timeout) and io.Copy both ways (splice through the runtime's pipe pool), and nothing else: "+
+		"no limits, ACLs, loop guard, idle timeout, metrics or log line. Its blocking-splice mode, the throughput floor, "+
+		"costs more than the poller per short connection (a thread switch at every wait), so it is not the floor here. "+
+		"The targets compare portkit with it round by round (the rounds' runs are the closest in time): CPU per "+
+		"connection, and the latency each adds to direct's at p50 and p99.")
+	cpuOf := func(pi int) []float64 {
+		var xs []float64
+		for _, r := range runs[pi] {
+			x := math.NaN()
+			if r.ok > 0 && r.cpu >= 0 {
+				x = float64(r.cpu) / float64(r.ok)
+			}
+			xs = append(xs, x)
+		}
+		return xs
+	}
+	// added is path pi's latency over direct's, round by round.
+	added := func(pi int, xs func(agg) []float64) []float64 {
+		var out []float64
+		for k := range xs(aggs[pi]) {
+			out = append(out, xs(aggs[pi])[k]-xs(aggs[0])[k])
+		}
+		return out
+	}
+	for _, tg := range []struct {
+		what     string
+		pk, fl   []float64
+		positive bool // a ratio of amounts that must be above 0 to mean anything
+	}{
+		{"CPU per connection", cpuOf(pk), cpuOf(fl), false},
+		{"latency added at p50", added(pk, func(a agg) []float64 { return a.p50 }), added(fl, func(a agg) []float64 { return a.p50 }), true},
+		{"latency added at p99", added(pk, func(a agg) []float64 { return a.p99 }), added(fl, func(a agg) []float64 { return a.p99 }), true},
+	} {
+		var each []string
+		var rs []float64
+		for k := range tg.pk {
+			r := ratio(tg.pk[k], tg.fl[k])
+			if tg.positive && !(tg.fl[k] > 0) {
+				r = math.NaN() // the floor added nothing that round: no ratio
+			}
+			if !math.IsNaN(r) {
+				rs = append(rs, r)
+			}
+			each = append(each, num(r))
+		}
+		x := median(rs)
+		s.addTarget(x <= 1.2, fmt.Sprintf("portkit's %s <= 1.2x splicefloor's", tg.what),
+			fmt.Sprintf("ratio %s, the median of the rounds' %s", num(x), strings.Join(each, ", ")))
+	}
 }
