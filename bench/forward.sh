@@ -68,7 +68,13 @@ me=forward.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 require_root "it creates a network namespace (ip netns add)"
-tools=(ip:iproute2 iperf3:iperf3 socat:socat rinetd:rinetd)
+# wanted SECTION: whether --only leaves it in.
+wanted() { [[ -z $only || $only == "$1" ]]; }
+
+# Only what the sections to run use: iperf3 and rinetd are for tcp alone.
+tools=(ip:iproute2)
+if wanted tcp; then tools+=(iperf3:iperf3 rinetd:rinetd); fi
+if wanted tcp || wanted churn || wanted udp; then tools+=(socat:socat); fi
 install_tools "${tools[@]}"
 require_tools "${tools[@]}"
 
@@ -137,9 +143,6 @@ fwdbench() {
 	bench=
 	return "$rc"
 }
-
-# wanted SECTION: whether --only leaves it in.
-wanted() { [[ -z $only || $only == "$1" ]]; }
 
 status=0
 fwdbench about -section forward >/dev/null || status=1

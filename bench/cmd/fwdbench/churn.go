@@ -32,6 +32,21 @@ type churnRun struct {
 	limited    bool // stopped by the time limit
 }
 
+// add counts a slice of a round's connections into the round's run.
+func (r *churnRun) add(s churnRun) {
+	r.ok += s.ok
+	r.failed += s.failed
+	r.elapsed += s.elapsed
+	r.lat = append(r.lat, s.lat...)
+	if s.cpu >= 0 {
+		r.cpu = max(r.cpu, 0) + s.cpu
+	}
+	if r.firstErr == nil {
+		r.firstErr = s.firstErr
+	}
+	r.limited = r.limited || s.limited
+}
+
 func (r churnRun) rate() float64 {
 	if r.elapsed <= 0 {
 		return 0
@@ -123,7 +138,7 @@ func oneRequest(ctx context.Context, addr string, buf []byte) error {
 
 func churnMode(ctx context.Context, c *config) (*section, error) {
 	s := newSection("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat, and the splice floor",
-		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, order rotated each round", c.rounds, count(int64(c.conns)), c.concurrency))
+		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, in slices of %s taken by the paths in turn", c.rounds, count(int64(c.conns)), c.concurrency, count(int64(max(1, c.conns/c.slices)))))
 	srv, err := startServer(ctx, c, "-http", local(httpPort))
 	if err != nil {
 		return nil, err
@@ -146,35 +161,53 @@ func churnMode(ctx context.Context, c *config) (*section, error) {
 	}
 	defer stopPaths(paths)
 
+	// A round runs every path over the same stretch of time: its
+	// connections go in slices, each path taking a slice in turn, so that
+	// a change in the machine's load falls on every path alike rather than
+	// on whichever ran when it came.
 	runs := make([][]churnRun, len(paths))
+	slice := max(1, c.conns/c.slices)
 	for round := range c.rounds {
-		for _, pi := range rotated(len(paths), round) {
-			p := paths[pi]
-			var before time.Duration
-			if p.p != nil {
-				if p.p.exited() {
-					return nil, p.p.failure("is no longer running")
-				}
-				if before, err = treeCPU(p.p.pid()); err != nil {
-					return nil, err
-				}
-			}
-			r := churn(ctx, p.addr(), c.conns, c.concurrency, c.limit)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if p.p != nil {
-				_ = waitChildless(ctx, p.p.pid(), 10*time.Second)
-				if after, err := treeCPU(p.p.pid()); err == nil {
-					r.cpu = after - before
-				}
-			}
-			fmt.Fprintf(c.stderr, "churn: round %d/%d, %s: %d ok, %d failed in %v: %.0f conn/s, p50 %v, p99 %v\n",
-				round+1, c.rounds, p.name, r.ok, r.failed, r.elapsed.Round(time.Millisecond), r.rate(),
-				percentile(r.lat, 50), percentile(r.lat, 99))
-			runs[pi] = append(runs[pi], r)
-			pause(ctx, time.Second)
+		rs := make([]churnRun, len(paths))
+		for k := range rs {
+			rs[k].cpu = -1
 		}
+		for done, sl := 0, 0; done < c.conns; done, sl = done+slice, sl+1 {
+			n := min(slice, c.conns-done)
+			for _, pi := range rotated(len(paths), round+sl) {
+				p := paths[pi]
+				var before time.Duration
+				if p.p != nil {
+					if p.p.exited() {
+						return nil, p.p.failure("is no longer running")
+					}
+					if before, err = treeCPU(p.p.pid()); err != nil {
+						return nil, err
+					}
+				}
+				r := churn(ctx, p.addr(), n, c.concurrency, c.limit/time.Duration(c.slices))
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if p.p != nil {
+					_ = waitChildless(ctx, p.p.pid(), 10*time.Second)
+					if after, err := treeCPU(p.p.pid()); err == nil {
+						r.cpu = after - before
+					}
+				}
+				rs[pi].add(r)
+				pause(ctx, 100*time.Millisecond)
+			}
+		}
+		for pi, p := range paths {
+			r := &rs[pi]
+			slices.Sort(r.lat)
+			fmt.Fprintf(c.stderr, "churn: round %d/%d, %s: %d ok, %d failed in %v: %.0f conn/s, p50 %v, p99 %v, CPU %v\n",
+				round+1, c.rounds, p.name, r.ok, r.failed, r.elapsed.Round(time.Millisecond), r.rate(),
+				percentile(r.lat, 50), percentile(r.lat, 99), r.cpu)
+			runs[pi] = append(runs[pi], *r)
+		}
+		pause(ctx, time.Second)
 	}
 	churnReport(s, c, paths, runs)
 	return s, nil
@@ -185,10 +218,12 @@ func churnReport(s *section, c *config, paths []*path, runs [][]churnRun) {
 		"to the server's close, close. The server is `bench/cmd/fwdtarget -http %s` (one goroutine per connection, "+
 		"the server closes first). Latency runs from the start of connect to the end of the response; each figure is "+
 		"the median over the rounds of that round's value; \"vs direct\" and \"added\" are the medians of the ratio "+
-		"and of the difference to direct within each round. "+
+		"and of the difference to direct within each round. A round gives each path its connections in %d slices, "+
+		"the paths taking a slice each in turn (the first path rotating), so that the machine's changing load falls on "+
+		"every path of the round alike; conn/s is over the slices' time. "+
 		"Each run is bounded by %s connections and %v. CPU per connection is the forwarder's user+system time "+
 		"(its forks included) over the run. socat is given `backlog=4096`, the backlog Go listens with: its default of 5 "+
-		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), count(int64(c.conns)), c.limit))
+		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), c.slices, count(int64(c.conns)), c.limit))
 	if !c.portkitOK {
 		s.fail("portkit rows not run: %s", c.portkitWhy)
 	}

@@ -71,6 +71,7 @@ type config struct {
 	rounds      int           // tcp, churn, udp
 	conns       int           // churn, idle
 	concurrency int           // churn, idle (dialling)
+	slices      int           // churn: a round's connections per path in this many turns
 	limit       time.Duration // churn, idle, udp: time bound of one run
 	datagrams   int           // udp
 	window      int           // udp
@@ -163,6 +164,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 	}
 	fl.IntVar(&c.conns, "conns", defConns, "churn: short connections per run; idle: connections held open")
 	fl.IntVar(&c.concurrency, "concurrency", 50, "churn: connections in flight at once")
+	fl.IntVar(&c.slices, "slices", 10, "churn: `turns` in which the paths take a round's connections")
 	fl.DurationVar(&c.limit, "limit", 60*time.Second, "churn, idle, udp: time bound of one run's load")
 	fl.IntVar(&c.datagrams, "datagrams", 200000, "udp: datagrams sent per run")
 	fl.IntVar(&c.window, "window", 64, "udp: datagrams outstanding at most")
@@ -179,8 +181,8 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
 	case (c.md == "") != (c.section == ""):
 		return nil, errors.New("-md and -section go together")
-	case c.seconds < 1 || c.rounds < 1 || c.conns < 1 || c.concurrency < 1 || c.datagrams < 1 || c.window < 1:
-		return nil, errors.New("-seconds, -rounds, -conns, -concurrency, -datagrams and -window must be at least 1")
+	case c.seconds < 1 || c.rounds < 1 || c.conns < 1 || c.concurrency < 1 || c.slices < 1 || c.datagrams < 1 || c.window < 1:
+		return nil, errors.New("-seconds, -rounds, -conns, -concurrency, -slices, -datagrams and -window must be at least 1")
 	case c.limit <= 0 || c.settle <= 0:
 		return nil, errors.New("-limit and -settle must be positive")
 	}
