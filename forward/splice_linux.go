@@ -27,10 +27,10 @@ type pipePool struct {
 
 type splicePipe struct{ r, w int }
 
-// maxFreePipes bounds the pipes kept open between uses. A pipe is held for
-// two splice calls, so few are out at once however many connections there
-// are; the rest are closed as they come back.
-const maxFreePipes = 16
+// maxFreePipes bounds the pipes kept open between uses (16 descriptors). A
+// pipe is held for two splice calls, so few are out at once however many
+// connections there are; the rest are closed as they come back.
+const maxFreePipes = 8
 
 // maxSplice is the most one splice(2) call is asked to move, as Go's own
 // splice asks: the pipe's capacity (64 KiB by default) bounds it anyway.
