@@ -223,7 +223,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	st := t.state.Load()
 	start := time.Now()
 	l := t.forward(st, client)
-	t.logEnd(&st.rule, &l, time.Since(start))
+	t.logEnd(&st.rule, &l, start)
 }
 
 // forward serves client under st until the connection ends, and says how.
@@ -478,7 +478,8 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 // is boxed, and the record goes to the handler without the caller's PC,
 // which slog's Logger takes with a stack walk (runtime.Callers) for a
 // source location that would only ever name this function.
-func (t *tcpRunner) logEnd(r *Rule, l *connLog, d time.Duration) {
+func (t *tcpRunner) logEnd(r *Rule, l *connLog, start time.Time) {
+	end := time.Now() // the line's time, and the end of its duration
 	ctx := context.Background()
 	h := t.f.log.Handler()
 	if !h.Enabled(ctx, slog.LevelInfo) {
@@ -487,13 +488,13 @@ func (t *tcpRunner) logEnd(r *Rule, l *connLog, d time.Duration) {
 	attrs := [...]slog.Attr{slog.String("rule", r.Name), slog.String("protocol", "tcp"),
 		slog.String("client", l.client.String()), slog.String("target", l.target),
 		slog.Int64("bytes_from_client", l.fromClient), slog.Int64("bytes_to_client", l.toClient),
-		slog.Float64("duration_ms", millis(d)), slog.String("end", l.end), {}}
+		slog.Float64("duration_ms", millis(end.Sub(start))), slog.String("end", l.end), {}}
 	n := len(attrs) - 1
 	if l.err != nil {
 		attrs[n] = slog.String("err", l.err.Error())
 		n++
 	}
-	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "connection end", 0)
+	rec := slog.NewRecord(end, slog.LevelInfo, "connection end", 0)
 	rec.AddAttrs(attrs[:n]...)
 	_ = h.Handle(ctx, rec) // a log that cannot be written has nowhere to say so
 }
