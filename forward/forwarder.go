@@ -388,6 +388,10 @@ type ruleState struct {
 	rule    Rule
 	targets *targetSet
 	m       *ruleMetrics
+	// endLog is the log's handler with the rule's name and protocol, the
+	// first attributes of every connection-end line, formatted once here
+	// rather than on each line.
+	endLog slog.Handler
 }
 
 // nextState is the state for rule r after old: old itself when a reload
@@ -406,7 +410,8 @@ func (f *Forwarder) nextState(old *ruleState, r Rule) *ruleState {
 		}
 		return out
 	})
-	return &ruleState{rule: r, targets: ts, m: m}
+	endLog := f.log.Handler().WithAttrs([]slog.Attr{slog.String("rule", r.Name), slog.String("protocol", string(r.Protocol))})
+	return &ruleState{rule: r, targets: ts, m: m, endLog: endLog}
 }
 
 // millis is d in milliseconds to the microsecond, for the log attributes

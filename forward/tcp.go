@@ -223,7 +223,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	st := t.state.Load()
 	start := time.Now()
 	l := t.forward(st, client)
-	t.logEnd(&st.rule, &l, start)
+	t.logEnd(st, &l, start)
 }
 
 // forward serves client under st until the connection ends, and says how.
@@ -477,16 +477,16 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 // attributes are typed (slog.Attr, not key-value pairs of any) so that none
 // is boxed, and the record goes to the handler without the caller's PC,
 // which slog's Logger takes with a stack walk (runtime.Callers) for a
-// source location that would only ever name this function.
-func (t *tcpRunner) logEnd(r *Rule, l *connLog, start time.Time) {
+// source location that would only ever name this function. The rule's
+// name and protocol come first, formatted once per rule (st.endLog).
+func (t *tcpRunner) logEnd(st *ruleState, l *connLog, start time.Time) {
 	end := time.Now() // the line's time, and the end of its duration
 	ctx := context.Background()
-	h := t.f.log.Handler()
+	h := st.endLog
 	if !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := [...]slog.Attr{slog.String("rule", r.Name), slog.String("protocol", "tcp"),
-		slog.String("client", l.client.String()), slog.String("target", l.target),
+	attrs := [...]slog.Attr{slog.String("client", l.client.String()), slog.String("target", l.target),
 		slog.Int64("bytes_from_client", l.fromClient), slog.Int64("bytes_to_client", l.toClient),
 		slog.Float64("duration_ms", millis(end.Sub(start))), slog.String("end", l.end), {}}
 	n := len(attrs) - 1
