@@ -15,9 +15,13 @@
 #                  Targets: portkit >= 1.5x socat, >= 1.2x rinetd and >= 70%
 #                  of direct, with 1 stream and with 8.
 #   forward-churn  20,000 short HTTP/1.0 connections, 50 at a time, in 3
-#                  rounds: direct, portkit, socat; conn/s, p50 and p99, the
-#                  latency added. Target: every connection through portkit
-#                  completes.
+#                  rounds: direct, portkit, socat and the floor
+#                  (bench/cmd/splicefloor -poller: accept, dial, splice both
+#                  ways, nothing else); conn/s, p50 and p99, the latency
+#                  added, CPU per connection. Targets: every connection
+#                  through portkit completes; portkit's CPU per connection
+#                  and the latency it adds at p50 and at p99 <= 1.2x the
+#                  floor's.
 #   forward-idle   10,000 idle connections held through portkit: RSS per
 #                  connection <= 20 KiB; fds and goroutines (from --metrics)
 #                  back to their baseline once closed. Where portkit's open-file
@@ -35,16 +39,25 @@
 # Needs root; installs iproute2, iperf3, socat and rinetd with apt-get when
 # missing. Exits 1 when a target is missed or a run fails, and when
 # bin/portkit has no forward command yet (its rows are then left out).
+# --only tcp|churn|idle|udp runs that section alone (and the introduction).
 #
-#   bash bench/forward.sh [--quick]
+#   bash bench/forward.sh [--quick] [--only SECTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/forward.sh [--quick]"
+usage="usage: bash bench/forward.sh [--quick] [--only tcp|churn|idle|udp]"
 args=("$@")
 quick=0
+only=
 while (($#)); do
 	case $1 in
 	--quick) quick=1 ;;
+	--only)
+		case ${2:-} in
+		tcp | churn | idle | udp) only=$2 ;;
+		*) echo "forward.sh: --only \"${2:-}\": want tcp, churn, idle or udp; $usage" >&2; exit 2 ;;
+		esac
+		shift
+		;;
 	-h | --help) echo "$usage"; exit 0 ;;
 	*) echo "forward.sh: unknown argument $1; $usage" >&2; exit 2 ;;
 	esac
@@ -55,7 +68,13 @@ me=forward.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 require_root "it creates a network namespace (ip netns add)"
-tools=(ip:iproute2 iperf3:iperf3 socat:socat rinetd:rinetd)
+# wanted SECTION: whether --only leaves it in.
+wanted() { [[ -z $only || $only == "$1" ]]; }
+
+# Only what the sections to run use: iperf3 and rinetd are for tcp alone.
+tools=(ip:iproute2)
+if wanted tcp; then tools+=(iperf3:iperf3 rinetd:rinetd); fi
+if wanted tcp || wanted churn || wanted udp; then tools+=(socat:socat); fi
 install_tools "${tools[@]}"
 require_tools "${tools[@]}"
 
@@ -128,15 +147,23 @@ fwdbench() {
 
 status=0
 fwdbench about -section forward >/dev/null || status=1
-echo "== forward-tcp: iperf3 throughput and CPU per GB"
-fwdbench tcp "${tcpflags[@]}" -splicefloor bin/splicefloor -section forward-tcp || status=1
-echo
-echo "== forward-churn: short connections"
-fwdbench churn "${churnflags[@]}" -section forward-churn || status=1
-echo
-echo "== forward-idle: idle connections held through portkit"
-fwdbench idle "${idleflags[@]}" -section forward-idle || status=1
-echo
-echo "== forward-udp: datagrams echoed"
-fwdbench udp "${udpflags[@]}" -section forward-udp || status=1
+if wanted tcp; then
+	echo "== forward-tcp: iperf3 throughput and CPU per GB"
+	fwdbench tcp "${tcpflags[@]}" -splicefloor bin/splicefloor -section forward-tcp || status=1
+	echo
+fi
+if wanted churn; then
+	echo "== forward-churn: short connections"
+	fwdbench churn "${churnflags[@]}" -splicefloor bin/splicefloor -section forward-churn || status=1
+	echo
+fi
+if wanted idle; then
+	echo "== forward-idle: idle connections held through portkit"
+	fwdbench idle "${idleflags[@]}" -section forward-idle || status=1
+	echo
+fi
+if wanted udp; then
+	echo "== forward-udp: datagrams echoed"
+	fwdbench udp "${udpflags[@]}" -section forward-udp || status=1
+fi
 exit $status

@@ -51,6 +51,7 @@ type Forwarder struct {
 	loopEnv loopEnv   // what the loop check asks of the system
 	hops    *hopGuard // connections that come back to us
 	exhaust exhaustion
+	pipes   pipePool // splice pipes the TCP relays share
 }
 
 type listenKey struct {
@@ -348,6 +349,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) {
 	f.wg.Wait()
 	close(stopped)
 	f.cancelDrain()
+	f.pipes.close()
 }
 
 // clientAddr is the address of a connection's remote end as the rules see
@@ -386,6 +388,10 @@ type ruleState struct {
 	rule    Rule
 	targets *targetSet
 	m       *ruleMetrics
+	// endLog is the log's handler with the rule's name and protocol, the
+	// first attributes of every connection-end line, formatted once here
+	// rather than on each line.
+	endLog slog.Handler
 }
 
 // nextState is the state for rule r after old: old itself when a reload
@@ -404,7 +410,8 @@ func (f *Forwarder) nextState(old *ruleState, r Rule) *ruleState {
 		}
 		return out
 	})
-	return &ruleState{rule: r, targets: ts, m: m}
+	endLog := f.log.Handler().WithAttrs([]slog.Attr{slog.String("rule", r.Name), slog.String("protocol", string(r.Protocol))})
+	return &ruleState{rule: r, targets: ts, m: m, endLog: endLog}
 }
 
 // millis is d in milliseconds to the microsecond, for the log attributes

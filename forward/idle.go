@@ -2,6 +2,7 @@ package forward
 
 import (
 	"net"
+	"sync"
 	"time"
 )
 
@@ -9,11 +10,18 @@ import (
 // either direction — for its idle timeout. One timer per connection wakes
 // it, not the directions' reads: a direction may be done (half-closed) or
 // stuck writing to a peer that stopped reading, and the connection must
-// still end.
+// still end. The timer runs its check in a goroutine of its own only when
+// it fires, so a connection that ends before its idle timeout costs a
+// timer, not a goroutine.
 type idleWatch struct {
 	idle           time.Duration
 	client, target *net.TCPConn
 	activity       // how quiet a socket has been: per platform
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	expire  func()
+	stopped bool
 }
 
 func newIdleWatch(client, target *net.TCPConn, idle time.Duration) *idleWatch {
@@ -30,22 +38,36 @@ func (w *idleWatch) check() (expired bool, next time.Time) {
 	return false, time.Now().Add(w.idle - quiet)
 }
 
-// run checks the connection each time it could have become idle, until
-// stop; when it has been, it calls expire once and returns.
-func (w *idleWatch) run(stop <-chan struct{}, expire func()) {
-	t := time.NewTimer(w.idle)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		expired, next := w.check()
-		if expired {
-			expire()
-			return
-		}
-		t.Reset(time.Until(next))
+// start arms the watch: expire is called once, from the timer's goroutine,
+// if the connection is found idle for the whole timeout before stop.
+func (w *idleWatch) start(expire func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.expire = expire
+	w.timer = time.AfterFunc(w.idle, w.fire)
+}
+
+// fire checks the connection each time it could have become idle.
+func (w *idleWatch) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
 	}
+	expired, next := w.check()
+	if expired {
+		w.stopped = true
+		w.expire()
+		return
+	}
+	w.timer.Reset(time.Until(next))
+}
+
+// stop disarms the watch. Once it returns, expire is not running and will
+// not be called.
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	w.timer.Stop()
 }

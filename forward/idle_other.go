@@ -43,8 +43,13 @@ func (n noteReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
+// pipePool is Linux's: elsewhere there is no splice.
+type pipePool struct{}
+
+func (*pipePool) close() {}
+
 // copyTCP copies src to dst; count gets the bytes as they are read.
-func copyTCP(dst, src *net.TCPConn, w *idleWatch, count *atomic.Int64) (int64, error) {
+func copyTCP(dst, src *net.TCPConn, w *idleWatch, _ *pipePool, count *atomic.Int64) (int64, error) {
 	var last *atomic.Int64
 	if w != nil {
 		last = w.last

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -91,12 +92,12 @@ func reset(c *net.TCPConn) {
 }
 
 func newTCPRunner(f *Forwarder, r Rule) (*tcpRunner, error) {
-	ln, err := net.Listen("tcp", r.Listen)
+	ln, err := listenTCP(r.Listen)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &tcpRunner{f: f, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
+	t := &tcpRunner{f: f, ln: ln, ctx: ctx, cancel: cancel,
 		conns: map[*tcpConn]struct{}{}, perSource: map[netip.Addr]int{}, served: make(chan struct{})}
 	return t, nil
 }
@@ -150,11 +151,11 @@ func (t *tcpRunner) pause() {
 }
 
 func (t *tcpRunner) resume() error {
-	ln, err := net.Listen("tcp", t.ln.Addr().String())
+	ln, err := listenTCP(t.ln.Addr().String())
 	if err != nil {
 		return err
 	}
-	t.ln = ln.(*net.TCPListener)
+	t.ln = ln
 	t.served = make(chan struct{})
 	go t.serve()
 	return nil
@@ -217,13 +218,19 @@ type connLog struct {
 	err        error
 }
 
+// handle forwards one accepted connection and logs its end.
 func (t *tcpRunner) handle(client *net.TCPConn) {
 	st := t.state.Load()
-	r, m := &st.rule, st.m
 	start := time.Now()
+	l := t.forward(st, client)
+	t.logEnd(st, &l, start)
+}
+
+// forward serves client under st until the connection ends, and says how.
+func (t *tcpRunner) forward(st *ruleState, client *net.TCPConn) (l connLog) {
+	r, m := &st.rule, st.m
 	m.total.Add(1)
-	l := connLog{client: clientAddr(client.RemoteAddr())}
-	defer func() { t.logEnd(r, l, time.Since(start)) }()
+	l.client = clientAddr(client.RemoteAddr())
 
 	// The address the rules apply to: the peer's, or, behind a trusted
 	// load balancer, the one its PROXY header gives.
@@ -255,8 +262,15 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 		return
 	}
 	c := &tcpConn{client: client, rule: r.Name}
+	// c is in the loop guard's tables once either end of it is local.
+	hopped := false
+	defer func() {
+		if hopped {
+			t.f.hops.done(c)
+		}
+	}()
 	if peer, self := clientAddr(client.RemoteAddr()), clientAddr(client.LocalAddr()); fromThisHost(peer, self) {
-		defer t.f.hops.done(c)
+		hopped = true
 		if via := t.f.hops.accept(c, peer, self); via != nil {
 			reset(client) // unwinds the chain: via's dial is this conn's peer
 			t.logLoop(c, via)
@@ -285,7 +299,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	}
 	l.target = addr
 	if out, dst := clientAddr(target.LocalAddr()), clientAddr(target.RemoteAddr()); fromThisHost(dst, out) {
-		defer t.f.hops.done(c)
+		hopped = true
 		if looped := t.f.hops.dial(c, out, dst); looped != nil {
 			looped.looped.Store(true)
 			looped.abort()
@@ -329,7 +343,7 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	}
 	l.fromClient = int64(len(buffered))
 	m.fromClient.Add(l.fromClient)
-	up, down, end, err := relay(client, target, r.IdleTimeout, m)
+	up, down, end, err := relay(client, target, r.IdleTimeout, m, &t.f.pipes)
 	l.fromClient += up
 	l.toClient = down
 	l.end, l.err = end, err
@@ -339,12 +353,49 @@ func (t *tcpRunner) handle(client *net.TCPConn) {
 	if c.looped.Load() {
 		l.end, l.err = endLoop, nil
 	}
+	return l
 }
 
 // logLoop says that c came back to the forwarder through via's dial.
 func (t *tcpRunner) logLoop(c, via *tcpConn) {
 	t.f.log.Warn("connection loops back to the forwarder, refused", "rule", c.rule, "via_rule", via.rule,
 		"client", clientAddr(c.client.RemoteAddr()).String())
+}
+
+// dialResult is the outcome of a dial to target i of a rule.
+type dialResult struct {
+	i   int
+	c   net.Conn
+	err error
+}
+
+func (t *tcpRunner) dialTarget(st *ruleState, i int) dialResult {
+	d := net.Dialer{Timeout: st.rule.ConnectTimeout}
+	c, err := d.DialContext(t.ctx, "tcp", st.targets.addrs[i])
+	return dialResult{i, c, err}
+}
+
+// learn records a dial's outcome in the targets' health.
+func (t *tcpRunner) learn(st *ruleState, r dialResult) {
+	addr := st.targets.addrs[r.i]
+	if r.err == nil {
+		t.f.gotResources()
+		if st.targets.succeeded(r.i) {
+			t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
+		}
+		return
+	}
+	if t.ctx.Err() != nil {
+		return // cancelled by a drain, not the target's fault
+	}
+	if localExhaustion(r.err) {
+		t.f.outOfResources(opDial, st.rule.Name, r.err)
+		return // our problem, not the target's
+	}
+	st.m.dialError(addr)
+	if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
+		t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
+	}
 }
 
 // attemptDelay is how long a dial may go unanswered before the next
@@ -359,46 +410,26 @@ const attemptDelay = 250 * time.Millisecond
 // silent target is marked down once its connect_timeout passes), and close
 // what they connect.
 func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
-	type result struct {
-		i   int
-		c   net.Conn
-		err error
-	}
 	order := st.targets.order(time.Now())
-	results := make(chan result, len(order))
+	if len(order) == 1 {
+		// Nothing to race: the dial runs here, without a goroutine, a
+		// channel or a timer.
+		r := t.dialTarget(st, order[0])
+		t.learn(st, r)
+		if r.err != nil {
+			return nil, "", r.err
+		}
+		return r.c.(*net.TCPConn), st.targets.addrs[r.i], nil
+	}
+	results := make(chan dialResult, len(order))
 	started, pending := 0, 0
 	startNext := func() {
 		i := order[started]
 		started++
 		pending++
-		go func() {
-			d := net.Dialer{Timeout: st.rule.ConnectTimeout}
-			c, err := d.DialContext(t.ctx, "tcp", st.targets.addrs[i])
-			results <- result{i, c, err}
-		}()
+		go func() { results <- t.dialTarget(st, i) }()
 	}
-	// learn records a dial's outcome in the targets' health.
-	learn := func(r result) {
-		addr := st.targets.addrs[r.i]
-		if r.err == nil {
-			t.f.gotResources()
-			if st.targets.succeeded(r.i) {
-				t.f.log.Info("target up", "rule", st.rule.Name, "target", addr)
-			}
-			return
-		}
-		if t.ctx.Err() != nil {
-			return // cancelled by a drain, not the target's fault
-		}
-		if localExhaustion(r.err) {
-			t.f.outOfResources(opDial, st.rule.Name, r.err)
-			return // our problem, not the target's
-		}
-		st.m.dialError(addr)
-		if backoff, marked := st.targets.failed(r.i, time.Now()); marked {
-			t.f.log.Warn("target down", "rule", st.rule.Name, "target", addr, "retry_in_ms", backoff.Milliseconds(), "err", r.err)
-		}
-	}
+	learn := func(r dialResult) { t.learn(st, r) }
 	startNext()
 	timer := time.NewTimer(attemptDelay)
 	defer timer.Stop()
@@ -441,14 +472,31 @@ func (t *tcpRunner) dial(st *ruleState) (*net.TCPConn, string, error) {
 	return nil, "", errors.Join(errs...)
 }
 
-func (t *tcpRunner) logEnd(r *Rule, l connLog, d time.Duration) {
-	attrs := []any{"rule", r.Name, "protocol", "tcp", "client", l.client.String(), "target", l.target,
-		"bytes_from_client", l.fromClient, "bytes_to_client", l.toClient,
-		"duration_ms", millis(d), "end", l.end}
-	if l.err != nil {
-		attrs = append(attrs, "err", l.err.Error())
+// logEnd writes the connection's end line. One line per connection is a
+// feature, and its cost must stay small beside the connection's: the
+// attributes are typed (slog.Attr, not key-value pairs of any) so that none
+// is boxed, and the record goes to the handler without the caller's PC,
+// which slog's Logger takes with a stack walk (runtime.Callers) for a
+// source location that would only ever name this function. The rule's
+// name and protocol come first, formatted once per rule (st.endLog).
+func (t *tcpRunner) logEnd(st *ruleState, l *connLog, start time.Time) {
+	end := time.Now() // the line's time, and the end of its duration
+	ctx := context.Background()
+	h := st.endLog
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
 	}
-	t.f.log.Info("connection end", attrs...)
+	attrs := [...]slog.Attr{slog.String("client", l.client.String()), slog.String("target", l.target),
+		slog.Int64("bytes_from_client", l.fromClient), slog.Int64("bytes_to_client", l.toClient),
+		slog.Float64("duration_ms", millis(end.Sub(start))), slog.String("end", l.end), {}}
+	n := len(attrs) - 1
+	if l.err != nil {
+		attrs[n] = slog.String("err", l.err.Error())
+		n++
+	}
+	rec := slog.NewRecord(end, slog.LevelInfo, "connection end", 0)
+	rec.AddAttrs(attrs[:n]...)
+	_ = h.Handle(ctx, rec) // a log that cannot be written has nowhere to say so
 }
 
 // readProxyHeader reads a trusted peer's PROXY header within timeout. It
@@ -476,58 +524,76 @@ func readProxyHeader(ctx context.Context, c *net.TCPConn, timeout time.Duration)
 // relay moves bytes both ways until both directions end, propagating
 // half-closes. It returns the bytes moved each way and how it ended: the
 // first direction to fail tells the story; the other's error is its echo.
-func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics) (up, down int64, end string, err error) {
-	var (
-		once  sync.Once
-		first = endClosed
-		ferr  error
-	)
-	finish := func(end string, err error) {
-		if end == endClosed {
-			return
-		}
-		once.Do(func() { first, ferr = end, err })
-		// Closing wakes the other direction. A failure on either leg
-		// reaches both ends as a reset; an idle timeout is a policy end
-		// of a quiet connection, closed as nginx's proxy_timeout does.
-		if end == endError {
-			reset(client)
-			reset(target)
-			return
-		}
-		client.Close()
-		target.Close()
-	}
+func relay(client, target *net.TCPConn, idle time.Duration, m *ruleMetrics, pipes *pipePool) (up, down int64, end string, err error) {
+	r := &relayConn{client: client, target: target, first: endClosed}
 	var watch *idleWatch
-	stop, watched := make(chan struct{}), make(chan struct{})
 	if idle > 0 {
 		watch = newIdleWatch(client, target, idle)
-		go func() {
-			defer close(watched)
-			watch.run(stop, func() { finish(endIdle, nil) })
-		}()
-	} else {
-		close(watched)
+		watch.start(r.idled)
 	}
-	upc := make(chan int64, 1)
-	go func() {
-		n, end, err := pipe(target, client, watch, &m.fromClient)
-		finish(end, err)
-		upc <- n
-	}()
-	down, dend, derr := pipe(client, target, watch, &m.toClient)
-	finish(dend, derr)
-	up = <-upc
-	close(stop)
-	<-watched
+	r.upDone.Add(1)
+	go r.up(watch, pipes, &m.fromClient)
+	down, dend, derr := pipe(client, target, watch, pipes, &m.toClient)
+	r.finish(dend, derr)
+	r.upDone.Wait()
+	if watch != nil {
+		watch.stop() // after it, no expire runs: first and ferr are settled
+	}
 	client.Close()
 	target.Close()
-	return up, down, first, ferr
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.upN, down, r.first, r.ferr
+}
+
+// relayConn is what a relay's two directions and its idle watch share, in
+// one allocation.
+type relayConn struct {
+	client, target *net.TCPConn
+	upDone         sync.WaitGroup
+	upN            int64 // bytes from the client, once upDone
+
+	mu    sync.Mutex
+	first string // how the connection ended: the first failure's end
+	ferr  error
+}
+
+// up is the client-to-target direction, in a goroutine of its own.
+func (r *relayConn) up(watch *idleWatch, pipes *pipePool, count *atomic.Int64) {
+	defer r.upDone.Done()
+	n, end, err := pipe(r.target, r.client, watch, pipes, count)
+	r.upN = n
+	r.finish(end, err)
+}
+
+func (r *relayConn) idled() { r.finish(endIdle, nil) }
+
+// finish records how a direction (or the idle watch) ended the connection,
+// if it ended it, and closes both sockets, which wakes the other direction.
+func (r *relayConn) finish(end string, err error) {
+	if end == endClosed {
+		return
+	}
+	r.mu.Lock()
+	if r.first == endClosed {
+		r.first, r.ferr = end, err
+	}
+	r.mu.Unlock()
+	// A failure on either leg reaches both ends as a reset; an idle
+	// timeout is a policy end of a quiet connection, closed as nginx's
+	// proxy_timeout does.
+	if end == endError {
+		reset(r.client)
+		reset(r.target)
+		return
+	}
+	r.client.Close()
+	r.target.Close()
 }
 
 // pipe copies src to dst until src's EOF, then half-closes dst.
-func pipe(dst, src *net.TCPConn, watch *idleWatch, count *atomic.Int64) (int64, string, error) {
-	n, err := copyTCP(dst, src, watch, count)
+func pipe(dst, src *net.TCPConn, watch *idleWatch, pipes *pipePool, count *atomic.Int64) (int64, string, error) {
+	n, err := copyTCP(dst, src, watch, pipes, count)
 	switch {
 	case err == nil:
 		// src said EOF: pass the half-close on.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,21 @@ type churnRun struct {
 	cpu        time.Duration   // the forwarder's; -1 for none
 	firstErr   error
 	limited    bool // stopped by the time limit
+}
+
+// add counts a slice of a round's connections into the round's run.
+func (r *churnRun) add(s churnRun) {
+	r.ok += s.ok
+	r.failed += s.failed
+	r.elapsed += s.elapsed
+	r.lat = append(r.lat, s.lat...)
+	if s.cpu >= 0 {
+		r.cpu = max(r.cpu, 0) + s.cpu
+	}
+	if r.firstErr == nil {
+		r.firstErr = s.firstErr
+	}
+	r.limited = r.limited || s.limited
 }
 
 func (r churnRun) rate() float64 {
@@ -124,8 +140,8 @@ func oneRequest(ctx context.Context, addr string, buf []byte) error {
 }
 
 func churnMode(ctx context.Context, c *config) (*benchmd.Section, error) {
-	s := benchmd.New("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat",
-		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, order rotated each round", c.rounds, benchmd.Count(int64(c.conns)), c.concurrency))
+	s := benchmd.New("forward connection churn: short HTTP/1.0 connections direct, through portkit and socat, and the splice floor",
+		fmt.Sprintf("%d rounds of %s connections per path, %d at a time, in slices of %s taken by the paths in turn", c.rounds, benchmd.Count(int64(c.conns)), c.concurrency, benchmd.Count(int64(max(1, c.conns/c.slices)))))
 	srv, err := startServer(ctx, c, "-http", local(httpPort))
 	if err != nil {
 		return nil, err
@@ -140,40 +156,61 @@ func churnMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 	// retransmission, which would measure the backlog, not the forwarding.
 	// Go (portkit) listens with net.core.somaxconn, 4096.
 	paths = append(paths, socatPath("tcp", churnBase+2, httpPort, "backlog=4096"))
+	if c.floor != "" {
+		paths = append(paths, floorPath(c, churnBase+4, httpPort, "-poller"))
+	}
 	if err := startPaths(ctx, c, "tcp", paths); err != nil {
 		return nil, err
 	}
 	defer stopPaths(paths)
 
+	// A round runs every path over the same stretch of time: its
+	// connections go in slices, each path taking a slice in turn, so that
+	// a change in the machine's load falls on every path alike rather than
+	// on whichever ran when it came.
 	runs := make([][]churnRun, len(paths))
+	slice := max(1, c.conns/c.slices)
 	for round := range c.rounds {
-		for _, pi := range benchmd.Rotated(len(paths), round) {
-			p := paths[pi]
-			var before time.Duration
-			if p.p != nil {
-				if p.p.Exited() {
-					return nil, p.p.Failure("is no longer running")
-				}
-				if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
-					return nil, err
-				}
-			}
-			r := churn(ctx, p.addr(), c.conns, c.concurrency, c.limit)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if p.p != nil {
-				_ = proc.WaitChildless(ctx, p.p.Pid(), 10*time.Second)
-				if after, err := proc.TreeCPU(p.p.Pid()); err == nil {
-					r.cpu = after - before
-				}
-			}
-			fmt.Fprintf(c.stderr, "churn: round %d/%d, %s: %d ok, %d failed in %v: %.0f conn/s, p50 %v, p99 %v\n",
-				round+1, c.rounds, p.name, r.ok, r.failed, r.elapsed.Round(time.Millisecond), r.rate(),
-				benchmd.Percentile(r.lat, 50), benchmd.Percentile(r.lat, 99))
-			runs[pi] = append(runs[pi], r)
-			pause(ctx, time.Second)
+		rs := make([]churnRun, len(paths))
+		for k := range rs {
+			rs[k].cpu = -1
 		}
+		for done, sl := 0, 0; done < c.conns; done, sl = done+slice, sl+1 {
+			n := min(slice, c.conns-done)
+			for _, pi := range benchmd.Rotated(len(paths), round+sl) {
+				p := paths[pi]
+				var before time.Duration
+				if p.p != nil {
+					if p.p.Exited() {
+						return nil, p.p.Failure("is no longer running")
+					}
+					if before, err = proc.TreeCPU(p.p.Pid()); err != nil {
+						return nil, err
+					}
+				}
+				r := churn(ctx, p.addr(), n, c.concurrency, c.limit/time.Duration(c.slices))
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if p.p != nil {
+					_ = proc.WaitChildless(ctx, p.p.Pid(), 10*time.Second)
+					if after, err := proc.TreeCPU(p.p.Pid()); err == nil {
+						r.cpu = after - before
+					}
+				}
+				rs[pi].add(r)
+				pause(ctx, 100*time.Millisecond)
+			}
+		}
+		for pi, p := range paths {
+			r := &rs[pi]
+			slices.Sort(r.lat)
+			fmt.Fprintf(c.stderr, "churn: round %d/%d, %s: %d ok, %d failed in %v: %.0f conn/s, p50 %v, p99 %v, CPU %v\n",
+				round+1, c.rounds, p.name, r.ok, r.failed, r.elapsed.Round(time.Millisecond), r.rate(),
+				benchmd.Percentile(r.lat, 50), benchmd.Percentile(r.lat, 99), r.cpu)
+			runs[pi] = append(runs[pi], *r)
+		}
+		pause(ctx, time.Second)
 	}
 	churnReport(s, c, paths, runs)
 	return s, nil
@@ -184,10 +221,12 @@ func churnReport(s *benchmd.Section, c *config, paths []*path, runs [][]churnRun
 		"to the server's close, close. The server is `bench/cmd/fwdtarget -http %s` (one goroutine per connection, "+
 		"the server closes first). Latency runs from the start of connect to the end of the response; each figure is "+
 		"the median over the rounds of that round's value; \"vs direct\" and \"added\" are the medians of the ratio "+
-		"and of the difference to direct within each round. "+
+		"and of the difference to direct within each round. A round gives each path its connections in %d slices, "+
+		"the paths taking a slice each in turn (the first path rotating), so that the machine's changing load falls on "+
+		"every path of the round alike; conn/s is over the slices' time. "+
 		"Each run is bounded by %s connections and %v. CPU per connection is the forwarder's user+system time "+
 		"(its forks included) over the run. socat is given `backlog=4096`, the backlog Go listens with: its default of 5 "+
-		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), benchmd.Count(int64(c.conns)), c.limit))
+		"overflows at 50 connections at a time, and the SYNs dropped wait 1 s for their retransmission.", len(httpResponse), local(httpPort), c.slices, benchmd.Count(int64(c.conns)), c.limit))
 	if !c.portkitOK {
 		s.Fail("portkit rows not run: %s", c.portkitWhy)
 	}
@@ -291,4 +330,58 @@ func churnReport(s *benchmd.Section, c *config, paths []*path, runs [][]churnRun
 	want := int64(c.conns * c.rounds)
 	s.AddTarget(aggs[pk].ok == want, "portkit: every connection completed, in every round",
 		fmt.Sprintf("%s of %s", benchmd.Count(aggs[pk].ok), benchmd.Count(want)))
+	fl := slices.IndexFunc(paths, func(p *path) bool { return p.name == "splicefloor" })
+	if fl < 0 {
+		return
+	}
+	s.Notes = append(s.Notes, "splicefloor (`bench/cmd/splicefloor -poller`) is the floor of a Go forwarder here, not one: "+
+		"Go's accept, dial (no timeout) and io.Copy both ways (splice through the runtime's pipe pool), and nothing else: "+
+		"no limits, ACLs, loop guard, idle timeout, metrics or log line. Its blocking-splice mode, the throughput floor, "+
+		"costs more than the poller per short connection (a thread switch at every wait), so it is not the floor here. "+
+		"The targets compare portkit with it round by round (the rounds' runs are the closest in time): CPU per "+
+		"connection, and the latency each adds to direct's at p50 and p99.")
+	cpuOf := func(pi int) []float64 {
+		var xs []float64
+		for _, r := range runs[pi] {
+			x := math.NaN()
+			if r.ok > 0 && r.cpu >= 0 {
+				x = float64(r.cpu) / float64(r.ok)
+			}
+			xs = append(xs, x)
+		}
+		return xs
+	}
+	// added is path pi's latency over direct's, round by round.
+	added := func(pi int, xs func(agg) []float64) []float64 {
+		var out []float64
+		for k := range xs(aggs[pi]) {
+			out = append(out, xs(aggs[pi])[k]-xs(aggs[0])[k])
+		}
+		return out
+	}
+	for _, tg := range []struct {
+		what     string
+		pk, fl   []float64
+		positive bool // a ratio of amounts that must be above 0 to mean anything
+	}{
+		{"CPU per connection", cpuOf(pk), cpuOf(fl), false},
+		{"latency added at p50", added(pk, func(a agg) []float64 { return a.p50 }), added(fl, func(a agg) []float64 { return a.p50 }), true},
+		{"latency added at p99", added(pk, func(a agg) []float64 { return a.p99 }), added(fl, func(a agg) []float64 { return a.p99 }), true},
+	} {
+		var each []string
+		var rs []float64
+		for k := range tg.pk {
+			r := benchmd.Ratio(tg.pk[k], tg.fl[k])
+			if tg.positive && !(tg.fl[k] > 0) {
+				r = math.NaN() // the floor added nothing that round: no ratio
+			}
+			if !math.IsNaN(r) {
+				rs = append(rs, r)
+			}
+			each = append(each, benchmd.Num(r))
+		}
+		x := benchmd.Median(rs)
+		s.AddTarget(x <= 1.2, fmt.Sprintf("portkit's %s <= 1.2x splicefloor's", tg.what),
+			fmt.Sprintf("ratio %s, the median of the rounds' %s", benchmd.Num(x), strings.Join(each, ", ")))
+	}
 }

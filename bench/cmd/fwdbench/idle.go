@@ -76,9 +76,9 @@ type idleSnapshot struct {
 }
 
 // maxPooledPipeFDs bounds the pipe descriptors that may outlive the
-// connections: Go's splice keeps pipes in a pool until garbage collection
-// empties it, as many as copies were in flight at once, not one per
-// connection. A leak would leave thousands here.
+// connections: portkit keeps at most 8 splice pipes in its pool for the
+// next connections, not one per connection. A leak would leave thousands
+// here.
 const maxPooledPipeFDs = 16
 
 // nonPipe is the fds other than pipes: sockets above all.
@@ -259,8 +259,8 @@ func idleMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 		var during idleSnapshot
 		if during, err = snapshot(ctx, pid, metrics); err == nil {
 			// Pipes are left out: portkit holds a splice pipe only while
-			// bytes move, and Go pools them, so they do not grow with
-			// the connections held.
+			// bytes move, and pools a few, so they do not grow with the
+			// connections held.
 			fdsPerConn = (during.nonPipe() - fresh.nonPipe() + probeConns - 1) / probeConns
 		}
 	}
@@ -318,9 +318,8 @@ func idleMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 	}
 	held := len(conns)
 	conns = nil
-	// First the fds, from /proc alone: a metrics request allocates, and
-	// could bring on the garbage collection that closes pooled splice
-	// pipes sooner than it would come by itself. Then the goroutines.
+	// First the fds, from /proc alone, then the goroutines (a metrics
+	// request opens a socket of its own).
 	t1 := time.Now()
 	deadline := t1.Add(c.settle)
 	var after idleSnapshot
@@ -383,8 +382,8 @@ func idleMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 		"to the server); the snapshot is taken 1 s after the last is open. A hundred connections are opened and "+
 		"closed before the baseline, and tell the fds per connection. RSS is VmRSS from /proc/PID/status; fds are /proc/PID/fd by kind; goroutines are "+
 		"`go_goroutines` from `GET http://%s/metrics`. After all are closed, the fds are polled every 250 ms "+
-		"from /proc alone (no metrics request, whose allocations could hasten the garbage collection that closes "+
-		"pooled splice pipes) until they are back to the baseline, then the goroutines, for up to %v in all.", commandLine(p.argv), local(echoPort), metrics, c.settle))
+		"from /proc alone (no metrics request, which opens a socket of its own) until they are back to the baseline "+
+		"(portkit may keep up to 8 splice pipes in its pool for the next connections), then the goroutines, for up to %v in all.", commandLine(p.argv), local(echoPort), metrics, c.settle))
 	t := &benchmd.Table{Head: []string{"", "baseline", fmt.Sprintf("%s open", benchmd.Count(int64(held))), "after closing", "per connection"},
 		Align: []string{"", "---:"}}
 	t.Row("RSS", fmt.Sprintf("%.1f MiB", float64(base.rss)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(loaded.rss)/(1<<20)),
@@ -414,15 +413,15 @@ func idleMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 		}
 		return fmt.Sprintf("after %v", d.Round(10*time.Millisecond))
 	}
-	s.AddTarget(fdsBack >= 0, fmt.Sprintf("portkit's open fds back to the baseline once all are closed (pipes: at most %d more, Go's splice pool)", maxPooledPipeFDs),
+	s.AddTarget(fdsBack >= 0, fmt.Sprintf("portkit's open fds back to the baseline once all are closed (pipes: at most %d more, portkit's splice pool)", maxPooledPipeFDs),
 		fmt.Sprintf("%s, baseline %s, %s", after.fdString(), benchmd.Count(int64(base.fds)), backWhen(fdsBack)))
 	s.AddTarget(base.goroutines >= 0 && grBack >= 0, "portkit's goroutines back to the baseline once all are closed",
 		fmt.Sprintf("%d, baseline %d, %s, checked once the fds were back or their wait was over",
 			after.goroutines, base.goroutines, backWhen(grBack)))
 	if fdsBack < 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("The fds left over %v after the last connection closed were %s; "+
-			"1 s after the metrics requests of the goroutine check, %s. Pipes left over are those Go's splice "+
-			"keeps in a pool (internal/poll), as many as copies were in flight at once, closed only once garbage collection has emptied the pool (it takes two cycles).",
+			"1 s after the metrics requests of the goroutine check, %s. Pipes left over beyond the 8 "+
+			"that portkit's splice pool keeps (16 descriptors) would be a leak.",
 			c.settle, after.fdString(), later.fdString()))
 	}
 	return s, nil

@@ -55,7 +55,7 @@ type config struct {
 	mode    string
 	portkit string
 	target  string
-	floor   string // tcp: the splicefloor binary; "" leaves its row out
+	floor   string // tcp, churn: the splicefloor binary; "" leaves its row out
 	md      string
 	section string
 	command string
@@ -72,6 +72,7 @@ type config struct {
 	rounds      int           // tcp, churn, udp
 	conns       int           // churn, idle
 	concurrency int           // churn, idle (dialling)
+	slices      int           // churn: a round's connections per path in this many turns
 	limit       time.Duration // churn, idle, udp: time bound of one run
 	datagrams   int           // udp
 	window      int           // udp
@@ -152,7 +153,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 	}
 	fl.StringVar(&c.portkit, "portkit", "bin/portkit", "portkit binary `PATH`")
 	fl.StringVar(&c.target, "target", "bin/fwdtarget", "fwdtarget binary `PATH` (the servers)")
-	fl.StringVar(&c.floor, "splicefloor", "", "splicefloor binary `PATH`: the floor of a splice forwarder, timed beside the others (tcp)")
+	fl.StringVar(&c.floor, "splicefloor", "", "splicefloor binary `PATH`: the floor of a splice forwarder, timed beside the others (tcp, churn)")
 	fl.StringVar(&c.md, "md", "", "markdown `FILE` whose section receives the report")
 	fl.StringVar(&c.section, "section", "", "`NAME` of the section in -md FILE")
 	fl.StringVar(&c.command, "command", "", "the command line that produced the report, named in it")
@@ -164,6 +165,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 	}
 	fl.IntVar(&c.conns, "conns", defConns, "churn: short connections per run; idle: connections held open")
 	fl.IntVar(&c.concurrency, "concurrency", 50, "churn: connections in flight at once")
+	fl.IntVar(&c.slices, "slices", 10, "churn: `turns` in which the paths take a round's connections")
 	fl.DurationVar(&c.limit, "limit", 60*time.Second, "churn, idle, udp: time bound of one run's load")
 	fl.IntVar(&c.datagrams, "datagrams", 200000, "udp: datagrams sent per run")
 	fl.IntVar(&c.window, "window", 64, "udp: datagrams outstanding at most")
@@ -180,8 +182,8 @@ func parseArgs(args []string, stdout, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fl.Arg(0))
 	case (c.md == "") != (c.section == ""):
 		return nil, errors.New("-md and -section go together")
-	case c.seconds < 1 || c.rounds < 1 || c.conns < 1 || c.concurrency < 1 || c.datagrams < 1 || c.window < 1:
-		return nil, errors.New("-seconds, -rounds, -conns, -concurrency, -datagrams and -window must be at least 1")
+	case c.seconds < 1 || c.rounds < 1 || c.conns < 1 || c.concurrency < 1 || c.slices < 1 || c.datagrams < 1 || c.window < 1:
+		return nil, errors.New("-seconds, -rounds, -conns, -concurrency, -slices, -datagrams and -window must be at least 1")
 	case c.limit <= 0 || c.settle <= 0:
 		return nil, errors.New("-limit and -settle must be positive")
 	}

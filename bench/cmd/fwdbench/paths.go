@@ -20,7 +20,7 @@ const (
 	metricsPort = 9100 // portkit forward --metrics in the idle benchmark
 
 	// Forwarders listen on base+1 (portkit), base+2 (socat), base+3
-	// (rinetd), a base per benchmark.
+	// (rinetd), base+4 (splicefloor), a base per benchmark.
 	tcpBase   = 9000
 	churnBase = 9010
 	idleBase  = 9020
@@ -64,6 +64,13 @@ func portkitPath(c *config, proto string, listen, target int, extra ...string) *
 	argv := append([]string{c.portkit, "forward"}, extra...)
 	argv = append(argv, l, local(target))
 	return &path{name: "portkit", port: listen, argv: argv}
+}
+
+// floorPath is bench/cmd/splicefloor from 127.0.0.1:LISTEN to
+// 127.0.0.1:TARGET, with its flags.
+func floorPath(c *config, listen, target int, flags ...string) *path {
+	argv := append(append([]string{c.floor}, flags...), "-listen", local(listen), "-target", local(target))
+	return &path{name: "splicefloor", port: listen, argv: argv}
 }
 
 // socatPath forks a child per connection (TCP) or per client address (UDP),

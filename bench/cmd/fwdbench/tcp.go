@@ -82,8 +82,7 @@ func tcpMode(ctx context.Context, c *config) (*benchmd.Section, error) {
 	}
 	paths = append(paths, socatPath("tcp", tcpBase+2, iperfPort), rinetd)
 	if c.floor != "" {
-		paths = append(paths, &path{name: "splicefloor", port: tcpBase + 4,
-			argv: []string{c.floor, "-listen", local(tcpBase + 4), "-target", local(iperfPort)}})
+		paths = append(paths, floorPath(c, tcpBase+4, iperfPort))
 	}
 	if err := startPaths(ctx, c, "tcp", paths); err != nil {
 		return nil, err
