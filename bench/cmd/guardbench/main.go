@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command guardbench is the side-by-side benchmark of `portkit guard`
 // against scanlogd (bench/guard.sh): every scan type from its own source
 // address, the time from the scanner's start to each detector's first
