@@ -32,16 +32,20 @@
 # report (the script installs none of them: CI's image has them). About 5
 # minutes with the defaults, most of it nmap.
 #
-#   bash bench/service.sh [--seed N] [--nmap-limit DURATION] [RUNS]
+# --only fixture|sweep runs one of the two.
+#
+#   bash bench/service.sh [--only fixture|sweep] [--seed N] [--nmap-limit DURATION] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/service.sh [--seed N] [--nmap-limit DURATION] [RUNS]"
+usage="usage: bash bench/service.sh [--only fixture|sweep] [--seed N] [--nmap-limit DURATION] [RUNS]"
 args=("$@")
 runs=3
 seed=
 nmaplimit=5m
+only=
 while (($#)); do
 	case $1 in
+	--only) only=${2:?$usage}; shift ;;
 	--seed) seed=${2:?$usage}; shift ;;
 	--nmap-limit) nmaplimit=${2:?$usage}; shift ;;
 	-h | --help) echo "$usage"; exit 0 ;;
@@ -51,6 +55,7 @@ while (($#)); do
 	shift
 done
 [[ $seed =~ ^[0-9]*$ && $runs -ge 1 ]] || { echo "service.sh: --seed and RUNS take numbers, RUNS at least 1; $usage" >&2; exit 2; }
+[[ $only =~ ^(|fixture|sweep)$ ]] || { echo "service.sh: --only takes fixture or sweep, not $only; $usage" >&2; exit 2; }
 [[ $nmaplimit =~ ^[0-9]+(s|m)?$ ]] || { echo "service.sh: --nmap-limit takes a duration such as 300s or 5m, not $nmaplimit; $usage" >&2; exit 2; }
 [[ $nmaplimit =~ [sm]$ ]] || nmaplimit=${nmaplimit}s
 seed=${seed:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
@@ -131,9 +136,12 @@ servicebench() {
 
 produced_by="bash bench/service.sh${args[*]:+ ${args[*]}}"
 status=0
-echo "== service-fixture: the real servers, default and non-standard ports, $runs runs"
-servicebench fixture -target-ns "$tns" -target 198.18.0.2 -section service-fixture || status=1
-echo
+if [ "$only" != sweep ]; then
+	echo "== service-fixture: the real servers, default and non-standard ports, $runs runs"
+	servicebench fixture -target-ns "$tns" -target 198.18.0.2 -section service-fixture || status=1
+	echo
+fi
+[ "$only" != fixture ] || exit $status
 
 # The sweep's listeners: only the /24 (the host part of the plan is unused
 # here but required: a few ports of 198.18.0.2, nothing else listens there now).

@@ -122,10 +122,20 @@ func sweep(ctx context.Context, cfg *config) (string, bool, error) {
 		b.WriteString("\nnmap -sV was not run (-nmap-timeout 0).\n")
 	}
 	if open > 0 {
-		per := (sw2 - pw) / time.Duration(open)
-		cpuPl, cpuSv := func() (time.Duration, time.Duration) { _, a := median(pl); _, c := median(sv); return a, c }()
-		fmt.Fprintf(&b, "\nIdentification's cost: %s of wall time and %s of CPU per open port (the medians' difference over %d open ports).\n",
-			harness.FormatDuration(max(per, 0)), harness.FormatDuration(max((cpuSv-cpuPl)/time.Duration(open), 0)), open)
+		_, cpuPl := median(pl)
+		_, cpuSv := median(sv)
+		fmt.Fprintf(&b, "\nIdentification's cost per open port, from the medians' difference over %d open ports: %s of CPU; %s\n",
+			open, harness.FormatDuration(max((cpuSv-cpuPl)/time.Duration(open), 0)), wallCost(sw2-pw, open))
 	}
 	return b.String(), met, nil
+}
+
+// wallCost says what identification added to the sweep's wall time per
+// open port; it runs while the scan goes on, so it may add nothing
+// measurable.
+func wallCost(d time.Duration, open int) string {
+	if d <= 0 {
+		return fmt.Sprintf("no measurable wall time (the scan with --service took %s less: identification overlaps the scan, and the difference is noise).", harness.FormatDuration(-d))
+	}
+	return fmt.Sprintf("%s of wall time.", harness.FormatDuration(d/time.Duration(open)))
 }
