@@ -299,11 +299,10 @@ func versionChar(c byte) bool {
 
 // tally counts one run's marks over the fixture.
 type tally struct {
-	ports, service               int
-	productPorts, product        int
-	versionPorts, version        int
-	revealPorts, revealRight     int // ports revealing product or version; both right where revealed
-	stdService, oddService, nstd int
+	ports, service           int
+	productPorts, product    int
+	versionPorts, version    int
+	revealPorts, revealRight int // ports revealing product or version; both right where revealed
 }
 
 func count(truth []truthPort, found map[string]finding, target string) (tally, []marks) {
