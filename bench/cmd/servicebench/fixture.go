@@ -246,9 +246,13 @@ type marks struct {
 // the service name equal (or a known alias: nmap's "domain" for DNS); the
 // expected product a part of the product (case aside: nmap's "Redis
 // key-value store"); the expected version a whole token of the version
-// (nmap's "9.2p1 Debian 2+deb12u3").
+// (nmap's "9.2p1 Debian 2+deb12u3"). A port reported closed or filtered,
+// or open|filtered with no service, is wrong on every count.
 func judge(t truthPort, f finding, ok bool) marks {
-	if !ok || f.State != "open" {
+	// A UDP port silent to the scan's own probe stays open|filtered in
+	// portkit's report even when identification got an answer (the scan's
+	// state is kept; the service says it answered): judged on its service.
+	if !ok || f.State != "open" && (f.State != "open|filtered" || f.Service == "") {
 		state := "not reported"
 		if ok {
 			state = f.State
