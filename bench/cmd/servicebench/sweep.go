@@ -69,14 +69,15 @@ func sweep(ctx context.Context, cfg *config) (string, bool, error) {
 	load1 := loadavg()
 
 	// found counts the plan's open ports a run reported open; named, those
-	// of them it gave a service.
+	// of them it named a protocol on: none, here, as the listeners say
+	// nothing ("unknown" for portkit, "tcpwrapped" for nmap).
 	score := func(t timed) (found, named int) {
 		for addr, ps := range sw.Open {
 			for _, p := range ps {
 				f, ok := t.found[addr.String()+" "+key("tcp", int(p))]
 				if ok && f.State == "open" {
 					found++
-					if f.Service != "" {
+					if f.Service != "" && f.Service != "unknown" && f.Service != "tcpwrapped" {
 						named++
 					}
 				}
@@ -105,7 +106,7 @@ func sweep(ctx context.Context, cfg *config) (string, bool, error) {
 				met = false
 			}
 			if strings.Contains(name, "-sV") || strings.Contains(name, "--service") {
-				founds = append(founds, fmt.Sprintf("%d/%d (%d with a service)", f, open, n))
+				founds = append(founds, fmt.Sprintf("%d/%d (%d named)", f, open, n))
 			} else {
 				founds = append(founds, fmt.Sprintf("%d/%d", f, open))
 			}
