@@ -335,3 +335,41 @@ func TestRecordFailure(t *testing.T) {
 		t.Errorf("no file: %v", err)
 	}
 }
+
+// WriteSection makes the file, replaces its section in place, keeps the
+// rest and the file's mode, and leaves no temporary file behind.
+func TestWriteSection(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "BENCH.md")
+	if err := WriteSection(path, "a", "first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append([]byte("# head\n"), mustRead(t, path)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSection(path, "a", "second"); err != nil {
+		t.Fatal(err)
+	}
+	got := string(mustRead(t, path))
+	if want := "# head\n\n<!-- bench:a -->\nsecond\n<!-- /bench:a -->\n"; got != want {
+		t.Errorf("file = %q, want %q", got, want)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600 kept", st.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files in the directory, want the one", len(entries))
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -2,8 +2,12 @@ package harness
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -149,4 +153,37 @@ func UpdateSection(doc []byte, name, body string) []byte {
 	out = append(out, content...)
 	out = append(out, closing...)
 	return append(out, '\n')
+}
+
+// WriteSection puts body into the section name of the markdown file at
+// path (UpdateSection), making the file if it is not there yet. The file
+// is written whole: a temporary file beside it, synced, renamed over it.
+func WriteSection(path, name, body string) error {
+	doc, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	mode := fs.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(UpdateSection(doc, name, body))
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

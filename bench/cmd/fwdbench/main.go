@@ -120,12 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	md := s.Markdown(c.command)
 	fmt.Fprint(stdout, md)
 	if c.md != "" {
-		doc, err := os.ReadFile(c.md)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(stderr, "fwdbench: %v\n", err)
-			return 1
-		}
-		if err := os.WriteFile(c.md, harness.UpdateSection(doc, c.section, md), 0o644); err != nil {
+		if err := harness.WriteSection(c.md, c.section, md); err != nil {
 			fmt.Fprintf(stderr, "fwdbench: %v\n", err)
 			return 1
 		}

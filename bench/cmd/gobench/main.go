@@ -108,12 +108,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, b.String())
 	if *md != "" {
-		doc, err := os.ReadFile(*md)
-		if err != nil && !os.IsNotExist(err) {
-			fmt.Fprintln(stderr, "gobench:", err)
-			return 1
-		}
-		if err := os.WriteFile(*md, harness.UpdateSection(doc, *section, b.String()), 0o644); err != nil {
+		if err := harness.WriteSection(*md, *section, b.String()); err != nil {
 			fmt.Fprintln(stderr, "gobench:", err)
 			return 1
 		}

@@ -419,11 +419,7 @@ func runBench(args []string) error {
 		ms(sc1-sc0), ms(perMillion(sc1-sc0, float64(fl1.Sent))))
 	fmt.Fprint(os.Stdout, b.String())
 	if c.md != "" {
-		doc, err := os.ReadFile(c.md)
-		if err != nil {
-			return err
-		}
-		if err := writeFile(c.md, harness.UpdateSection(doc, c.section, b.String())); err != nil {
+		if err := harness.WriteSection(c.md, c.section, b.String()); err != nil {
 			return err
 		}
 	}

@@ -107,15 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, "\n"+md)
 	if c.md != "" {
-		// A file not there yet is made, with the section its only content.
-		doc, err := os.ReadFile(c.md)
-		if errors.Is(err, os.ErrNotExist) {
-			err = nil
-		}
-		if err == nil {
-			err = os.WriteFile(c.md, harness.UpdateSection(doc, c.section, md), 0o644)
-		}
-		if err != nil {
+		if err := harness.WriteSection(c.md, c.section, md); err != nil {
 			fmt.Fprintf(stderr, "scanbench: %v\n", err)
 			return 1
 		}

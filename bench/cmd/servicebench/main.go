@@ -126,12 +126,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	fmt.Fprintln(os.Stdout, body)
 	if cfg.md != "" && cfg.section != "" {
-		doc, err := os.ReadFile(cfg.md)
-		if err != nil && !os.IsNotExist(err) {
-			fmt.Fprintln(stderr, "servicebench:", err)
-			return 1
-		}
-		if err := writeWhole(cfg.md, harness.UpdateSection(doc, cfg.section, body)); err != nil {
+		if err := harness.WriteSection(cfg.md, cfg.section, body); err != nil {
 			fmt.Fprintln(stderr, "servicebench:", err)
 			return 1
 		}
@@ -140,25 +135,4 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// writeWhole replaces file by b: a temporary file, synced, renamed.
-func writeWhole(file string, b []byte) error {
-	tmp := file + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
 }

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"os/signal"
@@ -282,10 +281,4 @@ func (t rssTarget) check(r *harness.Report) (string, bool) {
 
 // writeSection puts md into the named section of file, creating the file if
 // it does not exist yet.
-func writeSection(file, section, md string) error {
-	doc, err := os.ReadFile(file)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return os.WriteFile(file, harness.UpdateSection(doc, section, md), 0o644)
-}
+func writeSection(file, section, md string) error { return harness.WriteSection(file, section, md) }
