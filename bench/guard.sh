@@ -103,24 +103,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-fence_test_ranges
-ip netns add "$sns"
-ip netns add "$tns"
-ip link add "$sns" netns "$sns" type veth peer name "$tns" netns "$tns"
-ip -n "$sns" addr add 198.18.0.1/24 dev "$sns"
-ip -n "$tns" addr add 198.18.0.2/24 dev "$tns"
-for ns in "$sns" "$tns"; do
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link set "$ns" up
-done
+make_pair "$sns" "$tns"
 # The flood's sources answered through the scanner (which drops what
 # comes back): the target's resets are sent, as they would be.
 ip -n "$tns" route add 198.18.0.0/15 via 198.18.0.1
 for ns in "$sns" "$tns"; do
-	for _ in $(seq 50); do
-		ip -n "$ns" -o link show dev "$ns" | grep -q 'state UP' && break
-		sleep 0.1
-	done
+	wait_up "$ns"
 done
 # Every closed UDP port answered (as in guard's own namespace tests).
 ip netns exec "$tns" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=1000000 net.ipv4.icmp_msgs_burst=1000000

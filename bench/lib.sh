@@ -69,3 +69,32 @@ fence_test_ranges() {
 	out=$(ip route add unreachable 198.18.0.0/15 2>&1) || [[ $out == *"File exists"* ]] || { echo "${me:?}: ip route add unreachable 198.18.0.0/15: $out" >&2; exit 1; }
 	out=$(ip -6 route add unreachable 2001:2::/48 2>&1) || [[ $out == *"File exists"* || $out == *"not supported"* ]] || { echo "${me:?}: ip -6 route add unreachable 2001:2::/48: $out" >&2; exit 1; }
 }
+
+# make_pair SNS TNS makes a benchmark's scanner and target namespaces,
+# joined by a veth pair whose ends take their names (so at most 15
+# characters each): 198.18.0.1/24 on the scanner's end, 198.18.0.2/24 on the
+# target's, loopback and both ends up. The test ranges are fenced first. The
+# caller's trap deletes the namespaces (del_netns), which takes the pair.
+make_pair() {
+	local sns=$1 tns=$2 ns
+	fence_test_ranges
+	ip netns add "$sns"
+	ip netns add "$tns"
+	ip link add "$sns" netns "$sns" type veth peer name "$tns" netns "$tns"
+	ip -n "$sns" addr add 198.18.0.1/24 dev "$sns"
+	ip -n "$tns" addr add 198.18.0.2/24 dev "$tns"
+	for ns in "$sns" "$tns"; do
+		ip -n "$ns" link set lo up
+		ip -n "$ns" link set "$ns" up
+	done
+}
+
+# wait_up NS waits, up to 5 s, until NS's veth end (named as NS) reports
+# its carrier: until then IPv6 does not answer on the link.
+wait_up() {
+	local _
+	for _ in $(seq 50); do
+		ip -n "$1" -o link show dev "$1" | grep -q 'state UP' && return 0
+		sleep 0.1
+	done
+}

@@ -150,16 +150,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-fence_test_ranges
-ip netns add "$sns"
-ip netns add "$tns"
-ip link add "$sns" netns "$sns" type veth peer name "$tns" netns "$tns"
-ip -n "$sns" addr add 198.18.0.1/24 dev "$sns"
-ip -n "$tns" addr add 198.18.0.2/24 dev "$tns"
-for ns in "$sns" "$tns"; do
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link set "$ns" up
-done
+make_pair "$sns" "$tns"
 # The sweep: the whole /22 is local on the target's loopback (a local route,
 # as 127.0.0.0/8 is), reached from the scanner through the target's veth.
 ip -n "$tns" route add local 198.18.4.0/22 dev lo
@@ -174,10 +165,7 @@ for i in $(seq 16 31); do
 	ip -n "$sns" addr add "198.18.0.$i/32" dev "$sns"
 done
 for ns in "$sns" "$tns"; do
-	for _ in $(seq 50); do
-		ip -n "$ns" -o link show dev "$ns" | grep -q 'state UP' && break
-		sleep 0.1
-	done
+	wait_up "$ns"
 	# Without segmentation offload, as on a plain NIC; with it, masscan
 	# misses replies (see above).
 	if command -v ethtool >/dev/null 2>&1; then

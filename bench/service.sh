@@ -100,25 +100,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-fence_test_ranges
-ip netns add "$sns"
-ip netns add "$tns"
-ip link add "$sns" netns "$sns" type veth peer name "$tns" netns "$tns"
-ip -n "$sns" addr add 198.18.0.1/24 dev "$sns"
-ip -n "$tns" addr add 198.18.0.2/24 dev "$tns"
-for ns in "$sns" "$tns"; do
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link set "$ns" up
-done
+make_pair "$sns" "$tns"
 # The sweep: the whole /24 is local on the target's loopback, reached from
 # the scanner through the target's veth (as in bench/scan.sh).
 ip -n "$tns" route add local 198.18.4.0/24 dev lo
 ip -n "$sns" route add 198.18.4.0/24 via 198.18.0.2
 for ns in "$sns" "$tns"; do
-	for _ in $(seq 50); do
-		ip -n "$ns" -o link show dev "$ns" | grep -q 'state UP' && break
-		sleep 0.1
-	done
+	wait_up "$ns"
 done
 
 # servicebench runs inside the scanner namespace as a job waited for, so
