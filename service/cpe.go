@@ -2,58 +2,103 @@ package service
 
 import "strings"
 
-// cpeVendors names the products whose CPE 2.3 vendor and product fields
-// are known, from the NVD's CPE dictionary.
-var cpeVendors = map[string]string{
-	"OpenSSH":                    "openbsd:openssh",
-	"Dropbear sshd":              "dropbear_ssh_project:dropbear_ssh",
-	"nginx":                      "f5:nginx",
-	"Apache httpd":               "apache:http_server",
-	"lighttpd":                   "lighttpd:lighttpd",
-	"Redis":                      "redis:redis",
-	"memcached":                  "memcached:memcached",
-	"PostgreSQL":                 "postgresql:postgresql",
-	"MariaDB":                    "mariadb:mariadb",
-	"MySQL":                      "oracle:mysql",
-	"Mosquitto":                  "eclipse:mosquitto",
-	"vsftpd":                     "beasts:vsftpd",
-	"ProFTPD":                    "proftpd:proftpd",
-	"Pure-FTPd":                  "pureftpd:pure-ftpd",
-	"Dovecot":                    "dovecot:dovecot",
-	"Exim":                       "exim:exim",
-	"Postfix":                    "postfix:postfix",
-	"OpenSMTPD":                  "openbsd:opensmtpd",
-	"Sendmail":                   "sendmail:sendmail",
-	"OpenLDAP":                   "openldap:openldap",
-	"dnsmasq":                    "thekelleys:dnsmasq",
-	"BIND":                       "isc:bind",
-	"Unbound":                    "nlnetlabs:unbound",
-	"rsync":                      "samba:rsync",
-	"ntpsec":                     "ntpsec:ntpsec",
-	"ntpd":                       "ntp:ntp",
-	"Net-SNMP":                   "net-snmp:net-snmp",
-	"MongoDB":                    "mongodb:mongodb",
-	"Elasticsearch":              "elastic:elasticsearch",
-	"OpenSearch":                 "amazon:opensearch",
-	"Apache ZooKeeper":           "apache:zookeeper",
-	"Apache Kafka":               "apache:kafka",
-	"Apache Cassandra":           "apache:cassandra",
-	"Microsoft SQL Server":       "microsoft:sql_server",
-	"RabbitMQ":                   "vmware:rabbitmq",
-	"NATS Server":                "linuxfoundation:nats-server",
-	"Consul":                     "hashicorp:consul",
-	"etcd":                       "etcd-io:etcd",
-	"Kubernetes API server":      "kubernetes:kubernetes",
-	"Docker Engine API":          "docker:engine",
-	"Microsoft Active Directory": "microsoft:active_directory",
+// cpeVendor is the CPE 2.3 vendor and product fields ("vendor:product")
+// of product, from the NVD's CPE dictionary; "" for a product not known.
+// A switch, not a map: nothing is built at package init.
+func cpeVendor(product string) string {
+	switch product {
+	case "OpenSSH":
+		return "openbsd:openssh"
+	case "Dropbear sshd":
+		return "dropbear_ssh_project:dropbear_ssh"
+	case "nginx":
+		return "f5:nginx"
+	case "Apache httpd":
+		return "apache:http_server"
+	case "lighttpd":
+		return "lighttpd:lighttpd"
+	case "Redis":
+		return "redis:redis"
+	case "memcached":
+		return "memcached:memcached"
+	case "PostgreSQL":
+		return "postgresql:postgresql"
+	case "MariaDB":
+		return "mariadb:mariadb"
+	case "MySQL":
+		return "oracle:mysql"
+	case "Mosquitto":
+		return "eclipse:mosquitto"
+	case "vsftpd":
+		return "beasts:vsftpd"
+	case "ProFTPD":
+		return "proftpd:proftpd"
+	case "Pure-FTPd":
+		return "pureftpd:pure-ftpd"
+	case "Dovecot":
+		return "dovecot:dovecot"
+	case "Exim":
+		return "exim:exim"
+	case "Postfix":
+		return "postfix:postfix"
+	case "OpenSMTPD":
+		return "openbsd:opensmtpd"
+	case "Sendmail":
+		return "sendmail:sendmail"
+	case "OpenLDAP":
+		return "openldap:openldap"
+	case "dnsmasq":
+		return "thekelleys:dnsmasq"
+	case "BIND":
+		return "isc:bind"
+	case "Unbound":
+		return "nlnetlabs:unbound"
+	case "rsync":
+		return "samba:rsync"
+	case "ntpsec":
+		return "ntpsec:ntpsec"
+	case "ntpd":
+		return "ntp:ntp"
+	case "Net-SNMP":
+		return "net-snmp:net-snmp"
+	case "MongoDB":
+		return "mongodb:mongodb"
+	case "Elasticsearch":
+		return "elastic:elasticsearch"
+	case "OpenSearch":
+		return "amazon:opensearch"
+	case "Apache ZooKeeper":
+		return "apache:zookeeper"
+	case "Apache Kafka":
+		return "apache:kafka"
+	case "Apache Cassandra":
+		return "apache:cassandra"
+	case "Microsoft SQL Server":
+		return "microsoft:sql_server"
+	case "RabbitMQ":
+		return "vmware:rabbitmq"
+	case "NATS Server":
+		return "linuxfoundation:nats-server"
+	case "Consul":
+		return "hashicorp:consul"
+	case "etcd":
+		return "etcd-io:etcd"
+	case "Kubernetes API server":
+		return "kubernetes:kubernetes"
+	case "Docker Engine API":
+		return "docker:engine"
+	case "Microsoft Active Directory":
+		return "microsoft:active_directory"
+	}
+	return ""
 }
 
 // cpeFor is the CPE 2.3 formatted string (NISTIR 7695 §6.2) of product
 // at version ("*", any, when not known); "" for a product not in the
 // table.
 func cpeFor(product, version string) string {
-	vp, ok := cpeVendors[product]
-	if !ok {
+	vp := cpeVendor(product)
+	if vp == "" {
 		return ""
 	}
 	v := "*"

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -82,7 +83,9 @@ func parseHTTP(b []byte) *httpReply {
 	return &httpReply{status: resp.StatusCode, line: firstLine(b), header: resp.Header, body: body}
 }
 
-var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+// Compiled on first use, not at package init: a command that never
+// detects a service does not pay for it.
+var titleRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`) })
 
 func probeHTTP(s *session) (Result, bool) {
 	rep := get(s, "/", "")
@@ -98,7 +101,7 @@ func probeHTTP(s *session) (Result, bool) {
 		r.Evidence += "; Server: " + quote(sv)
 	}
 	var info []string
-	if m := titleRE.FindSubmatch(rep.body); m != nil {
+	if m := titleRE().FindSubmatch(rep.body); m != nil {
 		title := strings.Join(strings.Fields(html.UnescapeString(string(m[1]))), " ")
 		if title != "" {
 			info = append(info, "title "+strconv.Quote(truncate(title, 80)))
@@ -225,14 +228,16 @@ func alpnHTTP1(s *session) []string {
 	return []string{"http/1.1"}
 }
 
-var buildInfoRE = regexp.MustCompile(`(?m)^(\w+)_build_info\{[^}]*\bversion="([^"]*)"`)
+var buildInfoRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^(\w+)_build_info\{[^}]*\bversion="([^"]*)"`)
+})
 
 // prometheus recognises the text exposition format of Prometheus
 // ("# TYPE" lines) and names the exporter from its *_build_info metric.
 func prometheus(metrics []byte, r *Result) {
 	r.Service, r.Confidence = "prometheus", 8
 	r.Evidence = "/metrics: Prometheus text exposition"
-	for _, m := range buildInfoRE.FindAllSubmatch(metrics, -1) {
+	for _, m := range buildInfoRE().FindAllSubmatch(metrics, -1) {
 		name := string(m[1])
 		if name == "go" {
 			continue

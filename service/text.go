@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Line-oriented protocols whose servers speak first or answer a text
@@ -77,13 +78,19 @@ func isDigits(s string) bool {
 var ftpSMTPDetector = &detector{name: "ftp/smtp", ports: []uint16{21, 25, 465, 587, 2525},
 	banner: parse220, after: after220}
 
-var (
-	vsftpdRE   = regexp.MustCompile(`\(vsFTPd ([0-9][\w.]*)\)`)
-	proftpdRE  = regexp.MustCompile(`ProFTPD(?: ([0-9][\w.]*))? Server`)
-	eximRE     = regexp.MustCompile(`ESMTP Exim ([0-9][\w.]*)`)
-	sendmailRE = regexp.MustCompile(`Sendmail ([0-9][\w.]*)`)
-	filezillaR = regexp.MustCompile(`FileZilla Server(?: version)? ([0-9][\w.]*)`)
-)
+type bannerPatterns struct{ vsftpd, proftpd, exim, sendmail, filezilla *regexp.Regexp }
+
+// bannerREs are the product patterns of FTP and SMTP greetings, compiled on
+// first use, not at package init.
+var bannerREs = sync.OnceValue(func() *bannerPatterns {
+	return &bannerPatterns{
+		vsftpd:    regexp.MustCompile(`\(vsFTPd ([0-9][\w.]*)\)`),
+		proftpd:   regexp.MustCompile(`ProFTPD(?: ([0-9][\w.]*))? Server`),
+		exim:      regexp.MustCompile(`ESMTP Exim ([0-9][\w.]*)`),
+		sendmail:  regexp.MustCompile(`Sendmail ([0-9][\w.]*)`),
+		filezilla: regexp.MustCompile(`FileZilla Server(?: version)? ([0-9][\w.]*)`),
+	}
+})
 
 func parse220(b []byte) (Result, bool) {
 	line := firstLine(b)
@@ -97,23 +104,24 @@ func parse220(b []byte) (Result, bool) {
 	}
 	r := Result{Confidence: 8, Evidence: quote(line)}
 	text := string(b)
+	re := bannerREs()
 	switch {
-	case vsftpdRE.MatchString(text):
-		r.Service, r.Product, r.Version = "ftp", "vsftpd", vsftpdRE.FindStringSubmatch(text)[1]
-	case proftpdRE.MatchString(text):
-		r.Service, r.Product, r.Version = "ftp", "ProFTPD", proftpdRE.FindStringSubmatch(text)[1]
+	case re.vsftpd.MatchString(text):
+		r.Service, r.Product, r.Version = "ftp", "vsftpd", re.vsftpd.FindStringSubmatch(text)[1]
+	case re.proftpd.MatchString(text):
+		r.Service, r.Product, r.Version = "ftp", "ProFTPD", re.proftpd.FindStringSubmatch(text)[1]
 	case strings.Contains(text, "Pure-FTPd"):
 		r.Service, r.Product = "ftp", "Pure-FTPd"
-	case filezillaR.MatchString(text):
-		r.Service, r.Product, r.Version = "ftp", "FileZilla Server", filezillaR.FindStringSubmatch(text)[1]
-	case eximRE.MatchString(text):
-		r.Service, r.Product, r.Version = "smtp", "Exim", eximRE.FindStringSubmatch(text)[1]
+	case re.filezilla.MatchString(text):
+		r.Service, r.Product, r.Version = "ftp", "FileZilla Server", re.filezilla.FindStringSubmatch(text)[1]
+	case re.exim.MatchString(text):
+		r.Service, r.Product, r.Version = "smtp", "Exim", re.exim.FindStringSubmatch(text)[1]
 	case strings.Contains(text, "ESMTP Postfix"):
 		r.Service, r.Product = "smtp", "Postfix"
 	case strings.Contains(text, "OpenSMTPD"):
 		r.Service, r.Product = "smtp", "OpenSMTPD"
-	case sendmailRE.MatchString(text):
-		r.Service, r.Product, r.Version = "smtp", "Sendmail", sendmailRE.FindStringSubmatch(text)[1]
+	case re.sendmail.MatchString(text):
+		r.Service, r.Product, r.Version = "smtp", "Sendmail", re.sendmail.FindStringSubmatch(text)[1]
 	case strings.Contains(strings.ToUpper(text), "SMTP"):
 		r.Service = "smtp"
 	case strings.Contains(strings.ToUpper(text), "FTP"):
