@@ -20,6 +20,8 @@ mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -o bin/portkit ./cmd/portkit
 CGO_ENABLED=0 go build -trimpath -o bin/gohello ./bench/cmd/gohello
 CGO_ENABLED=0 go build -trimpath -o bin/initfloor ./bench/cmd/initfloor
+CGO_ENABLED=0 go build -trimpath -o bin/tlsfloor ./bench/cmd/tlsfloor
+CGO_ENABLED=0 go build -trimpath -o bin/leanlookup ./bench/cmd/leanlookup
 go build -o bin/sidebyside ./bench/cmd/sidebyside
 go build -o bin/gobench ./bench/cmd/gobench
 
@@ -27,14 +29,16 @@ status=0
 bin/sidebyside -title "lookup by port: portkit lookup 5432 vs getent services 5432" \
 	-runs "$runs" -warmup 5 \
 	-cmd "portkit=bin/portkit lookup 5432" -cmd "getent=getent services 5432" \
-	-cmd "gohello=bin/gohello" -cmd "initfloor=bin/initfloor" \
+	-cmd "gohello=bin/gohello" -cmd "tlsfloor=bin/tlsfloor" -cmd "initfloor=bin/initfloor" \
+	-cmd "leanlookup=bin/leanlookup 5432" \
 	-md docs/BENCHMARKS.md -section lookup-port \
 	-max-ratio 'portkit/getent<=2' -max-ratio 'portkit/gohello<=1.3' || status=1
 
 bin/sidebyside -title "lookup by name: portkit lookup postgresql vs getent services postgresql" \
 	-runs "$runs" -warmup 5 \
 	-cmd "portkit=bin/portkit lookup postgresql" -cmd "getent=getent services postgresql" \
-	-cmd "gohello=bin/gohello" -cmd "initfloor=bin/initfloor" \
+	-cmd "gohello=bin/gohello" -cmd "tlsfloor=bin/tlsfloor" -cmd "initfloor=bin/initfloor" \
+	-cmd "leanlookup=bin/leanlookup postgresql" \
 	-md docs/BENCHMARKS.md -section lookup-name \
 	-max-ratio 'portkit/getent<=2' -max-ratio 'portkit/gohello<=1.3' || status=1
 

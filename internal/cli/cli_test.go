@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 				}
 			}
 			// As cmd/portkit does: interrupts cancel the context.
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := InterruptContext(context.Background())
 			code := Main(ctx, os.Args[1:], OSStreams())
 			stop()
 			os.Exit(code)
