@@ -391,6 +391,19 @@ func (s *Server) checkSPA(p packet) (grant, bool) {
 	return grant{kind: kind, src: p.src, allow: allow, ports: acc.Ports, d: d, spa: true, digest: digest, attrs: where}, true
 }
 
+// The packet ring's size: 8 MiB in blocks of 8 KiB. The kernel hands a
+// block over a millisecond after its first packet, full or not, and drops
+// what comes when every block waits for the reader: the default ring (64
+// blocks of 64 KiB) held 64 ms of a junk flood of 37,000 packets a second
+// that filled a block in a millisecond to a fifth, and the kernel dropped
+// valid packets with them whenever knockd was kept off the CPU longer (a
+// busy host). Small blocks hold about a second of such a flood, in the
+// same memory per packet.
+const (
+	ringBlocks    = 1024
+	ringBlockSize = 8 << 10
+)
+
 // grantQueue bounds the grants waiting for the granter; a reader that
 // finds it full waits, as it did for each grant before there was a queue.
 const grantQueue = 256
@@ -448,7 +461,7 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 		if ring != nil && bytes.Equal(key, filter) {
 			return nil
 		}
-		r, err := packetring.Open(packetring.Config{Filter: f, Interface: iface, Snaplen: SnapLen})
+		r, err := packetring.Open(packetring.Config{Filter: f, Interface: iface, Snaplen: SnapLen, Blocks: ringBlocks, BlockSize: ringBlockSize})
 		if err != nil {
 			return err
 		}
