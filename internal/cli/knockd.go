@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portkit/portkit/firewall"
 	"github.com/portkit/portkit/knock"
 	"github.com/portkit/portkit/knock/access"
 	"github.com/portkit/portkit/knock/replay"
@@ -172,6 +173,18 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 	}
 	opener, err := newOpener(kf.table)
 	if err != nil {
+		return &exitError{code: ExitNegative, err: fmt.Errorf("knockd: %w", err)}
+	}
+	// The firewall is asked now, changing nothing, so that a missing
+	// CAP_NET_ADMIN stops the start rather than the first opening, which
+	// would be refused to a client who knocked right.
+	if err := (firewall.Table{Name: kf.table}).Check(ctx); err != nil {
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			return usagef("knockd: cannot open ports: %v; or run it from its systemd unit (docs/portkit-knockd.service)", err)
+		case errors.Is(err, firewall.ErrForeignTable):
+			return usagef("knockd: --table %s: %v", kf.table, err)
+		}
 		return &exitError{code: ExitNegative, err: fmt.Errorf("knockd: %w", err)}
 	}
 	if err := os.MkdirAll(kf.stateDir, 0o700); err != nil {
