@@ -187,7 +187,7 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 	if err := (firewall.Table{Name: kf.table}).Check(ctx); err != nil {
 		switch {
 		case errors.Is(err, fs.ErrPermission):
-			return usagef("knockd: cannot open ports: %v; or run it from its systemd unit (docs/portkit-knockd.service)", err)
+			return usagef("knockd: reading packets (AF_PACKET) and opening ports (nftables) needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN; nftables refused this process, which lacks CAP_NET_ADMIN: run it as root, or from its systemd unit (docs/portkit-knockd.service)")
 		case errors.Is(err, firewall.ErrForeignTable):
 			return usagef("knockd: --table %s: %v", kf.table, err)
 		}
