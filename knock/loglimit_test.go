@@ -91,7 +91,7 @@ func TestServerJunkLogRateLimited(t *testing.T) {
 
 	// The next refusal logged tells how many were not.
 	ts.now = ts.now.Add(time.Second)
-	ts.expect(t, other, junk, nil, fmt.Sprintf(`reason="bad HMAC"`))
+	ts.expect(t, other, junk, nil, `reason="bad HMAC"`)
 	if want := fmt.Sprintf("suppressed=%d", n-RefusalLogBurst); !strings.Contains(ts.log.String(), want) {
 		t.Errorf("the next refusal line %q lacks %s", ts.log.String(), want)
 	}
