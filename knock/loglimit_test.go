@@ -118,12 +118,13 @@ func TestServerJunkAllocatesNothing(t *testing.T) {
 	ts := newTestServer(t, t.TempDir(), testKeys(t), nil)
 	junk := ipv4(other, server, UDP, udp(DefaultSPAPort, bytes.Repeat([]byte("QUJD"), 60)))
 	short := ipv4(other, server, UDP, udp(DefaultSPAPort, bytes.Repeat([]byte("QUJD"), 10)))
+	binary := ipv4(other, server, UDP, udp(DefaultSPAPort, bytes.Repeat([]byte{0xff, 'A'}, 120)))
 	knock := ipv4(other, server, TCP, tcp(9000, synFlag)) // a wrong first knock
 	ctx := context.Background()
 	for range RefusalLogBurst + RefusalLogPerSource {
 		ts.HandlePacket(ctx, junk)
 	}
-	for name, pkt := range map[string][]byte{"bad HMAC": junk, "too short": short, "wrong knock": knock} {
+	for name, pkt := range map[string][]byte{"bad HMAC": junk, "too short": short, "not base64": binary, "wrong knock": knock} {
 		if a := testing.AllocsPerRun(200, func() { ts.HandlePacket(ctx, pkt) }); a != 0 {
 			t.Errorf("%s: %v allocations a packet, want none", name, a)
 		}

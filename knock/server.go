@@ -308,6 +308,14 @@ func (s *Server) checkSPA(p packet) (grant, bool) {
 	case len(payload) > spa.MaxPacketLen:
 		return badLength("%d bytes, more than %d", len(payload), spa.MaxPacketLen)
 	}
+	// The alphabet before the replay digest: junk that is not base64
+	// costs no hash.
+	if i := spa.NotBase64(payload); i >= 0 {
+		if n, ok := s.refused(kind, p.src, ReasonBadPacket); ok {
+			s.logRefusal(kind, p.src, ReasonBadPacket, n, fmt.Errorf("not base64: byte %#02x at offset %d", payload[i], i))
+		}
+		return grant{}, false
+	}
 	digest := spa.ReplayDigest(payload)
 	if s.opts.Replay.Seen(digest) {
 		s.refuse(kind, p.src, ReasonReplay, nil)

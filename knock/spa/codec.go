@@ -114,7 +114,7 @@ func Decode(pkt []byte, keys Keys) (*Message, error) {
 	case len(pkt) > MaxPacketLen:
 		return fail(fmt.Errorf("%w: %d bytes, at most %d", ErrTooLong, len(pkt), MaxPacketLen))
 	}
-	if i := notB64(pkt); i >= 0 {
+	if i := NotBase64(pkt); i >= 0 {
 		return fail(fmt.Errorf("%w: byte %#02x at offset %d", ErrNotBase64, pkt[i], i))
 	}
 	if bytes.HasPrefix(pkt, []byte(saltedB64)) {
@@ -170,7 +170,7 @@ func (d *Decoder) Decode(pkt []byte) (*Message, error) {
 		return nil, d.errTooShort
 	case len(pkt) > MaxPacketLen:
 		return nil, d.errTooLong
-	case notB64(pkt) >= 0:
+	case NotBase64(pkt) >= 0:
 		return nil, d.errNotBase64
 	case bytes.HasPrefix(pkt, d.prefix):
 		return nil, d.errSalted
@@ -278,9 +278,11 @@ const (
 	b64High uint64 = 0x3ffffff<<('A'-64) | 0x3ffffff<<('a'-64)
 )
 
-// notB64 is the offset of the first byte of b outside the base64
-// alphabet, -1 when there is none.
-func notB64(b []byte) int {
+// NotBase64 is the offset of the first byte of b outside the base64
+// alphabet, -1 when there is none: a packet with one is refused by Decode
+// whatever the keys, so a server may check it first, before it spends a
+// hash on the packet's replay digest.
+func NotBase64(b []byte) int {
 	for i, c := range b {
 		mask := b64Low
 		if c >= 64 {

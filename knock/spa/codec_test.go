@@ -231,13 +231,13 @@ func TestDecoderJunkAllocatesNothing(t *testing.T) {
 // TestNotB64 holds the bitmask look-up to the alphabet, byte by byte.
 func TestNotB64(t *testing.T) {
 	for c := range 256 {
-		got := notB64([]byte{'A', byte(c)}) < 0
+		got := NotBase64([]byte{'A', byte(c)}) < 0
 		if got != isB64(byte(c)) {
-			t.Errorf("byte %#02x: notB64 says base64 %v, isB64 %v", c, got, isB64(byte(c)))
+			t.Errorf("byte %#02x: NotBase64 says base64 %v, isB64 %v", c, got, isB64(byte(c)))
 		}
 	}
-	if notB64([]byte("AAA!A")) != 3 {
-		t.Error("notB64 does not give the offset of the bad byte")
+	if NotBase64([]byte("AAA!A")) != 3 {
+		t.Error("NotBase64 does not give the offset of the bad byte")
 	}
 }
 
