@@ -34,21 +34,32 @@
 #   knock-replay-load  a cache file of 1,000,000 digests loaded as knockd
 #                 loads it at start: time, RSS, look-ups over 65,536 probes.
 #
+# --only open|flood|replay|replay-load runs that section alone (and the
+# introduction).
+#
 # A full run takes about 2.5 minutes, --quick about 1.5. Needs root; installs
 # iproute2, nftables, iptables, fwknop-client, fwknop-server and knockd with
 # apt-get when missing (the Debian packages start no daemon here: nothing
 # else on the machine is changed). Exits 1 when a target is missed or a run
 # fails.
 #
-#   bash bench/knock.sh [--quick]
+#   bash bench/knock.sh [--quick] [--only SECTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/knock.sh [--quick]"
+usage="usage: bash bench/knock.sh [--quick] [--only open|flood|replay|replay-load]"
 args=("$@")
 quick=0
+only=
 while (($#)); do
 	case $1 in
 	--quick) quick=1 ;;
+	--only)
+		case ${2:-} in
+		open | flood | replay | replay-load) only=$2 ;;
+		*) echo "knock.sh: --only \"${2:-}\": want open, flood, replay or replay-load; $usage" >&2; exit 2 ;;
+		esac
+		shift
+		;;
 	-h | --help) echo "$usage"; exit 0 ;;
 	*) echo "knock.sh: unknown argument $1; $usage" >&2; exit 2 ;;
 	esac
@@ -58,6 +69,8 @@ done
 me=knock.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+# wanted SECTION: whether --only leaves it in.
+wanted() { [[ -z $only || $only == "$1" ]]; }
 require_root "it creates network namespaces, changes their firewalls and sends raw packets"
 tools=(ip:iproute2 nft:nftables iptables:iptables fwknop:fwknop-client fwknopd:fwknop-server knock:knockd knockd:knockd)
 install_tools "${tools[@]}"
@@ -139,17 +152,25 @@ knockbench() {
 
 status=0
 knockbench about -section knock >/dev/null || status=1
-echo "== knock-open: latency from the client's send to the first connect"
-knockbench open "${openflags[@]}" -section knock-open || status=1
-echo
-echo "== knock-flood: junk flood, valid SPA packets counted, CPU and RSS"
-knockbench flood "${floodflags[@]}" -section knock-flood || status=1
-echo
-echo "== knock-replay: replay cache with 1,000,000 digests"
-gocmd="go test -run '^\$' -bench 'Lookup1M\$' -benchmem -count 1 ./knock/replay"
-eval "$gocmd" | bin/gobench -title "replay cache lookups, 1,000,000 digests, in process" -command "$gocmd" \
-	-want BenchmarkLookup1M -max-ns 1000 -max-allocs 0 -md docs/BENCHMARKS.md -section knock-replay || status=1
-echo
-echo "== knock-replay-load: a cache file of 1,000,000 digests loaded"
-bin/knockbench replay -digests 1000000 -command "$produced_by" -md docs/BENCHMARKS.md -section knock-replay-load || status=1
+if wanted open; then
+	echo "== knock-open: latency from the client's send to the first connect"
+	knockbench open "${openflags[@]}" -section knock-open || status=1
+	echo
+fi
+if wanted flood; then
+	echo "== knock-flood: junk flood, valid SPA packets counted, CPU and RSS"
+	knockbench flood "${floodflags[@]}" -section knock-flood || status=1
+	echo
+fi
+if wanted replay; then
+	echo "== knock-replay: replay cache with 1,000,000 digests"
+	gocmd="go test -run '^\$' -bench 'Lookup1M\$' -benchmem -count 1 ./knock/replay"
+	eval "$gocmd" | bin/gobench -title "replay cache lookups, 1,000,000 digests, in process" -command "$gocmd" \
+		-want BenchmarkLookup1M -max-ns 1000 -max-allocs 0 -md docs/BENCHMARKS.md -section knock-replay || status=1
+	echo
+fi
+if wanted replay-load; then
+	echo "== knock-replay-load: a cache file of 1,000,000 digests loaded"
+	bin/knockbench replay -digests 1000000 -command "$produced_by" -md docs/BENCHMARKS.md -section knock-replay-load || status=1
+fi
 exit $status

@@ -346,6 +346,27 @@ func (h host) nftScript(t *testing.T, script string) {
 	}
 }
 
+// TestCheckChangesNothing: Check, as root, says the table can be used
+// whether it is there or not, and makes none.
+func TestCheckChangesNothing(t *testing.T) {
+	h := newHost(t)
+	needNft(t)
+	ctx := context.Background()
+	before := h.nft(t, "-j", "list", "ruleset")
+	if err := h.tbl.Check(ctx); err != nil {
+		t.Fatalf("check without a table: %v", err)
+	}
+	if after := h.nft(t, "-j", "list", "ruleset"); after != before {
+		t.Errorf("check changed the ruleset:\nbefore %s\nafter  %s", before, after)
+	}
+	if err := h.tbl.Protect(ctx, 22, registry.TCP); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.tbl.Check(ctx); err != nil {
+		t.Errorf("check with portkit's table: %v", err)
+	}
+}
+
 // TestForeignTableLeftAlone: a table of portkit's name that portkit did
 // not make is neither changed nor removed.
 func TestForeignTableLeftAlone(t *testing.T) {
@@ -358,6 +379,9 @@ func TestForeignTableLeftAlone(t *testing.T) {
 	}
 	if _, err := h.tbl.Flush(ctx); !errors.Is(err, ErrForeignTable) {
 		t.Errorf("flush: %v, want ErrForeignTable", err)
+	}
+	if err := h.tbl.Check(ctx); !errors.Is(err, ErrForeignTable) {
+		t.Errorf("check: %v, want ErrForeignTable", err)
 	}
 	if after := h.nft(t, "-j", "list", "table", "inet", "portkit"); after != before {
 		t.Errorf("foreign table changed:\nbefore %s\nafter  %s", before, after)

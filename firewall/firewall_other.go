@@ -58,3 +58,6 @@ func (t Table) Flush(ctx context.Context) (bool, error) { return false, t.unsupp
 
 // Status is not supported here: it needs Linux's nftables.
 func (t Table) Status(ctx context.Context) (Report, error) { return Report{}, t.unsupported("status") }
+
+// Check is not supported here: it needs Linux's nftables.
+func (t Table) Check(ctx context.Context) error { return t.unsupported("check") }

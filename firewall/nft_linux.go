@@ -451,3 +451,19 @@ func (t Table) Status(ctx context.Context) (Report, error) {
 	conflicts, err := s.conflicts(st.Protected)
 	return Report{State: st, Conflicts: conflicts}, t.fail("status", "", err)
 }
+
+// Check tells whether the table can be used, changing nothing: it asks
+// the kernel for its tables over nftables' netlink, which the kernel
+// refuses without CAP_NET_ADMIN in the table's namespace (ErrPermission)
+// as it refuses every change, and fails with ErrForeignTable when a table
+// of its name is not portkit's. A daemon calls it at start, so that a
+// missing privilege is told then, not at its first opening.
+func (t Table) Check(ctx context.Context) error {
+	s, err := t.session(ctx)
+	if err != nil {
+		return t.fail("check", "", err)
+	}
+	defer s.close()
+	_, err = s.present()
+	return t.fail("check", "", err)
+}

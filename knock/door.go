@@ -52,12 +52,12 @@ type candidate struct {
 	step uint64
 }
 
-// candidates are the sequences the door takes at now.
-func (d *Door) candidates(now time.Time, usedStep uint64, stepUsed bool) []candidate {
+// candidates appends to out the sequences the door takes at now; out is
+// the caller's, on its stack, so that a knock costs no allocation.
+func (d *Door) candidates(out []candidate, now time.Time, usedStep uint64, stepUsed bool) []candidate {
 	switch {
 	case d.TOTP != nil:
 		c := d.TOTP.Counter(now)
-		var out []candidate
 		for _, s := range []uint64{c, c - 1} {
 			// A step whose sequence was accepted once is spent, as RFC
 			// 6238 asks, so a sequence seen on the wire cannot be replayed
@@ -70,11 +70,11 @@ func (d *Door) candidates(now time.Time, usedStep uint64, stepUsed bool) []candi
 		return out
 	case d.OneTime != nil:
 		if seq := d.OneTime.Current(); seq != nil {
-			return []candidate{{seq: seq}}
+			return append(out, candidate{seq: seq})
 		}
-		return nil
+		return out
 	}
-	return []candidate{{seq: d.Sequence}}
+	return append(out, candidate{seq: d.Sequence})
 }
 
 // knockPorts are the knocks that can be part of the door's sequences:
@@ -165,12 +165,20 @@ func (t *tracker) knock(src netip.Addr, k Knock, now time.Time, out []Outcome) [
 			continue // a retransmission, or the same knock sent twice: never a break
 		}
 		used, stepUsed := t.usedStep[d]
-		cands := d.candidates(now, used, stepUsed)
+		var cbuf [2]candidate
+		cands := d.candidates(cbuf[:0], now, used, stepUsed)
 		var h []Knock
-		if p != nil {
-			h = p.knocks
+		switch {
+		case p != nil:
+			h = append(slices.Clip(p.knocks), k)
+		case !beginsAny(cands, k):
+			// No sequence begins with k and the source is followed in
+			// none: nothing to follow, nothing to break, and nothing
+			// allocated for a junk knock.
+			continue
+		default:
+			h = []Knock{k}
 		}
-		h = append(slices.Clip(h), k)
 		if c, complete, ok := match(cands, h); ok {
 			if complete {
 				t.remove(key)
@@ -198,6 +206,16 @@ func (t *tracker) knock(src netip.Addr, k Knock, now time.Time, out []Outcome) [
 		}
 	}
 	return out
+}
+
+// beginsAny tells whether a candidate begins with k.
+func beginsAny(cands []candidate, k Knock) bool {
+	for _, c := range cands {
+		if len(c.seq) > 0 && c.seq[0] == k {
+			return true
+		}
+	}
+	return false
 }
 
 // match finds a candidate h is a prefix of, preferring one h completes.

@@ -16,7 +16,7 @@ import (
 type Metrics struct {
 	mu       sync.Mutex
 	accepted map[string]int64    // by kind: spa, sequence
-	refused  map[[2]string]int64 // by kind and reason
+	refused  map[[2]string]int64 // by kind and reason (the Reason, labelled when written: no allocation a refusal)
 	openErrs int64
 	sources  func() int // the sources followed now
 	dropped  func() uint64
@@ -41,7 +41,7 @@ func (m *Metrics) refuse(kind string, r Reason) {
 		return
 	}
 	m.mu.Lock()
-	m.refused[[2]string{kind, r.label()}]++
+	m.refused[[2]string{kind, string(r)}]++
 	m.mu.Unlock()
 }
 
@@ -109,7 +109,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	}
 	head("portkit_knockd_refused_total", "counter", "Knocks and SPA packets refused, by kind and reason.")
 	for i, k := range refusedKeys {
-		fmt.Fprintf(bw, "portkit_knockd_refused_total{kind=%q,reason=%q} %d\n", k[0], k[1], refused[i])
+		fmt.Fprintf(bw, "portkit_knockd_refused_total{kind=%q,reason=%q} %d\n", k[0], Reason(k[1]).label(), refused[i])
 	}
 	head("portkit_knockd_open_errors_total", "counter", "Openings the firewall failed to make.")
 	fmt.Fprintf(bw, "portkit_knockd_open_errors_total %d\n", openErrs)

@@ -70,6 +70,11 @@ type Server struct {
 	mu  sync.Mutex // held while a packet is handled
 	cfg *Config
 	tr  *tracker
+	// dec is a decoder for each of cfg.SPA's rules, in order: a packet
+	// refused before decryption costs it no allocation.
+	dec []*spa.Decoder
+
+	logs *logLimiter // which refusals get a line
 }
 
 // NewServer returns a server acting on cfg.
@@ -86,7 +91,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = DefaultOpenTimeout
 	}
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, logs: newLogLimiter(opts.Now())}
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -103,6 +108,14 @@ func (s *Server) Reload(cfg *Config) error {
 	if len(cfg.SPA) > 0 && s.opts.Replay == nil {
 		return errors.New("knock: SPA rules need a replay cache")
 	}
+	dec := make([]*spa.Decoder, len(cfg.SPA))
+	for i, r := range cfg.SPA {
+		d, err := spa.NewDecoder(r.Keys)
+		if err != nil {
+			return fmt.Errorf("knock: spa rule %s: %w", r.Name, err)
+		}
+		dec[i] = d
+	}
 	tr := newTracker(cfg.Doors, cfg.MaxSources)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,7 +131,7 @@ func (s *Server) Reload(cfg *Config) error {
 			}
 		}
 	}
-	s.cfg, s.tr = cfg, tr
+	s.cfg, s.tr, s.dec = cfg, tr, dec
 	return nil
 }
 
@@ -177,7 +190,9 @@ func (s *Server) check(ctx context.Context, pkt []byte) []grant {
 	)
 	for _, o := range s.tr.knock(p.src, Knock{Port: p.dport, Proto: p.proto}, now, buf[:0]) {
 		if !o.Accepted {
-			s.refuse("sequence", p.src, o.Reason, nil, "door", o.Door.Name, "knocks", FormatSequence(o.Knocks))
+			if n, ok := s.refused("sequence", p.src, o.Reason); ok {
+				s.logRefusal("sequence", p.src, o.Reason, n, nil, "door", o.Door.Name, "knocks", FormatSequence(o.Knocks))
+			}
 			continue
 		}
 		if o.Door.OneTime != nil {
@@ -213,13 +228,40 @@ func (s *Server) grant(ctx context.Context, g grant) {
 	s.open(ctx, g.kind, g.src, g.allow, g.ports, g.d, g.attrs...)
 }
 
+// refuse counts a refusal and logs it, if the log's rate limit lets it
+// (see RefusalLogBurst).
 func (s *Server) refuse(kind string, src netip.Addr, r Reason, err error, attrs ...any) {
+	if n, ok := s.refused(kind, src, r); ok {
+		s.logRefusal(kind, src, r, n, err, attrs...)
+	}
+}
+
+// refused counts a refusal and tells whether it gets a log line, and how
+// many refusals before it did not; a caller whose error costs formatting
+// asks first, then formats only what is logged.
+func (s *Server) refused(kind string, src netip.Addr, r Reason) (suppressed uint64, log bool) {
 	s.opts.Metrics.refuse(kind, r)
+	return s.logs.allow(src, s.opts.Now())
+}
+
+func (s *Server) logRefusal(kind string, src netip.Addr, r Reason, suppressed uint64, err error, attrs ...any) {
 	args := append([]any{"kind", kind, "src", src.String(), "reason", string(r)}, attrs...)
 	if err != nil {
 		args = append(args, "err", err.Error())
 	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
 	s.opts.Logger.Warn("refused", args...)
+}
+
+// ReportSuppressed logs how many refusals were not logged since the last
+// refusal line, if any were; Run calls it every RefusalLogReport and when
+// it ends.
+func (s *Server) ReportSuppressed() {
+	if n := s.logs.takeSuppressed(); n > 0 {
+		s.opts.Logger.Warn("refusals not logged", "suppressed", n, "why", "log rate limit: see the metrics for every refusal")
+	}
 }
 
 // open opens ports for allow and logs the attempt as accepted.
@@ -246,20 +288,32 @@ func (s *Server) open(ctx context.Context, kind string, src, allow netip.Addr, p
 func (s *Server) checkSPA(p packet) (grant, bool) {
 	const kind = "spa"
 	payload := bytes.TrimRight(p.payload, "\r\n") // the stock client sends none, a file saved by -B has one
+	// The errors of the length checks are formatted only when they are
+	// logged: a flood of them costs no allocation.
+	badLength := func(format string, a, b int) (grant, bool) {
+		if n, ok := s.refused(kind, p.src, ReasonBadPacket); ok {
+			s.logRefusal(kind, p.src, ReasonBadPacket, n, fmt.Errorf(format, a, b))
+		}
+		return grant{}, false
+	}
 	switch {
 	case p.udpLen > spa.MaxPacketLen:
 		// Told by the UDP header, so that a datagram fragmented by its
 		// size is refused for its size, not for the missing fragments.
-		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", p.udpLen, spa.MaxPacketLen))
-		return grant{}, false
+		return badLength("%d bytes, more than %d", p.udpLen, spa.MaxPacketLen)
 	case p.udpLen > len(p.payload):
-		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("truncated: %d of %d bytes", len(p.payload), p.udpLen))
-		return grant{}, false
+		return badLength("truncated: %d of %d bytes", len(p.payload), p.udpLen)
 	case len(payload) < spa.MinPacketLen:
-		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, fewer than %d", len(payload), spa.MinPacketLen))
-		return grant{}, false
+		return badLength("%d bytes, fewer than %d", len(payload), spa.MinPacketLen)
 	case len(payload) > spa.MaxPacketLen:
-		s.refuse(kind, p.src, ReasonBadPacket, fmt.Errorf("%d bytes, more than %d", len(payload), spa.MaxPacketLen))
+		return badLength("%d bytes, more than %d", len(payload), spa.MaxPacketLen)
+	}
+	// The alphabet before the replay digest: junk that is not base64
+	// costs no hash.
+	if i := spa.NotBase64(payload); i >= 0 {
+		if n, ok := s.refused(kind, p.src, ReasonBadPacket); ok {
+			s.logRefusal(kind, p.src, ReasonBadPacket, n, fmt.Errorf("not base64: byte %#02x at offset %d", payload[i], i))
+		}
 		return grant{}, false
 	}
 	digest := spa.ReplayDigest(payload)
@@ -279,7 +333,7 @@ func (s *Server) checkSPA(p packet) (grant, bool) {
 			continue
 		}
 		matched = true
-		m, err := spa.Decode(payload, r.Keys)
+		m, err := s.dec[i].Decode(payload)
 		if err == nil {
 			rule, msg = r, m
 			break
@@ -345,6 +399,19 @@ func (s *Server) checkSPA(p packet) (grant, bool) {
 	return grant{kind: kind, src: p.src, allow: allow, ports: acc.Ports, d: d, spa: true, digest: digest, attrs: where}, true
 }
 
+// The packet ring's size: 8 MiB in blocks of 8 KiB. The kernel hands a
+// block over a millisecond after its first packet, full or not, and drops
+// what comes when every block waits for the reader: the default ring (64
+// blocks of 64 KiB) held 64 ms of a junk flood of 37,000 packets a second
+// that filled a block in a millisecond to a fifth, and the kernel dropped
+// valid packets with them whenever knockd was kept off the CPU longer (a
+// busy host). Small blocks hold about a second of such a flood, in the
+// same memory per packet.
+const (
+	ringBlocks    = 1024
+	ringBlockSize = 8 << 10
+)
+
 // grantQueue bounds the grants waiting for the granter; a reader that
 // finds it full waits, as it did for each grant before there was a queue.
 const grantQueue = 256
@@ -402,7 +469,7 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 		if ring != nil && bytes.Equal(key, filter) {
 			return nil
 		}
-		r, err := packetring.Open(packetring.Config{Filter: f, Interface: iface, Snaplen: SnapLen})
+		r, err := packetring.Open(packetring.Config{Filter: f, Interface: iface, Snaplen: SnapLen, Blocks: ringBlocks, BlockSize: ringBlockSize})
 		if err != nil {
 			return err
 		}
@@ -441,8 +508,13 @@ func (s *Server) Run(ctx context.Context, o RunOptions) error {
 	if o.Started != nil {
 		o.Started()
 	}
+	report := time.NewTicker(RefusalLogReport)
+	defer report.Stop()
+	defer s.ReportSuppressed()
 	for {
 		select {
+		case <-report.C:
+			s.ReportSuppressed()
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:

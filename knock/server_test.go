@@ -237,6 +237,7 @@ func TestServerSPA(t *testing.T) {
 	good := ts.spaPacket(t, access, keys)
 	ts.expect(t, client, good[:100], nil, `reason="bad packet"`)
 	ts.expect(t, client, bytes.Repeat([]byte("A"), 1600), nil, `reason="bad packet"`)
+	ts.expect(t, client, append(bytes.Repeat([]byte("A"), 200), '!'), nil, `reason="bad packet" err="not base64: byte 0x21 at offset 200"`)
 	// Truncated: the UDP header says more than arrived.
 	ts.log.Reset()
 	cut := ipv4(client, server, UDP, udp(DefaultSPAPort, good))

@@ -1,16 +1,19 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,5 +241,144 @@ func TestKnockTOTPToKnockd(t *testing.T) {
 	within(t, "the barrier's opening", func() bool { return len(op.all()) > 1 })
 	if got := op.all(); len(got) != 2 || got[1] != "198.18.0.1 tcp/23 1m0s" {
 		t.Errorf("opened %q: the old sequence opened too", got)
+	}
+}
+
+// TestKnockSPAToStockFwknopd: `portkit knock --spa` has the stock fwknopd
+// (Debian's fwknop-server, its iptables the nft-backed build) open a
+// port it keeps closed, as bench/knock.sh runs it: fwknopd sniffs the
+// target namespace's link with libpcap, and a default drop for new
+// connections to the port sits behind the jump to its FWKNOP_INPUT chain.
+// Before the knock a connect from the scanner namespace is dropped; after
+// it, it is taken.
+func TestKnockSPAToStockFwknopd(t *testing.T) {
+	fwknopd := testtool.Need(t, "fwknopd")
+	iptables := testtool.Need(t, "iptables")
+	pair := netnstest.New(t, "fd")
+	const port = 2222
+	// The service behind the firewall.
+	var ln net.Listener
+	netnstest.Run(t, pair.Target, func() error {
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	})
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ipt := func(args ...string) error {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", pair.Target, iptables}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	drop := []string{"INPUT", "-p", "tcp", "--dport", fmt.Sprint(port), "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"}
+	if err := ipt(append([]string{"-A"}, drop...)...); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting the namespace takes its rules along; this leaves it clean
+	// before that, as fwknopd's own exit does for its chains.
+	t.Cleanup(func() { ipt(append([]string{"-D"}, drop...)...) })
+
+	target := fmt.Sprintf("%v:%d", netnstest.Target4, port)
+	connect := func() error {
+		var err error
+		netnstest.Run(t, pair.Scanner, func() error {
+			var c net.Conn
+			c, err = net.DialTimeout("tcp", target, 500*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return nil
+		})
+		return err
+	}
+	if err := connect(); err == nil {
+		t.Fatal("the port took a connect before fwknopd ran: the drop rule is not in place")
+	}
+
+	keys, err := spa.Keygen(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	conf := filepath.Join(dir, "fwknopd.conf")
+	accessConf := filepath.Join(dir, "access.conf")
+	for file, text := range map[string]string{
+		keyFile: fmt.Sprintf("KEY_BASE64: %s\nHMAC_KEY_BASE64: %s\n", keys.EncryptionBase64(), keys.HMACBase64()),
+		// fwknopd's defaults otherwise: libpcap on the interface with the
+		// filter "udp port 62201", iptables, its chains flushed at exit.
+		conf: fmt.Sprintf("PCAP_INTF %s;\nFWKNOP_RUN_DIR %s;\nFIREWALL_EXE %s;\n", pair.Target, dir, iptables),
+		accessConf: fmt.Sprintf("SOURCE 198.18.0.0/24\nOPEN_PORTS tcp/%d\nKEY_BASE64 %s\nHMAC_KEY_BASE64 %s\nFW_ACCESS_TIMEOUT 30\nREQUIRE_SOURCE_ADDRESS Y\n",
+			port, keys.EncryptionBase64(), keys.HMACBase64()),
+	} {
+		// fwknopd wants its files readable by their owner only.
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	daemon := exec.Command("ip", "netns", "exec", pair.Target, fwknopd, "-f", "-c", conf, "-a", accessConf,
+		"-d", filepath.Join(dir, "digest.cache"), "-p", filepath.Join(dir, "fwknopd.pid"))
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon.Stderr = daemon.Stdout
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var seen []string
+	waitFor := func(what string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("fwknopd ended before %q:\n%s", what, strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if strings.Contains(l, what) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("fwknopd did not say %q within 10s:\n%s", what, strings.Join(seen, "\n"))
+			}
+		}
+	}
+	defer func() {
+		// SIGTERM: fwknopd removes its chains and rules as it exits.
+		daemon.Process.Signal(syscall.SIGTERM)
+		daemon.Wait()
+		t.Log("fwknopd:\n" + strings.Join(seen, "\n"))
+	}()
+	waitFor("main event loop")
+
+	code, msg := runIn(t, pair.Scanner, "knock", "--spa", netnstest.Target4.String(), "--open", fmt.Sprintf("%d/tcp", port), "--key-file", keyFile)
+	if code != 0 {
+		t.Fatalf("knock --spa: exit %d: %s", code, msg)
+	}
+	within(t, "a connect through fwknopd's opening", func() bool { return connect() == nil })
+	// The opening is fwknopd's: an accept for the scanner in its chain.
+	rules, err := exec.Command("ip", "netns", "exec", pair.Target, iptables, "-S", "FWKNOP_INPUT").CombinedOutput()
+	if err != nil || !strings.Contains(string(rules), "-s 198.18.0.1/32") || !strings.Contains(string(rules), fmt.Sprintf("--dport %d", port)) {
+		t.Errorf("fwknopd's FWKNOP_INPUT chain holds no accept for 198.18.0.1 to %d: %v\n%s", port, err, rules)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portkit/portkit/firewall"
 	"github.com/portkit/portkit/knock"
 	"github.com/portkit/portkit/knock/access"
 	"github.com/portkit/portkit/knock/replay"
@@ -59,14 +60,20 @@ derived from a shared secret and the time (TOTP), or read from knockd's
 one-time sequences file. See docs/KNOCK.md for the config file.
 
 One log line per accepted or refused attempt, with the source and the
-reason (--log-format json for JSON). SIGHUP reloads the config, all or
+reason (--log-format json for JSON). Refusal lines are rate-limited, so
+that a flood of junk costs parsing only: 20 at once per source, then one
+every 3 s; 100 at once for all sources together, then twenty a second; a
+source never seen before is logged while the overall budget lasts.
+Refusals not logged are counted: in the "suppressed" of the next refusal
+line, or in a line of their own within 10 s, and every refusal in the
+metrics. Accepted attempts are always logged. SIGHUP reloads the config, all or
 nothing; SIGTERM or SIGINT stops and leaves the firewall as it is (openings expire
 by themselves). --check reads the config, says what it would watch, and
 exits.
 
 Exit status: 0 after a stop by SIGTERM or SIGINT (a service stopped on
 purpose, as forward), 2 on a bad flag or config or without the privilege it
-needs (root, or CAP_NET_RAW and CAP_NET_ADMIN), 1 when it cannot run
+needs (root, or CAP_NET_RAW and CAP_NET_ADMIN; both checked at start), 1 when it cannot run
 otherwise (a --metrics address in use).`,
 		Example: `  portkit knockd --config /etc/portkit/knockd.toml
   portkit knockd --fwknop-access /etc/fwknop/access.conf --interface eth0
@@ -172,6 +179,18 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 	}
 	opener, err := newOpener(kf.table)
 	if err != nil {
+		return &exitError{code: ExitNegative, err: fmt.Errorf("knockd: %w", err)}
+	}
+	// The firewall is asked now, changing nothing, so that a missing
+	// CAP_NET_ADMIN stops the start rather than the first opening, which
+	// would be refused to a client who knocked right.
+	if err := (firewall.Table{Name: kf.table}).Check(ctx); err != nil {
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			return usagef("knockd: reading packets (AF_PACKET) and opening ports (nftables) needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN; nftables refused this process, which lacks CAP_NET_ADMIN: run it as root, or from its systemd unit (docs/portkit-knockd.service)")
+		case errors.Is(err, firewall.ErrForeignTable):
+			return usagef("knockd: --table %s: %v", kf.table, err)
+		}
 		return &exitError{code: ExitNegative, err: fmt.Errorf("knockd: %w", err)}
 	}
 	if err := os.MkdirAll(kf.stateDir, 0o700); err != nil {

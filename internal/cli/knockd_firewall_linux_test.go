@@ -141,3 +141,66 @@ require_source_address = true
 		t.Errorf("portkit's table holds no opening for 198.18.0.1 . tcp . %d:\n%s", port, got)
 	}
 }
+
+// TestKnockdNeedsNetAdminAtStart runs knockd as an unprivileged user that
+// keeps CAP_NET_RAW (it can read packets) but not CAP_NET_ADMIN (it could
+// not open a port): knockd must say so and exit 2 at start, naming the
+// capability, not listen and fail the first client who knocks right.
+func TestKnockdNeedsNetAdminAtStart(t *testing.T) {
+	pair := netnstest.New(t, "kc")
+	keys, err := spa.Keygen(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Readable and writable by the user knockd runs as.
+	dir, err := os.MkdirTemp("", "knockdcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	const nobody = 65534
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "knockd.toml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `
+[[spa]]
+source = ["ANY"]
+open_ports = ["tcp/22"]
+key_base64 = %q
+hmac_key_base64 = %q
+`, keys.EncryptionBase64(), keys.HMACBase64()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// setpriv (util-linux) runs as root in the namespace and execs the
+	// test binary as nobody with CAP_NET_RAW alone, ambient so that it
+	// survives the exec. (Dropping the credentials before `ip netns exec`
+	// would not do: entering a namespace needs more than CAP_SYS_ADMIN
+	// here.)
+	setpriv := testtool.Need(t, "setpriv")
+	cmd := exec.Command("ip", "netns", "exec", pair.Target, setpriv, fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups",
+		"--inh-caps=-all,+net_raw", "--ambient-caps=+net_raw", "--",
+		os.Args[0], "knockd", "--config", config, "--state-dir", filepath.Join(dir, "state"))
+	cmd.Env = append(os.Environ(), childEnv+"=portkit", "PORTKIT_SERVICES=")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("knockd without CAP_NET_ADMIN still ran after 10s:\n%s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != ExitUsage || !strings.Contains(stderr.String(), "CAP_NET_ADMIN") {
+		t.Fatalf("knockd without CAP_NET_ADMIN: exit %d, want %d naming CAP_NET_ADMIN:\n%s", code, ExitUsage, stderr.String())
+	}
+	t.Logf("knockd said:\n%s", stderr.String())
+	if strings.Contains(stderr.String(), "listening") {
+		t.Errorf("knockd said it was listening before it failed:\n%s", stderr.String())
+	}
+}

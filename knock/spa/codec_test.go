@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -155,7 +156,88 @@ func TestDecodeErrors(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("%T is not *Error", err)
 			}
+			// A Decoder says the same of every packet.
+			d, err := NewDecoder(tc.k)
+			if err == nil {
+				m, err = d.Decode(tc.pkt)
+			}
+			if !errors.Is(err, tc.want) || !errors.As(err, &e) {
+				t.Fatalf("Decoder: got %v, %v (%T); want %v as *Error", m, err, err, tc.want)
+			}
 		})
+	}
+}
+
+// TestDecoderRoundTrip: a Decoder opens what Encode made, under each HMAC
+// digest, packet after packet (its HMAC state is reused).
+func TestDecoderRoundTrip(t *testing.T) {
+	for _, hd := range []Digest{SHA256, SHA1, SHA512, SHA3_256, MD5} {
+		k := testKeys()
+		k.HMACDigest = hd
+		d, err := NewDecoder(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			want := access("root", fmt.Sprintf("198.18.0.%d,tcp/22", i+1))
+			pkt, err := Encode(want, k, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Junk in between must leave nothing behind in the state.
+			if _, err := d.Decode(bytes.Repeat([]byte("Q"), 300)); !errors.Is(err, ErrBadHMAC) {
+				t.Fatalf("%v: junk: %v, want ErrBadHMAC", hd, err)
+			}
+			got, err := d.Decode(pkt)
+			if err != nil {
+				t.Fatalf("%v, packet %d: %v", hd, i, err)
+			}
+			if got.Message != want.Message {
+				t.Fatalf("%v: got %q, want %q", hd, got.Message, want.Message)
+			}
+		}
+	}
+}
+
+// TestDecoderJunkAllocatesNothing: what a Decoder refuses before any
+// decryption costs no allocation, so that a flood of it costs parsing only.
+func TestDecoderJunkAllocatesNothing(t *testing.T) {
+	d, err := NewDecoder(testKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want error
+	}{
+		{"short", bytes.Repeat([]byte("A"), MinPacketLen-1), ErrTooShort},
+		{"long", bytes.Repeat([]byte("A"), MaxPacketLen+1), ErrTooLong},
+		{"not base64", append(bytes.Repeat([]byte("A"), 200), 0xff), ErrNotBase64},
+		{"salted prefix", []byte(saltedB64 + strings.Repeat("A", 300)), ErrSaltedPrefix},
+		{"bad HMAC", bytes.Repeat([]byte("b64+/junk"), 50), ErrBadHMAC},
+	} {
+		var err error
+		allocs := testing.AllocsPerRun(100, func() { _, err = d.Decode(tc.pkt) })
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations a packet, want none", tc.name, allocs)
+		}
+	}
+}
+
+// TestNotB64 holds the bitmask look-up to the alphabet, byte by byte.
+func TestNotB64(t *testing.T) {
+	for c := range 256 {
+		got := NotBase64([]byte{'A', byte(c)}) < 0
+		if got != isB64(byte(c)) {
+			t.Errorf("byte %#02x: NotBase64 says base64 %v, isB64 %v", c, got, isB64(byte(c)))
+		}
+	}
+	if NotBase64([]byte("AAA!A")) != 3 {
+		t.Error("NotBase64 does not give the offset of the bad byte")
 	}
 }
 
