@@ -187,13 +187,13 @@ func runForward(ctx context.Context, e *env, flags *pflag.FlagSet, ff *forwardFl
 		select {
 		case sig = <-sigs:
 		case <-ctx.Done():
-			sig = syscall.SIGTERM
+			sig = stopSignal(sigs)
 		}
-		if isReload(sig) {
+		if sig != nil && isReload(sig) {
 			reload(fw, ff.configPath, log)
 			continue
 		}
-		log.Info("stopping", "signal", sig.String(), "drain_timeout_ms", ff.drainTimeout.Milliseconds())
+		log.Info("stopping", stopAttrs(sig, "drain_timeout_ms", ff.drainTimeout.Milliseconds())...)
 		dctx, cancel := context.WithTimeout(context.Background(), ff.drainTimeout)
 		go func() { // a second stop signal ends the drain at once
 			for {

@@ -95,3 +95,25 @@ func (c *interruptCtx) watched() (context.Context, bool) {
 	defer c.mu.Unlock()
 	return c.ctx, c.done
 }
+
+// stopSignal is the signal that ended a server's context, read from the
+// server's own channel (which hears SIGINT and SIGTERM too), or nil when
+// none comes: the context can end a moment before the channel gets the
+// signal that ended it, and a server names the signal it stops for.
+func stopSignal(sigs <-chan os.Signal) os.Signal {
+	select {
+	case s := <-sigs:
+		return s
+	case <-time.After(200 * time.Millisecond):
+		return nil
+	}
+}
+
+// stopAttrs are a "stopping" log line's attributes: the signal, where one
+// came, then attrs.
+func stopAttrs(sig os.Signal, attrs ...any) []any {
+	if sig == nil {
+		return attrs
+	}
+	return append([]any{"signal", sig.String()}, attrs...)
+}

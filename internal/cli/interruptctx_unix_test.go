@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -51,5 +52,27 @@ func TestInterruptContextLazy(t *testing.T) {
 	case <-early.Done():
 	default:
 		t.Error("Done after stop is not closed")
+	}
+}
+
+// TestStopSignal: a server whose context ended names the signal its own
+// channel gets a moment later, and none when none comes.
+func TestStopSignal(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		sigs <- os.Interrupt
+	}()
+	if got := stopSignal(sigs); got != os.Interrupt {
+		t.Errorf("stopSignal = %v, want interrupt", got)
+	}
+	if got := stopSignal(sigs); got != nil {
+		t.Errorf("stopSignal with no signal = %v, want nil", got)
+	}
+	if got := stopAttrs(nil, "k", 1); len(got) != 2 {
+		t.Errorf("stopAttrs(nil) = %v", got)
+	}
+	if got := stopAttrs(syscall.SIGTERM); len(got) != 2 || got[1] != "terminated" {
+		t.Errorf("stopAttrs(SIGTERM) = %v", got)
 	}
 }

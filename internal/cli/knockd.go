@@ -256,8 +256,10 @@ func runKnockd(ctx context.Context, e *env, cmd *cobra.Command, kf *knockdFlags)
 			log.Info("stopped")
 			return nil
 		case <-ctx.Done():
+			log.Info("stopping", stopAttrs(stopSignal(sigs))...)
 			stop()
 			<-done
+			log.Info("stopped")
 			return nil
 		}
 	}
