@@ -48,10 +48,7 @@ func TestSharedTables(t *testing.T) {
 		t.Run(fmt.Sprint("GOMAXPROCS=", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			for range 3 { // different interleavings
-				s := search{entries: slices.Clone(entries), want: map[uint64]int{}}
-				for i, e := range s.entries {
-					s.want[e.Inode] = i
-				}
+				s := newSearch(slices.Clone(entries), false)
 				if err := s.run(context.Background(), root, pids); err != nil {
 					t.Fatal(err)
 				}
@@ -121,7 +118,7 @@ func BenchmarkSearchManyFds(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		entries := []Entry{{Socket: Socket{Inode: 1}}} // no descriptor's
-		s := search{entries: entries, want: map[uint64]int{1: 0}}
+		s := newSearch(entries, false)
 		if err := s.run(context.Background(), "/proc", pids); err != nil {
 			b.Fatal(err)
 		}
