@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/portkit/portkit/internal/testtool"
 )
 
 // TestSharedTables: every descriptor of processes with more descriptors
@@ -124,4 +128,151 @@ func BenchmarkSearchManyFds(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/fd")
+}
+
+// TestSplitSlow: TCP requests for listeners and other states are split in
+// two, listeners with the quick requests (UDP's among them), the rest with
+// the slow; each keeps its family, ports and order, so that IPv4 and IPv6
+// stay side by side for dumpTCP.
+func TestSplitSlow(t *testing.T) {
+	tcp := func(f Family, st State) request { return request{TCP, f, st, 80, 81} }
+	udp := func(f Family) request { return request{UDP, f, udpStates, 80, 81} }
+	tests := []struct {
+		name              string
+		reqs, quick, slow []request
+	}{
+		{"who: listening or bound TCP, all UDP",
+			[]request{tcp(IPv4, Listen|Bound), tcp(IPv6, Listen|Bound), udp(IPv4), udp(IPv6)},
+			[]request{tcp(IPv4, Listen), tcp(IPv6, Listen), udp(IPv4), udp(IPv6)},
+			[]request{tcp(IPv4, Bound), tcp(IPv6, Bound)}},
+		{"ls: listeners only",
+			[]request{tcp(IPv4, Listen), tcp(IPv6, Listen), udp(IPv4)},
+			[]request{tcp(IPv4, Listen), tcp(IPv6, Listen), udp(IPv4)}, nil},
+		{"ls -a: every state",
+			[]request{tcp(IPv4, AllStates&^Close), tcp(IPv6, AllStates&^Close)},
+			[]request{tcp(IPv4, Listen), tcp(IPv6, Listen)},
+			[]request{tcp(IPv4, AllStates&^Close&^Listen), tcp(IPv6, AllStates&^Close&^Listen)}},
+		{"connections only: nothing quick",
+			[]request{tcp(IPv4, Established)}, nil, []request{tcp(IPv4, Established)}},
+	}
+	for _, tt := range tests {
+		quick, slow := splitSlow(tt.reqs)
+		if !slices.Equal(quick, tt.quick) || !slices.Equal(slow, tt.slow) {
+			t.Errorf("%s: quick %v slow %v, want %v and %v", tt.name, quick, slow, tt.quick, tt.slow)
+		}
+	}
+}
+
+// TestOverlappedSearch: the search run beside the slow requests (the
+// bound sockets who asks for) finds what the search after every request
+// finds, on real sockets: a listener and two bound, inactive sockets on
+// one port (SO_REUSEPORT), the listener held by this process and two
+// children, one bound socket by this process and a third child, the other
+// by this process alone. Every holder is listed (issue 10).
+func TestOverlappedSearch(t *testing.T) {
+	reuse := func(fd int) error {
+		return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1)
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = reuse(int(fd)) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	var bound []*os.File
+	for range 2 {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(fd), "bound")
+		defer f.Close()
+		if err := reuse(fd); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		bound = append(bound, f)
+	}
+	lf, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	for _, f := range []*os.File{lf, lf, bound[0]} {
+		child := exec.Command("sleep", "30")
+		child.ExtraFiles = []*os.File{f}
+		if err := child.Start(); err != nil {
+			testtool.Need(t, "sleep")
+			t.Fatal("run sleep:", err)
+		}
+		defer func() { child.Process.Kill(); child.Wait() }()
+	}
+
+	q := Query{Port: uint16(port), WithProcesses: true}
+	reqs, err := q.requests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(serial bool) []Entry {
+		got, err := linuxLister{root: "/proc", serial: serial}.list(context.Background(), reqs, q)
+		if err != nil {
+			t.Fatalf("serial %v: %v", serial, err)
+		}
+		sortEntries(got)
+		return got
+	}
+	serial, overlapped := list(true), list(false)
+	if n := countState(overlapped, Bound); n == 0 {
+		t.Skip("this kernel lists no bound, inactive TCP sockets (Linux 6.8 and later do)")
+	}
+	if !reflect.DeepEqual(serial, overlapped) {
+		t.Errorf("overlapped search:\n%+v\nserial:\n%+v", overlapped, serial)
+	}
+	for _, e := range overlapped {
+		want := 1 // the second bound socket
+		switch {
+		case e.State == Listen:
+			want = 3
+		case e.Inode == inodeOf(t, bound[0]):
+			want = 2
+		}
+		if len(e.Processes) != want || e.Processes[0].PID != os.Getpid() {
+			t.Errorf("%v socket %d: holders %+v, want this process and %d more", e.State, e.Inode, e.Processes, want-1)
+		}
+	}
+	if len(overlapped) != 3 {
+		t.Errorf("%d sockets on port %d, want 3: %+v", len(overlapped), port, overlapped)
+	}
+}
+
+// soReusePort is SO_REUSEPORT, which package syscall lacks on Linux.
+const soReusePort = 15
+
+func countState(entries []Entry, st State) int {
+	n := 0
+	for _, e := range entries {
+		if e.State == st {
+			n++
+		}
+	}
+	return n
+}
+
+// inodeOf is the inode of the socket f is.
+func inodeOf(t *testing.T, f *os.File) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
