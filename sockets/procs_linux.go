@@ -40,14 +40,15 @@ func findProcesses(ctx context.Context, root string, entries []Entry) error {
 	if err := s.run(ctx, root, nil); err != nil {
 		return err
 	}
-	return s.finish(ctx, root, nil)
+	return s.finish(ctx, root)
 }
 
-// newSearch prepares a search for the holders of entries; with collect it
-// also records every other socket it meets, for entries the kernel is still
-// listing while it runs (see join).
-func newSearch(entries []Entry, collect bool) *search {
-	s := &search{entries: entries, want: make(map[uint64]int, len(entries)), collect: collect}
+// newSearch prepares a search for the holders of entries. With late, the
+// search runs while more sockets are still being listed, which publish
+// hands it when they are: until then it records every other socket it
+// meets, for finish to match them with.
+func newSearch(entries []Entry, late bool) *search {
+	s := &search{entries: entries, want: make(map[uint64]int, len(entries)), collect: late}
 	for i := range entries {
 		if ino := entries[i].Inode; ino != 0 {
 			s.want[ino] = i
@@ -56,12 +57,49 @@ func newSearch(entries []Entry, collect bool) *search {
 	return s
 }
 
-// finish gives holders to late, the entries listed while the search ran,
-// from the sockets it met, appends them to the search's entries, and fills
-// in what each holder is. The search must have run, with collect when late
-// is not empty.
-func (s *search) finish(ctx context.Context, root string, late []Entry) error {
-	s.join(late)
+// joinLate gives the published late sockets their holders among the
+// sockets met before they were published, and appends them to the
+// search's entries.
+func (s *search) joinLate() {
+	l := s.late.Load()
+	if l == nil {
+		return
+	}
+	for _, f := range s.readers {
+		for _, h := range f.met {
+			if i, ok := l.want[h.inode]; ok {
+				addHolder(&l.entries[i], h.pid)
+			}
+		}
+		f.met = nil
+	}
+	s.entries = append(s.entries, l.entries...)
+	s.late.Store(nil)
+}
+
+// lateSockets are sockets listed while the search ran, by inode.
+type lateSockets struct {
+	entries []Entry        // Processes guarded by search.mu
+	want    map[uint64]int // socket inode → index in entries; read-only
+}
+
+// publish hands the search, while or after it runs, the sockets listed
+// since it started; it looks for their holders too from then on.
+func (s *search) publish(entries []Entry) {
+	l := &lateSockets{entries: entries, want: make(map[uint64]int, len(entries))}
+	for i := range entries {
+		if ino := entries[i].Inode; ino != 0 {
+			l.want[ino] = i
+		}
+	}
+	s.late.Store(l)
+}
+
+// finish joins the late sockets (see joinLate) and fills in what each
+// holder is. The search must have run and, when started for late sockets,
+// had them published.
+func (s *search) finish(ctx context.Context, root string) error {
+	s.joinLate()
 	entries := s.entries
 	var holders []int
 	for i := range entries {
@@ -91,29 +129,6 @@ func (s *search) finish(ctx context.Context, root string, late []Entry) error {
 		orderHolders(kept)
 	}
 	return nil
-}
-
-// join appends late to the search's entries, each with the holders of its
-// socket among the sockets the search met.
-func (s *search) join(late []Entry) {
-	if len(late) == 0 {
-		return
-	}
-	n := len(s.entries)
-	s.entries = append(s.entries, late...)
-	idx := make(map[uint64]int, len(late))
-	for i := n; i < len(s.entries); i++ {
-		if ino := s.entries[i].Inode; ino != 0 {
-			idx[ino] = i
-		}
-	}
-	for _, f := range s.readers {
-		for _, h := range f.met {
-			if i, ok := idx[h.inode]; ok {
-				s.add(i, h.pid)
-			}
-		}
-	}
 }
 
 // orderHolders sorts the holders of one socket so that the one that opened
@@ -263,14 +278,15 @@ func workers(n int) int { return min(runtime.GOMAXPROCS(0), maxWorkers, n) }
 type search struct {
 	entries []Entry        // Processes guarded by mu
 	want    map[uint64]int // socket inode → index in entries; read-only
-	// collect records every other socket met, in each reader's met, for
-	// join.
+	// collect records every other socket met, in each reader's met, until
+	// late is published.
 	collect bool
+	late    atomic.Pointer[lateSockets]
 
 	mu     sync.Mutex
 	denied atomic.Bool // some process's descriptors were not ours to read
 
-	readers []*fdReader // one per worker, kept for join
+	readers []*fdReader // one per worker, kept for finish
 
 	// The work shared out, guarded by work.mu: the processes not yet
 	// taken, and the descriptors of large fd tables being read.
@@ -304,8 +320,8 @@ type fdTable struct {
 	stop bool // its links are not ours to read: no more chunks
 }
 
-// heldSocket is a socket that process pid holds, met by a search that
-// collects them.
+// heldSocket is a socket that process pid holds, met by a search before
+// its late sockets were published.
 type heldSocket struct {
 	inode uint64
 	pid   int
@@ -411,9 +427,8 @@ func (t *fdTable) chunkLocked() (chunk, bool) {
 	return c, true
 }
 
-// add records that process pid holds the socket of entries[i].
-func (s *search) add(i, pid int) {
-	e := &s.entries[i]
+// addHolder records that process pid holds the socket of e.
+func addHolder(e *Entry, pid int) {
 	if slices.ContainsFunc(e.Processes, func(p Process) bool { return p.PID == pid }) {
 		return // the same socket on another descriptor
 	}
@@ -430,7 +445,7 @@ type fdReader struct {
 	dirents []byte // getdents buffer
 	link    []byte // readlink buffer: "socket:[4294967295]" is 19 bytes
 	table   fdTable
-	met     []heldSocket // with search.collect: the sockets not wanted
+	met     []heldSocket // with search.collect: sockets met before late ones were published
 }
 
 // read looks through the descriptors of process pid for wanted sockets: it
@@ -538,7 +553,7 @@ func (f *fdReader) readChunk(c chunk) {
 }
 
 // readLinks reads the links of descriptors [from, to) of t, recording the
-// wanted sockets among them (and with collect the others). It reports
+// wanted sockets among them (see search.collect for the others). It reports
 // whether t's links can be read: false when they are not ours to read.
 func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
 	start := int32(0)
@@ -565,10 +580,19 @@ func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
 		}
 		if i, ok := f.want[ino]; ok {
 			f.mu.Lock()
-			f.add(i, t.pid)
+			addHolder(&f.entries[i], t.pid)
 			f.mu.Unlock()
-		} else if f.collect {
+			continue
+		}
+		if !f.collect {
+			continue
+		}
+		if l := f.late.Load(); l == nil {
 			f.met = append(f.met, heldSocket{ino, t.pid})
+		} else if i, ok := l.want[ino]; ok {
+			f.mu.Lock()
+			addHolder(&l.entries[i], t.pid)
+			f.mu.Unlock()
 		}
 	}
 	return true

@@ -276,3 +276,54 @@ func inodeOf(t *testing.T, f *os.File) uint64 {
 	}
 	return st.Ino
 }
+
+// TestLateSockets: sockets listed while the search runs find every holder,
+// whether the search met them before they were published (and recorded
+// them) or after: here all before, or all after, on a fixture /proc, with a
+// table large enough to be shared among workers.
+func TestLateSockets(t *testing.T) {
+	files := map[string]string{
+		"10/fd/0": "-> socket:[1001]", "10/fd/1": "-> socket:[1002]", "10/fd/2": "-> /dev/null",
+		"11/fd/0": "-> socket:[1002]", "11/fd/1": "-> socket:[1003]",
+		"13/fd/.keep": "",
+	}
+	for fd := range 3 * sharedFds {
+		files["12/fd/"+strconv.Itoa(fd)] = fmt.Sprintf("-> socket:[%d]", 20000+fd)
+	}
+	files["12/fd/"+strconv.Itoa(3*sharedFds)] = "-> socket:[1003]"
+	root := t.TempDir()
+	writeTree(t, root, files)
+	holders := func(entries []Entry) map[uint64][]int {
+		m := map[uint64][]int{}
+		for _, e := range entries {
+			for _, p := range e.Processes {
+				m[e.Inode] = append(m[e.Inode], p.PID)
+			}
+			slices.Sort(m[e.Inode])
+		}
+		return m
+	}
+	want := map[uint64][]int{1001: {10}, 1002: {10, 11}, 1003: {11, 12}, 20005: {12}}
+	for _, procs := range []int{1, 2} {
+		for _, before := range []bool{true, false} {
+			t.Run(fmt.Sprintf("GOMAXPROCS=%d/published before the search: %v", procs, before), func(t *testing.T) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				s := newSearch([]Entry{{Socket: Socket{Inode: 1001}}}, true)
+				late := []Entry{{Socket: Socket{Inode: 1002}}, {Socket: Socket{Inode: 1003}}, {Socket: Socket{Inode: 20005}}, {}}
+				if before {
+					s.publish(late)
+				}
+				if err := s.run(context.Background(), root, nil); err != nil {
+					t.Fatal(err)
+				}
+				if !before {
+					s.publish(late)
+				}
+				s.joinLate()
+				if got := holders(s.entries); !reflect.DeepEqual(got, want) || len(s.entries) != 5 {
+					t.Errorf("holders %v of %d sockets, want %v of 5", got, len(s.entries), want)
+				}
+			})
+		}
+	}
+}

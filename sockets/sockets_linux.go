@@ -103,8 +103,10 @@ func splitSlow(reqs []request) (quick, slow []request) {
 
 // searchWhileDumping looks for the holders of entries while it asks for
 // the sockets of slow, and returns entries and slow's sockets, every one
-// with its holders. The search records every socket it meets, so that
-// slow's, listed while it ran, find their holders among them.
+// with its holders. Until slow's sockets are known the search records
+// every socket it meets, so that they find their holders among those; the
+// kernel usually answers well before the search ends, so that most
+// processes are read knowing them.
 func (l linuxLister) searchWhileDumping(ctx context.Context, nl *diagConn, slow []request, entries []Entry) ([]Entry, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -117,10 +119,11 @@ func (l linuxLister) searchWhileDumping(ctx context.Context, nl *diagConn, slow 
 		<-searched
 		return nil, err
 	}
+	s.publish(late)
 	if err := <-searched; err != nil {
 		return nil, err
 	}
-	if err := s.finish(ctx, l.root, late); err != nil {
+	if err := s.finish(ctx, l.root); err != nil {
 		return nil, err
 	}
 	return s.entries, nil
