@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"runtime"
@@ -67,8 +68,8 @@ func (s *search) joinLate() {
 	}
 	for _, f := range s.readers {
 		for _, h := range f.met {
-			if i, ok := l.want[h.inode]; ok {
-				addHolder(&l.entries[i], h.pid)
+			if i, ok := l.want[uint64(h.inode)]; ok {
+				addHolder(&l.entries[i], int(h.pid))
 			}
 		}
 		f.met = nil
@@ -321,10 +322,12 @@ type fdTable struct {
 }
 
 // heldSocket is a socket that process pid holds, met by a search before
-// its late sockets were published.
+// its late sockets were published. Late sockets come from netlink, which
+// gives inodes in 32 bits (idiag_inode), as the kernel numbers sockets:
+// 8 bytes a socket, as tens of thousands may be recorded.
 type heldSocket struct {
-	inode uint64
-	pid   int
+	inode uint32
+	pid   int32
 }
 
 // run reads the descriptors of the processes pids under root, every
@@ -588,7 +591,9 @@ func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
 			continue
 		}
 		if l := f.late.Load(); l == nil {
-			f.met = append(f.met, heldSocket{ino, t.pid})
+			if ino <= math.MaxUint32 {
+				f.met = append(f.met, heldSocket{uint32(ino), int32(t.pid)})
+			}
 		} else if i, ok := l.want[ino]; ok {
 			f.mu.Lock()
 			addHolder(&l.entries[i], t.pid)
