@@ -75,27 +75,27 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 	return out, nil
 }
 
-// splitSlow splits the TCP requests that ask for listeners and other
-// states in two, listeners alone and the rest, and returns the requests
-// the kernel answers quickly apart from those it answers slowly. The
-// kernel finds listeners in its listening hash, and UDP sockets in a table
-// of their own, in microseconds; a TCP socket in any other state (Bound,
-// which who asks for, among them) it finds only by walking every TCP
-// socket of the host, in every network namespace: some milliseconds per
-// ten thousand sockets.
+// splitSlow splits the TCP requests for listening or bound sockets, what
+// who asks for, in two: listeners, which the kernel finds in its listening
+// hash in microseconds, and bound but inactive sockets, which it finds only
+// by walking every TCP socket of the host, in every network namespace:
+// some milliseconds per ten thousand sockets. It returns the requests the
+// kernel answers quickly apart from that walk.
+//
+// Only Bound is split off: bound, inactive sockets are few, so the search
+// run beside the walk records the sockets it meets only until the walk
+// answers, and has few to join. A request for connections (ls -a) lists
+// tens of thousands, which the search would hold twice; it is not split.
 func splitSlow(reqs []request) (quick, slow []request) {
 	for _, r := range reqs {
-		rest := r.states &^ Listen
-		if r.proto != TCP || rest == 0 {
+		if r.proto != TCP || r.states != Listen|Bound {
 			quick = append(quick, r)
 			continue
 		}
-		if r.states&Listen != 0 {
-			l := r
-			l.states = Listen
-			quick = append(quick, l)
-		}
-		r.states = rest
+		l := r
+		l.states = Listen
+		quick = append(quick, l)
+		r.states = Bound
 		slow = append(slow, r)
 	}
 	return quick, slow
