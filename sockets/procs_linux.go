@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"runtime"
@@ -31,29 +32,76 @@ const clockTicks = 100
 // pre-forking server's workers, a child caught between fork and exec) and
 // by passing descriptors (socket activation), so no holder tells where the
 // others are. Reading descriptors is most of the cost (some microseconds
-// each, in the kernel): a few workers read processes side by side, each
-// descriptor costs one readlinkat and no allocation, and a process with
-// many descriptors (a busy server's thousands of connections) has them read
-// by every worker, so that one large table does not leave the others idle
-// at the end.
+// each, in the kernel): see search for how it is kept down.
 func findProcesses(ctx context.Context, root string, entries []Entry) error {
-	s := search{entries: entries, want: make(map[uint64]int, len(entries))}
+	s := newSearch(entries, false)
+	if len(s.want) == 0 {
+		return nil
+	}
+	if err := s.run(ctx, root, nil); err != nil {
+		return err
+	}
+	return s.finish(ctx, root)
+}
+
+// newSearch prepares a search for the holders of entries. With late, the
+// search runs while more sockets are still being listed, which publish
+// hands it when they are: until then it records every other socket it
+// meets, for finish to match them with.
+func newSearch(entries []Entry, late bool) *search {
+	s := &search{entries: entries, want: make(map[uint64]int, len(entries)), collect: late}
 	for i := range entries {
 		if ino := entries[i].Inode; ino != 0 {
 			s.want[ino] = i
 		}
 	}
-	if len(s.want) == 0 {
-		return nil
-	}
-	pids, err := listPIDs(root)
-	if err != nil {
-		return err
-	}
-	if err := s.run(ctx, root, pids); err != nil {
-		return err
-	}
+	return s
+}
 
+// joinLate gives the published late sockets their holders among the
+// sockets met before they were published, and appends them to the
+// search's entries.
+func (s *search) joinLate() {
+	l := s.late.Load()
+	if l == nil {
+		return
+	}
+	for _, f := range s.readers {
+		for _, h := range f.met {
+			if i, ok := l.want[uint64(h.inode)]; ok {
+				addHolder(&l.entries[i], int(h.pid))
+			}
+		}
+		f.met = nil
+	}
+	s.entries = append(s.entries, l.entries...)
+	s.late.Store(nil)
+}
+
+// lateSockets are sockets listed while the search ran, by inode.
+type lateSockets struct {
+	entries []Entry        // Processes guarded by search.mu
+	want    map[uint64]int // socket inode → index in entries; read-only
+}
+
+// publish hands the search, while or after it runs, the sockets listed
+// since it started; it looks for their holders too from then on.
+func (s *search) publish(entries []Entry) {
+	l := &lateSockets{entries: entries, want: make(map[uint64]int, len(entries))}
+	for i := range entries {
+		if ino := entries[i].Inode; ino != 0 {
+			l.want[ino] = i
+		}
+	}
+	s.late.Store(l)
+}
+
+// finish joins the late sockets (see joinLate) and fills in what each
+// holder is. The search must have run and, when started for late sockets,
+// had them published.
+func (s *search) finish(ctx context.Context, root string) error {
+	s.joinLate()
+	entries := s.entries
 	var holders []int
 	for i := range entries {
 		for _, p := range entries[i].Processes {
@@ -152,24 +200,35 @@ func socketInodes(root string, pid int) (map[uint64]bool, error) {
 	return out, nil
 }
 
-// listPIDs lists the processes under root.
-func listPIDs(root string) ([]int, error) {
-	d, err := os.Open(root)
-	if err != nil {
-		return nil, pathError(err)
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return nil, pathError(err)
-	}
-	pids := make([]int, 0, len(names))
-	for _, name := range names {
-		if pid, err := strconv.Atoi(name); err == nil && pid > 0 {
-			pids = append(pids, pid) // else not a process: /proc/net, /proc/self, …
+// listPIDs lists the processes in rootfd, an open root, in one or two
+// getdents calls: /proc lists a few hundred bytes per hundred processes.
+func listPIDs(rootfd int, root string) ([]int, error) {
+	buf := make([]byte, 64<<10)
+	var pids []int
+	for {
+		n, err := syscall.ReadDirent(rootfd, buf)
+		if err != nil {
+			return nil, &OpError{Op: "getdents", Path: root, Err: err}
+		}
+		if n <= 0 {
+			return pids, nil
+		}
+		for b := buf[:n]; len(b) > 0; {
+			const nameOff = 19 // see fdReader.list
+			reclen := int(ne.Uint16(b[16:]))
+			if reclen <= nameOff || reclen > len(b) {
+				return nil, &OpError{Op: "getdents", Path: root, Err: fmt.Errorf("dirent of %d bytes in %d", reclen, len(b))}
+			}
+			name := b[nameOff:reclen]
+			b = b[reclen:]
+			if end := bytes.IndexByte(name, 0); end >= 0 {
+				name = name[:end]
+			}
+			if pid, ok := parseDec(name, 31); ok && pid > 0 {
+				pids = append(pids, int(pid)) // else not a process: /proc/net, /proc/self, …
+			}
 		}
 	}
-	return pids, nil
 }
 
 // maxWorkers bounds the processes read at once: past the number of CPUs
@@ -211,12 +270,24 @@ func workers(n int) int { return min(runtime.GOMAXPROCS(0), maxWorkers, n) }
 
 // search is one search for the processes holding sockets, shared by its
 // workers.
+//
+// A few workers read processes side by side; a process with many
+// descriptors (a busy server's thousands of connections) has them read by
+// every worker, so that one large table does not leave the others idle at
+// the end. Each descriptor costs one readlinkat, relative to the open fd
+// directory, and no allocation.
 type search struct {
 	entries []Entry        // Processes guarded by mu
 	want    map[uint64]int // socket inode → index in entries; read-only
+	// collect records every other socket met, in each reader's met, until
+	// late is published.
+	collect bool
+	late    atomic.Pointer[lateSockets]
 
 	mu     sync.Mutex
 	denied atomic.Bool // some process's descriptors were not ours to read
+
+	readers []*fdReader // one per worker, kept for finish
 
 	// The work shared out, guarded by work.mu: the processes not yet
 	// taken, and the descriptors of large fd tables being read.
@@ -238,7 +309,7 @@ const (
 	sharedFds = 2 * fdChunk
 )
 
-// fdTable is the descriptors of one process, listed, to be read.
+// fdTable is the descriptors of one process, by name, to be read.
 type fdTable struct {
 	pid   int
 	dirfd int     // its open fd directory
@@ -250,9 +321,34 @@ type fdTable struct {
 	stop bool // its links are not ours to read: no more chunks
 }
 
-// run reads the descriptors of pids, in about that order, on a few
+// procMagic is procfs's f_type in statfs (PROC_SUPER_MAGIC).
+const procMagic = 0x9fa0
+
+// heldSocket is a socket that process pid holds, met by a search before
+// its late sockets were published. Late sockets come from netlink, which
+// gives inodes in 32 bits (idiag_inode), as the kernel numbers sockets:
+// 8 bytes a socket, as tens of thousands may be recorded.
+type heldSocket struct {
+	inode uint32
+	pid   int32
+}
+
+// run reads the descriptors of the processes pids under root, every
+// process when pids is nil, in about the order of their PIDs, on a few
 // workers.
 func (s *search) run(ctx context.Context, root string, pids []int) error {
+	rootfd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return pathError(&fs.PathError{Op: "open", Path: root, Err: err})
+	}
+	defer syscall.Close(rootfd)
+	if pids == nil {
+		if pids, err = listPIDs(rootfd, root); err != nil {
+			return err
+		}
+	}
+	var sfs syscall.Statfs_t
+	onProc := syscall.Fstatfs(rootfd, &sfs) == nil && sfs.Type == procMagic
 	n := workers(len(pids))
 	s.work.changed.L = &s.work.mu
 	var (
@@ -260,8 +356,11 @@ func (s *search) run(ctx context.Context, root string, pids []int) error {
 		errs = make([]error, n)
 		stop atomic.Bool // set by an error only
 	)
+	s.readers = make([]*fdReader, n)
 	for w := range n {
-		f := &fdReader{search: s, shares: n > 1, dirents: make([]byte, 16<<10), link: make([]byte, 64)}
+		f := &fdReader{search: s, root: root, rootfd: rootfd, onProc: onProc, shares: n > 1,
+			dirents: make([]byte, 16<<10), link: make([]byte, 64)}
+		s.readers[w] = f
 		wg.Go(func() {
 			for !stop.Load() && ctx.Err() == nil {
 				c, pid, ok := s.take(pids)
@@ -271,7 +370,7 @@ func (s *search) run(ctx context.Context, root string, pids []int) error {
 				case c.t != nil:
 					f.readChunk(c)
 				default:
-					err := f.read(root, pid)
+					err := f.read(pid)
 					s.work.mu.Lock()
 					s.work.reading--
 					s.work.changed.Broadcast()
@@ -336,11 +435,8 @@ func (t *fdTable) chunkLocked() (chunk, bool) {
 	return c, true
 }
 
-// found records that process pid holds the socket of entries[i].
-func (s *search) found(i, pid int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := &s.entries[i]
+// addHolder records that process pid holds the socket of e.
+func addHolder(e *Entry, pid int) {
 	if slices.ContainsFunc(e.Processes, func(p Process) bool { return p.PID == pid }) {
 		return // the same socket on another descriptor
 	}
@@ -350,38 +446,57 @@ func (s *search) found(i, pid int) {
 // fdReader is one worker's buffers.
 type fdReader struct {
 	*search
-	shares  bool   // there are other workers to share a large table with
+	root    string
+	rootfd  int  // root, open
+	onProc  bool // root is a procfs
+	shares  bool // there are other workers to share a large table with
+	path    []byte
 	dirents []byte // getdents buffer
 	link    []byte // readlink buffer: "socket:[4294967295]" is 19 bytes
 	table   fdTable
+	met     []heldSocket // with search.collect: sockets met before late ones were published
 }
 
 // read looks through the descriptors of process pid for wanted sockets: it
 // lists them, then reads their links, sharing that out when they are many.
-func (f *fdReader) read(root string, pid int) error {
-	dir := root + "/" + strconv.Itoa(pid) + "/fd"
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+func (f *fdReader) read(pid int) error {
+	f.path = append(strconv.AppendInt(f.path[:0], int64(pid), 10), "/fd\x00"...)
+	fd, err := openat(f.rootfd, &f.path[0], syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC)
 	if err != nil {
-		return f.fdError(dir, err)
+		return f.fdError(pid, err)
 	}
 	defer syscall.Close(fd)
 	t := &f.table
 	*t = fdTable{pid: pid, dirfd: fd, names: t.names[:0], ends: t.ends[:0]}
+	if err := f.list(t); err != nil {
+		return err
+	}
+	f.readTable(t)
+	return nil
+}
+
+// list appends the names of the descriptors in t's directory to t.
+func (f *fdReader) list(t *fdTable) error {
 	for {
-		n, err := syscall.ReadDirent(fd, f.dirents)
+		n, err := syscall.ReadDirent(t.dirfd, f.dirents)
 		if err != nil {
-			return f.fdError(dir, err)
+			return f.fdError(t.pid, err)
 		}
 		if n <= 0 {
-			break
+			return nil
 		}
+		// Room left for another entry means procfs had none: it fills
+		// the buffer while it has descriptors to list. That spares each
+		// process the call that would only say so. (Other file systems,
+		// a test's fixture, need not fill it.)
+		last := f.onProc && len(f.dirents)-n >= maxFdDirent
 		for b := f.dirents[:n]; len(b) > 0; {
 			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
 			// then the name, NUL-terminated within reclen.
 			const nameOff = 19
 			reclen := int(ne.Uint16(b[16:]))
 			if reclen <= nameOff || reclen > len(b) {
-				return &OpError{Op: "getdents", Path: dir, Err: fmt.Errorf("dirent of %d bytes in %d", reclen, len(b))}
+				return &OpError{Op: "getdents", Path: f.fdDir(t.pid), Err: fmt.Errorf("dirent of %d bytes in %d", reclen, len(b))}
 			}
 			name := b[nameOff:reclen]
 			b = b[reclen:]
@@ -394,15 +509,27 @@ func (f *fdReader) read(root string, pid int) error {
 			t.names = append(append(t.names, name...), 0)
 			t.ends = append(t.ends, int32(len(t.names)))
 		}
+		if last {
+			return nil
+		}
 	}
+}
+
+// maxFdDirent is the most a descriptor's directory entry takes: 19 bytes
+// of header, a name of at most 10 digits and its NUL, rounded up to 8.
+const maxFdDirent = 32
+
+// readTable reads the links of t's descriptors, sharing them out when
+// they are many.
+func (f *fdReader) readTable(t *fdTable) {
 	if !f.shares || len(t.ends) <= sharedFds {
 		f.readLinks(t, 0, len(t.ends))
-		return nil
+		return
 	}
 	// Shared: other workers read chunks of a copy (this worker's buffers
 	// are its own) while this one does too; the directory stays open
 	// until every chunk is read.
-	shared := &fdTable{pid: pid, dirfd: fd, names: slices.Clone(t.names), ends: slices.Clone(t.ends)}
+	shared := &fdTable{pid: t.pid, dirfd: t.dirfd, names: slices.Clone(t.names), ends: slices.Clone(t.ends)}
 	s := f.search
 	s.work.mu.Lock()
 	s.work.shared = append(s.work.shared, shared)
@@ -422,7 +549,6 @@ func (f *fdReader) read(root string, pid int) error {
 	}
 	s.work.shared = slices.DeleteFunc(s.work.shared, func(t *fdTable) bool { return t == shared })
 	s.work.mu.Unlock()
-	return nil
 }
 
 // readChunk reads the links of chunk c, taken with chunkLocked, and marks
@@ -437,8 +563,8 @@ func (f *fdReader) readChunk(c chunk) {
 }
 
 // readLinks reads the links of descriptors [from, to) of t, recording the
-// wanted sockets among them. It reports whether t's links can be read:
-// false when they are not ours to read.
+// wanted sockets among them (see search.collect for the others). It reports
+// whether t's links can be read: false when they are not ours to read.
 func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
 	start := int32(0)
 	if from > 0 {
@@ -458,8 +584,27 @@ func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
 		if err != nil {
 			continue // closed since the listing
 		}
-		if i, ok := f.want[socketInode(f.link[:m])]; ok {
-			f.found(i, t.pid)
+		ino := socketInode(f.link[:m])
+		if ino == 0 {
+			continue
+		}
+		if i, ok := f.want[ino]; ok {
+			f.mu.Lock()
+			addHolder(&f.entries[i], t.pid)
+			f.mu.Unlock()
+			continue
+		}
+		if !f.collect {
+			continue
+		}
+		if l := f.late.Load(); l == nil {
+			if ino <= math.MaxUint32 {
+				f.met = append(f.met, heldSocket{uint32(ino), int32(t.pid)})
+			}
+		} else if i, ok := l.want[ino]; ok {
+			f.mu.Lock()
+			addHolder(&l.entries[i], t.pid)
+			f.mu.Unlock()
 		}
 	}
 	return true
@@ -468,7 +613,7 @@ func (f *fdReader) readLinks(t *fdTable, from, to int) bool {
 // fdError sorts the errors of reading a process's fd directory: a process
 // that exited is no error, one that is not ours to look into makes the
 // sockets not found hidden rather than absent.
-func (f *fdReader) fdError(dir string, err error) error {
+func (f *fdReader) fdError(pid int, err error) error {
 	switch err {
 	case syscall.EACCES, syscall.EPERM:
 		f.denied.Store(true)
@@ -476,7 +621,19 @@ func (f *fdReader) fdError(dir string, err error) error {
 	case syscall.ENOENT, syscall.ESRCH:
 		return nil
 	}
-	return &OpError{Op: "read", Path: dir, Err: err}
+	return &OpError{Op: "read", Path: f.fdDir(pid), Err: err}
+}
+
+// fdDir names the fd directory of process pid, for errors.
+func (f *fdReader) fdDir(pid int) string { return f.root + "/" + strconv.Itoa(pid) + "/fd" }
+
+// openat opens the path name (NUL-terminated) relative to directory dirfd.
+func openat(dirfd int, name *byte, flags int) (int, error) {
+	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)), uintptr(flags), 0, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
 }
 
 // readlinkat reads the link name (NUL-terminated) in directory dirfd into

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 )
@@ -24,6 +25,9 @@ func newLister(t *Table) lister {
 type linuxLister struct {
 	root      string
 	noNetlink bool
+	// serial lists every socket before looking for processes, never both
+	// at once; tests compare the two ways.
+	serial bool
 }
 
 func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry, error) {
@@ -38,7 +42,96 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 			return nil, err
 		}
 	}
-	var out []Entry
+	quick, slow := reqs, []request(nil)
+	if q.WithProcesses && nl != nil && !l.serial {
+		quick, slow = splitSlow(reqs)
+	}
+	out, err := l.dump(ctx, nl, quick, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(slow) > 0 && slices.ContainsFunc(out, func(e Entry) bool { return e.Inode != 0 }) {
+		// The search is needed whatever the slow requests find: run it
+		// beside them.
+		out, err = l.searchWhileDumping(ctx, nl, slow, out)
+		if err != nil {
+			return nil, err
+		}
+		zoneNames(out)
+		return out, nil
+	}
+	// Else nothing to look for yet, and perhaps nothing at all (a free
+	// port): the slow requests first, then the search if anything was
+	// found.
+	if out, err = l.dump(ctx, nl, slow, out); err != nil {
+		return nil, err
+	}
+	zoneNames(out)
+	if q.WithProcesses {
+		if err := findProcesses(ctx, l.root, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// splitSlow splits the TCP requests for listening or bound sockets, what
+// who asks for, in two: listeners, which the kernel finds in its listening
+// hash in microseconds, and bound but inactive sockets, which it finds only
+// by walking every TCP socket of the host, in every network namespace:
+// some milliseconds per ten thousand sockets. It returns the requests the
+// kernel answers quickly apart from that walk.
+//
+// Only Bound is split off: bound, inactive sockets are few, so the search
+// run beside the walk records the sockets it meets only until the walk
+// answers, and has few to join. A request for connections (ls -a) lists
+// tens of thousands, which the search would hold twice; it is not split.
+func splitSlow(reqs []request) (quick, slow []request) {
+	for _, r := range reqs {
+		if r.proto != TCP || r.states != Listen|Bound {
+			quick = append(quick, r)
+			continue
+		}
+		l := r
+		l.states = Listen
+		quick = append(quick, l)
+		r.states = Bound
+		slow = append(slow, r)
+	}
+	return quick, slow
+}
+
+// searchWhileDumping looks for the holders of entries while it asks for
+// the sockets of slow, and returns entries and slow's sockets, every one
+// with its holders. Until slow's sockets are known the search records
+// every socket it meets, so that they find their holders among those; the
+// kernel usually answers well before the search ends, so that most
+// processes are read knowing them.
+func (l linuxLister) searchWhileDumping(ctx context.Context, nl *diagConn, slow []request, entries []Entry) ([]Entry, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := newSearch(entries, true)
+	searched := make(chan error, 1)
+	go func() { searched <- s.run(ctx, l.root, nil) }()
+	late, err := l.dump(ctx, nl, slow, nil)
+	if err != nil {
+		cancel()
+		<-searched
+		return nil, err
+	}
+	s.publish(late)
+	if err := <-searched; err != nil {
+		return nil, err
+	}
+	if err := s.finish(ctx, l.root); err != nil {
+		return nil, err
+	}
+	return s.entries, nil
+}
+
+// dump appends the sockets of reqs to out: over netlink when nl is set,
+// else, or for a table netlink cannot give, from /proc/net.
+func (l linuxLister) dump(ctx context.Context, nl *diagConn, reqs []request, out []Entry) ([]Entry, error) {
 	for i := 0; i < len(reqs); i++ {
 		req := reqs[i]
 		var err error
@@ -69,12 +162,6 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 			out = out[:n]
 		}
 		if out, err = l.readProcNet(req, out); err != nil {
-			return nil, err
-		}
-	}
-	zoneNames(out)
-	if q.WithProcesses {
-		if err := findProcesses(ctx, l.root, out); err != nil {
 			return nil, err
 		}
 	}
