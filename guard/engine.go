@@ -678,11 +678,24 @@ func (e *Engine) detect(s *source, trigger string, now time.Time) {
 	}
 }
 
-// distributedPeer finds a scan going on whose ports the new source's do
-// not overlap (by more than a tenth) on the same targets.
+// distributedPeer finds a scan going on of which the new source's is a
+// slice: on the same targets, its ports not overlapping (by more than a
+// tenth), of the same type, and under way at the same time (its first
+// probe within ShortGap of the scan's last). A scan of another type, or
+// one that starts after the other went quiet, is another scanner's,
+// reported on its own: each per-source alert describes only its
+// source's packets.
 func (e *Engine) distributedPeer(s *source, ports []portKey, now time.Time) *alert {
+	var types []string
 	for _, a := range e.sortedAlerts() {
-		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow {
+		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow || s.first.Sub(a.Last) > e.cfg.ShortGap {
+			continue
+		}
+		if types == nil {
+			types = scanTypes(s.evidence)
+			slices.Sort(types)
+		}
+		if at := scanTypes(a.evidence); len(at) != len(types) || !slices.Equal(types, slices.Sorted(slices.Values(at))) {
 			continue
 		}
 		shared := false
@@ -848,6 +861,15 @@ func sortedPorts(m map[uint16]struct{}) []uint16 {
 // scanType names the scan from the probes' kinds: every type with at
 // least a tenth of them, the most common first.
 func scanType(ev [numKinds]int) string {
+	names := scanTypes(ev)
+	if len(names) == 0 {
+		return "unknown"
+	}
+	return strings.Join(names, "+")
+}
+
+// scanTypes are the names scanType joins.
+func scanTypes(ev [numKinds]int) []string {
 	type share struct {
 		name string
 		n    int
@@ -879,10 +901,7 @@ func scanType(ev [numKinds]int) string {
 			names = append(names, s.name)
 		}
 	}
-	if len(names) == 0 {
-		return "unknown"
-	}
-	return strings.Join(names, "+")
+	return names
 }
 
 // toolGuess names the scanner when most of the SYNs carry its mark:
