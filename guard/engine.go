@@ -2,6 +2,7 @@ package guard
 
 import (
 	"hash/maphash"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -49,33 +50,74 @@ type portKey struct {
 }
 
 // source is what guard keeps of one remote address, while it matters.
+// Under a flood of spoofed sources there are max_sources of them, each
+// seen once: a source that has probed one port of one target keeps that
+// port in place (one, port0, dst0), and the maps of sourcePorts are made
+// only when it probes a second. Times are Unix nanoseconds: a time.Time
+// is three times the size.
 type source struct {
 	addr       netip.Addr
-	lastSeen   time.Time
 	prev, next *source // in Engine.lru, most recent first
+	alert      *alert
+	ports      *sourcePorts // nil while one port or none was probed
 
+	lastSeen int64
+	first    int64 // the first counted probe; 0: none (since a join)
 	// scanlogd's short window: weighted distinct ports with gaps below
-	// Config.ShortGap.
-	shortLast   time.Time
+	// Config.ShortGap; the ports are port0 or ports.short.
+	shortLast   int64
 	shortWeight int
-	shortPorts  map[portKey]struct{}
-	// The long window: when each distinct port was last probed.
-	longPorts map[portKey]time.Time
-	// Sweeps: the local addresses each port was probed on.
-	sweep map[portKey]map[netip.Addr]struct{}
-
-	accepted map[portKey]struct{} // ports whose handshake completed, a few
-	evidence [numKinds]int
-	tools    [3]int
-	firstTTL uint8
-	first    time.Time
-	targets  map[netip.Addr]struct{}
-
-	alert *alert
 
 	tokens     float64
-	tokensAt   time.Time
+	tokensAt   int64
 	suppressed int
+
+	// The one port and target probed while ports is nil, if one is.
+	dst0     netip.Addr
+	port0    portKey
+	one      bool
+	firstTTL uint8
+
+	evidence [numKinds]uint32
+	tools    [3]uint32
+}
+
+// sourcePorts is a source's state of more than one port or target.
+type sourcePorts struct {
+	short map[portKey]struct{} // the short window's ports
+	// The long window: when each distinct port was last probed.
+	long map[portKey]time.Time
+	// Sweeps: the local addresses each port was probed on.
+	sweep    map[portKey]map[netip.Addr]struct{}
+	accepted map[portKey]struct{} // ports whose handshake completed, a few
+	targets  map[netip.Addr]struct{}
+}
+
+// portState returns the maps of s, made now if they were not, holding
+// the one port it probed so far if it did: what they would hold had they
+// been made with its first probe.
+func (s *source) portState() *sourcePorts {
+	if s.ports != nil {
+		return s.ports
+	}
+	p := &sourcePorts{}
+	if s.one {
+		p.short = map[portKey]struct{}{s.port0: {}}
+		p.long = map[portKey]time.Time{s.port0: time.Unix(0, s.shortLast)}
+		p.sweep = map[portKey]map[netip.Addr]struct{}{s.port0: {s.dst0: {}}}
+		p.targets = map[netip.Addr]struct{}{s.dst0: {}}
+		s.one, s.dst0 = false, netip.Addr{}
+	}
+	s.ports = p
+	return p
+}
+
+func (s *source) evidenceCounts() [numKinds]int {
+	var out [numKinds]int
+	for i, n := range s.evidence {
+		out[i] = int(n)
+	}
+	return out
 }
 
 // alert is a scan being reported.
@@ -115,6 +157,7 @@ type Engine struct {
 	pending      map[Flow]*pending
 	queue        []*pending // by arrival
 	queueHead    int
+	freePending  []*pending // decided, to use again
 	stray        [strayCacheSize]strayEntry
 	seed         maphash.Seed
 	alerts       map[uint64]*alert
@@ -207,7 +250,7 @@ func (e *Engine) Packet(p *Packet) {
 		// this host's own traffic.
 		if e.cfg.LogAll && (p.Src.Is4() && p.ICMPType == 8 || !p.Src.Is4() && p.ICMPType == 128) {
 			s := e.source(p.Src, p.At)
-			e.log(s, &Attempt{Time: p.At, Flow: p.Flow, Flags: p.ICMPType, TTL: p.TTL, Answer: AnswerNone})
+			e.log(s, Attempt{Time: p.At, Flow: p.Flow, Flags: p.ICMPType, TTL: p.TTL, Answer: AnswerNone})
 		}
 	}
 }
@@ -270,7 +313,8 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 	if kind == kindSYNRaw && p.SACKTS {
 		kind = kindSYNStack
 	}
-	pd := &pending{flow: p.Flow, at: p.At, kind: kind, flags: p.Flags, ttl: p.TTL, ipid: p.IPID, seq: p.Seq}
+	pd := e.newPending()
+	*pd = pending{flow: p.Flow, at: p.At, kind: kind, flags: p.Flags, ttl: p.TTL, ipid: p.IPID, seq: p.Seq}
 	if kind <= kindSYNStack {
 		if p.IPID == 54321 {
 			pd.toolBits |= toolZmap
@@ -284,6 +328,13 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 		}
 	}
 	e.pending[p.Flow] = pd
+	if len(e.queue) == cap(e.queue) && e.queueHead >= len(e.queue)/2 {
+		// The decided half at the front makes room: the queue moves
+		// rather than grows.
+		n := copy(e.queue, e.queue[e.queueHead:])
+		clear(e.queue[n:])
+		e.queue, e.queueHead = e.queue[:n], 0
+	}
 	e.queue = append(e.queue, pd)
 	e.source(p.Src, p.At) // the source is seen, and so kept or evicted
 	// Memory stays flat under a flood: the oldest attempt is decided
@@ -295,6 +346,21 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 		e.compactQueue()
 	}
 }
+
+// newPending is a pending attempt, one decided earlier if there is one to
+// use again: a flood makes and decides one per packet.
+func (e *Engine) newPending() *pending {
+	if n := len(e.freePending); n > 0 {
+		pd := e.freePending[n-1]
+		e.freePending[n-1] = nil
+		e.freePending = e.freePending[:n-1]
+		return pd
+	}
+	return &pending{}
+}
+
+// maxFreePending bounds the decided attempts kept for newPending.
+const maxFreePending = 4096
 
 func (e *Engine) compactQueue() {
 	q := e.queue[:0]
@@ -314,6 +380,11 @@ func (e *Engine) expireOne(now time.Time) {
 		e.queue[e.queueHead] = nil
 		e.queueHead++
 		if pd.done {
+			// Decided, and out of the table and the queue: nothing
+			// refers to it any more.
+			if len(e.freePending) < maxFreePending {
+				e.freePending = append(e.freePending, pd)
+			}
 			continue
 		}
 		answer := AnswerNone
@@ -354,7 +425,7 @@ func (e *Engine) Tick(now time.Time) {
 	idle := max(e.cfg.LongWindow, e.cfg.DistWindow, e.cfg.ShortGap)
 	// Idle sources go, but not those of a scan going on: it still names
 	// them.
-	for s := e.lruTail; s != nil && now.Sub(s.lastSeen) > idle; {
+	for s := e.lruTail; s != nil && now.UnixNano()-s.lastSeen > int64(idle); {
 		prev := s.prev
 		if s.alert == nil {
 			e.dropSource(s)
@@ -397,16 +468,25 @@ func (e *Engine) sortedAlerts() []*alert {
 func (e *Engine) source(addr netip.Addr, now time.Time) *source {
 	s := e.sources[addr]
 	if s == nil {
-		s = &source{addr: addr, tokens: float64(e.cfg.LogBurst), tokensAt: now}
-		e.sources[addr] = s
-		for len(e.sources) > e.cfg.MaxSources && e.lruTail != nil {
+		// At the cap, the least recent source goes, and its memory is
+		// this one's: under a flood of spoofed sources every packet
+		// brings a new one.
+		var old *source
+		for len(e.sources) >= e.cfg.MaxSources && e.lruTail != nil {
 			e.stats.Evicted++
-			e.dropSource(e.lruTail)
+			old = e.lruTail
+			e.dropSource(old)
 		}
+		if old == nil {
+			old = &source{}
+		}
+		s = old
+		*s = source{addr: addr, tokens: float64(e.cfg.LogBurst), tokensAt: now.UnixNano()}
+		e.sources[addr] = s
 	} else {
 		e.unlink(s)
 	}
-	s.lastSeen = now
+	s.lastSeen = now.UnixNano()
 	s.next = e.lruHead
 	if e.lruHead != nil {
 		e.lruHead.prev = s
@@ -459,7 +539,7 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 	}
 	s := e.source(pd.flow.Src, now)
 	if answer.Refused() || e.cfg.LogAll {
-		e.log(s, &Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
+		e.log(s, Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
 	}
 	if e.allowed(pd.flow.Src) {
 		return
@@ -469,11 +549,13 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 
 // log writes an attempt unless its source is over its rate, or all
 // sources together over theirs: a flood from spoofed sources, each new,
-// must not fill a disk either.
-func (e *Engine) log(s *source, a *Attempt) {
-	if el := a.Time.Sub(s.tokensAt).Seconds(); el > 0 {
+// must not fill a disk either. a is taken by value, and copied to the
+// heap only when it is written: under a flood most are not.
+func (e *Engine) log(s *source, a Attempt) {
+	if at := a.Time.UnixNano(); at > s.tokensAt {
+		el := time.Duration(at - s.tokensAt).Seconds()
 		s.tokens = min(float64(e.cfg.LogBurst), s.tokens+el*e.cfg.LogRate)
-		s.tokensAt = a.Time
+		s.tokensAt = at
 	}
 	if el := a.Time.Sub(e.allTokensAt).Seconds(); el > 0 || e.allTokensAt.IsZero() {
 		if e.allTokensAt.IsZero() {
@@ -494,7 +576,7 @@ func (e *Engine) log(s *source, a *Attempt) {
 	e.allTokens--
 	a.Suppressed, s.suppressed = s.suppressed, 0
 	a.SuppressedAll, e.allSuppressed = e.allSuppressed, 0
-	e.sink(Event{Attempt: a})
+	e.sink(Event{Attempt: &a})
 }
 
 // counted reports whether an attempt weighs in scan detection: not when
@@ -513,10 +595,12 @@ func (e *Engine) counted(pd *pending, kind probeKind, answer Answer) bool {
 
 func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, now time.Time) {
 	at := pd.at
-	s.evidence[kind]++
+	if s.evidence[kind] < math.MaxUint32 {
+		s.evidence[kind]++
+	}
 	if kind <= kindHalfOpen {
 		for _, b := range []uint8{toolZmap, toolMasscan} {
-			if pd.toolBits&b != 0 {
+			if pd.toolBits&b != 0 && s.tools[b] < math.MaxUint32 {
 				s.tools[b]++
 			}
 		}
@@ -529,11 +613,11 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 		}
 		if a := s.alert; a != nil {
 			e.addToAlert(a, s, pd, kind)
-		} else if len(s.accepted) < 64 {
-			if s.accepted == nil {
-				s.accepted = map[portKey]struct{}{}
+		} else if ps := s.portState(); len(ps.accepted) < 64 {
+			if ps.accepted == nil {
+				ps.accepted = map[portKey]struct{}{}
 			}
-			s.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
+			ps.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
 		}
 		return
 	}
@@ -542,66 +626,18 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 		e.addToAlert(a, s, pd, kind)
 		return
 	}
-	if s.first.IsZero() {
-		s.first, s.firstTTL = at, pd.ttl
+	if s.first == 0 {
+		s.first, s.firstTTL = at.UnixNano(), pd.ttl
 	}
-	if s.targets == nil {
-		s.targets = map[netip.Addr]struct{}{}
-	}
-	if len(s.targets) < 64 {
-		s.targets[pd.flow.Dst] = struct{}{}
-	}
-
-	// The short window, as scanlogd: distinct ports, privileged ones
-	// weighing more, each within ShortGap of the one before.
-	if s.shortPorts == nil || at.Sub(s.shortLast) > e.cfg.ShortGap {
-		s.shortPorts, s.shortWeight = map[portKey]struct{}{}, 0
-	}
-	s.shortLast = at
 	trigger := ""
-	if _, ok := s.shortPorts[pk]; !ok {
-		s.shortPorts[pk] = struct{}{}
-		if pk.port < 1024 {
-			s.shortWeight += e.cfg.PrivWeight
-		} else {
-			s.shortWeight += e.cfg.HighWeight
-		}
-		if s.shortWeight >= e.cfg.ShortThreshold {
-			trigger = "short"
-		}
+	if s.ports == nil && (!s.one || s.port0 == pk && s.dst0 == pd.flow.Dst) && !e.onePortDetects() {
+		// One port of one target so far: the windows below would hold
+		// just it, at this time, with its weight, and detect nothing.
+		s.one, s.port0, s.dst0 = true, pk, pd.flow.Dst
+		s.shortLast, s.shortWeight = at.UnixNano(), e.weight(pk)
+	} else {
+		trigger = e.windows(s, pk, pd.flow.Dst, at)
 	}
-	// The long window: distinct ports within LongWindow.
-	if s.longPorts == nil {
-		s.longPorts = map[portKey]time.Time{}
-	}
-	s.longPorts[pk] = at
-	if len(s.longPorts) >= e.cfg.LongPorts {
-		for k, t := range s.longPorts {
-			if at.Sub(t) > e.cfg.LongWindow {
-				delete(s.longPorts, k)
-			}
-		}
-		if trigger == "" && len(s.longPorts) >= e.cfg.LongPorts {
-			trigger = "long"
-		}
-	}
-	// Sweeps: one port on many local addresses.
-	if s.sweep == nil {
-		s.sweep = map[portKey]map[netip.Addr]struct{}{}
-	}
-	hosts := s.sweep[pk]
-	if hosts == nil {
-		if len(s.sweep) >= e.cfg.LongPorts {
-			clear(s.sweep)
-		}
-		hosts = map[netip.Addr]struct{}{}
-		s.sweep[pk] = hosts
-	}
-	hosts[pd.flow.Dst] = struct{}{}
-	if trigger == "" && len(hosts) >= e.cfg.SweepHosts {
-		trigger = "sweep"
-	}
-
 	if trigger != "" {
 		e.detect(s, trigger, now)
 		return
@@ -617,6 +653,79 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 	}
 }
 
+// onePortDetects reports whether the thresholds are so low that one
+// port of one target is a scan.
+func (e *Engine) onePortDetects() bool {
+	return max(e.cfg.PrivWeight, e.cfg.HighWeight) >= e.cfg.ShortThreshold || e.cfg.LongPorts <= 1 || e.cfg.SweepHosts <= 1
+}
+
+// weight is a port's in the short window: privileged ports more.
+func (e *Engine) weight(k portKey) int {
+	if k.port < 1024 {
+		return e.cfg.PrivWeight
+	}
+	return e.cfg.HighWeight
+}
+
+// windows adds a probe of port k of dst at at to the windows of s, and
+// returns the rule that found a scan in them, or "".
+func (e *Engine) windows(s *source, k portKey, dst netip.Addr, at time.Time) string {
+	ps := s.portState()
+	if ps.targets == nil {
+		ps.targets = map[netip.Addr]struct{}{}
+	}
+	if len(ps.targets) < 64 {
+		ps.targets[dst] = struct{}{}
+	}
+
+	// The short window, as scanlogd: distinct ports, privileged ones
+	// weighing more, each within ShortGap of the one before.
+	if ps.short == nil || at.UnixNano()-s.shortLast > int64(e.cfg.ShortGap) {
+		ps.short, s.shortWeight = map[portKey]struct{}{}, 0
+	}
+	s.shortLast = at.UnixNano()
+	trigger := ""
+	if _, ok := ps.short[k]; !ok {
+		ps.short[k] = struct{}{}
+		s.shortWeight += e.weight(k)
+		if s.shortWeight >= e.cfg.ShortThreshold {
+			trigger = "short"
+		}
+	}
+	// The long window: distinct ports within LongWindow.
+	if ps.long == nil {
+		ps.long = map[portKey]time.Time{}
+	}
+	ps.long[k] = at
+	if len(ps.long) >= e.cfg.LongPorts {
+		for pk, t := range ps.long {
+			if at.Sub(t) > e.cfg.LongWindow {
+				delete(ps.long, pk)
+			}
+		}
+		if trigger == "" && len(ps.long) >= e.cfg.LongPorts {
+			trigger = "long"
+		}
+	}
+	// Sweeps: one port on many local addresses.
+	if ps.sweep == nil {
+		ps.sweep = map[portKey]map[netip.Addr]struct{}{}
+	}
+	hosts := ps.sweep[k]
+	if hosts == nil {
+		if len(ps.sweep) >= e.cfg.LongPorts {
+			clear(ps.sweep)
+		}
+		hosts = map[netip.Addr]struct{}{}
+		ps.sweep[k] = hosts
+	}
+	hosts[dst] = struct{}{}
+	if trigger == "" && len(hosts) >= e.cfg.SweepHosts {
+		trigger = "sweep"
+	}
+	return trigger
+}
+
 func (e *Engine) uncover(k portKey, c coverEntry) {
 	delete(e.coverage, k)
 	if e.coverSources[c.src]--; e.coverSources[c.src] <= 0 {
@@ -627,19 +736,20 @@ func (e *Engine) uncover(k portKey, c coverEntry) {
 // detect starts an alert for s, or adds s to a scan going on that probes
 // other ports of the same targets: a distributed scan.
 func (e *Engine) detect(s *source, trigger string, now time.Time) {
-	ports := make([]portKey, 0, len(s.longPorts)+len(s.shortPorts))
-	for k := range s.longPorts {
+	ps := s.portState()
+	ports := make([]portKey, 0, len(ps.long)+len(ps.short))
+	for k := range ps.long {
 		ports = append(ports, k)
 	}
-	for _, m := range []map[portKey]struct{}{s.shortPorts, s.accepted} {
+	for _, m := range []map[portKey]struct{}{ps.short, ps.accepted} {
 		for k := range m {
-			if _, ok := s.longPorts[k]; !ok {
+			if _, ok := ps.long[k]; !ok {
 				ports = append(ports, k)
 			}
 		}
 	}
-	for k := range s.sweep {
-		if _, ok := s.longPorts[k]; !ok {
+	for k := range ps.sweep {
+		if _, ok := ps.long[k]; !ok {
 			ports = append(ports, k)
 		}
 	}
@@ -656,11 +766,11 @@ func (e *Engine) detect(s *source, trigger string, now time.Time) {
 		if trigger == "sweep" {
 			a.Kind = "sweep"
 		}
-		a.Start, a.TTL = s.first, s.firstTTL
+		a.Start, a.TTL = time.Unix(0, s.first), s.firstTTL
 	} else {
 		a.Kind, a.Trigger = "distributed", "distributed"
-		if s.first.Before(a.Start) {
-			a.Start = s.first
+		if first := time.Unix(0, s.first); first.Before(a.Start) {
+			a.Start = first
 		}
 	}
 	e.join(a, s, ports)
@@ -688,18 +798,18 @@ func (e *Engine) detect(s *source, trigger string, now time.Time) {
 func (e *Engine) distributedPeer(s *source, ports []portKey, now time.Time) *alert {
 	var types []string
 	for _, a := range e.sortedAlerts() {
-		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow || s.first.Sub(a.Last) > e.cfg.ShortGap {
+		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow || time.Unix(0, s.first).Sub(a.Last) > e.cfg.ShortGap {
 			continue
 		}
 		if types == nil {
-			types = scanTypes(s.evidence)
+			types = scanTypes(s.evidenceCounts())
 			slices.Sort(types)
 		}
 		if at := scanTypes(a.evidence); len(at) != len(types) || !slices.Equal(types, slices.Sorted(slices.Values(at))) {
 			continue
 		}
 		shared := false
-		for t := range s.targets {
+		for t := range s.portState().targets {
 			if _, ok := a.targets[t]; ok {
 				shared = true
 				break
@@ -743,7 +853,7 @@ func (e *Engine) newAlert(trigger string, now time.Time) *alert {
 // join moves a source's findings into an alert.
 func (e *Engine) join(a *alert, s *source, ports []portKey) {
 	a.sources[s.addr] = struct{}{}
-	for t := range s.targets {
+	for t := range s.portState().targets {
 		a.targets[t] = struct{}{}
 	}
 	for _, k := range ports {
@@ -754,21 +864,21 @@ func (e *Engine) join(a *alert, s *source, ports []portKey) {
 		}
 	}
 	for i, n := range s.evidence {
-		a.evidence[i] += n
+		a.evidence[i] += int(n)
 		if probeKind(i) != kindConnect {
-			a.Probes += n
+			a.Probes += int(n)
 		}
 	}
 	for i, n := range s.tools {
-		a.tools[i] += n
+		a.tools[i] += int(n)
 	}
-	if s.lastSeen.After(a.Last) {
-		a.Last = s.lastSeen
+	if last := time.Unix(0, s.lastSeen); last.After(a.Last) {
+		a.Last = last
 	}
 	s.alert = a
-	s.evidence, s.tools = [numKinds]int{}, [3]int{}
-	s.shortPorts, s.longPorts, s.sweep, s.targets, s.accepted = nil, nil, nil, nil, nil
-	s.shortWeight, s.first = 0, time.Time{}
+	s.evidence, s.tools = [numKinds]uint32{}, [3]uint32{}
+	s.ports, s.one, s.dst0 = nil, false, netip.Addr{}
+	s.shortWeight, s.first = 0, 0
 	a.changed = true
 }
 
