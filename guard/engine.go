@@ -171,6 +171,11 @@ type Engine struct {
 	allSuppressed int
 	lastMaint     time.Time
 
+	// mapsOnly makes every source's maps with its first probe, as
+	// before sources kept one port in place: TestOnePortInPlace checks
+	// that both report the same.
+	mapsOnly bool
+
 	stats Stats
 }
 
@@ -630,7 +635,7 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 		s.first, s.firstTTL = at.UnixNano(), pd.ttl
 	}
 	trigger := ""
-	if s.ports == nil && (!s.one || s.port0 == pk && s.dst0 == pd.flow.Dst) && !e.onePortDetects() {
+	if s.ports == nil && (!s.one || s.port0 == pk && s.dst0 == pd.flow.Dst) && !e.onePortDetects() && !e.mapsOnly {
 		// One port of one target so far: the windows below would hold
 		// just it, at this time, with its weight, and detect nothing.
 		s.one, s.port0, s.dst0 = true, pk, pd.flow.Dst
