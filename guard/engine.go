@@ -28,6 +28,7 @@ const (
 
 // pending is an attempt waiting for its answer.
 type pending struct {
+	src      *source // as it was when the attempt came: sourceOf checks it still is
 	flow     Flow
 	at       time.Time
 	kind     probeKind
@@ -341,7 +342,7 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 		e.queue, e.queueHead = e.queue[:n], 0
 	}
 	e.queue = append(e.queue, pd)
-	e.source(p.Src, p.At) // the source is seen, and so kept or evicted
+	pd.src = e.source(p.Src, p.At) // the source is seen, and so kept or evicted
 	// Memory stays flat under a flood: the oldest attempt is decided
 	// early once there are too many.
 	for len(e.pending) > e.cfg.maxPending() {
@@ -491,6 +492,23 @@ func (e *Engine) source(addr netip.Addr, now time.Time) *source {
 	} else {
 		e.unlink(s)
 	}
+	e.link(s, now)
+	return s
+}
+
+// sourceOf is the source of an attempt: the one it was made with, unless
+// that source was let go since (then found or made again).
+func (e *Engine) sourceOf(pd *pending, now time.Time) *source {
+	if s := pd.src; s != nil && s.addr == pd.flow.Src {
+		e.unlink(s)
+		e.link(s, now)
+		return s
+	}
+	return e.source(pd.flow.Src, now)
+}
+
+// link makes s the most recent source, seen now.
+func (e *Engine) link(s *source, now time.Time) {
 	s.lastSeen = now.UnixNano()
 	s.next = e.lruHead
 	if e.lruHead != nil {
@@ -500,7 +518,6 @@ func (e *Engine) source(addr netip.Addr, now time.Time) *source {
 	if e.lruTail == nil {
 		e.lruTail = s
 	}
-	return s
 }
 
 func (e *Engine) unlink(s *source) {
@@ -520,6 +537,7 @@ func (e *Engine) unlink(s *source) {
 func (e *Engine) dropSource(s *source) {
 	e.unlink(s)
 	delete(e.sources, s.addr)
+	s.addr = netip.Addr{} // not a source any more, for sourceOf
 }
 
 func (e *Engine) allowed(a netip.Addr) bool {
@@ -542,7 +560,7 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 	if answer.Refused() {
 		e.stats.Refused++
 	}
-	s := e.source(pd.flow.Src, now)
+	s := e.sourceOf(pd, now)
 	if answer.Refused() || e.cfg.LogAll {
 		e.log(s, Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
 	}
@@ -581,7 +599,9 @@ func (e *Engine) log(s *source, a Attempt) {
 	e.allTokens--
 	a.Suppressed, s.suppressed = s.suppressed, 0
 	a.SuppressedAll, e.allSuppressed = e.allSuppressed, 0
-	e.sink(Event{Attempt: &a})
+	// A copy made here: &a would move every call's a to the heap.
+	logged := a
+	e.sink(Event{Attempt: &logged})
 }
 
 // counted reports whether an attempt weighs in scan detection: not when
