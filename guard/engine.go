@@ -36,7 +36,8 @@ type pending struct {
 	ttl      uint8
 	ipid     uint16
 	seq      uint32
-	done     bool
+	queued   bool   // in Engine.queue, at qseq
+	qseq     uint64 // its place: Engine.queue[qseq-Engine.queueBase]
 	toolBits uint8
 }
 
@@ -158,6 +159,7 @@ type Engine struct {
 	pending      map[Flow]*pending
 	queue        []*pending // by arrival
 	queueHead    int
+	queueBase    uint64     // the qseq of queue[0]; a decided attempt's place is nil
 	freePending  []*pending // decided, to use again
 	stray        [strayCacheSize]strayEntry
 	seed         maphash.Seed
@@ -339,8 +341,10 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 		// rather than grows.
 		n := copy(e.queue, e.queue[e.queueHead:])
 		clear(e.queue[n:])
+		e.queueBase += uint64(e.queueHead)
 		e.queue, e.queueHead = e.queue[:n], 0
 	}
+	pd.queued, pd.qseq = true, e.queueBase+uint64(len(e.queue))
 	e.queue = append(e.queue, pd)
 	pd.src = e.source(p.Src, p.At) // the source is seen, and so kept or evicted
 	// Memory stays flat under a flood: the oldest attempt is decided
@@ -365,13 +369,24 @@ func (e *Engine) newPending() *pending {
 	return &pending{}
 }
 
+// freePendingOne keeps a decided attempt for newPending: nothing refers
+// to it any more.
+func (e *Engine) freePendingOne(pd *pending) {
+	if len(e.freePending) < maxFreePending {
+		*pd = pending{}
+		e.freePending = append(e.freePending, pd)
+	}
+}
+
 // maxFreePending bounds the decided attempts kept for newPending.
 const maxFreePending = 4096
 
 func (e *Engine) compactQueue() {
 	q := e.queue[:0]
+	e.queueBase = 0
 	for _, pd := range e.queue[e.queueHead:] {
-		if !pd.done {
+		if pd != nil {
+			pd.qseq = uint64(len(q))
 			q = append(q, pd)
 		}
 	}
@@ -385,14 +400,10 @@ func (e *Engine) expireOne(now time.Time) {
 		pd := e.queue[e.queueHead]
 		e.queue[e.queueHead] = nil
 		e.queueHead++
-		if pd.done {
-			// Decided, and out of the table and the queue: nothing
-			// refers to it any more.
-			if len(e.freePending) < maxFreePending {
-				e.freePending = append(e.freePending, pd)
-			}
+		if pd == nil { // decided already
 			continue
 		}
+		pd.queued = false
 		answer := AnswerNone
 		if pd.kind <= kindSYNStack {
 			answer = AnswerDropped
@@ -401,6 +412,7 @@ func (e *Engine) expireOne(now time.Time) {
 		break
 	}
 	if e.queueHead == len(e.queue) {
+		e.queueBase += uint64(e.queueHead)
 		e.queue, e.queueHead = e.queue[:0], 0
 	}
 }
@@ -410,7 +422,7 @@ func (e *Engine) expireOne(now time.Time) {
 func (e *Engine) Tick(now time.Time) {
 	for e.queueHead < len(e.queue) {
 		pd := e.queue[e.queueHead]
-		if !pd.done && now.Sub(pd.at) < e.cfg.AnswerWait {
+		if pd != nil && now.Sub(pd.at) < e.cfg.AnswerWait {
 			break
 		}
 		e.expireOne(now)
@@ -552,10 +564,17 @@ func (e *Engine) allowed(a netip.Addr) bool {
 
 // resolve decides an attempt: it is logged, and counted as a probe.
 func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answer) {
-	pd.done = true
 	if e.pending[pd.flow] == pd {
 		delete(e.pending, pd.flow)
 	}
+	if pd.queued {
+		// Its place in the queue is let go now, not when its wait would
+		// have ended: a flood answered at once leaves no attempts
+		// behind.
+		e.queue[pd.qseq-e.queueBase] = nil
+		pd.queued = false
+	}
+	defer e.freePendingOne(pd)
 	e.stats.Attempts++
 	if answer.Refused() {
 		e.stats.Refused++
