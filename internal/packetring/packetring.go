@@ -17,6 +17,7 @@ package packetring
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -54,7 +55,23 @@ type Config struct {
 	// Outgoing delivers the packets this host sends too; by default they
 	// are skipped.
 	Outgoing bool
+	// Blocks and BlockSize size the ring: Blocks blocks of BlockSize
+	// bytes (a multiple of the page size, room for a packet of Snaplen);
+	// zero means DefaultBlocks and DefaultBlockSize. The kernel hands a
+	// block over once it is full or a millisecond after its first packet,
+	// so under a steady flow the ring holds about Blocks milliseconds
+	// when blocks are big for the flow: a reader that may be kept off the
+	// CPU longer (a daemon on a busy host) wants more, smaller blocks.
+	Blocks    int
+	BlockSize int
 }
+
+// The ring's size by default: DefaultBlocks blocks of DefaultBlockSize
+// bytes (4 MiB: some 29,000 replies of a SYN scan).
+const (
+	DefaultBlocks    = 64
+	DefaultBlockSize = 64 << 10
+)
 
 // Info is what the kernel tells of a packet besides its bytes.
 type Info struct {
@@ -85,12 +102,25 @@ func Open(cfg Config) (*Ring, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 64
 	}
+	if cfg.Blocks <= 0 {
+		cfg.Blocks = DefaultBlocks
+	}
+	if cfg.BlockSize <= 0 {
+		cfg.BlockSize = DefaultBlockSize
+	}
+	if page := os.Getpagesize(); cfg.BlockSize%page != 0 || cfg.BlockSize < cfg.Snaplen+ringOverhead {
+		return nil, &OpError{Op: "open", Err: fmt.Errorf("block size %d: not a multiple of the page size (%d) holding a packet of %d bytes", cfg.BlockSize, page, cfg.Snaplen)}
+	}
 	r := &Ring{}
 	if err := r.sys.open(cfg); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
+
+// ringOverhead bounds what the ring adds to a packet in a block: the
+// block's header, the packet's header and its link-layer address.
+const ringOverhead = 256
 
 // Run reads packets and calls h for each until ctx is done, when it
 // returns nil, or the Ring is closed (nil too), or reading fails.

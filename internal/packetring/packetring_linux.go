@@ -48,12 +48,10 @@ type ringSys struct {
 	errno  syscall.Errno
 }
 
-// The receive ring: ringBlocks blocks of ringBlock bytes (4 MiB: some
-// 29,000 replies of a SYN scan), each handed to the reader when it is full
-// or ringTimeout ms (a jiffy at least) after its first packet.
+// The receive ring: Config.Blocks blocks of Config.BlockSize bytes, each
+// handed to the reader when it is full or ringTimeout ms (a jiffy at
+// least) after its first packet.
 const (
-	ringBlock   = 64 << 10
-	ringBlocks  = 64
 	ringFrame   = 2048 // only a bound for TPACKET_V3, whose frames are packed
 	ringTimeout = 1    // ms
 )
@@ -100,7 +98,7 @@ func (r *ringSys) open(cfg Config) error {
 	}
 	// The ring, or a socket buffer to read with recvmmsg, before bind:
 	// nothing arrives before the socket is ready to be read as it will be.
-	ring := r.openRing(fd)
+	ring := r.openRing(fd, cfg.Blocks, cfg.BlockSize)
 	if !ring {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
@@ -141,27 +139,27 @@ func (r *ringSys) open(cfg Config) error {
 
 // openRing sets up a TPACKET_V3 receive ring on fd and maps it; false
 // where the kernel cannot, and the socket is read with recvmmsg.
-func (r *ringSys) openRing(fd int) bool {
+func (r *ringSys) openRing(fd, blocks, blockSize int) bool {
 	if unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3) != nil {
 		return false
 	}
 	req := unix.TpacketReq3{
-		Block_size: ringBlock, Block_nr: ringBlocks,
-		Frame_size: ringFrame, Frame_nr: ringBlock / ringFrame * ringBlocks,
+		Block_size: uint32(blockSize), Block_nr: uint32(blocks),
+		Frame_size: ringFrame, Frame_nr: uint32(blockSize / ringFrame * blocks),
 		Retire_blk_tov: ringTimeout,
 	}
 	if unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req) != nil {
 		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
 		return false
 	}
-	ring, err := unix.Mmap(fd, 0, ringBlock*ringBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	ring, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		// The ring stays, unread: take it down again.
 		unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &unix.TpacketReq3{})
 		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
 		return false
 	}
-	r.ring, r.block = ring, ringBlock
+	r.ring, r.block = ring, blockSize
 	return true
 }
 

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,4 +192,80 @@ func disassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
 		t.Fatal("cannot disassemble the filter")
 	}
 	return ins
+}
+
+// TestRingBlocks reads through a ring of many one-page blocks, sized by
+// Config, round it several times: each datagram is read in order, or
+// counted as dropped.
+func TestRingBlocks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: opens a packet socket")
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no lo interface:", err)
+	}
+	dst, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	port := uint16(dst.LocalAddr().(*net.UDPAddr).Port)
+	const blocks, sent = 8, 64
+	r, err := Open(Config{Filter: udpToPort(t, port, 256), Interface: lo.Index, Blocks: blocks, BlockSize: os.Getpagesize()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := collect(ctx, t, r)
+	c, err := net.DialUDP("udp4", nil, dst.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	dst.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range sent {
+		fmt.Fprintf(c, "%03d", i)
+		if _, _, err := dst.ReadFrom(buf); err != nil {
+			t.Fatal(err)
+		}
+		// Blocks are handed over a millisecond or so after their first
+		// packet: spaced so, the datagrams go round the ring.
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.Close()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	got := wait()
+	dropped, err := r.Dropped()
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(got))+dropped != sent || len(got) <= blocks {
+		t.Fatalf("read %d and dropped %d of %d datagrams through %d blocks; want all counted, and more read than blocks", len(got), dropped, sent, blocks)
+	}
+	last := -1
+	for _, s := range got {
+		var n int
+		if _, err := fmt.Sscanf(s.payload, "%d", &n); err != nil || n <= last {
+			t.Fatalf("read %q after %d: out of order or garbled", s.payload, last)
+		}
+		last = n
+	}
+}
+
+// TestOpenBlockSize: a block size that is not whole pages, or too small
+// for a packet of the snap length, is refused before any socket is made.
+func TestOpenBlockSize(t *testing.T) {
+	filter := []bpf.RawInstruction{{Op: 0x06, K: 0}} // ret #0
+	for _, cfg := range []Config{
+		{Filter: filter, BlockSize: os.Getpagesize() + 1},
+		{Filter: filter, BlockSize: os.Getpagesize(), Snaplen: os.Getpagesize()},
+	} {
+		var op *OpError
+		if _, err := Open(cfg); !errors.As(err, &op) || !strings.Contains(err.Error(), "block size") {
+			t.Errorf("Open with block size %d, snap length %d: %v, want an *OpError on the block size", cfg.BlockSize, cfg.Snaplen, err)
+		}
+	}
 }
