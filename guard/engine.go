@@ -2,6 +2,7 @@ package guard
 
 import (
 	"hash/maphash"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -27,6 +28,7 @@ const (
 
 // pending is an attempt waiting for its answer.
 type pending struct {
+	src      *source // as it was when the attempt came: sourceOf checks it still is
 	flow     Flow
 	at       time.Time
 	kind     probeKind
@@ -34,7 +36,8 @@ type pending struct {
 	ttl      uint8
 	ipid     uint16
 	seq      uint32
-	done     bool
+	queued   bool   // in Engine.queue, at qseq
+	qseq     uint64 // its place: Engine.queue[qseq-Engine.queueBase]
 	toolBits uint8
 }
 
@@ -49,33 +52,74 @@ type portKey struct {
 }
 
 // source is what guard keeps of one remote address, while it matters.
+// Under a flood of spoofed sources there are max_sources of them, each
+// seen once: a source that has probed one port of one target keeps that
+// port in place (one, port0, dst0), and the maps of sourcePorts are made
+// only when it probes a second. Times are Unix nanoseconds: a time.Time
+// is three times the size.
 type source struct {
 	addr       netip.Addr
-	lastSeen   time.Time
 	prev, next *source // in Engine.lru, most recent first
+	alert      *alert
+	ports      *sourcePorts // nil while one port or none was probed
 
+	lastSeen int64
+	first    int64 // the first counted probe; 0: none (since a join)
 	// scanlogd's short window: weighted distinct ports with gaps below
-	// Config.ShortGap.
-	shortLast   time.Time
+	// Config.ShortGap; the ports are port0 or ports.short.
+	shortLast   int64
 	shortWeight int
-	shortPorts  map[portKey]struct{}
-	// The long window: when each distinct port was last probed.
-	longPorts map[portKey]time.Time
-	// Sweeps: the local addresses each port was probed on.
-	sweep map[portKey]map[netip.Addr]struct{}
-
-	accepted map[portKey]struct{} // ports whose handshake completed, a few
-	evidence [numKinds]int
-	tools    [3]int
-	firstTTL uint8
-	first    time.Time
-	targets  map[netip.Addr]struct{}
-
-	alert *alert
 
 	tokens     float64
-	tokensAt   time.Time
+	tokensAt   int64
 	suppressed int
+
+	// The one port and target probed while ports is nil, if one is.
+	dst0     netip.Addr
+	port0    portKey
+	one      bool
+	firstTTL uint8
+
+	evidence [numKinds]uint32
+	tools    [3]uint32
+}
+
+// sourcePorts is a source's state of more than one port or target.
+type sourcePorts struct {
+	short map[portKey]struct{} // the short window's ports
+	// The long window: when each distinct port was last probed.
+	long map[portKey]time.Time
+	// Sweeps: the local addresses each port was probed on.
+	sweep    map[portKey]map[netip.Addr]struct{}
+	accepted map[portKey]struct{} // ports whose handshake completed, a few
+	targets  map[netip.Addr]struct{}
+}
+
+// portState returns the maps of s, made now if they were not, holding
+// the one port it probed so far if it did: what they would hold had they
+// been made with its first probe.
+func (s *source) portState() *sourcePorts {
+	if s.ports != nil {
+		return s.ports
+	}
+	p := &sourcePorts{}
+	if s.one {
+		p.short = map[portKey]struct{}{s.port0: {}}
+		p.long = map[portKey]time.Time{s.port0: time.Unix(0, s.shortLast)}
+		p.sweep = map[portKey]map[netip.Addr]struct{}{s.port0: {s.dst0: {}}}
+		p.targets = map[netip.Addr]struct{}{s.dst0: {}}
+		s.one, s.dst0 = false, netip.Addr{}
+	}
+	s.ports = p
+	return p
+}
+
+func (s *source) evidenceCounts() [numKinds]int {
+	var out [numKinds]int
+	for i, n := range s.evidence {
+		out[i] = int(n)
+	}
+	return out
 }
 
 // alert is a scan being reported.
@@ -115,6 +159,8 @@ type Engine struct {
 	pending      map[Flow]*pending
 	queue        []*pending // by arrival
 	queueHead    int
+	queueBase    uint64     // the qseq of queue[0]; a decided attempt's place is nil
+	freePending  []*pending // decided, to use again
 	stray        [strayCacheSize]strayEntry
 	seed         maphash.Seed
 	alerts       map[uint64]*alert
@@ -127,6 +173,11 @@ type Engine struct {
 	allTokensAt   time.Time
 	allSuppressed int
 	lastMaint     time.Time
+
+	// mapsOnly makes every source's maps with its first probe, as
+	// before sources kept one port in place: TestOnePortInPlace checks
+	// that both report the same.
+	mapsOnly bool
 
 	stats Stats
 }
@@ -207,7 +258,7 @@ func (e *Engine) Packet(p *Packet) {
 		// this host's own traffic.
 		if e.cfg.LogAll && (p.Src.Is4() && p.ICMPType == 8 || !p.Src.Is4() && p.ICMPType == 128) {
 			s := e.source(p.Src, p.At)
-			e.log(s, &Attempt{Time: p.At, Flow: p.Flow, Flags: p.ICMPType, TTL: p.TTL, Answer: AnswerNone})
+			e.log(s, Attempt{Time: p.At, Flow: p.Flow, Flags: p.ICMPType, TTL: p.TTL, Answer: AnswerNone})
 		}
 	}
 }
@@ -270,7 +321,8 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 	if kind == kindSYNRaw && p.SACKTS {
 		kind = kindSYNStack
 	}
-	pd := &pending{flow: p.Flow, at: p.At, kind: kind, flags: p.Flags, ttl: p.TTL, ipid: p.IPID, seq: p.Seq}
+	pd := e.newPending()
+	*pd = pending{flow: p.Flow, at: p.At, kind: kind, flags: p.Flags, ttl: p.TTL, ipid: p.IPID, seq: p.Seq}
 	if kind <= kindSYNStack {
 		if p.IPID == 54321 {
 			pd.toolBits |= toolZmap
@@ -284,8 +336,17 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 		}
 	}
 	e.pending[p.Flow] = pd
+	if len(e.queue) == cap(e.queue) && e.queueHead >= len(e.queue)/2 {
+		// The decided half at the front makes room: the queue moves
+		// rather than grows.
+		n := copy(e.queue, e.queue[e.queueHead:])
+		clear(e.queue[n:])
+		e.queueBase += uint64(e.queueHead)
+		e.queue, e.queueHead = e.queue[:n], 0
+	}
+	pd.queued, pd.qseq = true, e.queueBase+uint64(len(e.queue))
 	e.queue = append(e.queue, pd)
-	e.source(p.Src, p.At) // the source is seen, and so kept or evicted
+	pd.src = e.source(p.Src, p.At) // the source is seen, and so kept or evicted
 	// Memory stays flat under a flood: the oldest attempt is decided
 	// early once there are too many.
 	for len(e.pending) > e.cfg.maxPending() {
@@ -296,10 +357,36 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 	}
 }
 
+// newPending is a pending attempt, one decided earlier if there is one to
+// use again: a flood makes and decides one per packet.
+func (e *Engine) newPending() *pending {
+	if n := len(e.freePending); n > 0 {
+		pd := e.freePending[n-1]
+		e.freePending[n-1] = nil
+		e.freePending = e.freePending[:n-1]
+		return pd
+	}
+	return &pending{}
+}
+
+// freePendingOne keeps a decided attempt for newPending: nothing refers
+// to it any more.
+func (e *Engine) freePendingOne(pd *pending) {
+	if len(e.freePending) < maxFreePending {
+		*pd = pending{}
+		e.freePending = append(e.freePending, pd)
+	}
+}
+
+// maxFreePending bounds the decided attempts kept for newPending.
+const maxFreePending = 4096
+
 func (e *Engine) compactQueue() {
 	q := e.queue[:0]
+	e.queueBase = 0
 	for _, pd := range e.queue[e.queueHead:] {
-		if !pd.done {
+		if pd != nil {
+			pd.qseq = uint64(len(q))
 			q = append(q, pd)
 		}
 	}
@@ -313,9 +400,10 @@ func (e *Engine) expireOne(now time.Time) {
 		pd := e.queue[e.queueHead]
 		e.queue[e.queueHead] = nil
 		e.queueHead++
-		if pd.done {
+		if pd == nil { // decided already
 			continue
 		}
+		pd.queued = false
 		answer := AnswerNone
 		if pd.kind <= kindSYNStack {
 			answer = AnswerDropped
@@ -324,6 +412,7 @@ func (e *Engine) expireOne(now time.Time) {
 		break
 	}
 	if e.queueHead == len(e.queue) {
+		e.queueBase += uint64(e.queueHead)
 		e.queue, e.queueHead = e.queue[:0], 0
 	}
 }
@@ -333,7 +422,7 @@ func (e *Engine) expireOne(now time.Time) {
 func (e *Engine) Tick(now time.Time) {
 	for e.queueHead < len(e.queue) {
 		pd := e.queue[e.queueHead]
-		if !pd.done && now.Sub(pd.at) < e.cfg.AnswerWait {
+		if pd != nil && now.Sub(pd.at) < e.cfg.AnswerWait {
 			break
 		}
 		e.expireOne(now)
@@ -354,7 +443,7 @@ func (e *Engine) Tick(now time.Time) {
 	idle := max(e.cfg.LongWindow, e.cfg.DistWindow, e.cfg.ShortGap)
 	// Idle sources go, but not those of a scan going on: it still names
 	// them.
-	for s := e.lruTail; s != nil && now.Sub(s.lastSeen) > idle; {
+	for s := e.lruTail; s != nil && now.UnixNano()-s.lastSeen > int64(idle); {
 		prev := s.prev
 		if s.alert == nil {
 			e.dropSource(s)
@@ -397,16 +486,42 @@ func (e *Engine) sortedAlerts() []*alert {
 func (e *Engine) source(addr netip.Addr, now time.Time) *source {
 	s := e.sources[addr]
 	if s == nil {
-		s = &source{addr: addr, tokens: float64(e.cfg.LogBurst), tokensAt: now}
-		e.sources[addr] = s
-		for len(e.sources) > e.cfg.MaxSources && e.lruTail != nil {
+		// At the cap, the least recent source goes, and its memory is
+		// this one's: under a flood of spoofed sources every packet
+		// brings a new one.
+		var old *source
+		for len(e.sources) >= e.cfg.MaxSources && e.lruTail != nil {
 			e.stats.Evicted++
-			e.dropSource(e.lruTail)
+			old = e.lruTail
+			e.dropSource(old)
 		}
+		if old == nil {
+			old = &source{}
+		}
+		s = old
+		*s = source{addr: addr, tokens: float64(e.cfg.LogBurst), tokensAt: now.UnixNano()}
+		e.sources[addr] = s
 	} else {
 		e.unlink(s)
 	}
-	s.lastSeen = now
+	e.link(s, now)
+	return s
+}
+
+// sourceOf is the source of an attempt: the one it was made with, unless
+// that source was let go since (then found or made again).
+func (e *Engine) sourceOf(pd *pending, now time.Time) *source {
+	if s := pd.src; s != nil && s.addr == pd.flow.Src {
+		e.unlink(s)
+		e.link(s, now)
+		return s
+	}
+	return e.source(pd.flow.Src, now)
+}
+
+// link makes s the most recent source, seen now.
+func (e *Engine) link(s *source, now time.Time) {
+	s.lastSeen = now.UnixNano()
 	s.next = e.lruHead
 	if e.lruHead != nil {
 		e.lruHead.prev = s
@@ -415,7 +530,6 @@ func (e *Engine) source(addr netip.Addr, now time.Time) *source {
 	if e.lruTail == nil {
 		e.lruTail = s
 	}
-	return s
 }
 
 func (e *Engine) unlink(s *source) {
@@ -435,6 +549,7 @@ func (e *Engine) unlink(s *source) {
 func (e *Engine) dropSource(s *source) {
 	e.unlink(s)
 	delete(e.sources, s.addr)
+	s.addr = netip.Addr{} // not a source any more, for sourceOf
 }
 
 func (e *Engine) allowed(a netip.Addr) bool {
@@ -449,17 +564,24 @@ func (e *Engine) allowed(a netip.Addr) bool {
 
 // resolve decides an attempt: it is logged, and counted as a probe.
 func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answer) {
-	pd.done = true
 	if e.pending[pd.flow] == pd {
 		delete(e.pending, pd.flow)
 	}
+	if pd.queued {
+		// Its place in the queue is let go now, not when its wait would
+		// have ended: a flood answered at once leaves no attempts
+		// behind.
+		e.queue[pd.qseq-e.queueBase] = nil
+		pd.queued = false
+	}
+	defer e.freePendingOne(pd)
 	e.stats.Attempts++
 	if answer.Refused() {
 		e.stats.Refused++
 	}
-	s := e.source(pd.flow.Src, now)
+	s := e.sourceOf(pd, now)
 	if answer.Refused() || e.cfg.LogAll {
-		e.log(s, &Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
+		e.log(s, Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
 	}
 	if e.allowed(pd.flow.Src) {
 		return
@@ -469,11 +591,13 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 
 // log writes an attempt unless its source is over its rate, or all
 // sources together over theirs: a flood from spoofed sources, each new,
-// must not fill a disk either.
-func (e *Engine) log(s *source, a *Attempt) {
-	if el := a.Time.Sub(s.tokensAt).Seconds(); el > 0 {
+// must not fill a disk either. a is taken by value, and copied to the
+// heap only when it is written: under a flood most are not.
+func (e *Engine) log(s *source, a Attempt) {
+	if at := a.Time.UnixNano(); at > s.tokensAt {
+		el := time.Duration(at - s.tokensAt).Seconds()
 		s.tokens = min(float64(e.cfg.LogBurst), s.tokens+el*e.cfg.LogRate)
-		s.tokensAt = a.Time
+		s.tokensAt = at
 	}
 	if el := a.Time.Sub(e.allTokensAt).Seconds(); el > 0 || e.allTokensAt.IsZero() {
 		if e.allTokensAt.IsZero() {
@@ -494,7 +618,9 @@ func (e *Engine) log(s *source, a *Attempt) {
 	e.allTokens--
 	a.Suppressed, s.suppressed = s.suppressed, 0
 	a.SuppressedAll, e.allSuppressed = e.allSuppressed, 0
-	e.sink(Event{Attempt: a})
+	// A copy made here: &a would move every call's a to the heap.
+	logged := a
+	e.sink(Event{Attempt: &logged})
 }
 
 // counted reports whether an attempt weighs in scan detection: not when
@@ -513,10 +639,12 @@ func (e *Engine) counted(pd *pending, kind probeKind, answer Answer) bool {
 
 func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, now time.Time) {
 	at := pd.at
-	s.evidence[kind]++
+	if s.evidence[kind] < math.MaxUint32 {
+		s.evidence[kind]++
+	}
 	if kind <= kindHalfOpen {
 		for _, b := range []uint8{toolZmap, toolMasscan} {
-			if pd.toolBits&b != 0 {
+			if pd.toolBits&b != 0 && s.tools[b] < math.MaxUint32 {
 				s.tools[b]++
 			}
 		}
@@ -529,11 +657,11 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 		}
 		if a := s.alert; a != nil {
 			e.addToAlert(a, s, pd, kind)
-		} else if len(s.accepted) < 64 {
-			if s.accepted == nil {
-				s.accepted = map[portKey]struct{}{}
+		} else if ps := s.portState(); len(ps.accepted) < 64 {
+			if ps.accepted == nil {
+				ps.accepted = map[portKey]struct{}{}
 			}
-			s.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
+			ps.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
 		}
 		return
 	}
@@ -542,66 +670,18 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 		e.addToAlert(a, s, pd, kind)
 		return
 	}
-	if s.first.IsZero() {
-		s.first, s.firstTTL = at, pd.ttl
+	if s.first == 0 {
+		s.first, s.firstTTL = at.UnixNano(), pd.ttl
 	}
-	if s.targets == nil {
-		s.targets = map[netip.Addr]struct{}{}
-	}
-	if len(s.targets) < 64 {
-		s.targets[pd.flow.Dst] = struct{}{}
-	}
-
-	// The short window, as scanlogd: distinct ports, privileged ones
-	// weighing more, each within ShortGap of the one before.
-	if s.shortPorts == nil || at.Sub(s.shortLast) > e.cfg.ShortGap {
-		s.shortPorts, s.shortWeight = map[portKey]struct{}{}, 0
-	}
-	s.shortLast = at
 	trigger := ""
-	if _, ok := s.shortPorts[pk]; !ok {
-		s.shortPorts[pk] = struct{}{}
-		if pk.port < 1024 {
-			s.shortWeight += e.cfg.PrivWeight
-		} else {
-			s.shortWeight += e.cfg.HighWeight
-		}
-		if s.shortWeight >= e.cfg.ShortThreshold {
-			trigger = "short"
-		}
+	if s.ports == nil && (!s.one || s.port0 == pk && s.dst0 == pd.flow.Dst) && !e.onePortDetects() && !e.mapsOnly {
+		// One port of one target so far: the windows below would hold
+		// just it, at this time, with its weight, and detect nothing.
+		s.one, s.port0, s.dst0 = true, pk, pd.flow.Dst
+		s.shortLast, s.shortWeight = at.UnixNano(), e.weight(pk)
+	} else {
+		trigger = e.windows(s, pk, pd.flow.Dst, at)
 	}
-	// The long window: distinct ports within LongWindow.
-	if s.longPorts == nil {
-		s.longPorts = map[portKey]time.Time{}
-	}
-	s.longPorts[pk] = at
-	if len(s.longPorts) >= e.cfg.LongPorts {
-		for k, t := range s.longPorts {
-			if at.Sub(t) > e.cfg.LongWindow {
-				delete(s.longPorts, k)
-			}
-		}
-		if trigger == "" && len(s.longPorts) >= e.cfg.LongPorts {
-			trigger = "long"
-		}
-	}
-	// Sweeps: one port on many local addresses.
-	if s.sweep == nil {
-		s.sweep = map[portKey]map[netip.Addr]struct{}{}
-	}
-	hosts := s.sweep[pk]
-	if hosts == nil {
-		if len(s.sweep) >= e.cfg.LongPorts {
-			clear(s.sweep)
-		}
-		hosts = map[netip.Addr]struct{}{}
-		s.sweep[pk] = hosts
-	}
-	hosts[pd.flow.Dst] = struct{}{}
-	if trigger == "" && len(hosts) >= e.cfg.SweepHosts {
-		trigger = "sweep"
-	}
-
 	if trigger != "" {
 		e.detect(s, trigger, now)
 		return
@@ -617,6 +697,79 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 	}
 }
 
+// onePortDetects reports whether the thresholds are so low that one
+// port of one target is a scan.
+func (e *Engine) onePortDetects() bool {
+	return max(e.cfg.PrivWeight, e.cfg.HighWeight) >= e.cfg.ShortThreshold || e.cfg.LongPorts <= 1 || e.cfg.SweepHosts <= 1
+}
+
+// weight is a port's in the short window: privileged ports more.
+func (e *Engine) weight(k portKey) int {
+	if k.port < 1024 {
+		return e.cfg.PrivWeight
+	}
+	return e.cfg.HighWeight
+}
+
+// windows adds a probe of port k of dst at at to the windows of s, and
+// returns the rule that found a scan in them, or "".
+func (e *Engine) windows(s *source, k portKey, dst netip.Addr, at time.Time) string {
+	ps := s.portState()
+	if ps.targets == nil {
+		ps.targets = map[netip.Addr]struct{}{}
+	}
+	if len(ps.targets) < 64 {
+		ps.targets[dst] = struct{}{}
+	}
+
+	// The short window, as scanlogd: distinct ports, privileged ones
+	// weighing more, each within ShortGap of the one before.
+	if ps.short == nil || at.UnixNano()-s.shortLast > int64(e.cfg.ShortGap) {
+		ps.short, s.shortWeight = map[portKey]struct{}{}, 0
+	}
+	s.shortLast = at.UnixNano()
+	trigger := ""
+	if _, ok := ps.short[k]; !ok {
+		ps.short[k] = struct{}{}
+		s.shortWeight += e.weight(k)
+		if s.shortWeight >= e.cfg.ShortThreshold {
+			trigger = "short"
+		}
+	}
+	// The long window: distinct ports within LongWindow.
+	if ps.long == nil {
+		ps.long = map[portKey]time.Time{}
+	}
+	ps.long[k] = at
+	if len(ps.long) >= e.cfg.LongPorts {
+		for pk, t := range ps.long {
+			if at.Sub(t) > e.cfg.LongWindow {
+				delete(ps.long, pk)
+			}
+		}
+		if trigger == "" && len(ps.long) >= e.cfg.LongPorts {
+			trigger = "long"
+		}
+	}
+	// Sweeps: one port on many local addresses.
+	if ps.sweep == nil {
+		ps.sweep = map[portKey]map[netip.Addr]struct{}{}
+	}
+	hosts := ps.sweep[k]
+	if hosts == nil {
+		if len(ps.sweep) >= e.cfg.LongPorts {
+			clear(ps.sweep)
+		}
+		hosts = map[netip.Addr]struct{}{}
+		ps.sweep[k] = hosts
+	}
+	hosts[dst] = struct{}{}
+	if trigger == "" && len(hosts) >= e.cfg.SweepHosts {
+		trigger = "sweep"
+	}
+	return trigger
+}
+
 func (e *Engine) uncover(k portKey, c coverEntry) {
 	delete(e.coverage, k)
 	if e.coverSources[c.src]--; e.coverSources[c.src] <= 0 {
@@ -627,19 +780,20 @@ func (e *Engine) uncover(k portKey, c coverEntry) {
 // detect starts an alert for s, or adds s to a scan going on that probes
 // other ports of the same targets: a distributed scan.
 func (e *Engine) detect(s *source, trigger string, now time.Time) {
-	ports := make([]portKey, 0, len(s.longPorts)+len(s.shortPorts))
-	for k := range s.longPorts {
+	ps := s.portState()
+	ports := make([]portKey, 0, len(ps.long)+len(ps.short))
+	for k := range ps.long {
 		ports = append(ports, k)
 	}
-	for _, m := range []map[portKey]struct{}{s.shortPorts, s.accepted} {
+	for _, m := range []map[portKey]struct{}{ps.short, ps.accepted} {
 		for k := range m {
-			if _, ok := s.longPorts[k]; !ok {
+			if _, ok := ps.long[k]; !ok {
 				ports = append(ports, k)
 			}
 		}
 	}
-	for k := range s.sweep {
-		if _, ok := s.longPorts[k]; !ok {
+	for k := range ps.sweep {
+		if _, ok := ps.long[k]; !ok {
 			ports = append(ports, k)
 		}
 	}
@@ -656,11 +810,11 @@ func (e *Engine) detect(s *source, trigger string, now time.Time) {
 		if trigger == "sweep" {
 			a.Kind = "sweep"
 		}
-		a.Start, a.TTL = s.first, s.firstTTL
+		a.Start, a.TTL = time.Unix(0, s.first), s.firstTTL
 	} else {
 		a.Kind, a.Trigger = "distributed", "distributed"
-		if s.first.Before(a.Start) {
-			a.Start = s.first
+		if first := time.Unix(0, s.first); first.Before(a.Start) {
+			a.Start = first
 		}
 	}
 	e.join(a, s, ports)
@@ -678,15 +832,28 @@ func (e *Engine) detect(s *source, trigger string, now time.Time) {
 	}
 }
 
-// distributedPeer finds a scan going on whose ports the new source's do
-// not overlap (by more than a tenth) on the same targets.
+// distributedPeer finds a scan going on of which the new source's is a
+// slice: on the same targets, its ports not overlapping (by more than a
+// tenth), of the same type, and under way at the same time (its first
+// probe within ShortGap of the scan's last). A scan of another type, or
+// one that starts after the other went quiet, is another scanner's,
+// reported on its own: each per-source alert describes only its
+// source's packets.
 func (e *Engine) distributedPeer(s *source, ports []portKey, now time.Time) *alert {
+	var types []string
 	for _, a := range e.sortedAlerts() {
-		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow {
+		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow || time.Unix(0, s.first).Sub(a.Last) > e.cfg.ShortGap {
+			continue
+		}
+		if types == nil {
+			types = scanTypes(s.evidenceCounts())
+			slices.Sort(types)
+		}
+		if at := scanTypes(a.evidence); len(at) != len(types) || !slices.Equal(types, slices.Sorted(slices.Values(at))) {
 			continue
 		}
 		shared := false
-		for t := range s.targets {
+		for t := range s.portState().targets {
 			if _, ok := a.targets[t]; ok {
 				shared = true
 				break
@@ -730,7 +897,7 @@ func (e *Engine) newAlert(trigger string, now time.Time) *alert {
 // join moves a source's findings into an alert.
 func (e *Engine) join(a *alert, s *source, ports []portKey) {
 	a.sources[s.addr] = struct{}{}
-	for t := range s.targets {
+	for t := range s.portState().targets {
 		a.targets[t] = struct{}{}
 	}
 	for _, k := range ports {
@@ -741,21 +908,21 @@ func (e *Engine) join(a *alert, s *source, ports []portKey) {
 		}
 	}
 	for i, n := range s.evidence {
-		a.evidence[i] += n
+		a.evidence[i] += int(n)
 		if probeKind(i) != kindConnect {
-			a.Probes += n
+			a.Probes += int(n)
 		}
 	}
 	for i, n := range s.tools {
-		a.tools[i] += n
+		a.tools[i] += int(n)
 	}
-	if s.lastSeen.After(a.Last) {
-		a.Last = s.lastSeen
+	if last := time.Unix(0, s.lastSeen); last.After(a.Last) {
+		a.Last = last
 	}
 	s.alert = a
-	s.evidence, s.tools = [numKinds]int{}, [3]int{}
-	s.shortPorts, s.longPorts, s.sweep, s.targets, s.accepted = nil, nil, nil, nil, nil
-	s.shortWeight, s.first = 0, time.Time{}
+	s.evidence, s.tools = [numKinds]uint32{}, [3]uint32{}
+	s.ports, s.one, s.dst0 = nil, false, netip.Addr{}
+	s.shortWeight, s.first = 0, 0
 	a.changed = true
 }
 
@@ -848,6 +1015,15 @@ func sortedPorts(m map[uint16]struct{}) []uint16 {
 // scanType names the scan from the probes' kinds: every type with at
 // least a tenth of them, the most common first.
 func scanType(ev [numKinds]int) string {
+	names := scanTypes(ev)
+	if len(names) == 0 {
+		return "unknown"
+	}
+	return strings.Join(names, "+")
+}
+
+// scanTypes are the names scanType joins.
+func scanTypes(ev [numKinds]int) []string {
 	type share struct {
 		name string
 		n    int
@@ -879,10 +1055,7 @@ func scanType(ev [numKinds]int) string {
 			names = append(names, s.name)
 		}
 	}
-	if len(names) == 0 {
-		return "unknown"
-	}
-	return strings.Join(names, "+")
+	return names
 }
 
 // toolGuess names the scanner when most of the SYNs carry its mark:

@@ -526,3 +526,76 @@ func TestIdleSourcesGo(t *testing.T) {
 		t.Error("the scan ended early")
 	}
 }
+
+// TestSeparateSources: a scan from one source is never reported as part
+// of another source's scan that came before it; slices of one
+// distributed scan, run at once, still are one scan.
+func TestSeparateSources(t *testing.T) {
+	a, b := srcN(0), srcN(1)
+	synScan := func(s *sim, src netip.Addr, lo, hi uint16) {
+		for port := lo; port <= hi; port++ {
+			s.synClosed(src, local4, port)
+			s.at(10 * time.Millisecond)
+		}
+	}
+	udpScan := func(s *sim, src netip.Addr, lo, hi uint16) {
+		for port := lo; port <= hi; port++ {
+			p := s.in(src, 40000, local4, port, UDP, 0)
+			s.send(p)
+			s.unreach(p)
+			s.at(10 * time.Millisecond)
+		}
+	}
+	type want struct {
+		src  netip.Addr
+		typ  string
+		kind string
+	}
+	for _, c := range []struct {
+		name string
+		run  func(s *sim)
+		want []want
+	}{
+		{"SYN scan, then another source's UDP scan 3 s later", func(s *sim) {
+			synScan(s, a, 20000, 20099)
+			s.at(3 * time.Second)
+			udpScan(s, b, 20000, 20099)
+		}, []want{{a, "SYN", "ports"}, {b, "UDP", "ports"}}},
+		{"UDP scan, then another source's SYN scan at once", func(s *sim) {
+			udpScan(s, a, 20000, 20099)
+			synScan(s, b, 30000, 30099)
+		}, []want{{a, "UDP", "ports"}, {b, "SYN", "ports"}}},
+		{"SYN scan, then another source's SYN scan of other ports 10 s later", func(s *sim) {
+			synScan(s, a, 20000, 20099)
+			s.at(10 * time.Second)
+			synScan(s, b, 30000, 30099)
+		}, []want{{a, "SYN", "ports"}, {b, "SYN", "ports"}}},
+		{"two sources' SYN slices at once", func(s *sim) {
+			for port := uint16(0); port < 50; port++ {
+				s.synClosed(a, local4, 20000+port)
+				s.synClosed(b, local4, 20050+port)
+				s.at(10 * time.Millisecond)
+			}
+		}, []want{{netip.Addr{}, "SYN", "distributed"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, Config{EndAfter: 30 * time.Second})
+			c.run(s)
+			s.finish()
+			ends := s.alerts(PhaseEnd)
+			if len(ends) != len(c.want) || len(s.alerts(PhaseStart)) != len(c.want) {
+				t.Fatalf("%d scans, want %d: %+v", len(ends), len(c.want), ends)
+			}
+			for i, w := range c.want {
+				got := ends[i]
+				srcs := []netip.Addr{w.src}
+				if w.kind == "distributed" {
+					srcs = []netip.Addr{a, b}
+				}
+				if got.Type != w.typ || got.Kind != w.kind || !slices.Equal(got.Sources, srcs) {
+					t.Errorf("scan %d: type %q kind %q sources %v, want %q %q %v", i, got.Type, got.Kind, got.Sources, w.typ, w.kind, srcs)
+				}
+			}
+		})
+	}
+}

@@ -82,7 +82,9 @@ type Alert struct {
 	Start    time.Time
 	Last     time.Time // the last probe
 	TTL      uint8     // of the first probe
-	Blocked  []netip.Addr
+	// Blocked are the sources whose block the Blocker had done when
+	// this report was made (blocks run beside the detection).
+	Blocked []netip.Addr
 }
 
 // Duration is from the first probe to the last.

@@ -57,11 +57,36 @@ type Guard struct {
 	nBlock  uint64
 	sinkErr error
 	dropped func() uint64 // packets the capture lost, nil without one
+
+	// Blocks run outside mu, one at a time, in a goroutine of their own
+	// while blockQueue has work: a slow firewall must not stop the
+	// packets. blocking is every source queued or being blocked, so a
+	// source is never handed to the Blocker twice at once.
+	blockQueue []blockRequest
+	blocking   map[netip.Addr]struct{}
+	blockRuns  bool
+	blockIdle  *sync.Cond // on mu: blockRuns became false
 }
+
+// blockRequest is a source to block, for a scan reported at at.
+type blockRequest struct {
+	src  netip.Addr
+	at   time.Time
+	scan uint64
+}
+
+// maxBlockQueue bounds the sources waiting for the Blocker (a
+// distributed scan of spoofed sources can name thousands); past it a
+// source is not blocked, and that is logged.
+const maxBlockQueue = 4096
+
+// blockTimeout bounds one call of the Blocker.
+const blockTimeout = 5 * time.Second
 
 // NewGuard returns a Guard.
 func NewGuard(opts Options) *Guard {
-	g := &Guard{opts: opts, log: opts.Logger, blocked: map[netip.Addr]time.Time{}}
+	g := &Guard{opts: opts, log: opts.Logger, blocked: map[netip.Addr]time.Time{}, blocking: map[netip.Addr]struct{}{}}
+	g.blockIdle = sync.NewCond(&g.mu)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -116,25 +141,17 @@ func (g *Guard) Stats() (Stats, uint64) {
 	return g.engine.Stats(), g.nBlock
 }
 
-// emit is the engine's sink; it runs with g.mu held.
+// emit is the engine's sink; it runs with g.mu held. The blocks it
+// asks for run after it, outside the lock: an alert lists in Blocked the
+// sources whose block the Blocker has confirmed by the time of the
+// report, so the start of a scan usually does not, and its next report
+// does.
 func (g *Guard) emit(ev Event) {
-	if a := ev.Alert; a != nil && g.opts.Blocker != nil && g.opts.BlockFor > 0 && a.Phase != PhaseEnd {
+	if a := ev.Alert; a != nil && g.opts.Blocker != nil && g.opts.BlockFor > 0 {
 		for _, src := range a.Sources {
-			if _, done := g.blocked[src]; done || (g.opts.Local != nil && g.opts.Local(src)) || g.engine.allowed(src) {
-				continue
+			if a.Phase != PhaseEnd {
+				g.requestBlock(src, a)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := g.opts.Blocker.Block(ctx, src, g.opts.BlockFor)
-			cancel()
-			if err != nil {
-				g.log.Error("block failed", "source", src.String(), "err", err.Error())
-				continue
-			}
-			g.blocked[src] = a.Time.Add(g.opts.BlockFor)
-			g.nBlock++
-			g.log.Info("blocked", "source", src.String(), "for", g.opts.BlockFor.String(), "scan", a.ID)
-		}
-		for _, src := range a.Sources {
 			if _, ok := g.blocked[src]; ok {
 				a.Blocked = append(a.Blocked, src)
 			}
@@ -148,6 +165,65 @@ func (g *Guard) emit(ev Event) {
 			g.sinkErr = &SinkError{err}
 			return
 		}
+	}
+}
+
+// requestBlock queues src to be blocked unless it is blocked, being
+// blocked, local or allowed. It runs with g.mu held.
+func (g *Guard) requestBlock(src netip.Addr, a *Alert) {
+	if _, done := g.blocked[src]; done {
+		return
+	}
+	if _, queued := g.blocking[src]; queued || (g.opts.Local != nil && g.opts.Local(src)) || g.engine.allowed(src) {
+		return
+	}
+	if len(g.blockQueue) >= maxBlockQueue {
+		g.log.Error("block failed", "source", src.String(), "scan", a.ID, "err", fmt.Sprintf("%d sources already wait for the blocker", len(g.blockQueue)))
+		return
+	}
+	g.blocking[src] = struct{}{}
+	g.blockQueue = append(g.blockQueue, blockRequest{src: src, at: a.Time, scan: a.ID})
+	if !g.blockRuns {
+		g.blockRuns = true
+		go g.runBlocks()
+	}
+}
+
+// runBlocks hands the queued sources to the Blocker, one at a time and
+// without g.mu, until the queue is empty.
+func (g *Guard) runBlocks() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for len(g.blockQueue) > 0 {
+		r := g.blockQueue[0]
+		g.blockQueue[0] = blockRequest{}
+		g.blockQueue = g.blockQueue[1:]
+		g.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
+		err := g.opts.Blocker.Block(ctx, r.src, g.opts.BlockFor)
+		cancel()
+		g.mu.Lock()
+		delete(g.blocking, r.src)
+		if err != nil {
+			g.log.Error("block failed", "source", r.src.String(), "scan", r.scan, "err", err.Error())
+			continue
+		}
+		g.blocked[r.src] = r.at.Add(g.opts.BlockFor)
+		g.nBlock++
+		g.log.Info("blocked", "source", r.src.String(), "for", g.opts.BlockFor.String(), "scan", r.scan)
+	}
+	g.blockQueue = nil
+	g.blockRuns = false
+	g.blockIdle.Broadcast()
+}
+
+// WaitBlocks waits until every block asked for so far is done (or has
+// failed).
+func (g *Guard) WaitBlocks() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.blockRuns {
+		g.blockIdle.Wait()
 	}
 }
 
@@ -198,6 +274,8 @@ func (g *Guard) Replay(ctx context.Context, r io.Reader, local func(netip.Addr) 
 			return err
 		}
 	}
+	// The scans' summaries name the sources blocked meanwhile.
+	g.WaitBlocks()
 	g.Flush(last.Add(time.Hour))
 	return g.Err()
 }

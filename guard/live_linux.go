@@ -21,7 +21,11 @@ func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	ring, err := packetring.Open(packetring.Config{Filter: filter, Outgoing: true})
+	// Many small blocks: the kernel hands a block over a millisecond
+	// after its first packet, full or not, so the ring holds about a
+	// millisecond per block; 1024 of 8 KiB are a second of a flood while
+	// guard is off the CPU of a busy host, where 64 of 64 KiB were 64 ms.
+	ring, err := packetring.Open(packetring.Config{Filter: filter, Outgoing: true, Blocks: guardRingBlocks, BlockSize: guardRingBlockSize})
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +36,12 @@ func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
 	g.mu.Unlock()
 	return s, nil
 }
+
+// The live capture's ring: 8 MiB.
+const (
+	guardRingBlocks    = 1024
+	guardRingBlockSize = 8 << 10
+)
 
 // Sensor is a live capture feeding a Guard.
 type Sensor struct {

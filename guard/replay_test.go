@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,13 +289,131 @@ func TestBlock(t *testing.T) {
 	if got := fb.blocked(); !slices.Equal(got, []netip.Addr{scan4}) || fb.durs[0] != time.Hour {
 		t.Errorf("blocked %v for %v, want %v once for 1h", got, fb.durs, scan4)
 	}
-	starts := col.alerts(PhaseStart)
-	if len(starts) == 0 || !slices.Equal(starts[0].Blocked, []netip.Addr{scan4}) {
-		t.Errorf("start alerts %+v", starts)
+	// The block runs beside the replay: a report names the source in
+	// blocked once it is done, and never another.
+	for _, a := range col.alerts("") {
+		if len(a.Blocked) > 0 && !slices.Equal(a.Blocked, []netip.Addr{scan4}) {
+			t.Errorf("scan %d %s lists %v as blocked", a.ID, a.Phase, a.Blocked)
+		}
 	}
 	if _, n := g.Stats(); n != 1 {
 		t.Errorf("%d blocks counted", n)
 	}
+}
+
+// stuckBlocker's Block waits for release (or its context), and says it
+// was called on entered.
+type stuckBlocker struct {
+	entered chan netip.Addr
+	release chan error
+	calls   atomic.Int32
+}
+
+func (b *stuckBlocker) Block(ctx context.Context, a netip.Addr, _ time.Duration) error {
+	b.calls.Add(1)
+	b.entered <- a
+	select {
+	case err := <-b.release:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// scanPackets feeds g a SYN scan of ports lo to hi from src, 10 ms
+// apart from at on, with this host's resets, and returns the time after.
+func scanPackets(g *Guard, src netip.Addr, lo, hi uint16, at time.Time) time.Time {
+	for port := lo; port <= hi; port++ {
+		syn := Packet{At: at, Flow: Flow{Src: src, Dst: local4, SrcPort: 40000, DstPort: port, Proto: TCP}, Flags: SYN, TTL: 50}
+		g.Packet(&syn)
+		g.Packet(&Packet{At: at, Outgoing: true, Flow: syn.Flow.Reverse(), Flags: RST | ACK})
+		at = at.Add(10 * time.Millisecond)
+	}
+	return at
+}
+
+// TestBlockOutsideLock: while the Blocker is busy, packets are processed
+// and scans reported; the source is not handed to it again meanwhile; a
+// failed block is logged with the source and the reason.
+func TestBlockOutsideLock(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ok", true: "failed"}[fail], func(t *testing.T) {
+			fb := &stuckBlocker{entered: make(chan netip.Addr, 4), release: make(chan error, 1)}
+			var col collector
+			var logBuf bytes.Buffer
+			var logMu sync.Mutex
+			g := NewGuard(Options{
+				Config:  Config{UpdateEvery: 100 * time.Millisecond},
+				Sinks:   []func(Event) error{col.sink},
+				Logger:  slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil)),
+				Blocker: fb, BlockFor: time.Hour,
+			})
+			// A bound on waiting, not a measure of speed: with the
+			// blocker run under the engine's lock, the packets would
+			// wait for it.
+			feed := func(lo, hi uint16, at time.Time) time.Time {
+				done := make(chan time.Time, 1)
+				go func() { done <- scanPackets(g, scan4, lo, hi, at) }()
+				select {
+				case at = <-done:
+				case <-time.After(time.Minute):
+					t.Fatal("packets wait for the blocker")
+				}
+				return at
+			}
+			at := feed(1, 100, t0)
+			if got := <-fb.entered; got != scan4 {
+				t.Fatalf("blocking %v, want %v", got, scan4)
+			}
+			// The block is in flight: more of the scan goes through the
+			// engine meanwhile, and is reported.
+			at = feed(101, 300, at)
+			if st, _ := g.Stats(); st.Packets != 600 {
+				t.Errorf("%d packets processed while the block was in flight, want 600", st.Packets)
+			}
+			if n := len(col.alerts(PhaseUpdate)); n == 0 {
+				t.Error("no update of the scan while the block was in flight")
+			}
+			var err error
+			if fail {
+				err = errors.New("nftables says no")
+			}
+			fb.release <- err
+			g.WaitBlocks()
+			if n := fb.calls.Load(); n != 1 {
+				t.Errorf("the blocker was called %d times, want once", n)
+			}
+			g.Flush(at.Add(time.Hour))
+			ends := col.alerts(PhaseEnd)
+			_, nBlock := g.Stats()
+			logMu.Lock()
+			logged := logBuf.String()
+			logMu.Unlock()
+			if fail {
+				if nBlock != 0 || len(ends) != 1 || len(ends[0].Blocked) != 0 {
+					t.Errorf("%d blocks counted, ends %+v", nBlock, ends)
+				}
+				if !strings.Contains(logged, "block failed") || !strings.Contains(logged, "source="+scan4.String()) || !strings.Contains(logged, "nftables says no") {
+					t.Errorf("log %q", logged)
+				}
+				return
+			}
+			if nBlock != 1 || len(ends) != 1 || !slices.Equal(ends[0].Blocked, []netip.Addr{scan4}) {
+				t.Errorf("%d blocks counted, ends %+v", nBlock, ends)
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // TestSinkError: a sink that fails stops the replay with a SinkError.
