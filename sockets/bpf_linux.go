@@ -352,7 +352,7 @@ func bpfSockets(btfPath string) ([]heldRecord, error) {
 		return nil, &BPFError{Op: "iterate", Err: err}
 	}
 	defer syscall.Close(iter)
-	recs, err := readRecords(iter)
+	recs, err := readRecords(func(b []byte) (int, error) { return syscall.Read(iter, b) })
 	if err != nil {
 		return nil, &BPFError{Op: "iterate", Err: err}
 	}
@@ -372,13 +372,16 @@ func containsRecord(recs []heldRecord, r heldRecord) bool {
 	return false
 }
 
+// recordSource is read(2) on an iterator's file.
+type recordSource func([]byte) (int, error)
+
 // readRecords reads an iterator's output to its end.
-func readRecords(fd int) ([]heldRecord, error) {
+func readRecords(read recordSource) ([]heldRecord, error) {
 	buf := make([]byte, 64<<10)
 	var recs []heldRecord
 	var part []byte // a record split across reads
 	for {
-		n, err := syscall.Read(fd, buf)
+		n, err := read(buf)
 		if err == syscall.EINTR {
 			continue
 		}

@@ -57,7 +57,8 @@ type btfSpec struct {
 	offs  []uint32
 }
 
-// btfWant names one type looked for: the first type of this kind and name.
+// btfWant names one type looked for: the first type of this kind and name
+// (for a struct, the first with members).
 type btfWant struct {
 	kind uint8
 	name string
@@ -101,7 +102,9 @@ func parseBTF(blob []byte, wants []btfWant) (*btfSpec, []uint32, error) {
 		kind, vlen := s.kindVlen(off)
 		if found < len(wants) {
 			for i, w := range wants {
-				if ids[i] == 0 && w.kind == kind && s.nameIs(u32(s.types[off:]), w.name) {
+				// A struct without members is a declaration's
+				// shadow, not the one looked for.
+				if ids[i] == 0 && w.kind == kind && (vlen > 0 || kind != btfKindStruct) && s.nameIs(u32(s.types[off:]), w.name) {
 					ids[i] = id
 					found++
 				}
@@ -173,6 +176,17 @@ func (s *btfSpec) typeAt(id uint32) (int, error) {
 // member returns the byte offset and size of field in the struct or union
 // id, looking into anonymous structs and unions as C does.
 func (s *btfSpec) member(id uint32, field string) (offset, size uint32, err error) {
+	return s.memberIn(id, field, 0)
+}
+
+// btfMaxNesting bounds how deep anonymous structs and unions are looked
+// into: a malformed blob may nest one in itself.
+const btfMaxNesting = 8
+
+func (s *btfSpec) memberIn(id uint32, field string, depth int) (offset, size uint32, err error) {
+	if depth > btfMaxNesting {
+		return 0, 0, fmt.Errorf("%w: anonymous members nested deeper than %d", errBTF, btfMaxNesting)
+	}
 	off, err := s.typeAt(id)
 	if err != nil {
 		return 0, 0, err
@@ -199,7 +213,7 @@ func (s *btfSpec) member(id uint32, field string) (offset, size uint32, err erro
 			if k, _ := s.kindVlen(int(s.offs[inner])); k != btfKindStruct && k != btfKindUnion {
 				continue
 			}
-			if o, n, err := s.member(inner, field); err == nil {
+			if o, n, err := s.memberIn(inner, field, depth+1); err == nil {
 				return bits/8 + o, n, nil
 			}
 			continue
