@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portkit/portkit/internal/testtool"
 )
@@ -293,4 +294,35 @@ func TestBPFOtherPIDNamespace(t *testing.T) {
 	if !strings.HasPrefix(string(out), "bpf check: own socket (pid 1,") {
 		t.Errorf("in a new PID namespace bpfSockets said %q, want the self-check's refusal", out)
 	}
+}
+
+// BenchmarkBPFSockets times the BPF iterator's parts: reading the kernel's
+// BTF (btf-ms), then everything (total-ms: BTF, load and verification,
+// attach, the iteration and reading its records), with the records
+// (every socket descriptor of the host). Run it beside a fixture:
+//
+//	go test -run '^$' -bench BPFSockets -benchtime 50x ./sockets
+func BenchmarkBPFSockets(b *testing.B) {
+	if !bpfCapable() {
+		b.Skip("needs CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON")
+	}
+	var btfTook, took time.Duration
+	recs := 0
+	for b.Loop() {
+		start := time.Now()
+		if _, err := kernelLayout(vmlinuxBTF); err != nil {
+			b.Fatal(err)
+		}
+		btfTook += time.Since(start)
+		start = time.Now()
+		r, err := bpfSockets(vmlinuxBTF)
+		took += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = len(r)
+	}
+	b.ReportMetric(float64(btfTook.Microseconds())/1000/float64(b.N), "btf-ms")
+	b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "total-ms")
+	b.ReportMetric(float64(recs), "records")
 }
