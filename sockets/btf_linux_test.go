@@ -184,6 +184,17 @@ func TestReadLayoutErrors(t *testing.T) {
 			}
 			return b.blob()
 		}(), "too long"},
+		// The fuzzer's find (testdata/fuzz/FuzzReadLayout): a struct
+		// with an anonymous member of its own type overflowed the stack.
+		{"self-nesting anonymous member", func() []byte {
+			b := newBTF()
+			b.add(btfKindFunc, "bpf_iter_task_file", 0, false, 0)
+			b.composite(btfKindStruct, "bpf_iter__task_file", 8, false, btfField{"", 2, 0}) // itself
+			for _, n := range []string{"bpf_iter_meta", "file", "inode", "task_struct"} {
+				b.composite(btfKindStruct, n, 8, false, btfField{"x", 2, 0})
+			}
+			return b.blob()
+		}(), "no field meta in bpf_iter__task_file"},
 		{"dangling type", func() []byte {
 			b := newBTF()
 			b.add(btfKindFunc, "bpf_iter_task_file", 0, false, 0)
