@@ -108,8 +108,9 @@ func readLayout(blob []byte) (bpfLayout, error) {
 }
 
 // kernelLayout reads the layout from the BTF file at path, mapped in
-// memory where the kernel allows (Linux 6.16+): read, sysfs hands it over
-// a page per system call, some milliseconds for its 5 MB.
+// memory where the kernel allows it (recent kernels do): read, sysfs hands
+// it over 4 KiB per system call, 1,300 calls and 9–20 ms here for its
+// 5 MB.
 func kernelLayout(path string) (bpfLayout, error) {
 	f, err := os.Open(path)
 	if err != nil {
