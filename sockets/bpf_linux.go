@@ -1,12 +1,14 @@
 package sockets
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -34,15 +36,15 @@ type heldRecord struct {
 
 const heldRecordLen = 16
 
-// BPFError is a failure of the BPF descriptor search, which then falls
+// bpfError is a failure of the BPF descriptor search, which then falls
 // back to /proc: Op is the step (read BTF, load, attach, iterate, check).
-type BPFError struct {
+type bpfError struct {
 	Op  string
 	Err error
 }
 
-func (e *BPFError) Error() string { return "bpf " + e.Op + ": " + e.Err.Error() }
-func (e *BPFError) Unwrap() error { return e.Err }
+func (e *bpfError) Error() string { return "bpf " + e.Op + ": " + e.Err.Error() }
+func (e *bpfError) Unwrap() error { return e.Err }
 
 // bpfLayout is what the program needs from the running kernel's BTF.
 type bpfLayout struct {
@@ -99,7 +101,7 @@ func readLayout(blob []byte) (bpfLayout, error) {
 		if err != nil {
 			return bpfLayout{}, err
 		}
-		if !contains(f.sizes, size) || off > 1<<15-8 {
+		if !slices.Contains(f.sizes, size) || off > 1<<15-8 {
 			return bpfLayout{}, fmt.Errorf("%w: field %s of %d bytes at %d", errBTF, f.name, size, off)
 		}
 		*f.off, *f.size = off, size
@@ -132,15 +134,6 @@ func kernelLayout(path string) (bpfLayout, error) {
 		return bpfLayout{}, &os.PathError{Op: "read", Path: path, Err: err}
 	}
 	return readLayout(blob)
-}
-
-func contains(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // BPF instructions, as the kernel's uapi linux/bpf.h encodes them.
@@ -176,8 +169,18 @@ func insn(op uint8, dst, src uint8, off int16, imm int32) bpfInsn {
 	return bpfInsn{op: op, regs: dst | src<<4, off: off, imm: imm}
 }
 
+// ldx loads size bytes; readLayout admits only the sizes below (any
+// other would leave the opcode 0, which the verifier refuses).
 func ldx(size uint32, dst, src uint8, off uint32) bpfInsn {
-	op := map[uint32]uint8{2: bpfLdxH, 4: bpfLdxW, 8: bpfLdxDW}[size]
+	var op uint8
+	switch size {
+	case 2:
+		op = bpfLdxH
+	case 4:
+		op = bpfLdxW
+	case 8:
+		op = bpfLdxDW
+	}
 	return insn(op, dst, src, int16(off), 0)
 }
 
@@ -238,9 +241,15 @@ const (
 	bpfVerifierLogLvl = 1
 )
 
+// bpfRetries bounds the retries of a bpf(2) call interrupted by a signal
+// (or, for a load, told to try again by a verifier that was interrupted).
+const bpfRetries = 5
+
 func bpfSyscall(cmd int, attr *[bpfAttrSize]byte) (int, error) {
-	for {
-		fd, _, errno := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(unsafe.Pointer(attr)), bpfAttrSize)
+	var errno syscall.Errno
+	for range bpfRetries {
+		var fd uintptr
+		fd, _, errno = unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(unsafe.Pointer(attr)), bpfAttrSize)
 		if errno == syscall.EINTR || errno == syscall.EAGAIN && cmd == bpfProgLoad {
 			continue
 		}
@@ -249,6 +258,7 @@ func bpfSyscall(cmd int, attr *[bpfAttrSize]byte) (int, error) {
 		}
 		return int(fd), nil
 	}
+	return -1, errno
 }
 
 // loadProgram loads the program for the task_file iterator; a refusal by
@@ -285,28 +295,13 @@ func loadProgram(l bpfLayout) (int, error) {
 	return -1, fmt.Errorf("%w: %s", err, lastLine(log))
 }
 
+// lastLine is the last line of the verifier's NUL-terminated log.
 func lastLine(b []byte) string {
-	if i := indexByte(b, 0); i >= 0 {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	for len(b) > 0 && b[len(b)-1] == '\n' {
-		b = b[:len(b)-1]
-	}
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == '\n' {
-			return string(b[i+1:])
-		}
-	}
-	return string(b)
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
+	b = bytes.TrimRight(b, "\n")
+	return string(b[bytes.LastIndexByte(b, '\n')+1:])
 }
 
 // bpfSockets returns a record for every descriptor of every process that
@@ -316,15 +311,15 @@ func indexByte(b []byte, c byte) int {
 // processes otherwise.
 func bpfSockets(btfPath string) ([]heldRecord, error) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
-		return nil, &BPFError{Op: "check", Err: errors.New("not a 64-bit process")}
+		return nil, &bpfError{Op: "check", Err: errors.New("not a 64-bit process")}
 	}
 	layout, err := kernelLayout(btfPath)
 	if err != nil {
-		return nil, &BPFError{Op: "read BTF", Err: err}
+		return nil, &bpfError{Op: "read BTF", Err: err}
 	}
 	prog, err := loadProgram(layout)
 	if err != nil {
-		return nil, &BPFError{Op: "load", Err: err}
+		return nil, &bpfError{Op: "load", Err: err}
 	}
 	defer syscall.Close(prog)
 	var attr [bpfAttrSize]byte
@@ -333,33 +328,33 @@ func bpfSockets(btfPath string) ([]heldRecord, error) {
 	ne.PutUint32(attr[8:], bpfAttachTraceIt)
 	link, err := bpfSyscall(bpfLinkCreate, &attr)
 	if err != nil {
-		return nil, &BPFError{Op: "attach", Err: err}
+		return nil, &bpfError{Op: "attach", Err: err}
 	}
 	defer syscall.Close(link)
 	// The socket that proves the records right, open while they are made.
 	probe, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, &BPFError{Op: "check", Err: err}
+		return nil, &bpfError{Op: "check", Err: err}
 	}
 	defer syscall.Close(probe)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(probe, &st); err != nil {
-		return nil, &BPFError{Op: "check", Err: err}
+		return nil, &bpfError{Op: "check", Err: err}
 	}
 	attr = [bpfAttrSize]byte{}
 	ne.PutUint32(attr[0:], uint32(link))
 	iter, err := bpfSyscall(bpfIterCreate, &attr)
 	if err != nil {
-		return nil, &BPFError{Op: "iterate", Err: err}
+		return nil, &bpfError{Op: "iterate", Err: err}
 	}
 	defer syscall.Close(iter)
 	recs, err := readRecords(func(b []byte) (int, error) { return syscall.Read(iter, b) })
 	if err != nil {
-		return nil, &BPFError{Op: "iterate", Err: err}
+		return nil, &bpfError{Op: "iterate", Err: err}
 	}
 	self := heldRecord{pid: uint32(os.Getpid()), fd: uint32(probe), inode: st.Ino}
 	if !containsRecord(recs, self) {
-		return nil, &BPFError{Op: "check", Err: fmt.Errorf("own socket (pid %d, fd %d, inode %d) not among %d records", self.pid, self.fd, self.inode, len(recs))}
+		return nil, &bpfError{Op: "check", Err: fmt.Errorf("own socket (pid %d, fd %d, inode %d) not among %d records", self.pid, self.fd, self.inode, len(recs))}
 	}
 	return recs, nil
 }
@@ -373,6 +368,10 @@ func containsRecord(recs []heldRecord, r heldRecord) bool {
 	return false
 }
 
+// maxRecordBytes bounds what is read from an iterator: 16 million socket
+// descriptors, far more than any host holds.
+const maxRecordBytes = 256 << 20
+
 // recordSource is read(2) on an iterator's file.
 type recordSource func([]byte) (int, error)
 
@@ -381,16 +380,22 @@ func readRecords(read recordSource) ([]heldRecord, error) {
 	buf := make([]byte, 64<<10)
 	var recs []heldRecord
 	var part []byte // a record split across reads
+	total, interrupted := 0, 0
 	for {
 		n, err := read(buf)
-		if err == syscall.EINTR {
+		if err == syscall.EINTR && interrupted < bpfRetries {
+			interrupted++
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
+		interrupted = 0 // bounds interruptions in a row
 		if n == 0 {
 			break
+		}
+		if total += n; total > maxRecordBytes {
+			return nil, fmt.Errorf("more than %d bytes of records", maxRecordBytes)
 		}
 		b := buf[:n]
 		if len(part) > 0 {

@@ -256,6 +256,21 @@ func TestReadRecords(t *testing.T) {
 	if _, err := readRecords(chunked(data[:len(data)-3], 100)); err == nil {
 		t.Error("a truncated record read as whole")
 	}
+	// A read interrupted by a signal is retried, a few times.
+	src, calls := chunked(data, 4096), 0
+	interrupted := func(buf []byte) (int, error) {
+		if calls++; calls%2 == 1 {
+			return 0, syscall.EINTR
+		}
+		return src(buf)
+	}
+	if got, err := readRecords(interrupted); err != nil || !slices.Equal(got, want) {
+		t.Errorf("with interruptions: %d records, %v", len(got), err)
+	}
+	always := func([]byte) (int, error) { return 0, syscall.EINTR }
+	if _, err := readRecords(always); err != syscall.EINTR {
+		t.Errorf("always interrupted: %v, want EINTR after a few tries", err)
+	}
 }
 
 func appendRecord(b []byte, r heldRecord) []byte {

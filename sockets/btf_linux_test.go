@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -223,7 +224,7 @@ func FuzzReadLayout(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if l.iterFunc == 0 || !contains([]uint32{2, 4}, l.inodeModeSize) || !contains([]uint32{4, 8}, l.inodeInoSize) || l.taskTgidSize != 4 {
+		if l.iterFunc == 0 || !slices.Contains([]uint32{2, 4}, l.inodeModeSize) || !slices.Contains([]uint32{4, 8}, l.inodeInoSize) || l.taskTgidSize != 4 {
 			t.Errorf("accepted layout %+v", l)
 		}
 		_ = l.program()
