@@ -268,13 +268,14 @@ func loadProgram(l bpfLayout) (int, error) {
 	license := []byte("GPL\x00") // bpf_seq_write is for GPL programs
 	var attr [bpfAttrSize]byte
 	ne := binary.NativeEndian
-	ne.PutUint32(attr[0:], bpfProgTypeTrace)
-	ne.PutUint32(attr[4:], uint32(len(prog)))
-	ne.PutUint64(attr[8:], uint64(uintptr(unsafe.Pointer(&prog[0]))))
-	ne.PutUint64(attr[16:], uint64(uintptr(unsafe.Pointer(&license[0]))))
-	copy(attr[48:48+bpfObjNameLen-1], "portkit_fds")
-	ne.PutUint32(attr[68:], bpfAttachTraceIt)
-	ne.PutUint32(attr[108:], l.iterFunc)
+	// union bpf_attr for BPF_PROG_LOAD, field by field.
+	ne.PutUint32(attr[0:], bpfProgTypeTrace)                              // prog_type
+	ne.PutUint32(attr[4:], uint32(len(prog)))                             // insn_cnt
+	ne.PutUint64(attr[8:], uint64(uintptr(unsafe.Pointer(&prog[0]))))     // insns
+	ne.PutUint64(attr[16:], uint64(uintptr(unsafe.Pointer(&license[0])))) // license
+	copy(attr[48:48+bpfObjNameLen-1], "portkit_fds")                      // prog_name
+	ne.PutUint32(attr[68:], bpfAttachTraceIt)                             // expected_attach_type
+	ne.PutUint32(attr[108:], l.iterFunc)                                  // attach_btf_id
 	fd, err := bpfSyscall(bpfProgLoad, &attr)
 	runtime.KeepAlive(prog)
 	runtime.KeepAlive(license)
@@ -283,9 +284,9 @@ func loadProgram(l bpfLayout) (int, error) {
 	}
 	// Again with the verifier's log, to say why.
 	log := make([]byte, bpfLogSize)
-	ne.PutUint32(attr[24:], bpfVerifierLogLvl)
-	ne.PutUint32(attr[28:], uint32(len(log)))
-	ne.PutUint64(attr[32:], uint64(uintptr(unsafe.Pointer(&log[0]))))
+	ne.PutUint32(attr[24:], bpfVerifierLogLvl)                        // log_level
+	ne.PutUint32(attr[28:], uint32(len(log)))                         // log_size
+	ne.PutUint64(attr[32:], uint64(uintptr(unsafe.Pointer(&log[0])))) // log_buf
 	if _, err2 := bpfSyscall(bpfProgLoad, &attr); err2 == nil {
 		return -1, err // accepted the second time: keep the first answer
 	}
@@ -324,8 +325,8 @@ func bpfSockets(btfPath string) ([]heldRecord, error) {
 	defer syscall.Close(prog)
 	var attr [bpfAttrSize]byte
 	ne := binary.NativeEndian
-	ne.PutUint32(attr[0:], uint32(prog))
-	ne.PutUint32(attr[8:], bpfAttachTraceIt)
+	ne.PutUint32(attr[0:], uint32(prog))     // link_create.prog_fd
+	ne.PutUint32(attr[8:], bpfAttachTraceIt) // link_create.attach_type; no iter_info
 	link, err := bpfSyscall(bpfLinkCreate, &attr)
 	if err != nil {
 		return nil, &bpfError{Op: "attach", Err: err}
@@ -342,7 +343,7 @@ func bpfSockets(btfPath string) ([]heldRecord, error) {
 		return nil, &bpfError{Op: "check", Err: err}
 	}
 	attr = [bpfAttrSize]byte{}
-	ne.PutUint32(attr[0:], uint32(link))
+	ne.PutUint32(attr[0:], uint32(link)) // iter_create.link_fd
 	iter, err := bpfSyscall(bpfIterCreate, &attr)
 	if err != nil {
 		return nil, &bpfError{Op: "iterate", Err: err}

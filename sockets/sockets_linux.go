@@ -110,7 +110,9 @@ type heldResult struct {
 
 // listHeld lists the sockets of reqs and gives them their holders from the
 // records the BPF iterator answers on held; when it failed, from the /proc
-// search instead.
+// search instead, after the requests rather than beside the slow one (see
+// list): the iterator is the common case as root, and a failure is known
+// only once it is over.
 func (l linuxLister) listHeld(ctx context.Context, nl *diagConn, reqs []request, held <-chan heldResult) ([]Entry, error) {
 	out, err := l.dump(ctx, nl, reqs, nil)
 	if err != nil {
