@@ -181,7 +181,9 @@ const helperEnv = "SOCKETS_TEST_HELPER"
 
 // TestHelperProcess is not a test: TestOtherUser runs the test binary with
 // it as another uid. "listen" holds a listener and prints its port until
-// stdin closes; "list PORT" prints what each backend sees of PORT as JSON.
+// stdin closes; "list PORT" prints what each backend sees of PORT as JSON;
+// "capable" whether it may use the BPF iterator; "bpf" what the iterator
+// answered (TestBPFOtherPIDNamespace).
 func TestHelperProcess(t *testing.T) {
 	mode, arg, _ := strings.Cut(os.Getenv(helperEnv), " ")
 	switch mode {
@@ -195,6 +197,13 @@ func TestHelperProcess(t *testing.T) {
 		}
 		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	case "bpf":
+		recs, err := bpfSockets(vmlinuxBTF)
+		fmt.Println(err, len(recs))
+		os.Exit(0)
+	case "capable":
+		fmt.Println(bpfCapable())
 		os.Exit(0)
 	case "list":
 		port, _ := strconv.Atoi(arg)
@@ -276,7 +285,10 @@ func TestOtherUser(t *testing.T) {
 		}
 	}
 
-	// As another unprivileged user.
+	// As another unprivileged user, who may not use the BPF iterator.
+	if out, err := run(other, "capable").Output(); err != nil || string(out) != "false\n" {
+		t.Errorf("uid %d may use BPF: %q, %v", other, out, err)
+	}
 	out, err := run(other, "list "+strconv.Itoa(port)).Output()
 	if err != nil {
 		t.Fatalf("list as uid %d: %v\n%s", other, err, out)

@@ -346,11 +346,15 @@ func BenchmarkListWho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var took [2]time.Duration // serial, overlapped
+	ways := []linuxLister{{root: "/proc", serial: true}, {root: "/proc"}}
+	if bpfCapable() {
+		ways = append(ways, linuxLister{root: "/proc", bpf: true, btfPath: vmlinuxBTF})
+	}
+	took := make([]time.Duration, len(ways))
 	for b.Loop() {
-		for i, serial := range []bool{true, false} {
+		for i, l := range ways {
 			start := time.Now()
-			got, err := linuxLister{root: "/proc", serial: serial}.list(context.Background(), reqs, q)
+			got, err := l.list(context.Background(), reqs, q)
 			took[i] += time.Since(start)
 			if err != nil || len(got) != 1 || len(got[0].Processes) == 0 {
 				b.Fatalf("%+v, %v", got, err)
@@ -359,4 +363,7 @@ func BenchmarkListWho(b *testing.B) {
 	}
 	b.ReportMetric(float64(took[0].Milliseconds())/float64(b.N), "serial-ms")
 	b.ReportMetric(float64(took[1].Milliseconds())/float64(b.N), "overlapped-ms")
+	if len(took) > 2 {
+		b.ReportMetric(float64(took[2].Microseconds())/1000/float64(b.N), "bpf-ms")
+	}
 }

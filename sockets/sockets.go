@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -291,6 +292,15 @@ type Table struct {
 	// It is the fallback where netlink is unavailable anyway; tests set it
 	// to check that path.
 	NoNetlink bool
+	// NoBPF finds the processes holding sockets through /proc only. As
+	// root on Linux 5.8+ with BTF, they are found with a BPF iterator
+	// over every process's descriptors instead, in one pass in the
+	// kernel; /proc is the fallback when it fails, and tests set NoBPF to
+	// check that path.
+	NoBPF bool
+	// Logger, when set, is told at debug level why the BPF iterator was
+	// not used (see NoBPF).
+	Logger *slog.Logger
 }
 
 // lister is what each platform provides behind Table.

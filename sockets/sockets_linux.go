@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -19,18 +20,41 @@ func newLister(t *Table) lister {
 	if root == "" {
 		root = "/proc"
 	}
-	return linuxLister{root: root, noNetlink: t.NoNetlink}
+	return linuxLister{
+		root:      root,
+		noNetlink: t.NoNetlink,
+		// A fixture tree's processes are not the kernel's.
+		bpf:     !t.NoBPF && t.ProcRoot == "",
+		btfPath: vmlinuxBTF,
+		log:     t.Logger,
+	}
 }
 
 type linuxLister struct {
 	root      string
 	noNetlink bool
+	// bpf finds holders with the BPF iterator, when this process may,
+	// reading the kernel's types from btfPath; else, or when it fails,
+	// through root.
+	bpf     bool
+	btfPath string
+	log     *slog.Logger // nil: silent
 	// serial lists every socket before looking for processes, never both
 	// at once; tests compare the two ways.
 	serial bool
 }
 
 func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry, error) {
+	var held chan heldResult
+	if q.WithProcesses && l.bpf && bpfCapable() {
+		// Every socket descriptor of every process, listed in the kernel
+		// while the sockets are listed here (see bpfSockets).
+		held = make(chan heldResult, 1)
+		go func() {
+			recs, err := bpfSockets(l.btfPath)
+			held <- heldResult{recs, err}
+		}()
+	}
 	var nl *diagConn
 	if !l.noNetlink {
 		c, err := dialDiag()
@@ -41,6 +65,9 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 		case !netlinkUnavailable(err):
 			return nil, err
 		}
+	}
+	if held != nil {
+		return l.listHeld(ctx, nl, reqs, held)
 	}
 	quick, slow := reqs, []request(nil)
 	if q.WithProcesses && nl != nil && !l.serial {
@@ -73,6 +100,57 @@ func (l linuxLister) list(ctx context.Context, reqs []request, q Query) ([]Entry
 		}
 	}
 	return out, nil
+}
+
+// heldResult is what bpfSockets answered.
+type heldResult struct {
+	recs []heldRecord
+	err  error
+}
+
+// listHeld lists the sockets of reqs and gives them their holders from the
+// records the BPF iterator answers on held; when it failed, from the /proc
+// search instead, after the requests rather than beside the slow one (see
+// list): the iterator is the common case as root, and a failure is known
+// only once it is over.
+func (l linuxLister) listHeld(ctx context.Context, nl *diagConn, reqs []request, held <-chan heldResult) ([]Entry, error) {
+	out, err := l.dump(ctx, nl, reqs, nil)
+	if err != nil {
+		return nil, err
+	}
+	zoneNames(out)
+	if !slices.ContainsFunc(out, func(e Entry) bool { return e.Inode != 0 }) {
+		return out, nil // nothing to look for; the iterator ends on its own
+	}
+	var r heldResult
+	select {
+	case r = <-held:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		if l.log != nil {
+			l.log.Debug("socket holders from /proc", "reason", r.err)
+		}
+		return out, findProcesses(ctx, l.root, out)
+	}
+	return out, joinHeld(ctx, l.root, out, r.recs)
+}
+
+// joinHeld gives entries their holders among recs, every socket
+// descriptor of every process, and fills in what each holder is from
+// root.
+func joinHeld(ctx context.Context, root string, entries []Entry, recs []heldRecord) error {
+	s := newSearch(entries, false)
+	if len(s.want) == 0 {
+		return nil
+	}
+	for _, r := range recs {
+		if i, ok := s.want[r.inode]; ok {
+			addHolder(&entries[i], int(r.pid))
+		}
+	}
+	return s.finish(ctx, root)
 }
 
 // splitSlow splits the TCP requests for listening or bound sockets, what

@@ -20,12 +20,13 @@ import (
 	"github.com/portkit/portkit/internal/netnstest"
 )
 
-// backends are the two ways Table reads the socket table.
+// backends are the ways Table reads the socket table and finds holders.
 var backends = []struct {
 	name  string
 	table Table
 }{
 	{"netlink", Table{}},
+	{"netlink, /proc search", Table{NoBPF: true}},
 	{"procnet", Table{NoNetlink: true}},
 }
 
