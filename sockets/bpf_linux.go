@@ -314,6 +314,14 @@ func bpfSockets(btfPath string) ([]heldRecord, error) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		return nil, &bpfError{Op: "check", Err: errors.New("not a 64-bit process")}
 	}
+	// The iterator numbers processes as the initial PID namespace does;
+	// /proc numbers them as this process's does. The initial one's inode
+	// number is fixed (PROC_PID_INIT_INO), so any other namespace is told
+	// apart here, before the self-check below, which a PID that happens to
+	// be the same in both would pass.
+	if ns, err := os.Readlink("/proc/self/ns/pid"); err != nil || ns != initPIDNamespace {
+		return nil, &bpfError{Op: "check", Err: fmt.Errorf("not in the initial PID namespace (%q)", ns)}
+	}
 	layout, err := kernelLayout(btfPath)
 	if err != nil {
 		return nil, &bpfError{Op: "read BTF", Err: err}
@@ -359,6 +367,10 @@ func bpfSockets(btfPath string) ([]heldRecord, error) {
 	}
 	return recs, nil
 }
+
+// initPIDNamespace is /proc/self/ns/pid in the initial PID namespace: its
+// inode number is PROC_PID_INIT_INO, 0xEFFFFFFC, in every kernel.
+const initPIDNamespace = "pid:[4026531836]"
 
 func containsRecord(recs []heldRecord, r heldRecord) bool {
 	for _, x := range recs {
