@@ -26,13 +26,20 @@ type ringSys struct {
 	drops    atomic.Uint64
 	closed   atomic.Bool
 
-	// The TPACKET_V3 ring the kernel writes packets into, a block at a
-	// time; nil where the kernel has none (then recvmmsg below). mu
-	// guards it against close unmapping it under run.
+	// The ring the kernel writes packets into: TPACKET_V3, a block at a
+	// time, or with Config.Immediate TPACKET_V2, a frame at a time; nil
+	// where the kernel has none (then recvmmsg below). mu guards it
+	// against close unmapping it under run.
 	mu    sync.Mutex
 	ring  []byte
 	block int // bytes in a block
-	cur   int // the block to read next
+	cur   int // the block (V3) or frame (V2) to read next
+
+	// TPACKET_V2 only: the frames, perBlock to a block (the kernel puts
+	// none across a block's end), frame bytes each; frame is zero for V3.
+	frame    int
+	perBlock int
+	frames   int
 
 	// recvmmsg, without a ring.
 	msgs  []unix.Mmsghdr
@@ -54,6 +61,27 @@ type ringSys struct {
 const (
 	ringFrame   = 2048 // only a bound for TPACKET_V3, whose frames are packed
 	ringTimeout = 1    // ms
+)
+
+// Offsets in a TPACKET_V2 frame: struct tpacket2_hdr, then at
+// TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) the packet's struct
+// sockaddr_ll; the packet itself at tp_net.
+const (
+	frameStatus  = 0
+	frameSnaplen = 8
+	frameNet     = 14
+	frameSec     = 16
+	frameNsec    = 20
+	frameLL      = 32
+	// Where the kernel puts a packet of a SOCK_DGRAM socket in a frame:
+	// TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 (room it keeps for a link-layer
+	// header); a frame is that and the snap length, rounded up to
+	// TPACKET_ALIGNMENT, or the kernel cuts the packet short.
+	frameData = 80
+	// The size of an Immediate ring's blocks, when a frame fits: the
+	// kernel allocates each block whole, so big ones are few allocations,
+	// and it falls back to virtual memory where contiguous pages are short.
+	frameBlockSize = 128 << 10
 )
 
 // Offsets in the ring: struct tpacket_block_desc (its tpacket_hdr_v1) and
@@ -98,7 +126,12 @@ func (r *ringSys) open(cfg Config) error {
 	}
 	// The ring, or a socket buffer to read with recvmmsg, before bind:
 	// nothing arrives before the socket is ready to be read as it will be.
-	ring := r.openRing(fd, cfg.Blocks, cfg.BlockSize)
+	var ring bool
+	if cfg.Immediate {
+		ring = r.openFrameRing(fd, cfg.Frames, cfg.Snaplen)
+	} else {
+		ring = r.openRing(fd, cfg.Blocks, cfg.BlockSize)
+	}
 	if !ring {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
@@ -116,7 +149,11 @@ func (r *ringSys) open(cfg Config) error {
 		r.unmap()
 		return &OpError{Op: "poll", Err: err}
 	}
-	if ring {
+	switch {
+	case ring && r.frame > 0:
+		r.readFn = r.readFrameReady
+		return nil
+	case ring:
 		r.readFn = r.readRing
 		return nil
 	}
@@ -163,6 +200,40 @@ func (r *ringSys) openRing(fd, blocks, blockSize int) bool {
 	return true
 }
 
+// openFrameRing sets up a TPACKET_V2 receive ring of at least frames
+// frames, each with room for snaplen bytes, on fd and maps it; false where
+// the kernel cannot, and the socket is read with recvmmsg.
+func (r *ringSys) openFrameRing(fd, frames, snaplen int) bool {
+	if unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2) != nil {
+		return false
+	}
+	frame := (frameData + snaplen + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	page := os.Getpagesize()
+	// frameBlockSize, or less for a small ring, or more for a big frame.
+	blockSize := min(frameBlockSize, frames*frame)
+	blockSize = (max(blockSize, frame) + page - 1) / page * page
+	perBlock := blockSize / frame
+	blocks := (frames + perBlock - 1) / perBlock
+	req := unix.TpacketReq{
+		Block_size: uint32(blockSize), Block_nr: uint32(blocks),
+		Frame_size: uint32(frame), Frame_nr: uint32(blocks * perBlock),
+	}
+	if unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+		return false
+	}
+	ring, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		// The ring stays, unread: take it down again.
+		unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &unix.TpacketReq{})
+		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+		return false
+	}
+	r.ring, r.block = ring, blockSize
+	r.frame, r.perBlock, r.frames = frame, perBlock, blocks*perBlock
+	return true
+}
+
 // htons puts v in network byte order, as struct sockaddr_ll wants it.
 func htons(v uint16) uint16 {
 	var b [2]byte
@@ -172,6 +243,9 @@ func htons(v uint16) uint16 {
 
 func (r *ringSys) run(ctx context.Context, h Handler) error {
 	if err := r.f.SetReadDeadline(time.Time{}); err != nil {
+		if r.closed.Load() {
+			return nil // closed before Run began: as if during it
+		}
 		return &OpError{Op: "recvmmsg", Err: err}
 	}
 	// A deadline in the past wakes a read waiting in the poller.
@@ -184,6 +258,12 @@ func (r *ringSys) run(ctx context.Context, h Handler) error {
 		}
 		if err != nil {
 			return &OpError{Op: "recvmmsg", Err: err}
+		}
+		if r.frame > 0 {
+			if !r.readFrames(h) {
+				return nil
+			}
+			continue
 		}
 		if r.block > 0 {
 			if !r.readBlock(h) {
@@ -287,6 +367,58 @@ func (r *ringSys) readBlock(h Handler) bool {
 	}
 	atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
 	r.cur = (r.cur + 1) % (len(r.ring) / r.block)
+	return true
+}
+
+// frameBatch bounds how many frames readFrames delivers before run looks
+// at its context again.
+const frameBatch = 256
+
+// frameAt is frame i of the TPACKET_V2 ring.
+func (r *ringSys) frameAt(i int) []byte {
+	off := i/r.perBlock*r.block + i%r.perBlock*r.frame
+	return r.ring[off : off+r.frame]
+}
+
+// frameStatusOf is the status word of frame f.
+func frameStatusOf(f []byte) *uint32 { return (*uint32)(unsafe.Pointer(&f[frameStatus])) }
+
+// readFrameReady tells the runtime's poller whether the next frame of the
+// ring is the reader's; false to wait until the kernel fills it.
+func (r *ringSys) readFrameReady(uintptr) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ring == nil || atomic.LoadUint32(frameStatusOf(r.frameAt(r.cur)))&unix.TP_STATUS_USER != 0
+}
+
+// readFrames delivers the packets of the ring's frames the kernel has
+// filled, in order, frameBatch at most, with the times the kernel took
+// them, handing each frame back once it is read. It returns false when
+// the ring is gone (closed).
+func (r *ringSys) readFrames(h Handler) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ring == nil {
+		return false
+	}
+	for range frameBatch {
+		f := r.frameAt(r.cur)
+		status := frameStatusOf(f)
+		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		net, snap := int(binary.NativeEndian.Uint16(f[frameNet:])), int(binary.NativeEndian.Uint32(f[frameSnaplen:]))
+		out := f[frameLL+llPkttype] == unix.PACKET_OUTGOING
+		if (!out || r.outgoing) && net >= frameLL && net+snap <= len(f) {
+			h(f[net:net+snap], Info{
+				At:        time.Unix(int64(binary.NativeEndian.Uint32(f[frameSec:])), int64(binary.NativeEndian.Uint32(f[frameNsec:]))),
+				Interface: int(int32(binary.NativeEndian.Uint32(f[frameLL+llIfindex:]))),
+				Outgoing:  out,
+			})
+		}
+		atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
+		r.cur = (r.cur + 1) % r.frames
+	}
 	return true
 }
 
