@@ -40,6 +40,11 @@ type ringSys struct {
 	frame    int
 	perBlock int
 	frames   int
+	// How fast the frames come: paceCount read since paceFrom, and
+	// whether the last window was busy.
+	paceFrom  time.Time
+	paceCount int
+	paceBusy  bool
 
 	// recvmmsg, without a ring.
 	msgs  []unix.Mmsghdr
@@ -260,8 +265,14 @@ func (r *ringSys) run(ctx context.Context, h Handler) error {
 			return &OpError{Op: "recvmmsg", Err: err}
 		}
 		if r.frame > 0 {
-			if !r.readFrames(h) {
+			n, drained, ok := r.readFrames(h)
+			if !ok {
 				return nil
+			}
+			if drained && r.busy(n) {
+				// Let a flood gather in the ring rather than wake per
+				// packet: a wake-up costs more than reading a frame.
+				time.Sleep(paceDelay)
 			}
 			continue
 		}
@@ -393,19 +404,20 @@ func (r *ringSys) readFrameReady(uintptr) bool {
 
 // readFrames delivers the packets of the ring's frames the kernel has
 // filled, in order, frameBatch at most, with the times the kernel took
-// them, handing each frame back once it is read. It returns false when
-// the ring is gone (closed).
-func (r *ringSys) readFrames(h Handler) bool {
+// them, handing each frame back once it is read. It returns how many
+// frames it read, whether it read all there were, and false when the ring
+// is gone (closed).
+func (r *ringSys) readFrames(h Handler) (n int, drained, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ring == nil {
-		return false
+		return 0, false, false
 	}
-	for range frameBatch {
+	for ; n < frameBatch; n++ {
 		f := r.frameAt(r.cur)
 		status := frameStatusOf(f)
 		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
-			break
+			return n, true, true
 		}
 		net, snap := int(binary.NativeEndian.Uint16(f[frameNet:])), int(binary.NativeEndian.Uint32(f[frameSnaplen:]))
 		out := f[frameLL+llPkttype] == unix.PACKET_OUTGOING
@@ -419,7 +431,32 @@ func (r *ringSys) readFrames(h Handler) bool {
 		atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
 		r.cur = (r.cur + 1) % r.frames
 	}
-	return true
+	return n, false, true
+}
+
+// An Immediate ring's reader that has read paceBusyFrames frames or more
+// within paceWindow is busy: each time it has read every frame there is,
+// it pauses paceDelay (in practice up to a millisecond: the runtime's
+// timers) before it waits for the next, so a flood is read a batch per
+// wake-up, not a packet; below that rate, as for a scan, every packet is
+// read as it lands.
+const (
+	paceWindow     = time.Millisecond
+	paceBusyFrames = 32 // 32,000 packets a second
+	paceDelay      = 250 * time.Microsecond
+)
+
+// busy counts n frames read and tells whether the reader is busy.
+func (r *ringSys) busy(n int) bool {
+	r.paceCount += n
+	now := time.Now()
+	if d := now.Sub(r.paceFrom); d >= paceWindow {
+		r.paceBusy = r.paceCount >= int(int64(paceBusyFrames)*int64(d)/int64(paceWindow))
+		r.paceFrom, r.paceCount = now, 0
+	} else if r.paceCount >= paceBusyFrames {
+		r.paceBusy = true
+	}
+	return r.paceBusy
 }
 
 // dropped adds up the kernel's count of packets dropped for a full
