@@ -45,6 +45,16 @@ type ringSys struct {
 	paceFrom  time.Time
 	paceCount int
 	paceBusy  bool
+	// The socket of a TPACKET_V2 ring is waited on with poll(2), not in
+	// the runtime's poller: registered there, the kernel would wake the
+	// poller's thread at every packet, even while run is busy reading
+	// or pausing (see busy). wake is an eventfd that ends run's wait;
+	// runMu is held by run, so close frees the descriptors only once
+	// run has left them; fdMu keeps dropped off a closed descriptor.
+	fd    int
+	wake  int
+	runMu sync.Mutex
+	fdMu  sync.RWMutex
 
 	// recvmmsg, without a ring.
 	msgs  []unix.Mmsghdr
@@ -146,6 +156,15 @@ func (r *ringSys) open(cfg Config) error {
 		r.unmap()
 		return fail("bind", err)
 	}
+	if ring && r.frame > 0 {
+		wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			r.unmap()
+			return fail("eventfd", err)
+		}
+		r.fd, r.wake = fd, wake
+		return nil
+	}
 	// A non-blocking descriptor makes an os.File that waits in the
 	// runtime's poller, so a deadline can stop a read.
 	r.f = os.NewFile(uintptr(fd), "packetring")
@@ -154,11 +173,7 @@ func (r *ringSys) open(cfg Config) error {
 		r.unmap()
 		return &OpError{Op: "poll", Err: err}
 	}
-	switch {
-	case ring && r.frame > 0:
-		r.readFn = r.readFrameReady
-		return nil
-	case ring:
+	if ring {
 		r.readFn = r.readRing
 		return nil
 	}
@@ -247,6 +262,9 @@ func htons(v uint16) uint16 {
 }
 
 func (r *ringSys) run(ctx context.Context, h Handler) error {
+	if r.frame > 0 {
+		return r.runFrames(ctx, h)
+	}
 	if err := r.f.SetReadDeadline(time.Time{}); err != nil {
 		if r.closed.Load() {
 			return nil // closed before Run began: as if during it
@@ -263,18 +281,6 @@ func (r *ringSys) run(ctx context.Context, h Handler) error {
 		}
 		if err != nil {
 			return &OpError{Op: "recvmmsg", Err: err}
-		}
-		if r.frame > 0 {
-			n, drained, ok := r.readFrames(h)
-			if !ok {
-				return nil
-			}
-			if drained && r.busy(n) {
-				// Let a flood gather in the ring rather than wake per
-				// packet: a wake-up costs more than reading a frame.
-				time.Sleep(paceDelay)
-			}
-			continue
 		}
 		if r.block > 0 {
 			if !r.readBlock(h) {
@@ -394,12 +400,55 @@ func (r *ringSys) frameAt(i int) []byte {
 // frameStatusOf is the status word of frame f.
 func frameStatusOf(f []byte) *uint32 { return (*uint32)(unsafe.Pointer(&f[frameStatus])) }
 
-// readFrameReady tells the runtime's poller whether the next frame of the
-// ring is the reader's; false to wait until the kernel fills it.
-func (r *ringSys) readFrameReady(uintptr) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ring == nil || atomic.LoadUint32(frameStatusOf(r.frameAt(r.cur)))&unix.TP_STATUS_USER != 0
+// runFrames is run for a TPACKET_V2 ring: it reads the frames the kernel
+// has filled and waits in poll(2) for more.
+func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	stop := context.AfterFunc(ctx, r.wakeUp)
+	defer stop()
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.wake), Events: unix.POLLIN}}
+	var buf [8]byte
+	for {
+		if ctx.Err() != nil || r.closed.Load() {
+			return nil
+		}
+		n, drained, ok := r.readFrames(h)
+		if !ok {
+			return nil
+		}
+		if !drained {
+			continue
+		}
+		if r.busy(n) {
+			// Let a flood gather in the ring rather than wake per
+			// packet: a wake-up costs more than reading a frame.
+			time.Sleep(paceDelay)
+			continue
+		}
+		// The kernel reports the socket readable while the frame it
+		// filled last is not handed back, so a frame filled since
+		// readFrames looked is not missed.
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return &OpError{Op: "poll", Err: err}
+		}
+		if fds[1].Revents != 0 {
+			unix.Read(r.wake, buf[:])
+		}
+	}
+}
+
+// wakeUp ends a wait of runFrames in poll(2).
+// It may come from ctx after run has returned, even after close.
+func (r *ringSys) wakeUp() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.wake >= 0 {
+		unix.Write(r.wake, one[:])
+	}
 }
 
 // readFrames delivers the packets of the ring's frames the kernel has
@@ -463,12 +512,23 @@ func (r *ringSys) busy(n int) bool {
 // buffer, which it resets at every read.
 func (r *ringSys) dropped() (uint64, error) {
 	var st *unix.TpacketStats
-	var serr error
-	err := r.rc.Control(func(fd uintptr) {
-		st, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	})
-	if err == nil {
-		err = serr
+	var err error
+	if r.frame > 0 {
+		r.fdMu.RLock()
+		if r.fd < 0 {
+			err = os.ErrClosed
+		} else {
+			st, err = unix.GetsockoptTpacketStats(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		}
+		r.fdMu.RUnlock()
+	} else {
+		var serr error
+		err = r.rc.Control(func(fd uintptr) {
+			st, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		})
+		if err == nil {
+			err = serr
+		}
 	}
 	if err != nil {
 		return r.drops.Load(), &OpError{Op: "getsockopt PACKET_STATISTICS", Err: err}
@@ -477,9 +537,33 @@ func (r *ringSys) dropped() (uint64, error) {
 }
 
 func (r *ringSys) close() error {
+	if r.frame > 0 {
+		return r.closeFrames()
+	}
 	r.closed.Store(true)
 	err := r.f.Close()
 	r.unmap()
+	if err != nil {
+		return &OpError{Op: "close", Err: err}
+	}
+	return nil
+}
+
+// closeFrames is close for a TPACKET_V2 ring: it stops a run in progress
+// and waits for it to leave before it frees the ring and descriptors.
+func (r *ringSys) closeFrames() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.wakeUp()
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	r.unmap()
+	r.fdMu.Lock()
+	defer r.fdMu.Unlock()
+	err := unix.Close(r.fd)
+	unix.Close(r.wake)
+	r.fd, r.wake = -1, -1
 	if err != nil {
 		return &OpError{Op: "close", Err: err}
 	}
