@@ -315,3 +315,34 @@ func TestRunAfterClose(t *testing.T) {
 		}
 	}
 }
+
+// TestBusy: an Immediate ring's reader counts as busy, and pauses, from
+// paceBusyFrames frames within paceWindow on, and no longer once a window
+// has gone by at a lower rate.
+func TestBusy(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(f float64) time.Time { return t0.Add(time.Duration(f * float64(time.Millisecond))) }
+	type read struct {
+		n    int
+		at   time.Time
+		busy bool
+	}
+	for _, c := range []struct {
+		name  string
+		reads []read
+	}{
+		{"a packet now and then", []read{{1, ms(0), false}, {1, ms(2), false}, {1, ms(2.5), false}, {1, ms(9), false}}},
+		{"a scan's burst below the rate", []read{{1, ms(0), false}, {10, ms(0.2), false}, {20, ms(0.9), false}, {2, ms(1.1), false}}},
+		{"a flood", []read{{1, ms(0), false}, {20, ms(0.3), false}, {20, ms(0.6), true}, {40, ms(1.2), true}, {40, ms(2.4), true}}},
+		{"a flood that ends", []read{{40, ms(0.5), true}, {40, ms(1.0), true}, {1, ms(30), false}, {1, ms(30.1), false}}},
+		{"the rate over a long window", []read{{1, ms(0), false}, {33, ms(1), true}, {40, ms(3), false}}},
+	} {
+		var r ringSys
+		r.paceFrom = t0
+		for i, rd := range c.reads {
+			if got := r.busy(rd.n, rd.at); got != rd.busy {
+				t.Errorf("%s: read %d (%d frames at %v): busy %v, want %v", c.name, i, rd.n, rd.at.Sub(t0), got, rd.busy)
+			}
+		}
+	}
+}

@@ -420,7 +420,7 @@ func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
 		if !drained {
 			continue
 		}
-		if r.busy(n) {
+		if r.busy(n, time.Now()) {
 			// Let a flood gather in the ring rather than wake per
 			// packet: a wake-up costs more than reading a frame.
 			time.Sleep(paceDelay)
@@ -495,10 +495,9 @@ const (
 	paceDelay      = 250 * time.Microsecond
 )
 
-// busy counts n frames read and tells whether the reader is busy.
-func (r *ringSys) busy(n int) bool {
+// busy counts n frames read by now and tells whether the reader is busy.
+func (r *ringSys) busy(n int, now time.Time) bool {
 	r.paceCount += n
-	now := time.Now()
 	if d := now.Sub(r.paceFrom); d >= paceWindow {
 		r.paceBusy = r.paceCount >= int(int64(paceBusyFrames)*int64(d)/int64(paceWindow))
 		r.paceFrom, r.paceCount = now, 0
