@@ -17,15 +17,15 @@ import (
 // (indexes; empty: all but loopback, and loopback too with includeLo)
 // are read. From its return on, packets are queued.
 func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
-	filter, err := Filter(packetring.DefaultSnaplen)
+	filter, err := Filter(guardSnaplen)
 	if err != nil {
 		return nil, err
 	}
-	// Many small blocks: the kernel hands a block over a millisecond
-	// after its first packet, full or not, so the ring holds about a
-	// millisecond per block; 1024 of 8 KiB are a second of a flood while
-	// guard is off the CPU of a busy host, where 64 of 64 KiB were 64 ms.
-	ring, err := packetring.Open(packetring.Config{Filter: filter, Outgoing: true, Blocks: guardRingBlocks, BlockSize: guardRingBlockSize})
+	// A ring that hands each packet over as it lands: a scan's first
+	// packets are seen at once, where a ring of blocks held them until a
+	// block was full or its timer fired (about 0.8 ms later for a lone
+	// packet, measured); a flood is still read many frames at a time.
+	ring, err := packetring.Open(packetring.Config{Filter: filter, Snaplen: guardSnaplen, Outgoing: true, Immediate: true, Frames: guardRingFrames})
 	if err != nil {
 		return nil, err
 	}
@@ -37,10 +37,15 @@ func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
 	return s, nil
 }
 
-// The live capture's ring: 8 MiB.
+// The live capture keeps guardSnaplen bytes of a packet: the headers
+// Parse reads, IP options and TCP options at their longest (120 bytes),
+// an ICMP error's quoted headers, and room for IPv6 extension headers.
+// Its ring holds guardRingFrames packets, about a second of a flood of
+// 100,000 packets a second while guard is off the CPU of a busy host
+// (240 bytes a frame: 23 MiB).
 const (
-	guardRingBlocks    = 1024
-	guardRingBlockSize = 8 << 10
+	guardSnaplen    = 160
+	guardRingFrames = 100_000
 )
 
 // Sensor is a live capture feeding a Guard.

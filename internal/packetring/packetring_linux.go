@@ -26,13 +26,35 @@ type ringSys struct {
 	drops    atomic.Uint64
 	closed   atomic.Bool
 
-	// The TPACKET_V3 ring the kernel writes packets into, a block at a
-	// time; nil where the kernel has none (then recvmmsg below). mu
-	// guards it against close unmapping it under run.
+	// The ring the kernel writes packets into: TPACKET_V3, a block at a
+	// time, or with Config.Immediate TPACKET_V2, a frame at a time; nil
+	// where the kernel has none (then recvmmsg below). mu guards it
+	// against close unmapping it under run.
 	mu    sync.Mutex
 	ring  []byte
 	block int // bytes in a block
-	cur   int // the block to read next
+	cur   int // the block (V3) or frame (V2) to read next
+
+	// TPACKET_V2 only: the frames, perBlock to a block (the kernel puts
+	// none across a block's end), frame bytes each; frame is zero for V3.
+	frame    int
+	perBlock int
+	frames   int
+	// How fast the frames come: paceCount read since paceFrom, and
+	// whether the last window was busy.
+	paceFrom  time.Time
+	paceCount int
+	paceBusy  bool
+	// The socket of a TPACKET_V2 ring is waited on with poll(2), not in
+	// the runtime's poller: registered there, the kernel would wake the
+	// poller's thread at every packet, even while run is busy reading
+	// or pausing (see busy). wake is an eventfd that ends run's wait;
+	// runMu is held by run, so close frees the descriptors only once
+	// run has left them; fdMu keeps dropped off a closed descriptor.
+	fd    int
+	wake  int
+	runMu sync.Mutex
+	fdMu  sync.RWMutex
 
 	// recvmmsg, without a ring.
 	msgs  []unix.Mmsghdr
@@ -54,6 +76,27 @@ type ringSys struct {
 const (
 	ringFrame   = 2048 // only a bound for TPACKET_V3, whose frames are packed
 	ringTimeout = 1    // ms
+)
+
+// Offsets in a TPACKET_V2 frame: struct tpacket2_hdr, then at
+// TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) the packet's struct
+// sockaddr_ll; the packet itself at tp_net.
+const (
+	frameStatus  = 0
+	frameSnaplen = 8
+	frameNet     = 14
+	frameSec     = 16
+	frameNsec    = 20
+	frameLL      = 32
+	// Where the kernel puts a packet of a SOCK_DGRAM socket in a frame:
+	// TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 (room it keeps for a link-layer
+	// header); a frame is that and the snap length, rounded up to
+	// TPACKET_ALIGNMENT, or the kernel cuts the packet short.
+	frameData = 80
+	// The size of an Immediate ring's blocks, when a frame fits: the
+	// kernel allocates each block whole, so big ones are few allocations,
+	// and it falls back to virtual memory where contiguous pages are short.
+	frameBlockSize = 128 << 10
 )
 
 // Offsets in the ring: struct tpacket_block_desc (its tpacket_hdr_v1) and
@@ -98,7 +141,12 @@ func (r *ringSys) open(cfg Config) error {
 	}
 	// The ring, or a socket buffer to read with recvmmsg, before bind:
 	// nothing arrives before the socket is ready to be read as it will be.
-	ring := r.openRing(fd, cfg.Blocks, cfg.BlockSize)
+	var ring bool
+	if cfg.Immediate {
+		ring = r.openFrameRing(fd, cfg.Frames, cfg.Snaplen)
+	} else {
+		ring = r.openRing(fd, cfg.Blocks, cfg.BlockSize)
+	}
 	if !ring {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
@@ -107,6 +155,15 @@ func (r *ringSys) open(cfg Config) error {
 	if err := unix.Bind(fd, sa); err != nil {
 		r.unmap()
 		return fail("bind", err)
+	}
+	if ring && r.frame > 0 {
+		wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			r.unmap()
+			return fail("eventfd", err)
+		}
+		r.fd, r.wake = fd, wake
+		return nil
 	}
 	// A non-blocking descriptor makes an os.File that waits in the
 	// runtime's poller, so a deadline can stop a read.
@@ -163,6 +220,40 @@ func (r *ringSys) openRing(fd, blocks, blockSize int) bool {
 	return true
 }
 
+// openFrameRing sets up a TPACKET_V2 receive ring of at least frames
+// frames, each with room for snaplen bytes, on fd and maps it; false where
+// the kernel cannot, and the socket is read with recvmmsg.
+func (r *ringSys) openFrameRing(fd, frames, snaplen int) bool {
+	if unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2) != nil {
+		return false
+	}
+	frame := (frameData + snaplen + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	page := os.Getpagesize()
+	// frameBlockSize, or less for a small ring, or more for a big frame.
+	blockSize := min(frameBlockSize, frames*frame)
+	blockSize = (max(blockSize, frame) + page - 1) / page * page
+	perBlock := blockSize / frame
+	blocks := (frames + perBlock - 1) / perBlock
+	req := unix.TpacketReq{
+		Block_size: uint32(blockSize), Block_nr: uint32(blocks),
+		Frame_size: uint32(frame), Frame_nr: uint32(blocks * perBlock),
+	}
+	if unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+		return false
+	}
+	ring, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		// The ring stays, unread: take it down again.
+		unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &unix.TpacketReq{})
+		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+		return false
+	}
+	r.ring, r.block = ring, blockSize
+	r.frame, r.perBlock, r.frames = frame, perBlock, blocks*perBlock
+	return true
+}
+
 // htons puts v in network byte order, as struct sockaddr_ll wants it.
 func htons(v uint16) uint16 {
 	var b [2]byte
@@ -171,7 +262,13 @@ func htons(v uint16) uint16 {
 }
 
 func (r *ringSys) run(ctx context.Context, h Handler) error {
+	if r.frame > 0 {
+		return r.runFrames(ctx, h)
+	}
 	if err := r.f.SetReadDeadline(time.Time{}); err != nil {
+		if r.closed.Load() {
+			return nil // closed before Run began: as if during it
+		}
 		return &OpError{Op: "recvmmsg", Err: err}
 	}
 	// A deadline in the past wakes a read waiting in the poller.
@@ -290,16 +387,147 @@ func (r *ringSys) readBlock(h Handler) bool {
 	return true
 }
 
+// frameBatch bounds how many frames readFrames delivers before run looks
+// at its context again.
+const frameBatch = 256
+
+// frameAt is frame i of the TPACKET_V2 ring.
+func (r *ringSys) frameAt(i int) []byte {
+	off := i/r.perBlock*r.block + i%r.perBlock*r.frame
+	return r.ring[off : off+r.frame]
+}
+
+// frameStatusOf is the status word of frame f.
+func frameStatusOf(f []byte) *uint32 { return (*uint32)(unsafe.Pointer(&f[frameStatus])) }
+
+// runFrames is run for a TPACKET_V2 ring: it reads the frames the kernel
+// has filled and waits in poll(2) for more.
+func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	stop := context.AfterFunc(ctx, r.wakeUp)
+	defer stop()
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.wake), Events: unix.POLLIN}}
+	var buf [8]byte
+	for {
+		if ctx.Err() != nil || r.closed.Load() {
+			return nil
+		}
+		n, drained, ok := r.readFrames(h)
+		if !ok {
+			return nil
+		}
+		if !drained {
+			continue
+		}
+		if r.busy(n, time.Now()) {
+			// Let a flood gather in the ring rather than wake per
+			// packet: a wake-up costs more than reading a frame.
+			time.Sleep(paceDelay)
+			continue
+		}
+		// The kernel reports the socket readable while the frame it
+		// filled last is not handed back, so a frame filled since
+		// readFrames looked is not missed.
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return &OpError{Op: "poll", Err: err}
+		}
+		if fds[1].Revents != 0 {
+			unix.Read(r.wake, buf[:])
+		}
+	}
+}
+
+// wakeUp ends a wait of runFrames in poll(2).
+// It may come from ctx after run has returned, even after close.
+func (r *ringSys) wakeUp() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.wake >= 0 {
+		unix.Write(r.wake, one[:])
+	}
+}
+
+// readFrames delivers the packets of the ring's frames the kernel has
+// filled, in order, frameBatch at most, with the times the kernel took
+// them, handing each frame back once it is read. It returns how many
+// frames it read, whether it read all there were, and false when the ring
+// is gone (closed).
+func (r *ringSys) readFrames(h Handler) (n int, drained, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ring == nil {
+		return 0, false, false
+	}
+	for ; n < frameBatch; n++ {
+		f := r.frameAt(r.cur)
+		status := frameStatusOf(f)
+		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
+			return n, true, true
+		}
+		net, snap := int(binary.NativeEndian.Uint16(f[frameNet:])), int(binary.NativeEndian.Uint32(f[frameSnaplen:]))
+		out := f[frameLL+llPkttype] == unix.PACKET_OUTGOING
+		if (!out || r.outgoing) && net >= frameLL && net+snap <= len(f) {
+			h(f[net:net+snap], Info{
+				At:        time.Unix(int64(binary.NativeEndian.Uint32(f[frameSec:])), int64(binary.NativeEndian.Uint32(f[frameNsec:]))),
+				Interface: int(int32(binary.NativeEndian.Uint32(f[frameLL+llIfindex:]))),
+				Outgoing:  out,
+			})
+		}
+		atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
+		r.cur = (r.cur + 1) % r.frames
+	}
+	return n, false, true
+}
+
+// An Immediate ring's reader that has read paceBusyFrames frames or more
+// within paceWindow is busy: each time it has read every frame there is,
+// it pauses paceDelay (in practice up to a millisecond: the runtime's
+// timers) before it waits for the next, so a flood is read a batch per
+// wake-up, not a packet; below that rate, as for a scan, every packet is
+// read as it lands.
+const (
+	paceWindow     = time.Millisecond
+	paceBusyFrames = 32 // 32,000 packets a second
+	paceDelay      = 250 * time.Microsecond
+)
+
+// busy counts n frames read by now and tells whether the reader is busy.
+func (r *ringSys) busy(n int, now time.Time) bool {
+	r.paceCount += n
+	if d := now.Sub(r.paceFrom); d >= paceWindow {
+		r.paceBusy = r.paceCount >= int(int64(paceBusyFrames)*int64(d)/int64(paceWindow))
+		r.paceFrom, r.paceCount = now, 0
+	} else if r.paceCount >= paceBusyFrames {
+		r.paceBusy = true
+	}
+	return r.paceBusy
+}
+
 // dropped adds up the kernel's count of packets dropped for a full
 // buffer, which it resets at every read.
 func (r *ringSys) dropped() (uint64, error) {
 	var st *unix.TpacketStats
-	var serr error
-	err := r.rc.Control(func(fd uintptr) {
-		st, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	})
-	if err == nil {
-		err = serr
+	var err error
+	if r.frame > 0 {
+		r.fdMu.RLock()
+		if r.fd < 0 {
+			err = os.ErrClosed
+		} else {
+			st, err = unix.GetsockoptTpacketStats(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		}
+		r.fdMu.RUnlock()
+	} else {
+		var serr error
+		err = r.rc.Control(func(fd uintptr) {
+			st, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		})
+		if err == nil {
+			err = serr
+		}
 	}
 	if err != nil {
 		return r.drops.Load(), &OpError{Op: "getsockopt PACKET_STATISTICS", Err: err}
@@ -308,9 +536,33 @@ func (r *ringSys) dropped() (uint64, error) {
 }
 
 func (r *ringSys) close() error {
+	if r.frame > 0 {
+		return r.closeFrames()
+	}
 	r.closed.Store(true)
 	err := r.f.Close()
 	r.unmap()
+	if err != nil {
+		return &OpError{Op: "close", Err: err}
+	}
+	return nil
+}
+
+// closeFrames is close for a TPACKET_V2 ring: it stops a run in progress
+// and waits for it to leave before it frees the ring and descriptors.
+func (r *ringSys) closeFrames() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.wakeUp()
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	r.unmap()
+	r.fdMu.Lock()
+	defer r.fdMu.Unlock()
+	err := unix.Close(r.fd)
+	unix.Close(r.wake)
+	r.fd, r.wake = -1, -1
 	if err != nil {
 		return &OpError{Op: "close", Err: err}
 	}
