@@ -39,6 +39,7 @@ type pending struct {
 	queued   bool   // in Engine.queue, at qseq
 	qseq     uint64 // its place: Engine.queue[qseq-Engine.queueBase]
 	toolBits uint8
+	early    bool // weighed in scan detection when it came (countsAtOnce)
 }
 
 const (
@@ -347,6 +348,14 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 	pd.queued, pd.qseq = true, e.queueBase+uint64(len(e.queue))
 	e.queue = append(e.queue, pd)
 	pd.src = e.source(p.Src, p.At) // the source is seen, and so kept or evicted
+	if e.countsAtOnce(pd) && !e.allowed(p.Src) {
+		// Weighed now, as scanlogd weighs every packet when it comes:
+		// waiting for its answer (up to AnswerWait for an open port,
+		// which does not answer these) would change only when a scan
+		// is seen, not whether. Its answer is still logged when known.
+		pd.early = true
+		e.probe(pd.src, pd, kind, AnswerNone, p.At)
+	}
 	// Memory stays flat under a flood: the oldest attempt is decided
 	// early once there are too many.
 	for len(e.pending) > e.cfg.maxPending() {
@@ -583,10 +592,25 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 	if answer.Refused() || e.cfg.LogAll {
 		e.log(s, Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
 	}
-	if e.allowed(pd.flow.Src) {
+	if e.allowed(pd.flow.Src) || pd.early {
 		return
 	}
 	e.probe(s, pd, kind, answer, now)
+}
+
+// countsAtOnce reports whether an attempt weighs in scan detection
+// whatever its answer, so that it can be weighed when it comes: the
+// stealth probes (no connection sends a lone FIN, no flags, or FIN, PSH
+// and URG) and UDP to a port outside the ephemeral range (see counted).
+// A SYN waits for its answer: a completed handshake does not count.
+func (e *Engine) countsAtOnce(pd *pending) bool {
+	switch pd.kind {
+	case kindNULL, kindFIN, kindXmas:
+		return true
+	case kindUDP:
+		return pd.flow.DstPort < e.cfg.EphemeralLow || pd.flow.DstPort > e.cfg.EphemeralHigh
+	}
+	return false
 }
 
 // log writes an attempt unless its source is over its rate, or all

@@ -599,3 +599,38 @@ func TestSeparateSources(t *testing.T) {
 		})
 	}
 }
+
+// TestStealthWeighedWhenItComes: a FIN scan of open ports (which do not
+// answer a FIN) is seen at the probe that crosses the threshold, as
+// scanlogd sees it, not AnswerWait later; a UDP scan likewise. A SYN
+// scan of open ports still waits for the handshake's fate: a completed
+// one is a client's, not a probe.
+func TestStealthWeighedWhenItComes(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		proto Proto
+		flags uint8
+	}{
+		{"FIN", TCP, FIN},
+		{"NULL", TCP, 0},
+		{"Xmas", TCP, FIN | PSH | URG},
+		{"UDP", UDP, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, Config{AnswerWait: 2 * time.Second})
+			start := s.now
+			// Unprivileged ports weigh 1: the 21st crosses the threshold.
+			for port := uint16(20000); port < 20030; port++ {
+				s.send(s.in(srcN(0), 40000, local4, port, c.proto, c.flags))
+				s.at(10 * time.Millisecond)
+			}
+			starts := s.alerts(PhaseStart)
+			if len(starts) != 1 {
+				t.Fatalf("%d start alerts before the answer wait, want 1", len(starts))
+			}
+			if d := starts[0].Time.Sub(start); d > 300*time.Millisecond {
+				t.Errorf("alerted %v after the first probe, want at the 21st probe (200 ms)", d)
+			}
+		})
+	}
+}
