@@ -661,6 +661,21 @@ func (e *Engine) counted(pd *pending, kind probeKind, answer Answer) bool {
 	return true
 }
 
+// probingPorts is how many distinct ports a source must have probed in
+// the short window, refused or unanswered, before its completed
+// handshakes weigh too (see probing).
+const probingPorts = 3
+
+// probing reports whether s has probed at least probingPorts distinct
+// ports within the short window so far. Such a source is scanning, and a
+// handshake it completes in that window is a probe too (a connect scan's
+// open ports), as scanlogd counts every SYN. A client or a monitor that
+// only connects to open services never gets here, nor one that finds a
+// service or two down.
+func (e *Engine) probing(s *source, at time.Time) bool {
+	return s.ports != nil && at.UnixNano()-s.shortLast <= int64(e.cfg.ShortGap) && len(s.ports.short) >= probingPorts
+}
+
 func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, now time.Time) {
 	at := pd.at
 	if s.evidence[kind] < math.MaxUint32 {
@@ -673,7 +688,7 @@ func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, no
 			}
 		}
 	}
-	if !e.counted(pd, kind, answer) {
+	if !e.counted(pd, kind, answer) && !(kind == kindConnect && e.probing(s, at)) {
 		// An accepted port is named in a scan's ports, but does not
 		// make one.
 		if kind != kindConnect {

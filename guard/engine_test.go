@@ -634,3 +634,54 @@ func TestStealthWeighedWhenItComes(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectScanWeighsOpenPorts: once a source has been refused on a few
+// ports in the short window, the handshakes it completes weigh too, so a
+// connect scan of a host with many open ports is seen as soon as by
+// scanlogd; a monitor that connects to open services, with two of them
+// down, is no scan.
+func TestConnectScanWeighsOpenPorts(t *testing.T) {
+	connect := func(s *sim, src netip.Addr, port uint16) {
+		p := s.in(src, 40000+port, local4, port, TCP, SYN)
+		s.send(p)
+		s.send(s.in(src, 40000+port, local4, port, TCP, ACK))
+	}
+	// Ports 20000-20039, every other one open: weight 1 each, so the
+	// 21st distinct port crosses the threshold if open ports weigh.
+	s := newSim(t, Config{})
+	for port := uint16(20000); port < 20040; port++ {
+		if port%2 == 0 {
+			connect(s, srcN(0), port)
+		} else {
+			s.synClosed(srcN(0), local4, port)
+		}
+		s.at(10 * time.Millisecond)
+	}
+	starts := s.alerts(PhaseStart)
+	if len(starts) != 1 {
+		t.Fatalf("%d start alerts, want 1", len(starts))
+	}
+	// Counting from the fourth port on (the first three make it a
+	// prober), the 21st weighed port is port 20000+22: 220 ms.
+	if d := starts[0].Time.Sub(starts[0].Start); d > 250*time.Millisecond {
+		t.Errorf("connect scan alerted %v after its first probe, want by its 23rd port (220 ms)", d)
+	}
+
+	// A monitor: 12 privileged services a second, two of them down,
+	// for a minute. Only the refused ones weigh: 6 a check, no scan.
+	m := newSim(t, Config{})
+	for range 60 {
+		for i, port := range []uint16{21, 22, 25, 53, 80, 110, 143, 389, 443, 465, 587, 993} {
+			if i < 2 {
+				m.synClosed(srcN(1), local4, port)
+			} else {
+				connect(m, srcN(1), port)
+			}
+			m.at(5 * time.Millisecond)
+		}
+		m.at(time.Second)
+	}
+	if a := m.alerts(PhaseStart); len(a) != 0 {
+		t.Errorf("a monitor with two services down raised %d alerts, want 0", len(a))
+	}
+}
