@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -336,40 +335,14 @@ func TestKnockSPAToStockFwknopd(t *testing.T) {
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var seen []string
-	waitFor := func(what string) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("fwknopd ended before %q:\n%s", what, strings.Join(seen, "\n"))
-				}
-				seen = append(seen, l)
-				if strings.Contains(l, what) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("fwknopd did not say %q within 10s:\n%s", what, strings.Join(seen, "\n"))
-			}
-		}
-	}
+	dl := readDaemonLog("fwknopd", out)
 	defer func() {
 		// SIGTERM: fwknopd removes its chains and rules as it exits.
 		daemon.Process.Signal(syscall.SIGTERM)
 		daemon.Wait()
-		t.Log("fwknopd:\n" + strings.Join(seen, "\n"))
+		t.Log("fwknopd:\n" + dl.String())
 	}()
-	waitFor("main event loop")
+	dl.wait(t, "main event loop")
 
 	code, msg := runIn(t, pair.Scanner, "knock", "--spa", netnstest.Target4.String(), "--open", fmt.Sprintf("%d/tcp", port), "--key-file", keyFile)
 	if code != 0 {

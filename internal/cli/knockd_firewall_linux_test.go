@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -97,39 +96,13 @@ require_source_address = true
 	if err := knockd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var seen []string
-	waitFor := func(what string) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("knockd ended before %q:\n%s", what, strings.Join(seen, "\n"))
-				}
-				seen = append(seen, l)
-				if strings.Contains(l, what) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("knockd did not say %q within 10s:\n%s", what, strings.Join(seen, "\n"))
-			}
-		}
-	}
+	dl := readDaemonLog("knockd", logs)
 	defer func() {
 		knockd.Process.Signal(syscall.SIGTERM)
 		knockd.Wait()
-		t.Log("knockd:\n" + strings.Join(seen, "\n"))
+		t.Log("knockd:\n" + dl.String())
 	}()
-	waitFor("listening")
+	dl.wait(t, "listening")
 
 	code, out := runIn(t, pair.Scanner, "knock", "--spa", netnstest.Target4.String(), "--open", fmt.Sprintf("%d/tcp", port), "--key-file", keyFile)
 	if code != 0 {
