@@ -3,9 +3,12 @@ package cli
 import (
 	"bufio"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portkit/portkit/internal/netnstest"
 )
 
 // daemonLog reads a daemon's output (a stock fwknopd, portkit knockd) line
@@ -51,3 +54,18 @@ func (d *daemonLog) wait(t *testing.T, what string) {
 
 // String is every line read so far.
 func (d *daemonLog) String() string { return strings.Join(d.seen, "\n") }
+
+// dialFrom makes one TCP connection to target from namespace ns and
+// closes it: whether a port lets a connect through.
+func dialFrom(t *testing.T, ns, target string) error {
+	var err error
+	netnstest.Run(t, ns, func() error {
+		var c net.Conn
+		c, err = net.DialTimeout("tcp", target, 500*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return nil
+	})
+	return err
+}

@@ -287,19 +287,7 @@ func TestKnockSPAToStockFwknopd(t *testing.T) {
 	// before that, as fwknopd's own exit does for its chains.
 	t.Cleanup(func() { ipt(append([]string{"-D"}, drop...)...) })
 
-	target := fmt.Sprintf("%v:%d", netnstest.Target4, port)
-	connect := func() error {
-		var err error
-		netnstest.Run(t, pair.Scanner, func() error {
-			var c net.Conn
-			c, err = net.DialTimeout("tcp", target, 500*time.Millisecond)
-			if err == nil {
-				c.Close()
-			}
-			return nil
-		})
-		return err
-	}
+	connect := func() error { return dialFrom(t, pair.Scanner, fmt.Sprintf("%v:%d", netnstest.Target4, port)) }
 	if err := connect(); err == nil {
 		t.Fatal("the port took a connect before fwknopd ran: the drop rule is not in place")
 	}

@@ -47,20 +47,7 @@ func TestKnockdOpensFirewall(t *testing.T) {
 	}
 	t.Cleanup(func() { fwNS(t, pair.Target, "", "firewall", "flush") })
 
-	// connect dials the service from the scanner namespace.
-	target := fmt.Sprintf("%v:%d", netnstest.Target4, port)
-	connect := func() error {
-		var err error
-		netnstest.Run(t, pair.Scanner, func() error {
-			var c net.Conn
-			c, err = net.DialTimeout("tcp", target, 500*time.Millisecond)
-			if err == nil {
-				c.Close()
-			}
-			return nil
-		})
-		return err
-	}
+	connect := func() error { return dialFrom(t, pair.Scanner, fmt.Sprintf("%v:%d", netnstest.Target4, port)) }
 	if err := connect(); err == nil {
 		t.Fatal("a protected port took a connect before any knock")
 	}
