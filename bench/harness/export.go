@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -49,11 +51,39 @@ func RecordFailure(path, section, command string, err error) error {
 	if path == "" || section == "" {
 		return nil
 	}
-	doc, rerr := os.ReadFile(path)
-	if rerr != nil && !os.IsNotExist(rerr) {
-		return rerr
-	}
 	body := fmt.Sprintf("**FAILED** — %s: `%s` stopped with: %s. The figures this section showed before are in the file's history.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), command, strings.ReplaceAll(err.Error(), "\n", " "))
-	return os.WriteFile(path, UpdateSection(doc, section, body), 0o644)
+	return WriteSection(path, section, body)
+}
+
+// Finish ends a benchmark program's run as they all end it, and returns
+// its exit status: 130 when ctx was interrupted; on err, the failure on
+// stderr and recorded in the section (RecordFailure), 1; else body on
+// stdout and written into the section when md names a file, and 1 when a
+// target was missed (met false), 0 when none was.
+func Finish(ctx context.Context, stdout, stderr io.Writer, prog, md, section, command, body string, met bool, err error) int {
+	if ctx.Err() != nil {
+		return 130
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		if rerr := RecordFailure(md, section, command, err); rerr != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, rerr)
+		}
+		return 1
+	}
+	fmt.Fprint(stdout, body)
+	if !strings.HasSuffix(body, "\n") {
+		fmt.Fprintln(stdout)
+	}
+	if md != "" && section != "" {
+		if err := WriteSection(md, section, body); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+	}
+	if !met {
+		return 1
+	}
+	return 0
 }

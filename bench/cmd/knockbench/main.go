@@ -96,28 +96,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer os.RemoveAll(c.tmp)
 
 	s, err := modes[c.mode](ctx, c)
-	if ctx.Err() != nil {
-		return 130
+	var body string
+	if err == nil {
+		body = s.Markdown(c.command)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "knockbench: %v\n", err)
-		if rerr := harness.RecordFailure(c.md, c.section, c.command, err); rerr != nil {
-			fmt.Fprintf(stderr, "knockbench: %v\n", rerr)
-		}
-		return 1
-	}
-	md := s.Markdown(c.command)
-	fmt.Fprint(stdout, md)
-	if c.md != "" {
-		if err := harness.WriteSection(c.md, c.section, md); err != nil {
-			fmt.Fprintf(stderr, "knockbench: %v\n", err)
-			return 1
-		}
-	}
-	if !s.Pass {
-		return 1
-	}
-	return 0
+	return harness.Finish(ctx, stdout, stderr, "knockbench", c.md, c.section, c.command, body, err == nil && s.Pass, err)
 }
 
 // shown is argv as a command line for the reports, in backquotes, with the

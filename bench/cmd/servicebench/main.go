@@ -111,28 +111,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	} else {
 		body, met, err = sweep(ctx, &cfg)
 	}
-	if ctx.Err() != nil {
-		return 130
+	code := harness.Finish(ctx, os.Stdout, stderr, "servicebench", cfg.md, cfg.section, cfg.command, body, met, err)
+	if code == 1 && errors.Is(err, errUsage) {
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "servicebench:", err)
-		if rerr := harness.RecordFailure(cfg.md, cfg.section, cfg.command, err); rerr != nil {
-			fmt.Fprintln(stderr, "servicebench:", rerr)
-		}
-		if errors.Is(err, errUsage) {
-			return 2
-		}
-		return 1
-	}
-	fmt.Fprintln(os.Stdout, body)
-	if cfg.md != "" && cfg.section != "" {
-		if err := harness.WriteSection(cfg.md, cfg.section, body); err != nil {
-			fmt.Fprintln(stderr, "servicebench:", err)
-			return 1
-		}
-	}
-	if !met {
-		return 1
-	}
-	return 0
+	return code
 }
