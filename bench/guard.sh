@@ -83,25 +83,16 @@ fixture=
 bench=
 nflog=
 
-# Runs on every exit, ctrl-C included: stop guardbench (which stops guard),
-# the fixture, whatever else runs in either namespace (scanlogd), by pid, and
-# delete both namespaces.
-# shellcheck disable=SC2317 # reached through the trap
-cleanup() {
-	local rc=$? ns
-	trap - EXIT INT TERM
-	halt "$bench" TERM
-	halt "$fixture" TERM
-	[ -z "$nflog" ] || echo "$nflog" >/proc/sys/net/netfilter/nf_log_all_netns || rc=1
-	for ns in "$sns" "$tns"; do
-		del_netns "$ns" || rc=1
-	done
-	rm -rf "$tmp"
-	exit "$rc"
+# On every exit, ctrl-C included, lib.sh's cleanup_pair stops guardbench
+# (with TERM: it then stops guard) and the fixture, puts nf_log_all_netns
+# back (cleanup_more), and deletes both namespaces with whatever else runs
+# there (scanlogd).
+bench_signal=TERM
+# shellcheck disable=SC2317 # reached through cleanup_pair
+cleanup_more() {
+	[ -z "$nflog" ] || echo "$nflog" >/proc/sys/net/netfilter/nf_log_all_netns
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps cleanup_pair
 
 make_pair "$sns" "$tns"
 # The flood's sources answered through the scanner (which drops what

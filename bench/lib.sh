@@ -98,3 +98,34 @@ wait_up() {
 		sleep 0.1
 	done
 }
+
+# cleanup_pair is the exit trap of the scripts that run on make_pair's two
+# namespaces ($sns, $tns): it stops $bench (with $bench_signal, INT unless
+# the script sets another) and $fixture, runs the script's cleanup_more if it
+# has one, deletes both namespaces (which takes the veth pair and whatever
+# still runs there with them) and $tmp, and exits with the script's status,
+# or 1 when a step failed. No step stops the next. set_traps cleanup_pair
+# installs it.
+# shellcheck disable=SC2317 # reached through the scripts' traps
+cleanup_pair() {
+	local rc=$? ns
+	trap - EXIT INT TERM
+	halt "${bench:-}" "${bench_signal:-INT}"
+	halt "${fixture:-}" TERM
+	if declare -F cleanup_more >/dev/null; then
+		cleanup_more || rc=1
+	fi
+	for ns in "$sns" "$tns"; do
+		del_netns "$ns" || rc=1
+	done
+	rm -rf "${tmp:?}"
+	exit "$rc"
+}
+
+# set_traps FUNC runs FUNC on every exit, ctrl-C included; an interrupt
+# exits 130 and a TERM 143, through FUNC.
+set_traps() {
+	trap "$1" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}

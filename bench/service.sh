@@ -80,25 +80,10 @@ tmp=$(mktemp -d)
 fixture=
 bench=
 
-# Runs on every exit, ctrl-C included: stop servicebench (which kills the
-# servers it started and the scanner it runs) and the sweep fixture, kill
-# whatever else runs in either namespace by pid, and delete both namespaces,
-# which takes the veth pair with them. No step stops the next.
-# shellcheck disable=SC2317 # reached through the trap
-cleanup() {
-	local rc=$? ns
-	trap - EXIT INT TERM
-	halt "$bench" INT
-	halt "$fixture" TERM
-	for ns in "$sns" "$tns"; do
-		del_netns "$ns" || rc=1
-	done
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# On every exit, ctrl-C included, lib.sh's cleanup_pair stops servicebench
+# (which kills the servers it started and the scanner it runs) and the sweep
+# fixture, and deletes both namespaces, which takes the veth pair with them.
+set_traps cleanup_pair
 
 make_pair "$sns" "$tns"
 # The sweep: the whole /24 is local on the target's loopback, reached from
