@@ -109,9 +109,7 @@ cleanup() {
 	del_netns "$ns" || rc=1
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps cleanup
 
 fence_test_ranges
 ip netns add "$ns"

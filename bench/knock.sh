@@ -104,9 +104,7 @@ cleanup() {
 	done
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps cleanup
 
 ip netns add "$cns"
 ip -n "$cns" link set lo up

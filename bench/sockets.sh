@@ -64,9 +64,7 @@ cleanup() {
 	rm -rf "$tmp"
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps cleanup
 
 fence_test_ranges
 ip netns add "$ns"
