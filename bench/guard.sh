@@ -36,20 +36,28 @@
 # --no-psad leaves psad and the sysctl alone. The rules go before the flood,
 # which would otherwise fill the host's kernel log.
 #
-# It takes about 5 minutes.
+# --repeat N runs every scan N times (1-18), each run from its own source
+# address; the table shows each scan's medians. --scans-only stops after
+# the scans and prints their table without writing docs/BENCHMARKS.md.
 #
-#   bash bench/guard.sh [--no-psad] [--seed N] [--flood-count N] [--flood-for DURATION]
+# It takes about 5 minutes, and a minute more for each repeat.
+#
+#   bash bench/guard.sh [--no-psad] [--repeat N] [--scans-only] [--seed N] [--flood-count N] [--flood-for DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bash bench/guard.sh [--no-psad] [--seed N] [--flood-count N] [--flood-for DURATION]"
+usage="usage: bash bench/guard.sh [--no-psad] [--repeat N] [--scans-only] [--seed N] [--flood-count N] [--flood-for DURATION]"
 args=("$@")
 seed=
 floodcount=2000000
 floodfor=20s
 psad=1
+repeat=1
+scansonly=()
 while (($#)); do
 	case $1 in
 	--no-psad) psad=0 ;;
+	--repeat) repeat=${2:?$usage}; shift ;;
+	--scans-only) scansonly=(-scans-only) ;;
 	--seed) seed=${2:?$usage}; shift ;;
 	--flood-count) floodcount=${2:?$usage}; shift ;;
 	--flood-for) floodfor=${2:?$usage}; shift ;;
@@ -58,8 +66,8 @@ while (($#)); do
 	esac
 	shift
 done
-[[ $seed =~ ^[0-9]*$ && $floodcount =~ ^[1-9][0-9]*$ && $floodfor =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
-	{ echo "guard.sh: --seed and --flood-count take numbers, --flood-for a duration (20s); $usage" >&2; exit 2; }
+[[ $seed =~ ^[0-9]*$ && $repeat =~ ^([1-9]|1[0-8])$ && $floodcount =~ ^[1-9][0-9]*$ && $floodfor =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
+	{ echo "guard.sh: --seed and --flood-count take numbers, --repeat 1 to 18, --flood-for a duration (20s); $usage" >&2; exit 2; }
 seed=${seed:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 
 me=guard.sh
@@ -133,7 +141,7 @@ if ((psad)); then
 	psadflags=(-psad-conf "$tmp/psad/psad.conf" -psad-messages "$tmp/psad/messages")
 fi
 produced_by="bash bench/guard.sh${args[*]:+ ${args[*]}}"
-bin/guardbench run "${psadflags[@]}" -scanner-ns "$sns" -target-ns "$tns" -router-mac "$mac" -plan "$tmp/plan.json" \
+bin/guardbench run "${psadflags[@]}" "${scansonly[@]}" -repeat "$repeat" -scanner-ns "$sns" -target-ns "$tns" -router-mac "$mac" -plan "$tmp/plan.json" \
 	-portkit bin/portkit -self bin/guardbench -devdir "$tmp/dev" -flood-count "$floodcount" -flood-for "$floodfor" \
 	-md docs/BENCHMARKS.md -section guard -command "$produced_by" &
 bench=$!

@@ -39,7 +39,11 @@ type pending struct {
 	queued   bool   // in Engine.queue, at qseq
 	qseq     uint64 // its place: Engine.queue[qseq-Engine.queueBase]
 	toolBits uint8
-	early    bool // weighed in scan detection when it came (countsAtOnce)
+	// early: its port was weighed in scan detection when it came, not
+	// when its answer did (countsAtOnce, or a prober's SYN); typed: its
+	// kind was counted as evidence then too (only a SYN's kind waits for
+	// the answer: refused, half-open or completed).
+	early, typed bool
 }
 
 const (
@@ -348,13 +352,25 @@ func (e *Engine) addPending(p *Packet, kind probeKind) {
 	pd.queued, pd.qseq = true, e.queueBase+uint64(len(e.queue))
 	e.queue = append(e.queue, pd)
 	pd.src = e.source(p.Src, p.At) // the source is seen, and so kept or evicted
-	if e.countsAtOnce(pd) && !e.allowed(p.Src) {
-		// Weighed now, as scanlogd weighs every packet when it comes:
-		// waiting for its answer (up to AnswerWait for an open port,
-		// which does not answer these) would change only when a scan
-		// is seen, not whether. Its answer is still logged when known.
-		pd.early = true
-		e.probe(pd.src, pd, kind, AnswerNone, p.At)
+	if !e.allowed(p.Src) {
+		switch {
+		case e.countsAtOnce(pd):
+			// Weighed now, as scanlogd weighs every packet when it
+			// comes: waiting for its answer (up to AnswerWait for an
+			// open port, which does not answer these) would change
+			// only when a scan is seen, not whether. Its answer is
+			// still logged when known.
+			pd.early, pd.typed = true, true
+			e.probe(pd.src, pd, kind, AnswerNone, p.At)
+		case kind <= kindSYNStack && e.probing(pd.src, p.At):
+			// A prober's SYN weighs whatever its answer (see
+			// probing), so it weighs now: the packet is seen here
+			// before this host's stack has even answered it. What it
+			// was (refused, half-open, completed) counts towards the
+			// scan's type when the answer comes.
+			pd.early = true
+			e.weigh(pd.src, pd, p.At)
+		}
 	}
 	// Memory stays flat under a flood: the oldest attempt is decided
 	// early once there are too many.
@@ -405,20 +421,27 @@ func (e *Engine) compactQueue() {
 
 // expireOne decides the oldest pending attempt: no answer came.
 func (e *Engine) expireOne(now time.Time) {
-	for e.queueHead < len(e.queue) {
-		pd := e.queue[e.queueHead]
-		e.queue[e.queueHead] = nil
+	e.popDecided()
+	if e.queueHead == len(e.queue) {
+		return
+	}
+	pd := e.queue[e.queueHead]
+	e.queue[e.queueHead] = nil
+	e.queueHead++
+	pd.queued = false
+	answer := AnswerNone
+	if pd.kind <= kindSYNStack {
+		answer = AnswerDropped
+	}
+	e.resolve(pd, now, pd.kind, answer)
+	e.popDecided()
+}
+
+// popDecided moves the queue's head past the places of attempts decided
+// already.
+func (e *Engine) popDecided() {
+	for e.queueHead < len(e.queue) && e.queue[e.queueHead] == nil {
 		e.queueHead++
-		if pd == nil { // decided already
-			continue
-		}
-		pd.queued = false
-		answer := AnswerNone
-		if pd.kind <= kindSYNStack {
-			answer = AnswerDropped
-		}
-		e.resolve(pd, now, pd.kind, answer)
-		break
 	}
 	if e.queueHead == len(e.queue) {
 		e.queueBase += uint64(e.queueHead)
@@ -429,11 +452,9 @@ func (e *Engine) expireOne(now time.Time) {
 // Tick moves the engine's time to now: attempts whose answer did not come
 // in time are decided, scans report and end, idle sources are let go.
 func (e *Engine) Tick(now time.Time) {
-	for e.queueHead < len(e.queue) {
-		pd := e.queue[e.queueHead]
-		if pd != nil && now.Sub(pd.at) < e.cfg.AnswerWait {
-			break
-		}
+	// Only the oldest attempt still waiting, if its wait is over: an
+	// attempt decided already, at the head, says nothing of the next.
+	for e.popDecided(); e.queueHead < len(e.queue) && now.Sub(e.queue[e.queueHead].at) >= e.cfg.AnswerWait; {
 		e.expireOne(now)
 	}
 	// The rest walks whole tables: not for every packet.
@@ -592,10 +613,13 @@ func (e *Engine) resolve(pd *pending, now time.Time, kind probeKind, answer Answ
 	if answer.Refused() || e.cfg.LogAll {
 		e.log(s, Attempt{Time: pd.at, Flow: pd.flow, Flags: pd.flags, TTL: pd.ttl, Answer: answer})
 	}
-	if e.allowed(pd.flow.Src) || pd.early {
-		return
+	switch {
+	case e.allowed(pd.flow.Src):
+	case !pd.early:
+		e.probe(s, pd, kind, answer, now)
+	case !pd.typed:
+		e.evidence(s, pd, kind)
 	}
-	e.probe(s, pd, kind, answer, now)
 }
 
 // countsAtOnce reports whether an attempt weighs in scan detection
@@ -676,39 +700,71 @@ func (e *Engine) probing(s *source, at time.Time) bool {
 	return s.ports != nil && at.UnixNano()-s.shortLast <= int64(e.cfg.ShortGap) && len(s.ports.short) >= probingPorts
 }
 
+// probe counts a decided attempt in scan detection: its kind as evidence
+// of the scan's type, and, when it weighs (counted, or a prober's
+// completed handshake), its port in the windows.
 func (e *Engine) probe(s *source, pd *pending, kind probeKind, answer Answer, now time.Time) {
-	at := pd.at
+	e.evidence(s, pd, kind)
+	if e.counted(pd, kind, answer) || kind == kindConnect && e.probing(s, pd.at) {
+		e.weigh(s, pd, now)
+		return
+	}
+	// An accepted port is named in a scan's ports, but does not make
+	// one.
+	if kind != kindConnect {
+		return
+	}
+	if a := s.alert; a != nil {
+		e.addToAlert(a, pd)
+	} else if ps := s.portState(); len(ps.accepted) < 64 {
+		if ps.accepted == nil {
+			ps.accepted = map[portKey]struct{}{}
+		}
+		ps.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
+	}
+}
+
+// evidence counts an attempt's kind, and the scanner its packets point
+// to, towards the scan's type: in the scan s is reported in, if it is,
+// else in s, to be joined to the scan detected later.
+func (e *Engine) evidence(s *source, pd *pending, kind probeKind) {
+	tool := kind <= kindHalfOpen
+	if a := s.alert; a != nil {
+		a.evidence[kind]++
+		if tool {
+			for _, b := range []uint8{toolZmap, toolMasscan} {
+				if pd.toolBits&b != 0 {
+					a.tools[b]++
+				}
+			}
+		}
+		if kind != kindConnect {
+			a.Probes++
+		}
+		a.changed = true
+		return
+	}
 	if s.evidence[kind] < math.MaxUint32 {
 		s.evidence[kind]++
 	}
-	if kind <= kindHalfOpen {
+	if tool {
 		for _, b := range []uint8{toolZmap, toolMasscan} {
 			if pd.toolBits&b != 0 && s.tools[b] < math.MaxUint32 {
 				s.tools[b]++
 			}
 		}
 	}
-	if !e.counted(pd, kind, answer) && !(kind == kindConnect && e.probing(s, at)) {
-		// An accepted port is named in a scan's ports, but does not
-		// make one.
-		if kind != kindConnect {
-			return
-		}
-		if a := s.alert; a != nil {
-			e.addToAlert(a, s, pd, kind)
-		} else if ps := s.portState(); len(ps.accepted) < 64 {
-			if ps.accepted == nil {
-				ps.accepted = map[portKey]struct{}{}
-			}
-			ps.accepted[portKey{pd.flow.Proto, pd.flow.DstPort}] = struct{}{}
-		}
-		return
-	}
-	pk := portKey{pd.flow.Proto, pd.flow.DstPort}
+}
+
+// weigh adds an attempt's port to the scan s is reported in, or to the
+// windows of s, and detects a scan when they show one.
+func (e *Engine) weigh(s *source, pd *pending, now time.Time) {
 	if a := s.alert; a != nil {
-		e.addToAlert(a, s, pd, kind)
+		e.addToAlert(a, pd)
 		return
 	}
+	at := pd.at
+	pk := portKey{pd.flow.Proto, pd.flow.DstPort}
 	if s.first == 0 {
 		s.first, s.firstTTL = at.UnixNano(), pd.ttl
 	}
@@ -965,16 +1021,9 @@ func (e *Engine) join(a *alert, s *source, ports []portKey) {
 	a.changed = true
 }
 
-func (e *Engine) addToAlert(a *alert, s *source, pd *pending, kind probeKind) {
-	a.evidence[kind]++
-	for _, b := range []uint8{toolZmap, toolMasscan} {
-		if pd.toolBits&b != 0 {
-			a.tools[b]++
-		}
-	}
-	if kind != kindConnect {
-		a.Probes++
-	}
+// addToAlert names an attempt's target and port in the scan it is part
+// of.
+func (e *Engine) addToAlert(a *alert, pd *pending) {
 	if len(a.targets) < 64 {
 		a.targets[pd.flow.Dst] = struct{}{}
 	}

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -683,5 +684,107 @@ func TestConnectScanWeighsOpenPorts(t *testing.T) {
 	}
 	if a := m.alerts(PhaseStart); len(a) != 0 {
 		t.Errorf("a monitor with two services down raised %d alerts, want 0", len(a))
+	}
+}
+
+// TestProberSYNWeighedWhenItComes: once a source has been refused on a
+// few ports, its SYNs weigh when they come, before this host answers
+// them (as scanlogd weighs every SYN when it comes, but later in the
+// stack), and what each was (refused, half-open, completed) still
+// decides the scan's type when its answer comes.
+func TestProberSYNWeighedWhenItComes(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		sackts bool   // the SYNs of an OS stack
+		open   uint8  // the open ports' answer: RST (half-open) or ACK (completed)
+		want   string // the type named
+	}{
+		{"SYN", false, RST, "SYN"},
+		{"connect", true, ACK, "connect"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, Config{})
+			var sent []*Packet
+			for port := uint16(20000); port < 20040; port++ {
+				p := s.in(srcN(0), 40000+port, local4, port, TCP, SYN)
+				p.SACKTS = c.sackts
+				s.send(p)
+				if port < 20000+probingPorts {
+					s.rst(p) // refused at once: a prober
+				} else {
+					sent = append(sent, p)
+				}
+				s.at(10 * time.Millisecond)
+			}
+			starts := s.alerts(PhaseStart)
+			if len(starts) != 1 {
+				t.Fatalf("%d start alerts before any of the later SYNs was answered, want 1", len(starts))
+			}
+			// Ports weigh 1: the SYN to the 21st port, 200 ms after the
+			// first, crosses the threshold.
+			if d := starts[0].Time.Sub(starts[0].Start); d != 200*time.Millisecond {
+				t.Errorf("alerted %v after the first probe, want at the 21st SYN (200 ms)", d)
+			}
+			if got := starts[0].Type; got != c.want {
+				t.Errorf("start names %q, want %q", got, c.want)
+			}
+			// The answers: every third port open.
+			for i, p := range sent {
+				if i%3 == 0 {
+					s.send(&Packet{Outgoing: true, Flow: p.Flow.Reverse(), Flags: SYN | ACK, TTL: 64})
+					s.send(s.in(p.Src, p.SrcPort, p.Dst, p.DstPort, TCP, c.open))
+				} else {
+					s.rst(p)
+				}
+			}
+			s.finish()
+			end := s.oneScan()
+			if end.Type != c.want {
+				t.Errorf("summary names %q, want %q", end.Type, c.want)
+			}
+			if len(end.TCPPorts) != 40 {
+				t.Errorf("summary names %d ports, want 40", len(end.TCPPorts))
+			}
+			if got, want := s.e.Stats().Refused, uint64(probingPorts+len(sent)-(len(sent)+2)/3); got != want {
+				t.Errorf("%d attempts refused, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestAnswersInAnyOrder: attempts waiting together are each decided by
+// their own answer, whatever the order the answers come in; the wait of
+// one is not cut short because an attempt before it was decided (it was:
+// every attempt behind a decided one was taken as dropped at the next
+// packet, and a half-open or completed handshake among them counted as a
+// refused probe).
+func TestAnswersInAnyOrder(t *testing.T) {
+	s := newSim(t, Config{})
+	var syns []*Packet
+	for port := uint16(20000); port < 20004; port++ {
+		p := s.in(srcN(0), 40000+port, local4, port, TCP, SYN)
+		s.send(p)
+		syns = append(syns, p)
+		s.at(time.Millisecond)
+	}
+	s.rst(syns[0])
+	s.at(time.Millisecond)
+	s.rst(syns[2])
+	s.at(time.Millisecond)
+	s.send(&Packet{Outgoing: true, Flow: syns[1].Flow.Reverse(), Flags: SYN | ACK, TTL: 64})
+	s.send(s.in(srcN(0), syns[1].SrcPort, local4, syns[1].DstPort, TCP, RST))
+	s.send(&Packet{Outgoing: true, Flow: syns[3].Flow.Reverse(), Flags: SYN | ACK, TTL: 64})
+	s.send(s.in(srcN(0), syns[3].SrcPort, local4, syns[3].DstPort, TCP, ACK))
+	s.finish()
+	got := map[uint16]Answer{}
+	for _, a := range s.attempts() {
+		got[a.DstPort] = a.Answer
+	}
+	want := map[uint16]Answer{20000: AnswerRST, 20002: AnswerRST} // accepted ones are not logged
+	if !maps.Equal(got, want) {
+		t.Errorf("attempts logged %v, want %v", got, want)
+	}
+	if st := s.e.Stats(); st.Attempts != 4 || st.Refused != 2 {
+		t.Errorf("%d attempts, %d refused, want 4 and 2", st.Attempts, st.Refused)
 	}
 }

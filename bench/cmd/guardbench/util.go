@@ -78,6 +78,15 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 }
 
+// msFine is a time to first alert, to a tenth of a millisecond: the
+// detectors differ by less than one.
+func msFine(d time.Duration) string {
+	if d >= time.Second {
+		return ms(d)
+	}
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
 func median(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
 		return 0
