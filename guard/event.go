@@ -168,30 +168,91 @@ type alertJSON struct {
 
 // MarshalJSON writes the event as one JSON object; "event" says which:
 // "attempt" or "scan".
-func (e Event) MarshalJSON() ([]byte, error) {
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil) }
+
+// AppendJSON appends MarshalJSON's object to b. An attempt, written for
+// every refused connection, is written without reflection and without
+// allocating.
+func (e Event) AppendJSON(b []byte) ([]byte, error) {
 	switch {
 	case e.Attempt != nil:
-		a := e.Attempt
-		j := attemptJSON{Time: a.Time.UTC().Format(timeFormat), Event: "attempt", Src: a.Src.String(), SrcPort: a.SrcPort,
-			Dst: a.Dst.String(), DstPort: a.DstPort, Proto: a.Proto.String(), TTL: a.TTL, Answer: a.Answer, Suppressed: a.Suppressed, SuppressedAll: a.SuppressedAll}
-		switch a.Proto {
-		case TCP:
-			j.Flags = FlagString(a.Flags)
-		case ICMP:
-			t := a.Flags
-			j.ICMPType = &t
-			j.SrcPort, j.DstPort = 0, 0
-		}
-		return json.Marshal(j)
+		return appendAttempt(b, e.Attempt), nil
 	case e.Alert != nil:
 		a := e.Alert
-		return json.Marshal(alertJSON{Time: a.Time.UTC().Format(timeFormat), Event: "scan", ID: a.ID, Phase: a.Phase, Kind: a.Kind,
+		j, err := json.Marshal(alertJSON{Time: a.Time.UTC().Format(timeFormat), Event: "scan", ID: a.ID, Phase: a.Phase, Kind: a.Kind,
 			Trigger: a.Trigger, Type: a.Type, Tool: a.Tool, Sources: a.Sources, Targets: a.Targets,
 			TCPPorts: PortRanges(a.TCPPorts), UDPPorts: PortRanges(a.UDPPorts), PortCount: len(a.TCPPorts) + len(a.UDPPorts),
 			Probes: a.Probes, Start: a.Start.UTC().Format(timeFormat), Duration: a.Duration().Seconds(),
 			Rate: float64(int64(a.Rate()*10)) / 10, TTL: a.TTL, Blocked: a.Blocked})
+		return append(b, j...), err
 	}
-	return nil, fmt.Errorf("guard: empty event")
+	return b, fmt.Errorf("guard: empty event")
+}
+
+// appendAttempt writes what json.Marshal writes of the attempt's
+// attemptJSON (TestAttemptJSON holds them to it). Every string in it is
+// of characters JSON takes as they are: digits, addresses, names.
+func appendAttempt(b []byte, a *Attempt) []byte {
+	if a.Src.Zone() != "" || a.Dst.Zone() != "" {
+		// Not from a packet: the zone is any text.
+		return appendAttemptReflect(b, a)
+	}
+	sport, dport := a.SrcPort, a.DstPort
+	if a.Proto == ICMP {
+		sport, dport = 0, 0
+	}
+	b = append(b, `{"time":"`...)
+	b = a.Time.UTC().AppendFormat(b, timeFormat)
+	b = append(b, `","event":"attempt","src":"`...)
+	b = a.Src.AppendTo(b)
+	b = append(b, `","src_port":`...)
+	b = strconv.AppendUint(b, uint64(sport), 10)
+	b = append(b, `,"dst":"`...)
+	b = a.Dst.AppendTo(b)
+	b = append(b, `","dst_port":`...)
+	b = strconv.AppendUint(b, uint64(dport), 10)
+	b = append(b, `,"proto":"`...)
+	b = append(b, a.Proto.String()...)
+	b = append(b, '"')
+	switch a.Proto {
+	case TCP:
+		b = append(b, `,"flags":"`...)
+		b = appendFlags(b, a.Flags)
+		b = append(b, '"')
+	case ICMP:
+		b = append(b, `,"icmp_type":`...)
+		b = strconv.AppendUint(b, uint64(a.Flags), 10)
+	}
+	b = append(b, `,"ttl":`...)
+	b = strconv.AppendUint(b, uint64(a.TTL), 10)
+	b = append(b, `,"answer":"`...)
+	b = append(b, a.Answer...)
+	b = append(b, '"')
+	if a.Suppressed != 0 {
+		b = append(b, `,"suppressed":`...)
+		b = strconv.AppendInt(b, int64(a.Suppressed), 10)
+	}
+	if a.SuppressedAll != 0 {
+		b = append(b, `,"suppressed_all":`...)
+		b = strconv.AppendInt(b, int64(a.SuppressedAll), 10)
+	}
+	return append(b, '}')
+}
+
+// appendAttemptReflect is appendAttempt through encoding/json.
+func appendAttemptReflect(b []byte, a *Attempt) []byte {
+	j := attemptJSON{Time: a.Time.UTC().Format(timeFormat), Event: "attempt", Src: a.Src.String(), SrcPort: a.SrcPort,
+		Dst: a.Dst.String(), DstPort: a.DstPort, Proto: a.Proto.String(), TTL: a.TTL, Answer: a.Answer, Suppressed: a.Suppressed, SuppressedAll: a.SuppressedAll}
+	switch a.Proto {
+	case TCP:
+		j.Flags = FlagString(a.Flags)
+	case ICMP:
+		t := a.Flags
+		j.ICMPType = &t
+		j.SrcPort, j.DstPort = 0, 0
+	}
+	out, _ := json.Marshal(j) // of strings and numbers only: no error
+	return append(b, out...)
 }
 
 // SyslogLine is the event in scanlogd's one-line style:

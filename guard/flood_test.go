@@ -37,7 +37,7 @@ func floodFrames(n int) (syns, rsts [][]byte) {
 // 100,000 sources, each a SYN and this host's reset, in turn.
 func BenchmarkFlood(b *testing.B) {
 	syns, rsts := floodFrames(100000)
-	g := NewGuard(Options{Sinks: []func(Event) error{JSONLines(io.Discard, nil)}})
+	g := NewGuard(Options{Sinks: []Sink{NewJSONLines(io.Discard, nil)}})
 	var p Packet
 	at := t0
 	b.ReportAllocs()
@@ -64,7 +64,7 @@ func BenchmarkSourceMemory(b *testing.B) {
 	const n = 100000
 	syns, rsts := floodFrames(n)
 	for b.Loop() {
-		g := NewGuard(Options{Config: Config{MaxSources: 1 << 17}, Sinks: []func(Event) error{JSONLines(io.Discard, nil)}})
+		g := NewGuard(Options{Config: Config{MaxSources: 1 << 17}, Sinks: []Sink{NewJSONLines(io.Discard, nil)}})
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)

@@ -30,7 +30,7 @@ type Options struct {
 	Config Config
 	// Sinks receive every event, in order; an error of one stops the
 	// Guard (Run returns a *SinkError).
-	Sinks []func(Event) error
+	Sinks []Sink
 	// Blocker, with BlockFor above zero, blocks each scan's sources.
 	Blocker  Blocker
 	BlockFor time.Duration
@@ -108,6 +108,13 @@ func (g *Guard) Packet(p *Packet) {
 	g.engine.Packet(p)
 }
 
+// Idle says no packet is waiting: the sinks write what they hold back.
+func (g *Guard) Idle() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.flushSinks()
+}
+
 // Tick moves time on.
 func (g *Guard) Tick(now time.Time) {
 	g.mu.Lock()
@@ -118,13 +125,30 @@ func (g *Guard) Tick(now time.Time) {
 			delete(g.blocked, a)
 		}
 	}
+	g.flushSinks()
 }
 
-// Flush ends everything going on, as at the end of a capture.
+// Flush ends everything going on, as at the end of a capture, and has
+// the sinks write everything.
 func (g *Guard) Flush(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.engine.Flush(now)
+	g.flushSinks()
+}
+
+// flushSinks has each sink write what it holds back. It runs with g.mu
+// held.
+func (g *Guard) flushSinks() {
+	if g.sinkErr != nil {
+		return
+	}
+	for _, s := range g.opts.Sinks {
+		if err := s.Flush(); err != nil {
+			g.sinkErr = &SinkError{err}
+			return
+		}
+	}
 }
 
 // Err is the first sink error, if any.
@@ -161,7 +185,7 @@ func (g *Guard) emit(ev Event) {
 		return
 	}
 	for _, s := range g.opts.Sinks {
-		if err := s(ev); err != nil {
+		if err := s.Event(ev); err != nil {
 			g.sinkErr = &SinkError{err}
 			return
 		}

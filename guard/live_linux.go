@@ -25,7 +25,9 @@ func (g *Guard) Open(ifaces []int, includeLo bool) (*Sensor, error) {
 	// packets are seen at once, where a ring of blocks held them until a
 	// block was full or its timer fired (about 0.8 ms later for a lone
 	// packet, measured); a flood is still read many frames at a time.
-	ring, err := packetring.Open(packetring.Config{Filter: filter, Snaplen: guardSnaplen, Outgoing: true, Immediate: true, Frames: guardRingFrames})
+	// Once every packet there is has been read, the sinks write the
+	// lines they held back meanwhile.
+	ring, err := packetring.Open(packetring.Config{Filter: filter, Snaplen: guardSnaplen, Outgoing: true, Immediate: true, Frames: guardRingFrames, Idle: g.Idle})
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +130,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 	})
 	cancel()
 	wg.Wait()
+	s.g.Idle()
 	if e := s.g.Err(); e != nil {
 		return e
 	}

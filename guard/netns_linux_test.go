@@ -111,7 +111,7 @@ func labConfig() Config {
 func (l lab) watch(t *testing.T, opts Options) (*Guard, *collector, func()) {
 	t.Helper()
 	col := &collector{}
-	opts.Sinks = append(opts.Sinks, col.sink)
+	opts.Sinks = append(opts.Sinks, SinkFunc(col.sink))
 	g := NewGuard(opts)
 	var s *Sensor
 	netnstest.Run(t, l.Target, func() error {
@@ -554,7 +554,7 @@ func TestTcpdumpReplayNetns(t *testing.T) {
 			}
 			defer f.Close()
 			col := &collector{}
-			g := NewGuard(Options{Sinks: []func(Event) error{col.sink}})
+			g := NewGuard(Options{Sinks: []Sink{SinkFunc(col.sink)}})
 			if err := g.Replay(context.Background(), f, c.local); err != nil {
 				t.Fatal(err)
 			}

@@ -43,21 +43,24 @@ const (
 
 // FlagString names TCP flags as nmap and tcpdump users read them:
 // "SYN", "FIN,PSH,URG", "NULL" for none.
-func FlagString(f uint8) string {
+func FlagString(f uint8) string { return string(appendFlags(nil, f)) }
+
+// appendFlags appends FlagString(f) to b.
+func appendFlags(b []byte, f uint8) []byte {
 	if f == 0 {
-		return "NULL"
+		return append(b, "NULL"...)
 	}
 	names := [8]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
-	var b []byte
+	first := true
 	for i, n := range names {
 		if f&(1<<i) != 0 {
-			if len(b) > 0 {
+			if !first {
 				b = append(b, ',')
 			}
-			b = append(b, n...)
+			b, first = append(b, n...), false
 		}
 	}
-	return string(b)
+	return b
 }
 
 // Flow is the addresses and ports of a packet, as its sender sent it.

@@ -156,7 +156,7 @@ func TestReplay(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var col collector
-			g := NewGuard(Options{Sinks: []func(Event) error{col.sink}})
+			g := NewGuard(Options{Sinks: []Sink{SinkFunc(col.sink)}})
 			if err := g.Replay(context.Background(), bytes.NewReader(c.file), c.local); err != nil {
 				t.Fatal(err)
 			}
@@ -279,7 +279,7 @@ func TestBlock(t *testing.T) {
 	var col collector
 	g := NewGuard(Options{
 		Config:  Config{Allow: []netip.Prefix{netip.PrefixFrom(other, 32)}},
-		Sinks:   []func(Event) error{col.sink},
+		Sinks:   []Sink{SinkFunc(col.sink)},
 		Blocker: fb, BlockFor: time.Hour,
 		Local: func(a netip.Addr) bool { return a == local4 },
 	})
@@ -344,7 +344,7 @@ func TestBlockOutsideLock(t *testing.T) {
 			var logMu sync.Mutex
 			g := NewGuard(Options{
 				Config:  Config{UpdateEvery: 100 * time.Millisecond},
-				Sinks:   []func(Event) error{col.sink},
+				Sinks:   []Sink{SinkFunc(col.sink)},
 				Logger:  slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil)),
 				Blocker: fb, BlockFor: time.Hour,
 			})
@@ -418,7 +418,7 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 
 // TestSinkError: a sink that fails stops the replay with a SinkError.
 func TestSinkError(t *testing.T) {
-	g := NewGuard(Options{Sinks: []func(Event) error{func(Event) error { return errors.New("disk full") }}})
+	g := NewGuard(Options{Sinks: []Sink{SinkFunc(func(Event) error { return errors.New("disk full") })}})
 	err := g.Replay(context.Background(), bytes.NewReader(writePcap(t, scenario())), nil)
 	var se *SinkError
 	if !errors.As(err, &se) {
@@ -466,7 +466,7 @@ func TestSyslog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sl.Close()
-	g := NewGuard(Options{Sinks: []func(Event) error{sl.Event}, Config: Config{LogBurst: 1, LogRate: 0.001}})
+	g := NewGuard(Options{Sinks: []Sink{sl}, Config: Config{LogBurst: 1, LogRate: 0.001}})
 	if err := g.Replay(context.Background(), bytes.NewReader(writePcap(t, scenario())), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -509,7 +509,7 @@ func TestSyslogStuck(t *testing.T) {
 	defer sl.Close()
 	sl.WriteTimeout = 10 * time.Millisecond
 	var col collector
-	g := NewGuard(Options{Sinks: []func(Event) error{sl.Event, col.sink}})
+	g := NewGuard(Options{Sinks: []Sink{sl, SinkFunc(col.sink)}})
 	if err := g.Replay(context.Background(), bytes.NewReader(writePcap(t, scenario())), nil); err != nil {
 		t.Fatal(err)
 	}

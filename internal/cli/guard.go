@@ -272,9 +272,9 @@ func runGuard(ctx context.Context, e *env, flags *pflag.FlagSet, gf *guardFlags)
 			return &exitError{code: ExitUsage, err: fmt.Errorf("guard: --out %s: %w", gf.out, unwrapPath(err))}
 		}
 		defer f.Close()
-		opts.Sinks = append(opts.Sinks, guard.JSONLines(f, f.Sync))
+		opts.Sinks = append(opts.Sinks, guard.NewJSONLines(f, f.Sync))
 	} else {
-		opts.Sinks = append(opts.Sinks, guard.JSONLines(e.Out, nil))
+		opts.Sinks = append(opts.Sinks, guard.NewJSONLines(e.Out, nil))
 	}
 	if gf.syslog {
 		sl, err := guard.DialSyslog(gf.syslogSocket, "portkit-guard", log)
@@ -282,7 +282,7 @@ func runGuard(ctx context.Context, e *env, flags *pflag.FlagSet, gf *guardFlags)
 			return &exitError{code: ExitNegative, err: fmt.Errorf("guard: --syslog: %s: %w", gf.syslogSocket, unwrapPath(err))}
 		}
 		defer sl.Close()
-		opts.Sinks = append(opts.Sinks, sl.Event)
+		opts.Sinks = append(opts.Sinks, sl)
 	}
 	g := guard.NewGuard(opts)
 

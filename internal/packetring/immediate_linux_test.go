@@ -346,3 +346,79 @@ func TestBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestIdle: Config.Idle is called once every packet queued has been read,
+// not between packets that were already waiting, and again after a lone
+// packet; in both kinds of ring.
+func TestIdle(t *testing.T) {
+	p := netnstest.New(t, "pid")
+	target := net.IP(netnstest.Target4.AsSlice())
+	dst := udpListen(t, p.Target, target, 0)
+	port := dst.LocalAddr().(*net.UDPAddr).Port
+	src := udpListen(t, p.Scanner, net.IP(netnstest.Scanner4.AsSlice()), 0)
+	for _, immediate := range []bool{true, false} {
+		var events []string // of Run's goroutine only
+		cfg := Config{Filter: udpToPort(t, uint16(port), 256), Immediate: immediate, Idle: func() { events = append(events, "idle") }}
+		r := openIn(t, p.Target, cfg)
+		const burst = 50
+		for i := range burst {
+			src.WriteTo(fmt.Appendf(nil, "b%02d", i), dst.LocalAddr())
+		}
+		receiveEach(t, dst, burst)
+		time.Sleep(20 * time.Millisecond) // a block ring's last block handed over
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		done := make(chan error, 1)
+		var mu sync.Mutex
+		read := 0
+		go func() {
+			done <- r.Run(ctx, func(pkt []byte, info Info) {
+				events = append(events, string(pkt[28:]))
+				mu.Lock()
+				read++
+				mu.Unlock()
+			})
+		}()
+		waitRead := func(n int) {
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				mu.Lock()
+				got := read
+				mu.Unlock()
+				if got >= n {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("immediate=%v: read %d packets, want %d", immediate, got, n)
+				}
+			}
+		}
+		waitRead(burst)
+		src.WriteTo([]byte("one"), dst.LocalAddr())
+		receiveEach(t, dst, 1)
+		waitRead(burst + 1)
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		var want []string
+		for i := range burst {
+			want = append(want, fmt.Sprintf("b%02d", i))
+		}
+		want = append(want, "idle", "one", "idle")
+		// A block ring may hand the burst over in more than one block,
+		// each read as it comes: the idle calls between them are allowed.
+		got := events
+		if !immediate {
+			got = nil
+			for i, e := range events {
+				if e != "idle" || i+1 == len(events) || events[i+1] == "one" {
+					got = append(got, e)
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("immediate=%v: Run's calls %q, want %q", immediate, events, want)
+		}
+	}
+}

@@ -86,6 +86,11 @@ type Config struct {
 	// DefaultFrames. Each takes Snaplen bytes and some 80 more, rounded
 	// up to 16.
 	Frames int
+	// Idle, if not nil, is called by Run, in its goroutine, whenever it
+	// has read every packet there is, before it waits for more: a reader
+	// that holds its output back while packets keep coming writes it
+	// here.
+	Idle func()
 }
 
 // The ring's size by default: DefaultBlocks blocks of DefaultBlockSize

@@ -23,6 +23,7 @@ type ringSys struct {
 	f        *os.File
 	rc       syscall.RawConn
 	outgoing bool
+	idle     func() // Config.Idle, or a no-op
 	drops    atomic.Uint64
 	closed   atomic.Bool
 
@@ -135,6 +136,10 @@ func (r *ringSys) open(cfg Config) error {
 		return fail("setsockopt SO_ATTACH_FILTER", err)
 	}
 	r.outgoing = cfg.Outgoing
+	r.idle = cfg.Idle
+	if r.idle == nil {
+		r.idle = func() {}
+	}
 	if !cfg.Outgoing {
 		// Since Linux 4.20; before it, run skips outgoing packets itself.
 		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
@@ -286,6 +291,9 @@ func (r *ringSys) run(ctx context.Context, h Handler) error {
 			if !r.readBlock(h) {
 				return nil
 			}
+			if !r.readRing(0) {
+				r.idle()
+			}
 			continue
 		}
 		switch r.errno {
@@ -304,6 +312,9 @@ func (r *ringSys) run(ctx context.Context, h Handler) error {
 			info.Interface = int(r.names[i].Ifindex)
 			off := i * r.snap
 			h(r.buf[off:off+int(r.msgs[i].Len)], info)
+		}
+		if r.got < len(r.msgs) {
+			r.idle() // a short batch: nothing more was queued
 		}
 	}
 }
@@ -409,6 +420,7 @@ func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
 	defer stop()
 	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.wake), Events: unix.POLLIN}}
 	var buf [8]byte
+	read := false // since idle was called
 	for {
 		if ctx.Err() != nil || r.closed.Load() {
 			return nil
@@ -417,8 +429,13 @@ func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
 		if !ok {
 			return nil
 		}
+		read = read || n > 0
 		if !drained {
 			continue
+		}
+		if read {
+			r.idle()
+			read = false
 		}
 		if r.busy(n, time.Now()) {
 			// Let a flood gather in the ring rather than wake per

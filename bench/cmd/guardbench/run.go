@@ -25,6 +25,7 @@ import (
 // alert is one detector's report as guardbench received it.
 type alert struct {
 	at   time.Time
+	trig time.Time // guard's: the time of the packet that set it off
 	src  string
 	kind string // the type guard named; scanlogd's TCP flags
 	// guard's alert: its phase and scan id and the number of sources (a
@@ -174,6 +175,7 @@ func runBench(args []string) error {
 		for sc.Scan() {
 			at := time.Now()
 			var e struct {
+				Time               time.Time
 				Event, Phase, Type string
 				ID                 int
 				Sources            []string
@@ -182,7 +184,7 @@ func runBench(args []string) error {
 				continue
 			}
 			for _, s := range e.Sources {
-				glog.add(alert{at: at, src: s, kind: e.Type, line: sc.Text(), phase: e.Phase, id: e.ID, sources: len(e.Sources)})
+				glog.add(alert{at: at, trig: e.Time, src: s, kind: e.Type, line: sc.Text(), phase: e.Phase, id: e.ID, sources: len(e.Sources)})
 			}
 		}
 	}()
@@ -370,7 +372,8 @@ func (c config) scan(ctx context.Context, r row, src, ports, host string, run in
 	}
 	delta := "—"
 	if res.gok && res.sok {
-		delta = fmt.Sprintf("%+.2f ms", float64(res.g.at.Sub(res.s.at))/float64(time.Millisecond))
+		delta = fmt.Sprintf("%+.2f ms (from guard's trigger packet: guard %.3f ms, scanlogd %.3f ms)", float64(res.g.at.Sub(res.s.at))/float64(time.Millisecond),
+			float64(res.g.at.Sub(res.g.trig))/float64(time.Millisecond), float64(res.s.at.Sub(res.g.trig))/float64(time.Millisecond))
 	}
 	fmt.Fprintf(os.Stderr, "%-18s %s wall %v: guard %v %q, scanlogd %v %q, guard-scanlogd %s, psad %v %q\n", r.name, src, wall.Round(time.Millisecond),
 		res.gok, res.g.kind, res.sok, res.s.line, delta, res.pok, res.p.line)
