@@ -161,6 +161,11 @@ func runBench(args []string) error {
 	var glog log
 	guardCmd := exec.CommandContext(ctx, "ip", "netns", "exec", c.tns, c.portkit, "guard", "--metrics", "127.0.0.1:9102")
 	guardCmd.Stderr = os.Stderr
+	// A session of its own, as scanlogd has (it daemonizes) and as a
+	// service has under systemd: with the kernel's autogroups (on by
+	// default) a session is scheduled as one, so in this one guard would
+	// share its CPU time with guardbench and the scanners.
+	guardCmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	gout, err := guardCmd.StdoutPipe()
 	if err != nil {
 		return err
