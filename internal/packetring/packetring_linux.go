@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -419,18 +418,6 @@ func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
 	defer r.runMu.Unlock()
 	stop := context.AfterFunc(ctx, r.wakeUp)
 	defer stop()
-	// One thread, which waits in poll(2) and pauses in nanosleep(2)
-	// itself: a pause through the runtime's timers lasted up to a
-	// millisecond (its poller's resolution), and the reader went from
-	// thread to thread, waking one at each turn. Its timer slack (50 µs
-	// by default) is cut to a microsecond for the pauses.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if slack, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0); err == nil {
-		unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(time.Microsecond), 0, 0, 0)
-		defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(slack), 0, 0, 0)
-	}
-	pause := unix.Timespec{Nsec: int64(paceDelay)}
 	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.wake), Events: unix.POLLIN}}
 	var buf [8]byte
 	read := false // since idle was called
@@ -453,7 +440,7 @@ func (r *ringSys) runFrames(ctx context.Context, h Handler) error {
 		if r.busy(n, time.Now()) {
 			// Let a flood gather in the ring rather than wake per
 			// packet: a wake-up costs more than reading a frame.
-			unix.Nanosleep(&pause, nil)
+			time.Sleep(paceDelay)
 			continue
 		}
 		// The kernel reports the socket readable while the frame it
@@ -522,7 +509,7 @@ func (r *ringSys) readFrames(h Handler) (n int, drained, ok bool) {
 const (
 	paceWindow     = time.Millisecond
 	paceBusyFrames = 32 // 32,000 packets a second
-	paceDelay      = 100 * time.Microsecond
+	paceDelay      = 250 * time.Microsecond
 )
 
 // busy counts n frames read by now and tells whether the reader is busy.
