@@ -18,10 +18,14 @@ type Config struct {
 	// The short window, after scanlogd: a scan is PrivWeight per
 	// distinct port below 1024 and HighWeight per other port, adding up
 	// to ShortThreshold, each probe within ShortGap of the one before.
+	// A FIN, NULL or Xmas probe weighs StealthWeight at least, whatever
+	// its port: no TCP sends one outside a scan (every segment after a
+	// SYN carries ACK), so fewer of them make one.
 	ShortGap       time.Duration
 	ShortThreshold int
 	PrivWeight     int
 	HighWeight     int
+	StealthWeight  int
 	// The long window, for slow scans: LongPorts distinct ports within
 	// LongWindow.
 	LongWindow time.Duration
@@ -66,7 +70,7 @@ type Config struct {
 
 // defaultConfig is read only: the settings of zero fields.
 var defaultConfig = Config{
-	ShortGap: 3 * time.Second, ShortThreshold: 21, PrivWeight: 3, HighWeight: 1,
+	ShortGap: 3 * time.Second, ShortThreshold: 21, PrivWeight: 3, HighWeight: 1, StealthWeight: 3,
 	LongWindow: 10 * time.Minute, LongPorts: 30,
 	SweepHosts: 8,
 	DistWindow: 5 * time.Minute, DistPorts: 100, DistSources: 4,
@@ -95,6 +99,7 @@ func (c Config) withDefaults() Config {
 	seti(&c.ShortThreshold, d.ShortThreshold)
 	seti(&c.PrivWeight, d.PrivWeight)
 	seti(&c.HighWeight, d.HighWeight)
+	seti(&c.StealthWeight, d.StealthWeight)
 	set(&c.LongWindow, d.LongWindow)
 	seti(&c.LongPorts, d.LongPorts)
 	seti(&c.SweepHosts, d.SweepHosts)
@@ -173,6 +178,7 @@ type fileTOML struct {
 		Threshold  int    `toml:"threshold"`
 		PrivWeight int    `toml:"priv_weight"`
 		HighWeight int    `toml:"high_weight"`
+		Stealth    int    `toml:"stealth_weight"`
 	} `toml:"short"`
 	Long struct {
 		Window string `toml:"window"`
@@ -225,7 +231,7 @@ func ParseFile(path string, data []byte) (*File, error) {
 	}
 	c := &f.Engine
 	c.MaxSources, c.LogAll, c.LogRate, c.LogBurst, c.LogTotalRate = t.MaxSources, t.LogAll, t.LogRate, t.LogBurst, t.LogTotal
-	c.ShortThreshold, c.PrivWeight, c.HighWeight = t.Short.Threshold, t.Short.PrivWeight, t.Short.HighWeight
+	c.ShortThreshold, c.PrivWeight, c.HighWeight, c.StealthWeight = t.Short.Threshold, t.Short.PrivWeight, t.Short.HighWeight, t.Short.Stealth
 	c.LongPorts, c.SweepHosts = t.Long.Ports, t.Sweep.Hosts
 	c.DistPorts, c.DistSources = t.Distributed.Ports, t.Distributed.Sources
 	for _, d := range []struct {
@@ -283,7 +289,7 @@ func (c Config) Validate() error {
 		name string
 		n    int
 	}{
-		{"short threshold", c.ShortThreshold}, {"priv_weight", c.PrivWeight}, {"high_weight", c.HighWeight},
+		{"short threshold", c.ShortThreshold}, {"priv_weight", c.PrivWeight}, {"high_weight", c.HighWeight}, {"stealth_weight", c.StealthWeight},
 		{"long ports", c.LongPorts}, {"sweep hosts", c.SweepHosts}, {"distributed ports", c.DistPorts},
 		{"distributed sources", c.DistSources}, {"max_sources", c.MaxSources}, {"log_burst", c.LogBurst},
 	} {

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -168,7 +169,7 @@ type Engine struct {
 	freePending  []*pending // decided, to use again
 	stray        [strayCacheSize]strayEntry
 	seed         maphash.Seed
-	alerts       map[uint64]*alert
+	alerts       []*alert // going on, by ID: the order they started in
 	nextID       uint64
 	coverage     map[portKey]coverEntry
 	coverSources map[netip.Addr]int
@@ -215,7 +216,6 @@ func New(cfg Config, sink func(Event)) *Engine {
 		sources:      map[netip.Addr]*source{},
 		pending:      map[Flow]*pending{},
 		seed:         maphash.MakeSeed(),
-		alerts:       map[uint64]*alert{},
 		coverage:     map[portKey]coverEntry{},
 		coverSources: map[netip.Addr]int{},
 		stats:        Stats{Scans: map[string]uint64{}},
@@ -502,14 +502,9 @@ func (e *Engine) Flush(now time.Time) {
 	}
 }
 
-func (e *Engine) sortedAlerts() []*alert {
-	out := make([]*alert, 0, len(e.alerts))
-	for _, a := range e.alerts {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, func(a, b *alert) int { return int(a.ID) - int(b.ID) })
-	return out
-}
+// sortedAlerts is a copy of the scans going on, by ID, for a loop that
+// may end some.
+func (e *Engine) sortedAlerts() []*alert { return slices.Clone(e.alerts) }
 
 // source returns the state of addr, made on first sight, and marks it
 // the most recent.
@@ -772,10 +767,15 @@ func (e *Engine) weigh(s *source, pd *pending, now time.Time) {
 	if s.ports == nil && (!s.one || s.port0 == pk && s.dst0 == pd.flow.Dst) && !e.onePortDetects() && !e.mapsOnly {
 		// One port of one target so far: the windows below would hold
 		// just it, at this time, with its weight, and detect nothing.
+		if !s.one || at.UnixNano()-s.shortLast > int64(e.cfg.ShortGap) {
+			// Its weight is its first probe's in the window, as in
+			// the window's map.
+			s.shortWeight = e.weight(pk, pd.kind)
+		}
 		s.one, s.port0, s.dst0 = true, pk, pd.flow.Dst
-		s.shortLast, s.shortWeight = at.UnixNano(), e.weight(pk)
+		s.shortLast = at.UnixNano()
 	} else {
-		trigger = e.windows(s, pk, pd.flow.Dst, at)
+		trigger = e.windows(s, pk, e.weight(pk, pd.kind), pd.flow.Dst, at)
 	}
 	if trigger != "" {
 		e.detect(s, trigger, now)
@@ -795,20 +795,27 @@ func (e *Engine) weigh(s *source, pd *pending, now time.Time) {
 // onePortDetects reports whether the thresholds are so low that one
 // port of one target is a scan.
 func (e *Engine) onePortDetects() bool {
-	return max(e.cfg.PrivWeight, e.cfg.HighWeight) >= e.cfg.ShortThreshold || e.cfg.LongPorts <= 1 || e.cfg.SweepHosts <= 1
+	return max(e.cfg.PrivWeight, e.cfg.HighWeight, e.cfg.StealthWeight) >= e.cfg.ShortThreshold || e.cfg.LongPorts <= 1 || e.cfg.SweepHosts <= 1
 }
 
-// weight is a port's in the short window: privileged ports more.
-func (e *Engine) weight(k portKey) int {
+// weight is a probe's in the short window: privileged ports more, and a
+// stealth probe at least StealthWeight.
+func (e *Engine) weight(k portKey, kind probeKind) int {
+	w := e.cfg.HighWeight
 	if k.port < 1024 {
-		return e.cfg.PrivWeight
+		w = e.cfg.PrivWeight
 	}
-	return e.cfg.HighWeight
+	switch kind {
+	case kindFIN, kindNULL, kindXmas:
+		w = max(w, e.cfg.StealthWeight)
+	}
+	return w
 }
 
-// windows adds a probe of port k of dst at at to the windows of s, and
+// windows adds a probe of port k of dst at at, of the weight given, to the
+// windows of s, and
 // returns the rule that found a scan in them, or "".
-func (e *Engine) windows(s *source, k portKey, dst netip.Addr, at time.Time) string {
+func (e *Engine) windows(s *source, k portKey, weight int, dst netip.Addr, at time.Time) string {
 	ps := s.portState()
 	if ps.targets == nil {
 		ps.targets = map[netip.Addr]struct{}{}
@@ -826,7 +833,7 @@ func (e *Engine) windows(s *source, k portKey, dst netip.Addr, at time.Time) str
 	trigger := ""
 	if _, ok := ps.short[k]; !ok {
 		ps.short[k] = struct{}{}
-		s.shortWeight += e.weight(k)
+		s.shortWeight += weight
 		if s.shortWeight >= e.cfg.ShortThreshold {
 			trigger = "short"
 		}
@@ -935,16 +942,12 @@ func (e *Engine) detect(s *source, trigger string, now time.Time) {
 // reported on its own: each per-source alert describes only its
 // source's packets.
 func (e *Engine) distributedPeer(s *source, ports []portKey, now time.Time) *alert {
-	var types []string
-	for _, a := range e.sortedAlerts() {
+	types := typeSet(s.evidenceCounts())
+	for _, a := range e.alerts {
 		if a.Kind == "sweep" || now.Sub(a.Start) > e.cfg.DistWindow || time.Unix(0, s.first).Sub(a.Last) > e.cfg.ShortGap {
 			continue
 		}
-		if types == nil {
-			types = scanTypes(s.evidenceCounts())
-			slices.Sort(types)
-		}
-		if at := scanTypes(a.evidence); len(at) != len(types) || !slices.Equal(types, slices.Sorted(slices.Values(at))) {
+		if typeSet(a.evidence) != types {
 			continue
 		}
 		shared := false
@@ -964,7 +967,9 @@ func (e *Engine) distributedPeer(s *source, ports []portKey, now time.Time) *ale
 				m = a.udp
 			}
 			if _, ok := m[k.port]; ok {
-				overlap++
+				if overlap++; overlap*10 > len(ports) {
+					break // not a slice of it: the same ports
+				}
 			}
 		}
 		if overlap*10 <= len(ports) {
@@ -981,10 +986,9 @@ func (e *Engine) newAlert(trigger string, now time.Time) *alert {
 		sources: map[netip.Addr]struct{}{}, targets: map[netip.Addr]struct{}{},
 		tcp: map[uint16]struct{}{}, udp: map[uint16]struct{}{},
 	}
-	e.alerts[a.ID] = a
+	e.alerts = append(e.alerts, a)
 	for len(e.alerts) > e.cfg.MaxAlerts {
-		oldest := e.sortedAlerts()[0]
-		e.endAlert(oldest, now)
+		e.endAlert(e.alerts[0], now)
 	}
 	return a
 }
@@ -1067,7 +1071,9 @@ func (e *Engine) detectDistributed(now time.Time) {
 
 func (e *Engine) endAlert(a *alert, now time.Time) {
 	e.emitAlert(a, PhaseEnd, now)
-	delete(e.alerts, a.ID)
+	if i, ok := slices.BinarySearchFunc(e.alerts, a.ID, func(a *alert, id uint64) int { return cmp.Compare(a.ID, id) }); ok {
+		e.alerts = slices.Delete(e.alerts, i, i+1)
+	}
 	for addr := range a.sources {
 		if s := e.sources[addr]; s != nil && s.alert == a {
 			s.alert = nil
@@ -1110,14 +1116,17 @@ func scanType(ev [numKinds]int) string {
 	return strings.Join(names, "+")
 }
 
-// scanTypes are the names scanType joins.
-func scanTypes(ev [numKinds]int) []string {
-	type share struct {
-		name string
-		n    int
-	}
+// typeShare is how many probes show one scan type.
+type typeShare struct {
+	name string
+	n    int
+}
+
+// typeShares are the probes of each type, in a fixed order; the first is
+// the SYN family, named SYN or connect by its evidence.
+func typeShares(ev [numKinds]int) [7]typeShare {
 	synRaw, synStack, half, conn := ev[kindSYNRaw], ev[kindSYNStack], ev[kindHalfOpen], ev[kindConnect]
-	syn := share{n: synRaw + synStack + half + conn}
+	syn := typeShare{n: synRaw + synStack + half + conn}
 	switch {
 	case half > 0 && half >= conn:
 		syn.name = "SYN"
@@ -1130,20 +1139,51 @@ func scanTypes(ev [numKinds]int) []string {
 	default:
 		syn.name = "SYN"
 	}
-	all := []share{syn, {"FIN", ev[kindFIN]}, {"NULL", ev[kindNULL]}, {"Xmas", ev[kindXmas]},
+	return [7]typeShare{syn, {"FIN", ev[kindFIN]}, {"NULL", ev[kindNULL]}, {"Xmas", ev[kindXmas]},
 		{"ACK/Window", ev[kindACK]}, {"Maimon", ev[kindMaimon]}, {"UDP", ev[kindUDP]}}
+}
+
+// named reports whether a type with n of total probes is named: it has at
+// least a tenth of them.
+func named(n, total int) bool { return n > 0 && n*10 >= total }
+
+// scanTypes are the names scanType joins: every type with at least a
+// tenth of the probes, the most common first.
+func scanTypes(ev [numKinds]int) []string {
+	all := typeShares(ev)
 	total := 0
 	for _, s := range all {
 		total += s.n
 	}
-	slices.SortStableFunc(all, func(a, b share) int { return b.n - a.n })
+	slices.SortStableFunc(all[:], func(a, b typeShare) int { return b.n - a.n })
 	var names []string
 	for _, s := range all {
-		if s.n > 0 && s.n*10 >= total {
+		if named(s.n, total) {
 			names = append(names, s.name)
 		}
 	}
 	return names
+}
+
+// typeSet is the set of scanTypes, as bits (the SYN family's two names
+// apart), for comparing without allocating.
+func typeSet(ev [numKinds]int) uint8 {
+	all := typeShares(ev)
+	total := 0
+	for _, s := range all {
+		total += s.n
+	}
+	var set uint8
+	for i, s := range all {
+		if named(s.n, total) {
+			bit := uint8(1) << i
+			if s.name == "connect" {
+				bit = 1 << 7
+			}
+			set |= bit
+		}
+	}
+	return set
 }
 
 // toolGuess names the scanner when most of the SYNs carry its mark:
