@@ -38,16 +38,7 @@ func needBPF(t *testing.T) {
 // children's PIDs and the sockets' inodes, holders by inode.
 func sharedFixture(t *testing.T) (port int, holders map[uint64][]int) {
 	t.Helper()
-	reuse := func(fd int) error {
-		return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1)
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) { err = reuse(int(fd)) }); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	lc := reusePortConfig()
 	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,19 +52,7 @@ func sharedFixture(t *testing.T) (port int, holders map[uint64][]int) {
 	t.Cleanup(func() { lf.Close() })
 	var bound []*os.File
 	for range 2 {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := os.NewFile(uintptr(fd), "bound")
-		t.Cleanup(func() { f.Close() })
-		if err := reuse(fd); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		bound = append(bound, f)
+		bound = append(bound, bindReusePort(t, port))
 	}
 	pc, err := net.ListenPacket("udp4", ln.Addr().String())
 	if err != nil {

@@ -163,6 +163,41 @@ func TestSplitSlow(t *testing.T) {
 	}
 }
 
+// reusePortConfig listens with SO_REUSEPORT, so that several sockets
+// share a port.
+func reusePortConfig() net.ListenConfig {
+	return net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = setReusePort(int(fd)) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+}
+
+func setReusePort(fd int) error {
+	return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1)
+}
+
+// bindReusePort is a TCP socket bound to port of 127.0.0.1 with
+// SO_REUSEPORT, not listening, closed when the test ends.
+func bindReusePort(t *testing.T, port int) *os.File {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "bound")
+	t.Cleanup(func() { f.Close() })
+	if err := setReusePort(fd); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestOverlappedSearch: the search run beside the slow requests (the
 // bound sockets who asks for) finds what the search after every request
 // finds, on real sockets: a listener and two bound, inactive sockets on
@@ -170,16 +205,7 @@ func TestSplitSlow(t *testing.T) {
 // children, one bound socket by this process and a third child, the other
 // by this process alone. Every holder is listed (issue 10).
 func TestOverlappedSearch(t *testing.T) {
-	reuse := func(fd int) error {
-		return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1)
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) { err = reuse(int(fd)) }); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	lc := reusePortConfig()
 	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -188,19 +214,7 @@ func TestOverlappedSearch(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	var bound []*os.File
 	for range 2 {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := os.NewFile(uintptr(fd), "bound")
-		defer f.Close()
-		if err := reuse(fd); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		bound = append(bound, f)
+		bound = append(bound, bindReusePort(t, port))
 	}
 	lf, err := ln.(*net.TCPListener).File()
 	if err != nil {
