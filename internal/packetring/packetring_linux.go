@@ -210,19 +210,31 @@ func (r *ringSys) openRing(fd, blocks, blockSize int) bool {
 		Frame_size: ringFrame, Frame_nr: uint32(blockSize / ringFrame * blocks),
 		Retire_blk_tov: ringTimeout,
 	}
-	if unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req) != nil {
-		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
-		return false
-	}
-	ring, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		// The ring stays, unread: take it down again.
-		unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &unix.TpacketReq3{})
-		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+	ring, ok := mapRing(fd, blockSize*blocks, func(req *unix.TpacketReq3) error {
+		return unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req)
+	}, &req)
+	if !ok {
 		return false
 	}
 	r.ring, r.block = ring, blockSize
 	return true
+}
+
+// mapRing asks the kernel for the receive ring req (through set) and maps
+// its size bytes; where either fails, the ring is taken down again (set
+// with a zero request) and the socket goes back to TPACKET_V1, to be read
+// with recvmmsg.
+func mapRing[R any](fd, size int, set func(*R) error, req *R) ([]byte, bool) {
+	if set(req) == nil {
+		ring, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err == nil {
+			return ring, true
+		}
+		// The ring stays, unread: take it down again.
+		set(new(R))
+	}
+	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+	return nil, false
 }
 
 // openFrameRing sets up a TPACKET_V2 receive ring of at least frames
@@ -243,15 +255,10 @@ func (r *ringSys) openFrameRing(fd, frames, snaplen int) bool {
 		Block_size: uint32(blockSize), Block_nr: uint32(blocks),
 		Frame_size: uint32(frame), Frame_nr: uint32(blocks * perBlock),
 	}
-	if unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req) != nil {
-		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
-		return false
-	}
-	ring, err := unix.Mmap(fd, 0, blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		// The ring stays, unread: take it down again.
-		unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &unix.TpacketReq{})
-		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V1)
+	ring, ok := mapRing(fd, blockSize*blocks, func(req *unix.TpacketReq) error {
+		return unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, req)
+	}, &req)
+	if !ok {
 		return false
 	}
 	r.ring, r.block = ring, blockSize
